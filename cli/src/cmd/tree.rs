@@ -1,0 +1,166 @@
+//! The nouns' subcommands, as SURFACE.md lists them. Each takes its
+//! arguments as [`Pending`] until the issue that builds it gives it real
+//! flags; `--help` already shows the whole tree.
+
+use clap::{Args, Subcommand};
+
+/// Arguments of a command this build does not have yet: accepted as they
+/// are so the command can say so clearly.
+#[derive(Debug, Args)]
+pub struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+macro_rules! subcommands {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Subcommand)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant(Pending),)*
+        }
+    };
+}
+
+subcommands! {
+    /// `shoal swarm ...`
+    SwarmCommand {
+        /// Initialize a swarm: this node becomes its first manager.
+        Init,
+        /// Join a swarm as a worker or a manager, by token.
+        Join,
+        /// Manage join tokens.
+        #[command(name = "join-token")]
+        JoinToken,
+        /// Leave the swarm.
+        Leave,
+        /// Update the swarm.
+        Update,
+        /// Unlock a locked manager.
+        Unlock,
+        /// Manage the unlock key.
+        #[command(name = "unlock-key")]
+        UnlockKey,
+        /// Display and rotate the root CA.
+        Ca,
+    }
+}
+
+subcommands! {
+    /// `shoal node ...`
+    NodeCommand {
+        /// List nodes in the swarm.
+        #[command(alias = "list")]
+        Ls,
+        /// Display detailed information on one or more nodes.
+        Inspect,
+        /// List tasks running on one or more nodes (default: this node).
+        Ps,
+        /// Remove one or more nodes from the swarm.
+        #[command(alias = "remove")]
+        Rm,
+        /// Update a node (availability, labels, role).
+        Update,
+        /// Promote one or more nodes to manager.
+        Promote,
+        /// Demote one or more nodes from manager.
+        Demote,
+    }
+}
+
+subcommands! {
+    /// `shoal service ...`
+    ServiceCommand {
+        /// Create a new service.
+        Create,
+        /// Display detailed information on one or more services.
+        Inspect,
+        /// List services.
+        #[command(alias = "list")]
+        Ls,
+        /// List the tasks of one or more services.
+        Ps,
+        /// Fetch the logs of a service or task.
+        Logs,
+        /// Remove one or more services.
+        #[command(alias = "remove")]
+        Rm,
+        /// Scale one or more replicated services (`web=3 api=5`).
+        Scale,
+        /// Update a service.
+        Update,
+        /// Revert changes to a service's configuration.
+        Rollback,
+    }
+}
+
+subcommands! {
+    /// `shoal stack ...`
+    StackCommand {
+        /// Deploy a new stack or update an existing one (compose v3).
+        #[command(alias = "up")]
+        Deploy,
+        /// List stacks.
+        #[command(alias = "list")]
+        Ls,
+        /// List the services in a stack.
+        Services,
+        /// List the tasks in a stack.
+        Ps,
+        /// Remove one or more stacks.
+        #[command(alias = "remove", alias = "down")]
+        Rm,
+        /// Show what a deploy would create, update and remove, changing nothing.
+        Diff,
+    }
+}
+
+subcommands! {
+    /// `shoal network ...`
+    NetworkCommand {
+        /// Create a network.
+        Create,
+        /// List networks.
+        #[command(alias = "list")]
+        Ls,
+        /// Display detailed information on one or more networks.
+        Inspect,
+        /// Remove one or more networks.
+        #[command(alias = "remove")]
+        Rm,
+        /// Remove all unused networks.
+        Prune,
+    }
+}
+
+subcommands! {
+    /// `shoal secret ...`
+    SecretCommand {
+        /// Create a secret from a file or STDIN.
+        Create,
+        /// List secrets.
+        #[command(alias = "list")]
+        Ls,
+        /// Display detailed information on one or more secrets (never the data).
+        Inspect,
+        /// Remove one or more secrets.
+        #[command(alias = "remove")]
+        Rm,
+    }
+}
+
+subcommands! {
+    /// `shoal config ...`
+    ConfigCommand {
+        /// Create a config from a file or STDIN.
+        Create,
+        /// List configs.
+        #[command(alias = "list")]
+        Ls,
+        /// Display detailed information on one or more configs.
+        Inspect,
+        /// Remove one or more configs.
+        #[command(alias = "remove")]
+        Rm,
+    }
+}

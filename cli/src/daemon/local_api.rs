@@ -1,0 +1,79 @@
+//! The `Local` gRPC service: node-local questions answered by this daemon.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use shoal_proto::build_info;
+use shoal_proto::local::{
+    InfoRequest, InfoResponse, SwarmInfo, VersionRequest, VersionResponse, local_server::Local,
+};
+use shoal_worker::engine::{EngineInfo, EngineKind};
+use shoal_worker::host::HostFacts;
+use tonic::{Request, Response, Status};
+
+/// Serves version and info about this node.
+#[derive(Debug)]
+pub struct LocalApi {
+    state_dir: PathBuf,
+    engine: EngineInfo,
+    started_at: SystemTime,
+}
+
+impl LocalApi {
+    /// A local API for a daemon using `state_dir` and `engine`.
+    pub fn new(state_dir: PathBuf, engine: EngineInfo, started_at: SystemTime) -> LocalApi {
+        LocalApi {
+            state_dir,
+            engine,
+            started_at,
+        }
+    }
+
+    /// Docker reports its own version for the engine; built-ins have none.
+    fn engine_version(&self) -> String {
+        match self.engine.kind {
+            EngineKind::Docker => self.engine.version.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Local for LocalApi {
+    async fn version(
+        &self,
+        _: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        let host = HostFacts::gather();
+        Ok(Response::new(VersionResponse {
+            daemon: Some(build_info::version_info()),
+            engine: self.engine.kind.name().to_string(),
+            engine_version: self.engine_version(),
+            kernel_version: host.kernel_version,
+        }))
+    }
+
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let host = HostFacts::gather();
+        Ok(Response::new(InfoResponse {
+            hostname: host.hostname,
+            os: build_info::os().to_string(),
+            arch: build_info::arch().to_string(),
+            kernel_version: host.kernel_version,
+            ncpu: host.ncpu,
+            mem_total: host.mem_total,
+            engine: self.engine.kind.name().to_string(),
+            engine_version: self.engine_version(),
+            state_dir: self.state_dir.display().to_string(),
+            server_version: build_info::VERSION.to_string(),
+            pid: std::process::id(),
+            started_at: Some(self.started_at.into()),
+            swarm: Some(SwarmInfo {
+                local_node_state: "inactive".to_string(),
+                ..Default::default()
+            }),
+            cgroup_version: host.cgroup_version.to_string(),
+            load_balancer: host.load_balancer.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,87 @@
+//! `shoal daemon`: one per machine (or per network namespace in tests).
+//!
+//! Start-up order matters: take the state dir's lock first (two daemons
+//! must never share state), resolve the engine, then bind the socket last
+//! so a client that connects finds a daemon that is ready. SIGTERM/SIGINT
+//! cancel the shutdown tree; the server drains, the socket file is removed
+//! and the lock released.
+
+mod local_api;
+mod socket;
+mod state_dir;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use shoal_proto::local::local_server::LocalServer;
+use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
+use shoal_proto::telemetry::{self, LogFormat};
+use shoal_worker::engine::{self, DEFAULT_DOCKER_SOCKET, EngineChoice};
+
+use crate::host::Host;
+
+/// `shoal daemon` flags.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Where this node keeps its state (certificates, Raft log, tasks).
+    #[arg(long, env = "SHOAL_STATE_DIR", default_value = "/var/lib/shoal")]
+    state_dir: PathBuf,
+
+    /// Engine that runs tasks: auto picks docker when its socket answers, else process.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "docker", "process", "sim"])]
+    engine: String,
+
+    /// The Docker Engine's socket, for the docker engine.
+    #[arg(long, default_value = DEFAULT_DOCKER_SOCKET)]
+    docker_socket: PathBuf,
+
+    /// Default log level (overridden by SHOAL_LOG, same syntax as RUST_LOG).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+
+    /// Log lines as text or JSON.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
+    let format = if args.log_format == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    };
+    telemetry::init(&args.log_level, format);
+
+    let state = state_dir::StateDir::open(&args.state_dir)?;
+    let choice: EngineChoice = args.engine.parse()?;
+    let engine = engine::resolve(choice, &args.docker_socket).await?;
+    tracing::info!(
+        version = shoal_proto::build_info::VERSION,
+        commit = shoal_proto::build_info::GIT_COMMIT,
+        state_dir = %state.path().display(),
+        engine = %engine.display(),
+        "shoal daemon starting"
+    );
+
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let (incoming, socket_file) = socket::bind(&host)?;
+    tracing::info!(%host, "serving the local API");
+    let api = local_api::LocalApi::new(state.path().to_path_buf(), engine, SystemTime::now());
+    let served = tonic::transport::Server::builder()
+        .add_service(LocalServer::new(api))
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
+        .await;
+
+    shutdown.cancel();
+    if let Ok(Some(signal)) = signals.await {
+        tracing::info!(signal, "shutting down");
+    }
+    drop(socket_file);
+    drop(state);
+    served?;
+    tracing::info!("shoal daemon stopped");
+    Ok(())
+}

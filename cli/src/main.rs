@@ -1,0 +1,44 @@
+//! `shoal`: the command line and the daemon in one binary.
+//!
+//! # Layout
+//! - [`cmd`]: the command tree (clap) and one thin client module per noun.
+//! - [`daemon`]: `shoal daemon`, which composes the worker (always) and the
+//!   manager (by role) and serves the local API on a Unix socket.
+//! - [`client`], [`host`]: how a command reaches its daemon.
+//! - [`output`]: tables, JSON and `--format`.
+
+mod client;
+mod cmd;
+mod daemon;
+mod host;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+fn main() -> ExitCode {
+    let matches = cmd::Cli::command().get_matches();
+    let path = cmd::subcommand_path(&matches);
+    let cli = match cmd::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("Error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli, &path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

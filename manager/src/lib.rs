@@ -1,0 +1,12 @@
+//! The manager side of a Shoal node.
+//!
+//! # Layout (grows with the issues that build it; see shared/DESIGN.md)
+//! - `store`: in-memory indexed tables, transactions, watch events.
+//! - `raft`: the Raft node around raft-rs `RawNode`, sled storage, transport.
+//! - `ca`: root CA, node certificates, join tokens.
+//! - `controlapi`: the control API, the only place errors become `Status`.
+//! - leader-only loops: orchestrators, allocator, scheduler, dispatcher.
+//!
+//! A manager never runs a task and never depends on the worker crate: all
+//! it shares with workers is the protocol in `shoal-proto`.
+#![deny(missing_docs)]

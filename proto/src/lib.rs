@@ -1,0 +1,45 @@
+//! Shoal's protocol and the few pieces both sides of the wire share.
+//!
+//! # Layout
+//! - The generated modules ([`objects`], [`control`], [`dispatcher`],
+//!   [`raft`], [`ca`], [`logs`], [`local`]) come from `proto/shoal/*.proto`.
+//! - [`build_info`]: versions shown by `shoal version`.
+//! - [`telemetry`]: one way to set up `tracing` for every binary.
+//! - [`shutdown`]: the cancellation tree every long-lived loop listens to.
+//!
+//! `manager` and `worker` never depend on each other: this crate is all
+//! they share.
+#![deny(missing_docs)]
+
+pub mod build_info;
+pub mod shutdown;
+pub mod telemetry;
+
+macro_rules! generated {
+    ($(#[$doc:meta] $name:ident => $pkg:literal),* $(,)?) => {
+        $(
+            #[$doc]
+            #[allow(missing_docs, clippy::all, clippy::pedantic)]
+            pub mod $name {
+                tonic::include_proto!($pkg);
+            }
+        )*
+    };
+}
+
+generated! {
+    /// Cluster objects: Cluster, Node, Service, Task, Network, Secret, Config.
+    objects => "shoal.objects",
+    /// The control API the CLI calls and managers forward to the leader.
+    control => "shoal.control",
+    /// Worker sessions, heartbeats, assignments and task status.
+    dispatcher => "shoal.dispatcher",
+    /// Raft transport and membership between managers.
+    raft => "shoal.raft",
+    /// The node CA: root certificate, node certificates, unlock key.
+    ca => "shoal.ca",
+    /// Log broker: subscriptions and publishing.
+    logs => "shoal.logs",
+    /// The local daemon API on the Unix socket.
+    local => "shoal.local",
+}

@@ -1,0 +1,14 @@
+//! The worker side of a Shoal node: every node runs one.
+//!
+//! # Layout (grows with the issues that build it; see shared/DESIGN.md)
+//! - [`engine`]: which local engine runs tasks (docker, process, sim) and
+//!   how `auto` chooses.
+//! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
+//! - later: `agent` (session to a dispatcher), `task` (one actor per task),
+//!   `exec` (engines behind one trait), `net` (overlay, DNS, load balancing).
+//!
+//! A worker never writes cluster state except through the dispatcher.
+#![deny(missing_docs)]
+
+pub mod engine;
+pub mod host;
