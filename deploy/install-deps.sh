@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages Shoal's daemon and tests use: iproute2
+# (namespaces, veth, bridges, VXLAN), nftables (load balancing, test
+# faults), iputils-ping and busybox-static (test tasks), util-linux
+# (unshare). Only what is missing is installed.
+set -euo pipefail
+need=()
+for pkg in iproute2 nftables iputils-ping util-linux busybox-static; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

@@ -1,0 +1,493 @@
+//! A test cluster: N hosts, each a network namespace with its own UTS name
+//! (`node-0`, `node-1`, ...), state dir, socket, log file and `shoal daemon`.
+//!
+//! The CLI runs from the test's own namespace against a host's socket (a
+//! Unix socket is reached by path, whatever the namespace); commands that
+//! must run *on* a host (ping, wget, nft) go through [`Cluster::exec`].
+
+use std::fs::{self, OpenOptions};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::eventually::eventually;
+use crate::netns::{self, Netns, Underlay};
+
+/// How long a daemon may take to answer after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// A CLI call that takes longer than this is killed (seconds).
+const CLI_TIMEOUT_SECS: &str = "60";
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Whether it exited 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Its stdout if it succeeded, else an error with its stderr.
+    pub fn ok(self) -> anyhow::Result<String> {
+        if self.success() {
+            Ok(self.stdout)
+        } else {
+            bail!(
+                "exited with {}: {}{}",
+                self.status,
+                self.stderr.trim(),
+                self.stdout.trim()
+            )
+        }
+    }
+}
+
+/// Options for a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    hosts: usize,
+    engine: String,
+    daemon_args: Vec<String>,
+}
+
+impl ClusterBuilder {
+    /// Number of hosts (default 3).
+    pub fn hosts(mut self, n: usize) -> Self {
+        self.hosts = n;
+        self
+    }
+
+    /// The daemons' `--engine` (default `process`).
+    pub fn engine(mut self, engine: &str) -> Self {
+        self.engine = engine.to_string();
+        self
+    }
+
+    /// Extra flags for every `shoal daemon`.
+    pub fn daemon_arg(mut self, arg: &str) -> Self {
+        self.daemon_args.push(arg.to_string());
+        self
+    }
+
+    /// Creates the hosts and starts a daemon on each, waiting until every
+    /// one answers `shoal version`.
+    pub fn start(self) -> anyhow::Result<Cluster> {
+        netns::require_root()?;
+        netns::sweep_stale();
+        let run = netns::new_run_name();
+        let dir = std::env::temp_dir().join("shoal-tests").join(&run);
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let underlay = Underlay::create(&run)?;
+        let mut cluster = Cluster {
+            bin: shoal_binary()?,
+            dir,
+            hosts: Vec::new(),
+            underlay,
+            options: self,
+        };
+        for index in 0..cluster.options.hosts {
+            let host = cluster.make_host(&run, index)?;
+            cluster.hosts.push(host);
+        }
+        for index in 0..cluster.hosts.len() {
+            cluster.start_daemon(index)?;
+        }
+        for index in 0..cluster.hosts.len() {
+            cluster.wait_ready(index)?;
+        }
+        Ok(cluster)
+    }
+}
+
+/// One test host.
+#[derive(Debug)]
+struct Host {
+    hostname: String,
+    netns: Netns,
+    addr: Ipv4Addr,
+    state_dir: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    daemon: Option<Child>,
+}
+
+/// A running test cluster; everything it made goes when it is dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    // Hosts before the underlay: their veths go with their namespaces.
+    hosts: Vec<Host>,
+    underlay: Underlay,
+    options: ClusterBuilder,
+}
+
+impl Cluster {
+    /// A builder with 3 hosts on the process engine.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            hosts: 3,
+            engine: "process".into(),
+            daemon_args: Vec::new(),
+        }
+    }
+
+    /// Starts `n` hosts with default options.
+    pub fn start(n: usize) -> anyhow::Result<Cluster> {
+        Cluster::builder().hosts(n).start()
+    }
+
+    /// Number of hosts.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether the cluster has no hosts.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Host `i`'s underlay address.
+    pub fn addr(&self, i: usize) -> Ipv4Addr {
+        self.hosts[i].addr
+    }
+
+    /// Host `i`'s host name (`node-i`).
+    pub fn hostname(&self, i: usize) -> &str {
+        &self.hosts[i].hostname
+    }
+
+    /// Host `i`'s network namespace name.
+    pub fn netns(&self, i: usize) -> &str {
+        self.hosts[i].netns.name()
+    }
+
+    /// Host `i`'s state dir.
+    pub fn state_dir(&self, i: usize) -> &Path {
+        &self.hosts[i].state_dir
+    }
+
+    /// Host `i`'s daemon socket.
+    pub fn socket(&self, i: usize) -> &Path {
+        &self.hosts[i].socket
+    }
+
+    /// The PID of host `i`'s daemon, if it runs.
+    pub fn daemon_pid(&self, i: usize) -> Option<u32> {
+        self.hosts[i].daemon.as_ref().map(Child::id)
+    }
+
+    /// Runs `shoal -H <host i> ARGS`.
+    pub fn shoal(&self, i: usize, args: &[&str]) -> Output {
+        let socket = format!("unix://{}", self.hosts[i].socket.display());
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLI_TIMEOUT_SECS)
+            .arg(&self.bin)
+            .arg("-H")
+            .arg(socket)
+            .args(args);
+        capture(&mut cmd)
+    }
+
+    /// Runs `program ARGS` inside host `i`'s namespace.
+    pub fn exec(&self, i: usize, program: &str, args: &[&str]) -> Output {
+        let mut cmd = self.hosts[i].netns.command("timeout");
+        cmd.arg(CLI_TIMEOUT_SECS).arg(program).args(args);
+        capture(&mut cmd)
+    }
+
+    /// Whether host `from` can ping host `to` (one packet, 1 s).
+    pub fn can_reach(&self, from: usize, to: usize) -> bool {
+        let to = self.addr(to).to_string();
+        self.exec(from, "ping", &["-c", "1", "-W", "1", "-q", &to])
+            .success()
+    }
+
+    /// SIGKILLs every process on host `i`, the daemon first.
+    pub fn kill(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        if let Some(mut daemon) = host.daemon.take() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        host.netns.kill_all();
+    }
+
+    /// Stops host `i`'s daemon with SIGTERM and waits for it; returns how
+    /// it exited.
+    pub fn stop(&mut self, i: usize) -> anyhow::Result<ExitStatus> {
+        let mut daemon = self.hosts[i]
+            .daemon
+            .take()
+            .context("daemon is not running")?;
+        let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        Ok(daemon.wait()?)
+    }
+
+    /// Starts host `i`'s daemon again on its state dir and waits until it
+    /// answers.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.hosts[i].daemon.is_some() {
+            self.kill(i);
+        }
+        self.start_daemon(i)?;
+        self.wait_ready(i)
+    }
+
+    /// Drops all traffic between hosts `a` and `b`, both ways.
+    pub fn cut(&self, a: usize, b: usize) -> anyhow::Result<()> {
+        self.drop_peer(a, b)?;
+        self.drop_peer(b, a)
+    }
+
+    /// Cuts host `a` off from every other host.
+    pub fn isolate(&self, a: usize) -> anyhow::Result<()> {
+        for b in (0..self.len()).filter(|&b| b != a) {
+            self.cut(a, b)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every cut that involves host `a`.
+    pub fn heal(&self, a: usize) -> anyhow::Result<()> {
+        for i in 0..self.len() {
+            if i == a {
+                let _ = self.nft(i, &["delete", "table", "inet", FAULT_TABLE]);
+            } else {
+                self.forget_peer(i, a)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last `lines` lines of host `i`'s daemon log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = fs::read_to_string(&self.hosts[i].log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn make_host(&self, run: &str, index: usize) -> anyhow::Result<Host> {
+        let hostname = format!("node-{index}");
+        let netns = Netns::create(&format!("{run}-h{index}"))?;
+        let addr = Underlay::address(index);
+        self.underlay.attach(&netns, index, addr)?;
+        let home = self.dir.join(&hostname);
+        fs::create_dir_all(&home)?;
+        Ok(Host {
+            state_dir: home.join("state"),
+            socket: home.join("shoal.sock"),
+            log: home.join("daemon.log"),
+            hostname,
+            netns,
+            addr,
+            daemon: None,
+        })
+    }
+
+    fn start_daemon(&mut self, i: usize) -> anyhow::Result<()> {
+        let host = &self.hosts[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&host.log)?;
+        // Own UTS namespace so each host has its own name; every step execs,
+        // so the child's PID is the daemon's.
+        let mut cmd = host.netns.command("unshare");
+        cmd.args([
+            "--uts",
+            "sh",
+            "-c",
+            r#"hostname "$0" && exec "$@""#,
+            &host.hostname,
+        ])
+        .arg(&self.bin)
+        .arg("-H")
+        .arg(format!("unix://{}", host.socket.display()))
+        .arg("daemon")
+        .arg("--state-dir")
+        .arg(&host.state_dir)
+        .arg("--engine")
+        .arg(&self.options.engine)
+        .args(&self.options.daemon_args)
+        .env(
+            "SHOAL_LOG",
+            std::env::var("SHOAL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the daemon of {}", host.hostname))?;
+        self.hosts[i].daemon = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, i: usize) -> anyhow::Result<()> {
+        let result = eventually(
+            &format!("daemon of {}", self.hosts[i].hostname),
+            START_TIMEOUT,
+            || {
+                if let Some(daemon) = self.hosts[i].daemon.as_mut()
+                    && let Some(status) = daemon.try_wait()?
+                {
+                    // Not retryable: report at once.
+                    return Ok(Err(anyhow::anyhow!("daemon exited with {status}")));
+                }
+                self.shoal(i, &["version"]).ok().map(|_| Ok(()))
+            },
+        );
+        match result.and_then(|r| r) {
+            Ok(()) => Ok(()),
+            Err(err) => Err(err.context(format!(
+                "{} did not start; its log ends with:\n{}",
+                self.hosts[i].hostname,
+                self.log_tail(i, 30)
+            ))),
+        }
+    }
+
+    fn nft(&self, i: usize, args: &[&str]) -> anyhow::Result<String> {
+        netns::run(self.hosts[i].netns.command("nft").args(args))
+    }
+
+    fn drop_peer(&self, on: usize, peer: usize) -> anyhow::Result<()> {
+        let peer = self.addr(peer).to_string();
+        let script = format!(
+            "table inet {FAULT_TABLE} {{\n\
+             chain input {{ type filter hook input priority -300; }}\n\
+             chain output {{ type filter hook output priority -300; }}\n\
+             }}\n\
+             add rule inet {FAULT_TABLE} input ip saddr {peer} drop comment \"{peer}\"\n\
+             add rule inet {FAULT_TABLE} output ip daddr {peer} drop comment \"{peer}\"\n"
+        );
+        let mut cmd = self.hosts[on].netns.command("nft");
+        cmd.args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .context("nft stdin")?
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "nft on {}: {}",
+                self.hosts[on].hostname,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn forget_peer(&self, on: usize, peer: usize) -> anyhow::Result<()> {
+        let Ok(listing) = self.nft(on, &["-a", "list", "table", "inet", FAULT_TABLE]) else {
+            return Ok(()); // no cuts on this host
+        };
+        let peer = self.addr(peer).to_string();
+        for line in listing
+            .lines()
+            .filter(|l| l.contains(&format!("\"{peer}\"")))
+        {
+            let chain = if line.contains("saddr") {
+                "input"
+            } else {
+                "output"
+            };
+            if let Some(handle) = line.rsplit("# handle ").next().map(str::trim) {
+                self.nft(
+                    on,
+                    &[
+                        "delete",
+                        "rule",
+                        "inet",
+                        FAULT_TABLE,
+                        chain,
+                        "handle",
+                        handle,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The nftables table that holds a host's injected faults.
+const FAULT_TABLE: &str = "shoal_fault";
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        for i in 0..self.hosts.len() {
+            if failed {
+                eprintln!(
+                    "---- {} daemon log (last 40 lines) ----\n{}",
+                    self.hosts[i].hostname,
+                    self.log_tail(i, 40)
+                );
+            }
+            self.kill(i);
+        }
+        // Namespaces go as the hosts and the underlay are dropped.
+        self.hosts.clear();
+        if failed || std::env::var_os("SHOAL_TEST_KEEP").is_some() {
+            eprintln!("harness: state and logs kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn capture(cmd: &mut Command) -> Output {
+    match cmd.stdin(Stdio::null()).output() {
+        Ok(out) => Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Err(err) => Output {
+            status: std::os::unix::process::ExitStatusExt::from_raw(127 << 8),
+            stdout: String::new(),
+            stderr: format!("cannot run {cmd:?}: {err}"),
+        },
+    }
+}
+
+/// The `shoal` binary under test: `SHOAL_BIN`, else the one cargo built
+/// next to this test executable (`target/<profile>/shoal`).
+pub fn shoal_binary() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("SHOAL_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test executable has no target directory")?;
+    let bin = profile_dir.join("shoal");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build -p shoal) or set SHOAL_BIN",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}

@@ -1,0 +1,22 @@
+//! The cluster harness: real `shoal daemon` processes, each in its own
+//! network namespace, joined by a bridge on an underlay in 198.18.0.0/15.
+//!
+//! # Layout
+//! - [`netns`]: namespaces, the underlay bridge, veths, and the sweep that
+//!   removes what a killed test run left behind.
+//! - [`cluster`]: N hosts with a daemon each; run the CLI against any of
+//!   them, kill -9, restart, cut and heal links (nftables drop).
+//! - [`eventually`]: retry an assertion until it holds, with patience taken
+//!   from `SHOAL_TEST_PATIENCE` (a multiplier, default 1).
+//!
+//! Everything a [`cluster::Cluster`] makes is removed when it is dropped,
+//! also when the test panics; a run killed outright (SIGKILL, timeout) is
+//! swept by the next one. Tests need root (namespaces, nftables); they fail
+//! with a clear message otherwise rather than pretending to pass.
+
+pub mod cluster;
+pub mod eventually;
+pub mod netns;
+
+pub use cluster::{Cluster, ClusterBuilder, Output};
+pub use eventually::eventually;
