@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "shoal/ca.proto",
     "shoal/logs.proto",
     "shoal/local.proto",
+    "shoal/store.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -42,4 +42,6 @@ generated! {
     logs => "shoal.logs",
     /// The local daemon API on the Unix socket.
     local => "shoal.local",
+    /// Raft log entries: batches of store actions, and store snapshots.
+    store => "shoal.store",
 }

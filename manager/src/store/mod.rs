@@ -1,0 +1,254 @@
+//! The cluster store: every object the managers keep, in memory, indexed,
+//! with a watch stream of committed changes.
+//!
+//! The store knows nothing of Raft or the network, so it is tested alone.
+//! Writes happen in two steps: [`Store::build`] runs a closure against a
+//! consistent view and turns its calls into a [`StoreBatch`] (checked
+//! early, so most mistakes never reach the log); whoever owns the log
+//! commits the batch and calls [`Store::apply`] with its log index on
+//! every manager. Apply checks the batch again against the tables as they
+//! are then (another batch may have won the race) and writes all of it or
+//! none. An object's `meta.version` is the log index that last wrote it:
+//! that is what optimistic concurrency compares.
+
+mod object;
+mod tables;
+mod tx;
+
+use std::sync::{Arc, RwLock};
+
+use shoal_proto::store::{StoreBatch, StoreSnapshot};
+use tokio::sync::broadcast;
+
+pub use object::{Kind, Object, Stored, id_of, kind_of};
+pub use tables::Tables;
+pub use tx::Tx;
+
+/// How many commits a slow watcher may fall behind before it must resync.
+const WATCH_BUFFER: usize = 4096;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAction {
+    /// It was created.
+    Create,
+    /// It was updated.
+    Update,
+    /// It was removed.
+    Remove,
+}
+
+/// One object's change in a commit (the object as it is after the change,
+/// or as it was for a removal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened.
+    pub action: EventAction,
+    /// The object.
+    pub object: Object,
+}
+
+/// One applied batch, as watchers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The log index of the batch.
+    pub index: u64,
+    /// The changes, in batch order.
+    pub events: Vec<Event>,
+    /// The whole store was replaced (snapshot restore): re-read everything.
+    pub reset: bool,
+}
+
+/// Why a store operation failed. All are the caller's to handle; none
+/// leaves the store changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No object matches.
+    #[error("{kind} {what} not found")]
+    NotFound {
+        /// Kind looked for.
+        kind: Kind,
+        /// What was asked for (id, name or prefix).
+        what: String,
+    },
+    /// An id prefix matches several objects.
+    #[error("{kind} {what} is ambiguous: several ids start with it; use more of the id")]
+    Ambiguous {
+        /// Kind looked for.
+        kind: Kind,
+        /// The prefix.
+        what: String,
+    },
+    /// A create names an id that exists.
+    #[error("{kind} {id} already exists")]
+    Exists {
+        /// Kind.
+        kind: Kind,
+        /// The id.
+        id: String,
+    },
+    /// The name is taken by another object of the kind.
+    #[error(
+        "{kind} name {name:?} is already in use; pick another name or remove the existing {kind}"
+    )]
+    NameConflict {
+        /// Kind.
+        kind: Kind,
+        /// The name.
+        name: String,
+    },
+    /// The update was based on an old version of the object.
+    #[error(
+        "update out of sequence: {kind} {id} is at version {expected}, the update was based on version {got}; read it again and retry"
+    )]
+    VersionConflict {
+        /// Kind.
+        kind: Kind,
+        /// The object.
+        id: String,
+        /// The version in the store.
+        expected: u64,
+        /// The version the update carried.
+        got: u64,
+    },
+    /// One batch touched an object twice.
+    #[error("{kind} {id} appears twice in one transaction")]
+    Duplicate {
+        /// Kind.
+        kind: Kind,
+        /// The object.
+        id: String,
+    },
+    /// An action with no object.
+    #[error("store action without an object")]
+    EmptyAction,
+    /// An object without an id.
+    #[error("{kind} without an id")]
+    EmptyId {
+        /// Kind.
+        kind: Kind,
+    },
+}
+
+/// The store. Cheap to share: clone the `Arc` it lives in.
+#[derive(Debug)]
+pub struct Store {
+    inner: RwLock<Inner>,
+    events: broadcast::Sender<Arc<Commit>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tables: Tables,
+    applied_index: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store {
+            inner: RwLock::default(),
+            events: broadcast::channel(WATCH_BUFFER).0,
+        }
+    }
+
+    /// Runs `f` on a consistent view of the tables.
+    pub fn view<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
+        f(&self.read().tables)
+    }
+
+    /// Runs `f` on a view and subscribes to the commits after it, with no
+    /// gap and no overlap between the two.
+    pub fn view_and_watch<R>(
+        &self,
+        f: impl FnOnce(&Tables) -> R,
+    ) -> (R, broadcast::Receiver<Arc<Commit>>) {
+        let inner = self.read();
+        let rx = self.events.subscribe();
+        (f(&inner.tables), rx)
+    }
+
+    /// Subscribes to commits from now on.
+    pub fn watch(&self) -> broadcast::Receiver<Arc<Commit>> {
+        self.events.subscribe()
+    }
+
+    /// The log index of the last applied batch.
+    pub fn applied_index(&self) -> u64 {
+        self.read().applied_index
+    }
+
+    /// Builds a batch: `f` reads through the [`Tx`] and records writes.
+    /// Nothing changes until the batch is committed and applied.
+    pub fn build<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<(StoreBatch, R), E> {
+        let inner = self.read();
+        let mut tx = Tx::new(&inner.tables);
+        let result = f(&mut tx)?;
+        Ok((tx.finish()?, result))
+    }
+
+    /// Applies a committed batch at log `index` and tells the watchers.
+    /// A batch that no longer fits the tables is refused whole (the same
+    /// verdict on every manager); the index still counts as applied.
+    pub fn apply(&self, index: u64, batch: &StoreBatch) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner.applied_index = inner.applied_index.max(index);
+        let events = inner.tables.apply(index, batch)?;
+        if !events.is_empty() {
+            let _ = self.events.send(Arc::new(Commit {
+                index,
+                events,
+                reset: false,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Marks `index` applied when its entry carried no batch (Raft's own
+    /// entries: empty leader entries, membership changes).
+    pub fn skip(&self, index: u64) {
+        let mut inner = self.write();
+        inner.applied_index = inner.applied_index.max(index);
+    }
+
+    /// The whole store and the index it reflects.
+    pub fn snapshot(&self) -> (u64, StoreSnapshot) {
+        let inner = self.read();
+        (inner.applied_index, inner.tables.snapshot())
+    }
+
+    /// Replaces the whole store with a snapshot taken at `index`.
+    pub fn restore(&self, index: u64, snapshot: StoreSnapshot) {
+        let tables = Tables::from_snapshot(snapshot);
+        let mut inner = self.write();
+        inner.tables = tables;
+        inner.applied_index = index;
+        let _ = self.events.send(Arc::new(Commit {
+            index,
+            events: Vec::new(),
+            reset: true,
+        }));
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent tables (apply
+        // checks before writing), so a poisoned lock is still usable.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

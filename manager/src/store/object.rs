@@ -1,0 +1,175 @@
+//! What the store holds: the seven object kinds behind one trait, so the
+//! tables, transactions and events are written once for all of them.
+
+use std::collections::BTreeMap;
+
+use shoal_proto::objects::{Cluster, Config, Meta, Network, Node, Secret, Service, Task};
+use shoal_proto::store::store_action::Target;
+
+use super::tables::Tables;
+
+/// Any stored object (the Raft log's own oneof).
+pub type Object = Target;
+
+/// The kinds of object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Nodes.
+    Node,
+    /// Services.
+    Service,
+    /// Tasks.
+    Task,
+    /// Networks.
+    Network,
+    /// Secrets.
+    Secret,
+    /// Configs.
+    Config,
+    /// The cluster object (one).
+    Cluster,
+}
+
+impl Kind {
+    /// The kind's name, as messages and `WatchRequest.kinds` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Service => "service",
+            Kind::Task => "task",
+            Kind::Network => "network",
+            Kind::Secret => "secret",
+            Kind::Config => "config",
+            Kind::Cluster => "cluster",
+        }
+    }
+
+    /// Whether names are unique within the kind (Docker's rule: services,
+    /// networks, secrets, configs and the cluster; not nodes or tasks).
+    pub fn unique_names(self) -> bool {
+        !matches!(self, Kind::Node | Kind::Task)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An object kind the store keeps in a table.
+pub trait Stored: Clone + Sized + 'static {
+    /// Its kind.
+    const KIND: Kind;
+    /// Its id.
+    fn id(&self) -> &str;
+    /// Its user-given name ("" for tasks and unnamed nodes).
+    fn name(&self) -> &str;
+    /// Its meta (version, timestamps).
+    fn meta(&self) -> Option<&Meta>;
+    /// Its meta, for the store to stamp.
+    fn meta_mut(&mut self) -> &mut Meta;
+    /// Wraps it as an [`Object`].
+    fn into_object(self) -> Object;
+    /// Unwraps an [`Object`] of this kind.
+    fn from_object(object: &Object) -> Option<&Self>;
+    /// Its table.
+    fn table(tables: &Tables) -> &BTreeMap<String, Self>;
+    /// Its table, for writes.
+    fn table_mut(tables: &mut Tables) -> &mut BTreeMap<String, Self>;
+    /// Its version (0 for an object never stored).
+    fn version(&self) -> u64 {
+        self.meta().map_or(0, |m| m.version)
+    }
+}
+
+macro_rules! stored {
+    ($ty:ty, $kind:ident, $field:ident, |$o:ident| $name:expr) => {
+        impl Stored for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn name(&self) -> &str {
+                let $o = self;
+                $name
+            }
+            fn meta(&self) -> Option<&Meta> {
+                self.meta.as_ref()
+            }
+            fn meta_mut(&mut self) -> &mut Meta {
+                self.meta.get_or_insert_with(Meta::default)
+            }
+            fn into_object(self) -> Object {
+                Target::$kind(self)
+            }
+            fn from_object(object: &Object) -> Option<&Self> {
+                match object {
+                    Target::$kind(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn table(tables: &Tables) -> &BTreeMap<String, Self> {
+                &tables.$field
+            }
+            fn table_mut(tables: &mut Tables) -> &mut BTreeMap<String, Self> {
+                &mut tables.$field
+            }
+        }
+    };
+}
+
+fn spec_name<'a>(annotations: Option<&'a shoal_proto::objects::Annotations>) -> &'a str {
+    annotations.map_or("", |a| a.name.as_str())
+}
+
+stored!(Node, Node, nodes, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+stored!(Service, Service, services, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+stored!(Task, Task, tasks, |_o| "");
+stored!(Network, Network, networks, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+stored!(Secret, Secret, secrets, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+stored!(Config, Config, configs, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+stored!(Cluster, Cluster, clusters, |o| spec_name(
+    o.spec.as_ref().and_then(|s| s.annotations.as_ref())
+));
+
+/// Calls `$f` with the concrete object inside an [`Object`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_object {
+    ($obj:expr, |$x:ident| $body:expr) => {
+        match $obj {
+            shoal_proto::store::store_action::Target::Node($x) => $body,
+            shoal_proto::store::store_action::Target::Service($x) => $body,
+            shoal_proto::store::store_action::Target::Task($x) => $body,
+            shoal_proto::store::store_action::Target::Network($x) => $body,
+            shoal_proto::store::store_action::Target::Secret($x) => $body,
+            shoal_proto::store::store_action::Target::Config($x) => $body,
+            shoal_proto::store::store_action::Target::Cluster($x) => $body,
+        }
+    };
+}
+
+/// The kind of an [`Object`].
+pub fn kind_of(object: &Object) -> Kind {
+    crate::with_object!(object, |x| kind_of_stored(x))
+}
+
+fn kind_of_stored<T: Stored>(_: &T) -> Kind {
+    T::KIND
+}
+
+/// The id of an [`Object`].
+pub fn id_of(object: &Object) -> &str {
+    crate::with_object!(object, |x| x.id())
+}

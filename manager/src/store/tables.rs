@@ -1,0 +1,297 @@
+//! The in-memory tables: one ordered map per kind, plus the secondary
+//! indexes the leader's loops need (tasks by service and by node, unique
+//! names). Applying a batch is all-or-nothing: every action is checked
+//! first, then all are written, so a conflict leaves the tables untouched
+//! and every manager reaches the same verdict from the same log.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use shoal_proto::objects::{Cluster, Config, Network, Node, Secret, Service, Task};
+use shoal_proto::store::store_action::Kind as ActionKind;
+use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
+
+use super::object::{Kind, Object, Stored, id_of, kind_of};
+use super::{Event, EventAction, StoreError};
+
+/// Every object the store holds.
+#[derive(Debug, Default, Clone)]
+pub struct Tables {
+    pub(super) nodes: BTreeMap<String, Node>,
+    pub(super) services: BTreeMap<String, Service>,
+    pub(super) tasks: BTreeMap<String, Task>,
+    pub(super) networks: BTreeMap<String, Network>,
+    pub(super) secrets: BTreeMap<String, Secret>,
+    pub(super) configs: BTreeMap<String, Config>,
+    pub(super) clusters: BTreeMap<String, Cluster>,
+    names: HashMap<(Kind, String), String>,
+    tasks_by_service: HashMap<String, BTreeSet<String>>,
+    tasks_by_node: HashMap<String, BTreeSet<String>>,
+}
+
+impl Tables {
+    /// The object of kind `T` with this id.
+    pub fn get<T: Stored>(&self, id: &str) -> Option<&T> {
+        T::table(self).get(id)
+    }
+
+    /// The object of kind `T` with this (unique) name.
+    pub fn get_by_name<T: Stored>(&self, name: &str) -> Option<&T> {
+        let id = self.names.get(&(T::KIND, name.to_string()))?;
+        self.get(id)
+    }
+
+    /// Resolves what a user typed (full id, unique name, or unique id
+    /// prefix, in that order, as Docker does).
+    pub fn find<T: Stored>(&self, what: &str) -> Result<&T, StoreError> {
+        if let Some(x) = self.get::<T>(what).or_else(|| self.get_by_name::<T>(what)) {
+            return Ok(x);
+        }
+        let mut matches = T::table(self)
+            .range(what.to_string()..)
+            .take_while(|(id, _)| id.starts_with(what));
+        match (matches.next(), matches.next()) {
+            (Some((_, x)), None) if !what.is_empty() => Ok(x),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous {
+                kind: T::KIND,
+                what: what.to_string(),
+            }),
+            _ => Err(StoreError::NotFound {
+                kind: T::KIND,
+                what: what.to_string(),
+            }),
+        }
+    }
+
+    /// Every object of kind `T`, by id.
+    pub fn all<T: Stored>(&self) -> impl Iterator<Item = &T> {
+        T::table(self).values()
+    }
+
+    /// Tasks of a service.
+    pub fn tasks_of_service(&self, service_id: &str) -> impl Iterator<Item = &Task> {
+        self.indexed_tasks(self.tasks_by_service.get(service_id))
+    }
+
+    /// Tasks assigned to a node.
+    pub fn tasks_of_node(&self, node_id: &str) -> impl Iterator<Item = &Task> {
+        self.indexed_tasks(self.tasks_by_node.get(node_id))
+    }
+
+    fn indexed_tasks<'a>(
+        &'a self,
+        ids: Option<&'a BTreeSet<String>>,
+    ) -> impl Iterator<Item = &'a Task> {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    /// The cluster object, once `swarm init` has made it.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.clusters.values().next()
+    }
+
+    /// Checks one action against the tables as they are (used by
+    /// transactions to fail early, before anything is proposed).
+    pub fn check(&self, action: &StoreAction) -> Result<(), StoreError> {
+        self.check_batch(std::slice::from_ref(action))
+    }
+
+    /// Checks a whole batch: no object twice, creates are new, updates
+    /// carry the current version, removes name something, names stay unique.
+    pub fn check_batch(&self, actions: &[StoreAction]) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        let mut claimed: HashMap<(Kind, String), &str> = HashMap::new();
+        for action in actions {
+            let object = action.target.as_ref().ok_or(StoreError::EmptyAction)?;
+            let (kind, id) = (kind_of(object), id_of(object));
+            if id.is_empty() {
+                return Err(StoreError::EmptyId { kind });
+            }
+            if !seen.insert((kind, id.to_string())) {
+                return Err(StoreError::Duplicate {
+                    kind,
+                    id: id.to_string(),
+                });
+            }
+            crate::with_object!(object, |x| self.check_one(action.kind(), x))?;
+            let name = crate::with_object!(object, |x| x.name());
+            if action.kind() != ActionKind::Remove && kind.unique_names() && !name.is_empty() {
+                if claimed.insert((kind, name.to_string()), id).is_some() {
+                    return Err(StoreError::NameConflict {
+                        kind,
+                        name: name.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_one<T: Stored>(&self, action: ActionKind, obj: &T) -> Result<(), StoreError> {
+        let current = self.get::<T>(obj.id());
+        let not_found = || StoreError::NotFound {
+            kind: T::KIND,
+            what: obj.id().to_string(),
+        };
+        match action {
+            ActionKind::Create if current.is_some() => {
+                return Err(StoreError::Exists {
+                    kind: T::KIND,
+                    id: obj.id().to_string(),
+                });
+            }
+            ActionKind::Update | ActionKind::Remove if current.is_none() => return Err(not_found()),
+            ActionKind::Update => {
+                let current = current.ok_or_else(not_found)?;
+                if current.version() != obj.version() {
+                    return Err(StoreError::VersionConflict {
+                        kind: T::KIND,
+                        id: obj.id().to_string(),
+                        expected: current.version(),
+                        got: obj.version(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if action != ActionKind::Remove && T::KIND.unique_names() && !obj.name().is_empty() {
+            if let Some(holder) = self.names.get(&(T::KIND, obj.name().to_string())) {
+                if holder != obj.id() {
+                    return Err(StoreError::NameConflict {
+                        kind: T::KIND,
+                        name: obj.name().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a committed batch at Raft `index`: checks it whole, then
+    /// writes it, stamping every written object's version with `index`.
+    pub fn apply(&mut self, index: u64, batch: &StoreBatch) -> Result<Vec<Event>, StoreError> {
+        self.check_batch(&batch.actions)?;
+        let mut events = Vec::with_capacity(batch.actions.len());
+        for action in &batch.actions {
+            let Some(object) = action.target.clone() else {
+                continue;
+            };
+            let event = match action.kind() {
+                ActionKind::Create | ActionKind::Update => {
+                    let object = crate::with_object!(object, |x| self.put(index, x));
+                    let action = if action.kind() == ActionKind::Create {
+                        EventAction::Create
+                    } else {
+                        EventAction::Update
+                    };
+                    Event { action, object }
+                }
+                ActionKind::Remove => {
+                    let object = crate::with_object!(object, |x| self.delete(x));
+                    Event {
+                        action: EventAction::Remove,
+                        object,
+                    }
+                }
+            };
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    fn put<T: Stored>(&mut self, index: u64, mut obj: T) -> Object {
+        obj.meta_mut().version = index;
+        let id = obj.id().to_string();
+        if let Some(old) = T::table(self).get(&id).cloned() {
+            self.unindex(&old.into_object());
+        }
+        let object = obj.clone().into_object();
+        self.index(&object);
+        T::table_mut(self).insert(id, obj);
+        object
+    }
+
+    fn delete<T: Stored>(&mut self, obj: T) -> Object {
+        let removed = T::table_mut(self).remove(obj.id()).map(Stored::into_object);
+        let object = removed.unwrap_or_else(|| obj.into_object());
+        self.unindex(&object);
+        object
+    }
+
+    fn index(&mut self, object: &Object) {
+        let kind = kind_of(object);
+        let name = crate::with_object!(object, |x| x.name()).to_string();
+        if kind.unique_names() && !name.is_empty() {
+            self.names.insert((kind, name), id_of(object).to_string());
+        }
+        if let Object::Task(task) = object {
+            self.tasks_by_service
+                .entry(task.service_id.clone())
+                .or_default()
+                .insert(task.id.clone());
+            if !task.node_id.is_empty() {
+                self.tasks_by_node
+                    .entry(task.node_id.clone())
+                    .or_default()
+                    .insert(task.id.clone());
+            }
+        }
+    }
+
+    fn unindex(&mut self, object: &Object) {
+        let kind = kind_of(object);
+        let name = crate::with_object!(object, |x| x.name()).to_string();
+        if self.names.get(&(kind, name.clone())).map(String::as_str) == Some(id_of(object)) {
+            self.names.remove(&(kind, name));
+        }
+        if let Object::Task(task) = object {
+            for (index, key) in [
+                (&mut self.tasks_by_service, &task.service_id),
+                (&mut self.tasks_by_node, &task.node_id),
+            ] {
+                if let Some(set) = index.get_mut(key) {
+                    set.remove(&task.id);
+                    if set.is_empty() {
+                        index.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole store as one message, for Raft snapshots.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            nodes: self.nodes.values().cloned().collect(),
+            services: self.services.values().cloned().collect(),
+            tasks: self.tasks.values().cloned().collect(),
+            networks: self.networks.values().cloned().collect(),
+            secrets: self.secrets.values().cloned().collect(),
+            configs: self.configs.values().cloned().collect(),
+            clusters: self.clusters.values().cloned().collect(),
+        }
+    }
+
+    /// Tables rebuilt from a snapshot (indexes included).
+    pub fn from_snapshot(snapshot: StoreSnapshot) -> Tables {
+        let mut tables = Tables::default();
+        let objects = snapshot
+            .nodes
+            .into_iter()
+            .map(Object::Node)
+            .chain(snapshot.services.into_iter().map(Object::Service))
+            .chain(snapshot.tasks.into_iter().map(Object::Task))
+            .chain(snapshot.networks.into_iter().map(Object::Network))
+            .chain(snapshot.secrets.into_iter().map(Object::Secret))
+            .chain(snapshot.configs.into_iter().map(Object::Config))
+            .chain(snapshot.clusters.into_iter().map(Object::Cluster));
+        for object in objects {
+            crate::with_object!(object, |x| {
+                let version = x.version();
+                tables.put(version, x);
+            });
+        }
+        tables
+    }
+}

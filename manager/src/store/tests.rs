@@ -1,0 +1,283 @@
+use shoal_proto::objects::{Annotations, Node, Secret, SecretSpec, Service, ServiceSpec, Task};
+
+use super::*;
+
+fn service(id: &str, name: &str) -> Service {
+    Service {
+        id: id.into(),
+        spec: Some(ServiceSpec {
+            annotations: Some(Annotations {
+                name: name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn task(id: &str, service: &str, node: &str) -> Task {
+    Task {
+        id: id.into(),
+        service_id: service.into(),
+        node_id: node.into(),
+        ..Default::default()
+    }
+}
+
+/// Builds and applies at `index`, as a committed log entry would.
+fn commit(
+    store: &Store,
+    index: u64,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let (batch, ()) = store.build(f)?;
+    store.apply(index, &batch)
+}
+
+#[test]
+fn create_then_find_by_id_name_and_prefix() {
+    let store = Store::new();
+    commit(&store, 1, |tx| {
+        tx.create(service("abc123", "web"))?;
+        tx.create(service("abd456", "api"))
+    })
+    .unwrap();
+    store.view(|t| {
+        assert_eq!(t.find::<Service>("abc123").unwrap().id, "abc123");
+        assert_eq!(t.find::<Service>("web").unwrap().id, "abc123");
+        assert_eq!(t.find::<Service>("abd").unwrap().id, "abd456");
+        assert!(matches!(
+            t.find::<Service>("ab"),
+            Err(StoreError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            t.find::<Service>("zz"),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            t.find::<Service>(""),
+            Err(StoreError::NotFound { .. }) | Err(StoreError::Ambiguous { .. })
+        ));
+        let stored = t.get::<Service>("abc123").unwrap();
+        assert_eq!(stored.meta.as_ref().unwrap().version, 1);
+        assert!(stored.meta.as_ref().unwrap().created_at.is_some());
+    });
+}
+
+#[test]
+fn names_are_unique_per_kind_but_not_for_nodes() {
+    let store = Store::new();
+    commit(&store, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let err = commit(&store, 2, |tx| tx.create(service("b", "web"))).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::NameConflict {
+            kind: Kind::Service,
+            name: "web".into()
+        }
+    );
+    assert!(err.to_string().contains("\"web\" is already in use"));
+
+    // The same name for another kind is fine.
+    let secret = Secret {
+        id: "s".into(),
+        spec: Some(SecretSpec {
+            annotations: Some(Annotations {
+                name: "web".into(),
+                ..Default::default()
+            }),
+            data: vec![],
+        }),
+        ..Default::default()
+    };
+    commit(&store, 3, |tx| tx.create(secret)).unwrap();
+
+    let node = |id: &str| Node {
+        id: id.into(),
+        ..Default::default()
+    };
+    commit(&store, 4, |tx| {
+        tx.create(node("n1"))?;
+        tx.create(node("n2"))
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_stale_update_is_refused_and_changes_nothing() {
+    let store = Store::new();
+    commit(&store, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let stale = store.view(|t| t.get::<Service>("a").unwrap().clone());
+
+    let mut fresh = stale.clone();
+    fresh
+        .spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .name = "web2".into();
+    commit(&store, 2, |tx| tx.update(fresh)).unwrap();
+
+    // Built against version 1 but the store is at 2: refused at build time...
+    let mut late = stale.clone();
+    late.spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .name = "web3".into();
+    let err = commit(&store, 3, |tx| tx.update(late.clone())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::VersionConflict {
+                expected: 2,
+                got: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("update out of sequence"));
+
+    // ...and at apply time, when another batch won the race after building.
+    let store2 = Store::new();
+    commit(&store2, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let current = store2.view(|t| t.get::<Service>("a").unwrap().clone());
+    let (batch_a, ()) = store2.build(|tx| tx.update(current.clone())).unwrap();
+    let (batch_b, ()) = store2.build(|tx| tx.update(current.clone())).unwrap();
+    store2.apply(2, &batch_a).unwrap();
+    assert!(matches!(
+        store2.apply(3, &batch_b),
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert_eq!(
+        store2.view(|t| t
+            .get::<Service>("a")
+            .unwrap()
+            .meta
+            .as_ref()
+            .unwrap()
+            .version),
+        2
+    );
+    assert_eq!(
+        store2.applied_index(),
+        3,
+        "a refused batch still consumes its index"
+    );
+}
+
+#[test]
+fn batches_are_all_or_nothing() {
+    let store = Store::new();
+    commit(&store, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let (good, ()) = store.build(|tx| tx.create(service("b", "api"))).unwrap();
+    let (bad, ()) = store.build(|tx| tx.create(service("c", "web2"))).unwrap();
+    let mut mixed = good.clone();
+    mixed.actions.extend(bad.actions);
+    // Make the second action conflict with the first store object's name.
+    if let Some(Object::Service(s)) = mixed.actions[1].target.as_mut() {
+        s.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "web".into();
+    }
+    assert!(matches!(
+        store.apply(2, &mixed),
+        Err(StoreError::NameConflict { .. })
+    ));
+    store.view(|t| {
+        assert!(
+            t.get::<Service>("b").is_none(),
+            "first action must not have landed"
+        )
+    });
+}
+
+#[test]
+fn one_object_twice_in_a_batch_is_refused() {
+    let store = Store::new();
+    let err = store
+        .build(|tx| {
+            tx.create(task("t", "s", ""))?;
+            tx.create(task("t", "s", ""))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
+}
+
+#[test]
+fn task_indexes_follow_creates_moves_and_removes() {
+    let store = Store::new();
+    commit(&store, 1, |tx| {
+        tx.create(task("t1", "s1", "n1"))?;
+        tx.create(task("t2", "s1", ""))?;
+        tx.create(task("t3", "s2", "n1"))
+    })
+    .unwrap();
+    let ids = |it: &mut dyn Iterator<Item = &Task>| it.map(|t| t.id.clone()).collect::<Vec<_>>();
+    store.view(|t| {
+        assert_eq!(ids(&mut t.tasks_of_service("s1")), ["t1", "t2"]);
+        assert_eq!(ids(&mut t.tasks_of_node("n1")), ["t1", "t3"]);
+    });
+    let mut t2 = store.view(|t| t.get::<Task>("t2").unwrap().clone());
+    t2.node_id = "n2".into();
+    commit(&store, 2, |tx| {
+        tx.update(t2)?;
+        tx.remove::<Task>("t1")
+    })
+    .unwrap();
+    store.view(|t| {
+        assert_eq!(ids(&mut t.tasks_of_service("s1")), ["t2"]);
+        assert_eq!(ids(&mut t.tasks_of_node("n1")), ["t3"]);
+        assert_eq!(ids(&mut t.tasks_of_node("n2")), ["t2"]);
+    });
+}
+
+#[test]
+fn watchers_see_commits_in_order_without_gaps() {
+    let store = Store::new();
+    commit(&store, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let (count, mut rx) = store.view_and_watch(|t| t.all::<Service>().count());
+    assert_eq!(count, 1);
+    commit(&store, 2, |tx| tx.create(service("b", "api"))).unwrap();
+    commit(&store, 3, |tx| tx.remove::<Service>("a")).unwrap();
+
+    let first = rx.try_recv().unwrap();
+    assert_eq!(
+        (first.index, first.events[0].action),
+        (2, EventAction::Create)
+    );
+    let second = rx.try_recv().unwrap();
+    assert_eq!(
+        (second.index, second.events[0].action),
+        (3, EventAction::Remove)
+    );
+    assert_eq!(id_of(&second.events[0].object), "a");
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn snapshot_and_restore_round_trip() {
+    let store = Store::new();
+    commit(&store, 5, |tx| {
+        tx.create(service("a", "web"))?;
+        tx.create(task("t1", "a", "n1"))
+    })
+    .unwrap();
+    let (index, snap) = store.snapshot();
+    assert_eq!(index, 5);
+
+    let other = Store::new();
+    let mut rx = other.watch();
+    other.restore(index, snap.clone());
+    assert!(rx.try_recv().unwrap().reset);
+    assert_eq!(other.applied_index(), 5);
+    assert_eq!(other.snapshot().1, snap);
+    other.view(|t| {
+        assert_eq!(t.find::<Service>("web").unwrap().id, "a");
+        assert_eq!(t.tasks_of_node("n1").count(), 1);
+    });
+}
