@@ -11,4 +11,5 @@
 //! it shares with workers is the protocol in `shoal-proto`.
 #![deny(missing_docs)]
 
+pub mod raft;
 pub mod store;
