@@ -11,5 +11,6 @@
 //! it shares with workers is the protocol in `shoal-proto`.
 #![deny(missing_docs)]
 
+pub mod ca;
 pub mod raft;
 pub mod store;

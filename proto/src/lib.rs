@@ -6,14 +6,21 @@
 //! - [`build_info`]: versions shown by `shoal version`.
 //! - [`telemetry`]: one way to set up `tracing` for every binary.
 //! - [`shutdown`]: the cancellation tree every long-lived loop listens to.
+//! - [`identity`]: node ids, roles and identities read from certificates;
+//!   node keys and CSRs.
+//! - [`token`]: the root CA digest and join tokens (both sides parse them).
+//! - [`tls`]: the rustls configs for every connection between nodes.
 //!
 //! `manager` and `worker` never depend on each other: this crate is all
 //! they share.
 #![deny(missing_docs)]
 
 pub mod build_info;
+pub mod identity;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
+pub mod token;
 
 macro_rules! generated {
     ($(#[$doc:meta] $name:ident => $pkg:literal),* $(,)?) => {

@@ -1,0 +1,365 @@
+//! Who a node is, as its certificate says, and the key it proves it with.
+//!
+//! Shoal follows Docker's certificate layout so that identities read the
+//! same way everywhere: CN = node id, OU = role (`swarm-manager` or
+//! `swarm-worker`), O = cluster id. The certificate is the only source of a
+//! peer's identity: servers authorize RPCs by the role read here, never by
+//! anything the peer says in a request. Ids are 25 lowercase base36
+//! characters, as Docker's, so they are valid DNS labels and can sit in a
+//! certificate's DNS SAN.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Why a certificate does not carry a usable node identity, or a key
+/// could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The bytes are not an X.509 certificate.
+    #[error("the node certificate cannot be parsed: {0}")]
+    BadCertificate(String),
+    /// The certificate's subject lacks CN, OU or O.
+    #[error("the node certificate's subject has no {0}")]
+    MissingField(&'static str),
+    /// The OU is neither `swarm-manager` nor `swarm-worker`.
+    #[error("unknown node role {0:?}: expected \"swarm-manager\" or \"swarm-worker\"")]
+    UnknownRole(String),
+    /// Key generation, parsing or CSR encoding failed.
+    #[error("node key: {0}")]
+    Key(String),
+}
+
+/// What a node may do in the cluster; carried in its certificate's OU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// Runs tasks; reaches only the dispatcher, the CA and log publishing.
+    Worker,
+    /// Holds the Raft store and serves the control API.
+    Manager,
+}
+
+impl NodeRole {
+    /// The certificate OU for this role, as Docker writes it.
+    pub fn as_ou(self) -> &'static str {
+        match self {
+            NodeRole::Worker => "swarm-worker",
+            NodeRole::Manager => "swarm-manager",
+        }
+    }
+
+    /// The role named by a certificate OU.
+    pub fn from_ou(ou: &str) -> Result<NodeRole, IdentityError> {
+        match ou {
+            "swarm-worker" => Ok(NodeRole::Worker),
+            "swarm-manager" => Ok(NodeRole::Manager),
+            other => Err(IdentityError::UnknownRole(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeRole::Worker => "worker",
+            NodeRole::Manager => "manager",
+        })
+    }
+}
+
+impl FromStr for NodeRole {
+    type Err = IdentityError;
+
+    /// Accepts `worker`/`manager` (the CLI's words) or the OU form.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "worker" => Ok(NodeRole::Worker),
+            "manager" => Ok(NodeRole::Manager),
+            other => NodeRole::from_ou(other),
+        }
+    }
+}
+
+/// A node's identity as stated by the cluster CA in its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeIdentity {
+    /// The node id (certificate CN).
+    pub node_id: String,
+    /// The node's role (certificate OU).
+    pub role: NodeRole,
+    /// The cluster id (certificate O).
+    pub cluster_id: String,
+}
+
+impl NodeIdentity {
+    /// Reads CN/OU/O from a DER certificate. This does not verify the
+    /// certificate: only call it on certificates a TLS handshake (or the
+    /// CA itself) has already checked.
+    pub fn from_cert_der(der: &[u8]) -> Result<NodeIdentity, IdentityError> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+        let subject = cert.subject();
+        let first =
+            |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>,
+             what: &'static str| {
+                it.next()
+                    .and_then(|a| a.as_str().ok())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or(IdentityError::MissingField(what))
+            };
+        let node_id = first(&mut subject.iter_common_name(), "common name (node id)")?;
+        let ou = first(
+            &mut subject.iter_organizational_unit(),
+            "organizational unit (role)",
+        )?;
+        let cluster_id = first(
+            &mut subject.iter_organization(),
+            "organization (cluster id)",
+        )?;
+        Ok(NodeIdentity {
+            node_id,
+            role: NodeRole::from_ou(&ou)?,
+            cluster_id,
+        })
+    }
+}
+
+impl fmt::Display for NodeIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} of cluster {}",
+            self.role, self.node_id, self.cluster_id
+        )
+    }
+}
+
+const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Lowercase base36 of a big-endian unsigned number (no padding; "0" for zero).
+pub(crate) fn to_base36(bytes: &[u8]) -> String {
+    let mut num = bytes.to_vec();
+    let mut digits = Vec::new();
+    while num.iter().any(|&b| b != 0) {
+        let mut rem = 0u32;
+        for b in num.iter_mut() {
+            let acc = (rem << 8) | u32::from(*b);
+            *b = (acc / 36) as u8;
+            rem = acc % 36;
+        }
+        digits.push(BASE36[rem as usize]);
+    }
+    if digits.is_empty() {
+        digits.push(b'0');
+    }
+    digits.reverse();
+    String::from_utf8(digits).expect("base36 digits are ASCII")
+}
+
+/// Parses lowercase base36 into a big-endian `N`-byte number; `None` on
+/// a bad character or overflow.
+pub(crate) fn from_base36<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    for c in s.bytes() {
+        let mut carry = u32::from(match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'z' => c - b'a' + 10,
+            _ => return None,
+        });
+        for b in out.iter_mut().rev() {
+            let acc = u32::from(*b) * 36 + carry;
+            *b = acc as u8;
+            carry = acc >> 8;
+        }
+        if carry != 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Fills `buf` from the system's secure random source.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the system random source failed");
+}
+
+/// A new random object id: 25 lowercase base36 characters (about 128
+/// bits), made exactly as Docker's `identity.NewID`.
+pub fn new_id() -> String {
+    let mut p = [0u8; 17];
+    random_bytes(&mut p);
+    // The high bit fixes the length of the base36 text, so no padding is
+    // needed; the leading digit it forces is dropped.
+    p[0] |= 0x80;
+    to_base36(&p)[1..26].to_string()
+}
+
+/// A new node id; same form as [`new_id`].
+pub fn new_node_id() -> String {
+    new_id()
+}
+
+/// A node's private key (ECDSA P-256) and its certificate signing requests.
+/// The key never leaves the node; only the CSR (public key plus a
+/// signature) is sent to the CA.
+pub struct NodeKey {
+    key: KeyPair,
+}
+
+impl fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeKey([redacted])")
+    }
+}
+
+impl NodeKey {
+    /// Generates a fresh ECDSA P-256 key.
+    pub fn generate() -> Result<NodeKey, IdentityError> {
+        let key = KeyPair::generate().map_err(|e| IdentityError::Key(e.to_string()))?;
+        Ok(NodeKey { key })
+    }
+
+    /// Reads a key saved with [`NodeKey::to_pem`] (PKCS#8 PEM).
+    pub fn from_pem(pem: &str) -> Result<NodeKey, IdentityError> {
+        let key = KeyPair::from_pem(pem)
+            .map_err(|e| IdentityError::Key(format!("the stored node key cannot be read: {e}")))?;
+        Ok(NodeKey { key })
+    }
+
+    /// The key as PKCS#8 PEM, for the node's state directory (mode 0600).
+    pub fn to_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// The key in the form rustls configs take.
+    pub fn private_key_der(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()))
+    }
+
+    /// A CSR (PEM) for this key. Its subject is only a hint: the CA
+    /// ignores it and writes the node id, role and cluster id itself.
+    pub fn csr_pem(&self) -> Result<String, IdentityError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "swarm-node");
+        params
+            .serialize_request(&self.key)
+            .and_then(|csr| csr.pem())
+            .map_err(|e| IdentityError::Key(format!("cannot encode the CSR: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with_subject(fields: &[(DnType, &str)]) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        for (ty, v) in fields {
+            params.distinguished_name.push(ty.clone(), *v);
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn ids_are_25_lowercase_base36_and_distinct() {
+        let a = new_id();
+        let b = new_node_id();
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 25, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+            );
+        }
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn base36_round_trips() {
+        assert_eq!(to_base36(&[0, 0]), "0");
+        assert_eq!(to_base36(&[35]), "z");
+        assert_eq!(to_base36(&[36]), "10");
+        assert_eq!(to_base36(&[0xff; 16]), "f5lxx1zz5pnorynqglhzmsp33");
+        let bytes = [7u8, 200, 3, 99, 0, 1, 250, 17];
+        let text = to_base36(&bytes);
+        assert_eq!(from_base36::<8>(&text), Some(bytes));
+        assert_eq!(from_base36::<1>("73"), Some([255]));
+        assert_eq!(from_base36::<1>("74"), None, "256 overflows one byte");
+        assert_eq!(from_base36::<4>("AB"), None, "uppercase is refused");
+    }
+
+    #[test]
+    fn roles_map_to_docker_ous() {
+        assert_eq!(NodeRole::Manager.as_ou(), "swarm-manager");
+        assert_eq!(NodeRole::Worker.as_ou(), "swarm-worker");
+        assert_eq!(NodeRole::from_ou("swarm-worker").unwrap(), NodeRole::Worker);
+        assert_eq!("manager".parse::<NodeRole>().unwrap(), NodeRole::Manager);
+        let err = NodeRole::from_ou("swarm-admin").unwrap_err().to_string();
+        assert!(err.contains("unknown node role \"swarm-admin\""), "{err}");
+    }
+
+    #[test]
+    fn identity_reads_cn_ou_o() {
+        let der = cert_with_subject(&[
+            (DnType::CommonName, "node1"),
+            (DnType::OrganizationalUnitName, "swarm-manager"),
+            (DnType::OrganizationName, "cluster1"),
+        ]);
+        let id = NodeIdentity::from_cert_der(&der).unwrap();
+        assert_eq!(
+            id,
+            NodeIdentity {
+                node_id: "node1".into(),
+                role: NodeRole::Manager,
+                cluster_id: "cluster1".into()
+            }
+        );
+        assert_eq!(id.to_string(), "manager node1 of cluster cluster1");
+    }
+
+    #[test]
+    fn identity_needs_every_field() {
+        let der = cert_with_subject(&[
+            (DnType::CommonName, "node1"),
+            (DnType::OrganizationName, "cluster1"),
+        ]);
+        let err = NodeIdentity::from_cert_der(&der).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the node certificate's subject has no organizational unit (role)"
+        );
+        let err = NodeIdentity::from_cert_der(b"junk")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("the node certificate cannot be parsed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn node_key_round_trips_and_makes_a_csr() {
+        let key = NodeKey::generate().unwrap();
+        let pem = key.to_pem();
+        assert!(pem.contains("BEGIN PRIVATE KEY"));
+        let again = NodeKey::from_pem(&pem).unwrap();
+        assert_eq!(again.to_pem(), pem);
+        assert_eq!(format!("{key:?}"), "NodeKey([redacted])");
+        let csr = key.csr_pem().unwrap();
+        assert!(csr.contains("BEGIN CERTIFICATE REQUEST"));
+        rcgen::CertificateSigningRequestParams::from_pem(&csr).unwrap();
+        assert!(NodeKey::from_pem("nope").is_err());
+    }
+}
