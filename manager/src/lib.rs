@@ -11,6 +11,10 @@
 //! it shares with workers is the protocol in `shoal-proto`.
 #![deny(missing_docs)]
 
+pub mod authz;
 pub mod ca;
+pub mod context;
+pub mod controlapi;
+pub mod membership;
 pub mod raft;
 pub mod store;

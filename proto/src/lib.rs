@@ -4,6 +4,8 @@
 //! - The generated modules ([`objects`], [`control`], [`dispatcher`],
 //!   [`raft`], [`ca`], [`logs`], [`local`]) come from `proto/shoal/*.proto`.
 //! - [`build_info`]: versions shown by `shoal version`.
+//! - [`credentials`]: a node's key, certificate and roots on disk.
+//! - [`net`]: gRPC over mutual TLS: dialling and accepting.
 //! - [`telemetry`]: one way to set up `tracing` for every binary.
 //! - [`shutdown`]: the cancellation tree every long-lived loop listens to.
 //! - [`identity`]: node ids, roles and identities read from certificates;
@@ -16,7 +18,9 @@
 #![deny(missing_docs)]
 
 pub mod build_info;
+pub mod credentials;
 pub mod identity;
+pub mod net;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;

@@ -9,8 +9,10 @@
 //! has one place to import PKI types from.
 
 pub mod root;
+pub mod service;
 pub mod token;
 
 pub use root::{CaError, DEFAULT_NODE_CERT_EXPIRY, ROOT_CN, RootCa};
+pub use service::CaService;
 pub use shoal_proto::token::{CaDigest, JoinToken, TokenError};
 pub use token::{JoinError, JoinTokens};

@@ -110,6 +110,9 @@ pub struct RaftStatus {
     pub members: BTreeMap<u64, RaftMember>,
     /// Whether this node was removed from the cluster.
     pub removed: bool,
+    /// Members the leader heard from within the last election timeout
+    /// (known on the leader only; empty elsewhere).
+    pub reachable: std::collections::BTreeSet<u64>,
 }
 
 impl RaftStatus {
@@ -665,6 +668,17 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             term: self.raw.raft.term,
             members: self.members.clone(),
             removed: self.status_tx.borrow().removed,
+            reachable: if self.is_leader() {
+                self.raw
+                    .raft
+                    .prs()
+                    .iter()
+                    .filter(|(_, p)| p.recent_active)
+                    .map(|(id, _)| *id)
+                    .collect()
+            } else {
+                Default::default()
+            },
         };
         self.status_tx.send_if_modified(|s| {
             if *s == status {

@@ -1,0 +1,259 @@
+//! The CA's gRPC face on the cluster port. A joining node, holding only a
+//! token, asks for a certificate: the leader checks the token against the
+//! cluster's two, mints a node id, signs the CSR (whatever subject it asks
+//! for, the certificate names the id and role the cluster chose), records
+//! the node, and returns the certificate in the same call. A node renewing
+//! presents its current certificate instead of a token. Followers forward
+//! to the leader, marking the request so the leader judges the original
+//! caller, not the forwarding manager.
+
+use std::time::Duration;
+
+use shoal_proto::ca::node_ca_client::NodeCaClient;
+use shoal_proto::ca::node_ca_server::NodeCa;
+use shoal_proto::ca::{
+    IssueNodeCertificateRequest, IssueNodeCertificateResponse, NodeCertificateStatusRequest,
+    NodeCertificateStatusResponse, ca_server,
+};
+use shoal_proto::identity::{NodeIdentity, NodeRole, new_node_id};
+use shoal_proto::objects::{
+    self, Node, NodeCertificate, NodeSpec, NodeStatus, node_certificate, node_status,
+};
+use tonic::{Request, Response, Status};
+
+use super::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
+use crate::authz::{Caller, caller, require_node};
+use crate::context::ManagerContext;
+
+/// Metadata a follower adds when it forwards a token-bearing join.
+const FORWARDED: &str = "shoal-forwarded-join";
+
+/// Serves `NodeCA` and `CA`.
+#[derive(Debug, Clone)]
+pub struct CaService {
+    ctx: ManagerContext,
+}
+
+impl CaService {
+    /// The CA service of a manager.
+    pub fn new(ctx: ManagerContext) -> CaService {
+        CaService { ctx }
+    }
+
+    fn root(&self) -> Result<(RootCa, objects::Cluster), Status> {
+        let cluster = self
+            .ctx
+            .store
+            .view(|t| t.cluster().cloned())
+            .ok_or_else(|| Status::unavailable("the cluster is not initialized yet"))?;
+        let root = cluster
+            .root_ca
+            .as_ref()
+            .ok_or_else(|| Status::internal("the cluster has no root CA"))?;
+        let cert = String::from_utf8_lossy(&root.ca_cert).into_owned();
+        let key = String::from_utf8_lossy(&root.ca_key).into_owned();
+        let ca = RootCa::from_pem(&cert, &key)
+            .map_err(|e| Status::internal(format!("the cluster root CA is unusable: {e}")))?;
+        Ok((ca, cluster))
+    }
+
+    async fn issue(
+        &self,
+        request: IssueNodeCertificateRequest,
+        renewing: Option<NodeIdentity>,
+    ) -> Result<IssueNodeCertificateResponse, Status> {
+        let (root, cluster) = self.root()?;
+        let (node_id, role) = match &renewing {
+            Some(who) => {
+                let node = self
+                    .ctx
+                    .store
+                    .view(|t| t.get::<Node>(&who.node_id).cloned());
+                let node = node.ok_or_else(|| {
+                    Status::permission_denied(format!(
+                        "node {} is not part of the cluster",
+                        who.node_id
+                    ))
+                })?;
+                let role = if node
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.desired_role() == objects::NodeRole::Manager)
+                {
+                    NodeRole::Manager
+                } else {
+                    NodeRole::Worker
+                };
+                (who.node_id.clone(), role)
+            }
+            None => {
+                let tokens = cluster
+                    .join_tokens
+                    .as_ref()
+                    .ok_or_else(|| Status::internal("the cluster has no join tokens"))?;
+                let tokens = JoinTokens {
+                    worker: parse_token(&tokens.worker)?,
+                    manager: parse_token(&tokens.manager)?,
+                };
+                let role = tokens
+                    .role_for(&request.token)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                (new_node_id(), role)
+            }
+        };
+        let identity = NodeIdentity {
+            node_id: node_id.clone(),
+            role,
+            cluster_id: cluster.id.clone(),
+        };
+        let expiry = cluster
+            .spec
+            .as_ref()
+            .and_then(|s| s.ca_config.as_ref())
+            .and_then(|c| c.node_cert_expiry)
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_NODE_CERT_EXPIRY);
+        let csr = String::from_utf8_lossy(&request.csr).into_owned();
+        let cert = root
+            .issue(&csr, &identity, &[], expiry)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let proto_role = match role {
+            NodeRole::Manager => objects::NodeRole::Manager,
+            NodeRole::Worker => objects::NodeRole::Worker,
+        };
+        let certificate = NodeCertificate {
+            role: proto_role as i32,
+            csr: request.csr.clone(),
+            certificate: cert.clone().into_bytes(),
+            status: node_certificate::Status::Issued as i32,
+            err: String::new(),
+        };
+        let availability = request.availability;
+        self.ctx
+            .update(|tx| {
+                match tx.tables().get::<Node>(&node_id).cloned() {
+                    Some(mut node) => {
+                        node.certificate = Some(certificate);
+                        node.role = proto_role as i32;
+                        tx.update(node)?;
+                    }
+                    None => {
+                        let node = Node {
+                            id: node_id.clone(),
+                            spec: Some(NodeSpec {
+                                desired_role: proto_role as i32,
+                                availability,
+                                ..Default::default()
+                            }),
+                            role: proto_role as i32,
+                            certificate: Some(certificate),
+                            status: Some(NodeStatus {
+                                state: node_status::State::Unknown as i32,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        };
+                        tx.create(node)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        tracing::info!(node = %node_id, %role, renewal = renewing.is_some(), "issued a node certificate");
+        Ok(IssueNodeCertificateResponse {
+            node_id,
+            availability,
+            certificate: cert,
+            root_ca: root.cert_pem().to_string(),
+            role: proto_role as i32,
+        })
+    }
+}
+
+fn parse_token(text: &str) -> Result<shoal_proto::token::JoinToken, Status> {
+    text.parse()
+        .map_err(|e| Status::internal(format!("stored join token unusable: {e}")))
+}
+
+#[tonic::async_trait]
+impl NodeCa for CaService {
+    async fn issue_node_certificate(
+        &self,
+        request: Request<IssueNodeCertificateRequest>,
+    ) -> Result<Response<IssueNodeCertificateResponse>, Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let renewing = match caller(&request) {
+            Caller::Anonymous => None,
+            Caller::Node(id) if forwarded && id.role == NodeRole::Manager => None,
+            Caller::Node(id) => Some(id),
+            Caller::Local => {
+                return Err(Status::permission_denied(
+                    "certificates are requested by nodes, not the CLI",
+                ));
+            }
+        };
+        if let Some(channel) = self.ctx.leader_channel()? {
+            let mut forward = Request::new(request.into_inner());
+            if renewing.is_some() {
+                return Err(Status::unavailable(
+                    "renew with the leader: this manager is a follower",
+                ));
+            }
+            forward
+                .metadata_mut()
+                .insert(FORWARDED, "1".parse().expect("static metadata"));
+            return NodeCaClient::new(channel)
+                .issue_node_certificate(forward)
+                .await;
+        }
+        self.issue(request.into_inner(), renewing)
+            .await
+            .map(Response::new)
+    }
+
+    async fn node_certificate_status(
+        &self,
+        request: Request<NodeCertificateStatusRequest>,
+    ) -> Result<Response<NodeCertificateStatusResponse>, Status> {
+        let who = require_node(&request)?;
+        let node_id = request.into_inner().node_id;
+        if who.role != NodeRole::Manager && who.node_id != node_id {
+            return Err(Status::permission_denied(
+                "a worker may only ask about itself",
+            ));
+        }
+        let (root, _) = self.root()?;
+        let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
+        let node = node.ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
+        Ok(Response::new(NodeCertificateStatusResponse {
+            certificate: node.certificate,
+            root_ca: root.cert_pem().as_bytes().to_vec(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl ca_server::Ca for CaService {
+    async fn get_root_ca_certificate(
+        &self,
+        _: Request<shoal_proto::ca::GetRootCaCertificateRequest>,
+    ) -> Result<Response<shoal_proto::ca::GetRootCaCertificateResponse>, Status> {
+        let (root, _) = self.root()?;
+        Ok(Response::new(
+            shoal_proto::ca::GetRootCaCertificateResponse {
+                certificate: root.cert_pem().as_bytes().to_vec(),
+            },
+        ))
+    }
+
+    async fn get_unlock_key(
+        &self,
+        request: Request<shoal_proto::ca::GetUnlockKeyRequest>,
+    ) -> Result<Response<shoal_proto::ca::GetUnlockKeyResponse>, Status> {
+        crate::authz::require_manager(&request)?;
+        Err(Status::failed_precondition(
+            "autolock is not enabled on this cluster",
+        ))
+    }
+}

@@ -1,0 +1,145 @@
+//! What every manager service shares: the store, the Raft handle, the
+//! cluster CA's view, and channels to the leader for forwarding. Writes go
+//! through [`ManagerContext::update`]: build a batch on a consistent view,
+//! propose it, and wait until it is applied here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rustls::ClientConfig;
+use shoal_proto::store::StoreBatch;
+use shoal_proto::tls::DenyList;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::raft::node::{ProposeError, RaftHandle};
+use crate::store::{Store, StoreError, Tables, Tx};
+
+/// The shared parts of a running manager.
+#[derive(Clone)]
+pub struct ManagerContext {
+    /// The replicated store.
+    pub store: Arc<Store>,
+    /// The local Raft node.
+    pub raft: RaftHandle,
+    /// This node's id.
+    pub node_id: String,
+    /// Nodes whose certificates must be refused.
+    pub deny: DenyList,
+    tls: Arc<ClientConfig>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl std::fmt::Debug for ManagerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerContext")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagerContext {
+    /// A context for a manager.
+    pub fn new(
+        store: Arc<Store>,
+        raft: RaftHandle,
+        node_id: String,
+        deny: DenyList,
+        tls: Arc<ClientConfig>,
+    ) -> Self {
+        ManagerContext {
+            store,
+            raft,
+            node_id,
+            deny,
+            tls,
+            channels: Arc::default(),
+        }
+    }
+
+    /// A channel to the leader, or `None` if this manager leads.
+    pub fn leader_channel(&self) -> Result<Option<Channel>, Status> {
+        let status = self.raft.status();
+        if status.is_leader() {
+            return Ok(None);
+        }
+        let addr = status.members.get(&status.leader).map(|m| m.addr.clone()).ok_or_else(|| {
+            Status::unavailable(format!(
+                "no leader is elected at the moment: the cluster may have lost quorum ({} managers known); retry shortly",
+                status.members.len()
+            ))
+        })?;
+        Ok(Some(self.channel(&addr)))
+    }
+
+    /// A (cached) mutual-TLS channel to another manager.
+    pub fn channel(&self, addr: &str) -> Channel {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels
+            .entry(addr.to_string())
+            .or_insert_with(|| shoal_proto::net::channel(addr, self.tls.clone()))
+            .clone()
+    }
+
+    /// The client TLS config for talking to other managers.
+    pub fn client_tls(&self) -> Arc<ClientConfig> {
+        self.tls.clone()
+    }
+
+    /// A linearizable read: waits for the leader's commit index, then reads.
+    pub async fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R, Status> {
+        self.raft.read_barrier().await.map_err(propose_status)?;
+        Ok(self.store.view(f))
+    }
+
+    /// Builds a batch with `f`, commits it through Raft and waits until it
+    /// is applied here. Returns what `f` returned.
+    pub async fn update<R>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, Status>,
+    ) -> Result<R, Status> {
+        let (batch, result) = self.store.build(f)?;
+        self.commit(batch).await?;
+        Ok(result)
+    }
+
+    /// Commits a prepared batch.
+    pub async fn commit(&self, batch: StoreBatch) -> Result<u64, Status> {
+        if batch.actions.is_empty() {
+            return Ok(self.store.applied_index());
+        }
+        self.raft.propose(batch).await.map_err(propose_status)
+    }
+}
+
+/// Maps store errors to gRPC status codes.
+pub fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound { .. } => Status::not_found(e.to_string()),
+        StoreError::Exists { .. } | StoreError::NameConflict { .. } => {
+            Status::already_exists(e.to_string())
+        }
+        StoreError::VersionConflict { .. } => Status::aborted(e.to_string()),
+        StoreError::Ambiguous { .. }
+        | StoreError::Duplicate { .. }
+        | StoreError::EmptyAction
+        | StoreError::EmptyId { .. } => Status::invalid_argument(e.to_string()),
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Status {
+        store_status(e)
+    }
+}
+
+/// Maps Raft errors to gRPC status codes.
+pub fn propose_status(e: ProposeError) -> Status {
+    match e {
+        ProposeError::Store(e) => store_status(e),
+        ProposeError::NotLeader { .. }
+        | ProposeError::LeadershipLost
+        | ProposeError::ChangeInProgress => Status::unavailable(e.to_string()),
+        ProposeError::Stopped | ProposeError::Raft(_) => Status::internal(e.to_string()),
+    }
+}

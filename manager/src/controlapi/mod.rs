@@ -1,0 +1,252 @@
+//! The control API: what the CLI calls, through the daemon's Unix socket,
+//! and what managers forward to the leader over the cluster port.
+//!
+//! One [`ControlApi`] serves both doors. It holds a [`ManagerSlot`] that is
+//! empty until the node becomes a manager, so a worker or a node outside a
+//! swarm answers every call with Docker's "not a swarm manager" message.
+//! A follower forwards each call to the leader, which serves reads after a
+//! ReadIndex barrier (linearizable) and writes through Raft. This is the
+//! only place store and Raft errors become gRPC statuses.
+
+mod cluster;
+mod filters;
+mod nodes;
+mod resources;
+
+use std::sync::{Arc, RwLock};
+
+use shoal_proto::control::control_client::ControlClient;
+use shoal_proto::control::control_server::Control;
+use shoal_proto::control::*;
+use tonic::{Request, Response, Status};
+
+use crate::authz::{NOT_A_MANAGER, require_manager};
+use crate::context::ManagerContext;
+
+/// Where the running manager's context appears once the node is one.
+#[derive(Debug, Clone, Default)]
+pub struct ManagerSlot(Arc<RwLock<Option<ManagerContext>>>);
+
+impl ManagerSlot {
+    /// Puts a manager in the slot (or takes it out with `None`).
+    pub fn set(&self, ctx: Option<ManagerContext>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ctx;
+    }
+
+    /// The manager, if this node is one.
+    pub fn get(&self) -> Option<ManagerContext> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Serves [`Control`].
+#[derive(Debug, Clone)]
+pub struct ControlApi {
+    slot: ManagerSlot,
+}
+
+impl ControlApi {
+    /// A control API answering for whatever manager is in `slot`.
+    pub fn new(slot: ManagerSlot) -> ControlApi {
+        ControlApi { slot }
+    }
+
+    /// The manager context, after checking the caller may use the API.
+    fn ctx<T>(&self, request: &Request<T>) -> Result<ManagerContext, Status> {
+        let ctx = self
+            .slot
+            .get()
+            .ok_or_else(|| Status::failed_precondition(NOT_A_MANAGER))?;
+        require_manager(request)?;
+        Ok(ctx)
+    }
+}
+
+/// Serves a call here when this manager leads, else forwards it.
+macro_rules! lead {
+    ($self:ident, $request:ident, $method:ident, $local:ident) => {{
+        let ctx = $self.ctx(&$request)?;
+        match ctx.leader_channel()? {
+            Some(channel) => {
+                ControlClient::new(channel)
+                    .$method($request.into_inner())
+                    .await
+            }
+            None => $local(&ctx, $request.into_inner()).await.map(Response::new),
+        }
+    }};
+}
+
+fn not_yet<T>(what: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!(
+        "{what} is not available yet in this version of Shoal"
+    )))
+}
+
+#[tonic::async_trait]
+impl Control for ControlApi {
+    async fn get_cluster(
+        &self,
+        r: Request<GetClusterRequest>,
+    ) -> Result<Response<GetClusterResponse>, Status> {
+        lead!(self, r, get_cluster, cluster_get)
+    }
+    async fn update_cluster(
+        &self,
+        r: Request<UpdateClusterRequest>,
+    ) -> Result<Response<UpdateClusterResponse>, Status> {
+        lead!(self, r, update_cluster, cluster_update)
+    }
+    async fn get_node(
+        &self,
+        r: Request<GetNodeRequest>,
+    ) -> Result<Response<GetNodeResponse>, Status> {
+        lead!(self, r, get_node, node_get)
+    }
+    async fn list_nodes(
+        &self,
+        r: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        lead!(self, r, list_nodes, node_list)
+    }
+    async fn update_node(
+        &self,
+        r: Request<UpdateNodeRequest>,
+    ) -> Result<Response<UpdateNodeResponse>, Status> {
+        lead!(self, r, update_node, node_update)
+    }
+    async fn remove_node(
+        &self,
+        r: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        lead!(self, r, remove_node, node_remove)
+    }
+    async fn create_service(
+        &self,
+        _: Request<CreateServiceRequest>,
+    ) -> Result<Response<CreateServiceResponse>, Status> {
+        not_yet("service create")
+    }
+    async fn get_service(
+        &self,
+        _: Request<GetServiceRequest>,
+    ) -> Result<Response<GetServiceResponse>, Status> {
+        not_yet("service inspect")
+    }
+    async fn list_services(
+        &self,
+        r: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesResponse>, Status> {
+        lead!(self, r, list_services, service_list)
+    }
+    async fn update_service(
+        &self,
+        _: Request<UpdateServiceRequest>,
+    ) -> Result<Response<UpdateServiceResponse>, Status> {
+        not_yet("service update")
+    }
+    async fn remove_service(
+        &self,
+        _: Request<RemoveServiceRequest>,
+    ) -> Result<Response<RemoveServiceResponse>, Status> {
+        not_yet("service rm")
+    }
+    async fn get_task(
+        &self,
+        _: Request<GetTaskRequest>,
+    ) -> Result<Response<GetTaskResponse>, Status> {
+        not_yet("task inspect")
+    }
+    async fn list_tasks(
+        &self,
+        _: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        not_yet("task listing")
+    }
+    async fn create_network(
+        &self,
+        r: Request<CreateNetworkRequest>,
+    ) -> Result<Response<CreateNetworkResponse>, Status> {
+        lead!(self, r, create_network, network_create)
+    }
+    async fn get_network(
+        &self,
+        r: Request<GetNetworkRequest>,
+    ) -> Result<Response<GetNetworkResponse>, Status> {
+        lead!(self, r, get_network, network_get)
+    }
+    async fn list_networks(
+        &self,
+        r: Request<ListNetworksRequest>,
+    ) -> Result<Response<ListNetworksResponse>, Status> {
+        lead!(self, r, list_networks, network_list)
+    }
+    async fn remove_network(
+        &self,
+        r: Request<RemoveNetworkRequest>,
+    ) -> Result<Response<RemoveNetworkResponse>, Status> {
+        lead!(self, r, remove_network, network_remove)
+    }
+    async fn create_secret(
+        &self,
+        r: Request<CreateSecretRequest>,
+    ) -> Result<Response<CreateSecretResponse>, Status> {
+        lead!(self, r, create_secret, secret_create)
+    }
+    async fn get_secret(
+        &self,
+        r: Request<GetSecretRequest>,
+    ) -> Result<Response<GetSecretResponse>, Status> {
+        lead!(self, r, get_secret, secret_get)
+    }
+    async fn list_secrets(
+        &self,
+        r: Request<ListSecretsRequest>,
+    ) -> Result<Response<ListSecretsResponse>, Status> {
+        lead!(self, r, list_secrets, secret_list)
+    }
+    async fn remove_secret(
+        &self,
+        r: Request<RemoveSecretRequest>,
+    ) -> Result<Response<RemoveSecretResponse>, Status> {
+        lead!(self, r, remove_secret, secret_remove)
+    }
+    async fn create_config(
+        &self,
+        r: Request<CreateConfigRequest>,
+    ) -> Result<Response<CreateConfigResponse>, Status> {
+        lead!(self, r, create_config, config_create)
+    }
+    async fn get_config(
+        &self,
+        r: Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigResponse>, Status> {
+        lead!(self, r, get_config, config_get)
+    }
+    async fn list_configs(
+        &self,
+        r: Request<ListConfigsRequest>,
+    ) -> Result<Response<ListConfigsResponse>, Status> {
+        lead!(self, r, list_configs, config_list)
+    }
+    async fn remove_config(
+        &self,
+        r: Request<RemoveConfigRequest>,
+    ) -> Result<Response<RemoveConfigResponse>, Status> {
+        lead!(self, r, remove_config, config_remove)
+    }
+
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<WatchEvent, Status>>;
+
+    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        not_yet("shoal events")
+    }
+}
+
+use cluster::{cluster_get, cluster_update};
+use nodes::{node_get, node_list, node_remove, node_update};
+use resources::{
+    config_create, config_get, config_list, config_remove, network_create, network_get,
+    network_list, network_remove, secret_create, secret_get, secret_list, secret_remove,
+    service_list,
+};

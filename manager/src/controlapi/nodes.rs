@@ -1,0 +1,180 @@
+//! Nodes: list (with live manager status from Raft), inspect, update
+//! (availability, labels), remove (workers; a removed node's certificate
+//! is refused by every manager from then on).
+
+use shoal_proto::control::*;
+use shoal_proto::objects::{ManagerStatus, Node, NodeRole, manager_status, node_status};
+use tonic::Status;
+
+use super::filters::matches;
+use crate::context::ManagerContext;
+use crate::raft::node::RaftStatus;
+use crate::store::Tables;
+
+fn hostname(node: &Node) -> &str {
+    node.description
+        .as_ref()
+        .map_or("", |d| d.hostname.as_str())
+}
+
+/// Resolves a node by id, hostname or unique id prefix, as Docker does.
+pub fn find_node(tables: &Tables, what: &str) -> Result<Node, Status> {
+    if let Some(node) = tables.get::<Node>(what) {
+        return Ok(node.clone());
+    }
+    let by_name: Vec<&Node> = tables
+        .all::<Node>()
+        .filter(|n| hostname(n) == what)
+        .collect();
+    let candidates = if by_name.is_empty() {
+        tables
+            .all::<Node>()
+            .filter(|n| n.id.starts_with(what))
+            .collect()
+    } else {
+        by_name
+    };
+    match candidates.as_slice() {
+        [one] if !what.is_empty() => Ok((*one).clone()),
+        [] | [_] => Err(Status::not_found(format!("node {what} not found"))),
+        _ => Err(Status::invalid_argument(format!(
+            "node {what} is ambiguous ({} matches)",
+            candidates.len()
+        ))),
+    }
+}
+
+/// Fills the manager status the way `node ls` shows it: leader from Raft,
+/// reachability from the leader's view of recent contact.
+fn decorate(mut node: Node, raft: &RaftStatus) -> Node {
+    if let Some(ms) = node.manager_status.as_mut() {
+        if !raft.members.contains_key(&ms.raft_id) {
+            node.manager_status = None;
+            return node;
+        }
+        ms.leader = ms.raft_id == raft.leader;
+        let reachable = ms.leader || raft.reachable.contains(&ms.raft_id);
+        ms.reachability = if reachable {
+            manager_status::Reachability::Reachable
+        } else {
+            manager_status::Reachability::Unreachable
+        } as i32;
+    } else if let Some(member) = raft.members.values().find(|m| m.node_id == node.id) {
+        node.manager_status = Some(ManagerStatus {
+            raft_id: member.raft_id,
+            addr: member.addr.clone(),
+            leader: member.raft_id == raft.leader,
+            reachability: manager_status::Reachability::Reachable as i32,
+        });
+        return decorate(node, raft);
+    }
+    node
+}
+
+pub async fn node_get(ctx: &ManagerContext, r: GetNodeRequest) -> Result<GetNodeResponse, Status> {
+    let node = ctx.read(|t| find_node(t, &r.node_id)).await??;
+    Ok(GetNodeResponse {
+        node: Some(decorate(node, &ctx.raft.status())),
+    })
+}
+
+pub async fn node_list(
+    ctx: &ManagerContext,
+    r: ListNodesRequest,
+) -> Result<ListNodesResponse, Status> {
+    let raft = ctx.raft.status();
+    let f = r.filters.as_ref();
+    let nodes = ctx
+        .read(|t| {
+            t.all::<Node>()
+                .filter(|n| {
+                    let labels = n
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.annotations.as_ref())
+                        .map(|a| a.labels.clone())
+                        .unwrap_or_default();
+                    let role = if n.role() == NodeRole::Manager {
+                        "manager"
+                    } else {
+                        "worker"
+                    };
+                    matches(f, &n.id, hostname(n), &labels)
+                        && f.is_none_or(|f| f.roles.is_empty() || f.roles.iter().any(|r| r == role))
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(ListNodesResponse {
+        nodes: nodes.into_iter().map(|n| decorate(n, &raft)).collect(),
+    })
+}
+
+pub async fn node_update(
+    ctx: &ManagerContext,
+    r: UpdateNodeRequest,
+) -> Result<UpdateNodeResponse, Status> {
+    let spec = r
+        .spec
+        .ok_or_else(|| Status::invalid_argument("no node spec given"))?;
+    let node_id = ctx
+        .read(|t| find_node(t, &r.node_id).map(|n| n.id))
+        .await??;
+    ctx.update(|tx| {
+        let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
+        let current_role = node.spec.as_ref().map_or(NodeRole::Worker, |s| s.desired_role());
+        if spec.desired_role() != current_role {
+            return Err(Status::unimplemented("changing a node's role (promote/demote) is not available yet in this version of Shoal"));
+        }
+        if r.version != 0 {
+            node.meta.get_or_insert_default().version = r.version;
+        }
+        node.spec = Some(spec);
+        tx.update(node)?;
+        Ok(())
+    })
+    .await?;
+    let node = ctx.store.view(|t| find_node(t, &node_id))?;
+    Ok(UpdateNodeResponse {
+        node: Some(decorate(node, &ctx.raft.status())),
+    })
+}
+
+pub async fn node_remove(
+    ctx: &ManagerContext,
+    r: RemoveNodeRequest,
+) -> Result<RemoveNodeResponse, Status> {
+    let node = ctx.read(|t| find_node(t, &r.node_id)).await??;
+    let raft = ctx.raft.status();
+    if node.role() == NodeRole::Manager || raft.members.values().any(|m| m.node_id == node.id) {
+        return Err(Status::failed_precondition(format!(
+            "node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal",
+            node.id
+        )));
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .is_some_and(|s| s.state() == node_status::State::Ready);
+    if ready && !r.force {
+        return Err(Status::failed_precondition(format!(
+            "node {} is not down and can't be removed (use --force to remove it anyway)",
+            node.id
+        )));
+    }
+    ctx.update(|tx| {
+        tx.remove::<Node>(&node.id)?;
+        if let Some(mut cluster) = tx.tables().cluster().cloned() {
+            if !cluster.removed_nodes.contains(&node.id) {
+                cluster.removed_nodes.push(node.id.clone());
+            }
+            tx.update(cluster)?;
+        }
+        Ok(())
+    })
+    .await?;
+    // Refuse it here at once; other managers follow from the store.
+    ctx.deny.deny(&node.id);
+    Ok(RemoveNodeResponse {})
+}

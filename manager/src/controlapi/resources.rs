@@ -1,0 +1,393 @@
+//! Secrets, configs and networks as objects (their data planes come with
+//! the worker), and the service listing other checks need. Secret data is
+//! accepted, stored (the Raft log is sealed at rest) and never returned.
+
+use shoal_proto::control::*;
+use shoal_proto::identity::new_id;
+use shoal_proto::objects::{Annotations, Config, Driver, Network, Secret, Service};
+use tonic::Status;
+
+use super::filters::matches;
+use crate::context::ManagerContext;
+use crate::store::Tables;
+
+/// Largest secret or config, as Docker: 500 KB.
+pub const MAX_DATA: usize = 500 * 1024;
+
+/// Docker's rule for object names: letters and digits, with `-`, `_`, `.`
+/// inside, at most 64 characters.
+pub fn validate_name(kind: &str, name: &str) -> Result<(), Status> {
+    let ok_inner = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(ok_inner)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "invalid {kind} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        )))
+    }
+}
+
+fn check_data(kind: &str, data: &[u8]) -> Result<(), Status> {
+    if data.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{kind} data must not be empty"
+        )));
+    }
+    if data.len() > MAX_DATA {
+        return Err(Status::invalid_argument(format!(
+            "{kind} data is {} bytes, over the limit of {MAX_DATA} bytes (500 KB)",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+fn annotations(a: Option<&Annotations>) -> (&str, std::collections::HashMap<String, String>) {
+    a.map_or(("", Default::default()), |a| {
+        (a.name.as_str(), a.labels.clone())
+    })
+}
+
+fn without_data(mut secret: Secret) -> Secret {
+    if let Some(spec) = secret.spec.as_mut() {
+        spec.data.clear();
+    }
+    secret
+}
+
+fn services_using(t: &Tables, uses: impl Fn(&Service) -> bool) -> Vec<String> {
+    t.all::<Service>()
+        .filter(|s| uses(s))
+        .map(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|x| x.annotations.as_ref())
+                .map_or(s.id.clone(), |a| a.name.clone())
+        })
+        .collect()
+}
+
+fn in_use(kind: &str, name: &str, users: Vec<String>) -> Result<(), Status> {
+    if users.is_empty() {
+        Ok(())
+    } else {
+        Err(Status::failed_precondition(format!(
+            "{kind} {name} is in use by the following services: {}",
+            users.join(", ")
+        )))
+    }
+}
+
+// ---- secrets ----
+
+pub async fn secret_create(
+    ctx: &ManagerContext,
+    r: CreateSecretRequest,
+) -> Result<CreateSecretResponse, Status> {
+    let spec = r
+        .spec
+        .ok_or_else(|| Status::invalid_argument("no secret spec given"))?;
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("secret", name)?;
+    check_data("secret", &spec.data)?;
+    let secret = Secret {
+        id: new_id(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = secret.id.clone();
+    ctx.update(|tx| Ok(tx.create(secret)?)).await?;
+    let stored = ctx
+        .store
+        .view(|t| t.get::<Secret>(&id).cloned())
+        .map(without_data);
+    Ok(CreateSecretResponse { secret: stored })
+}
+
+pub async fn secret_get(
+    ctx: &ManagerContext,
+    r: GetSecretRequest,
+) -> Result<GetSecretResponse, Status> {
+    let secret = ctx
+        .read(|t| t.find::<Secret>(&r.secret_id).cloned())
+        .await??;
+    Ok(GetSecretResponse {
+        secret: Some(without_data(secret)),
+    })
+}
+
+pub async fn secret_list(
+    ctx: &ManagerContext,
+    r: ListSecretsRequest,
+) -> Result<ListSecretsResponse, Status> {
+    let f = r.filters.as_ref();
+    let secrets = ctx
+        .read(|t| {
+            t.all::<Secret>()
+                .filter(|s| {
+                    let (name, labels) =
+                        annotations(s.spec.as_ref().and_then(|x| x.annotations.as_ref()));
+                    matches(f, &s.id, name, &labels)
+                })
+                .cloned()
+                .map(without_data)
+                .collect()
+        })
+        .await?;
+    Ok(ListSecretsResponse { secrets })
+}
+
+pub async fn secret_remove(
+    ctx: &ManagerContext,
+    r: RemoveSecretRequest,
+) -> Result<RemoveSecretResponse, Status> {
+    ctx.update(|tx| {
+        let secret = tx.tables().find::<Secret>(&r.secret_id)?.clone();
+        let users = services_using(tx.tables(), |s| {
+            s.spec
+                .as_ref()
+                .and_then(|x| x.task.as_ref())
+                .and_then(|t| t.container.as_ref())
+                .is_some_and(|c| c.secrets.iter().any(|x| x.secret_id == secret.id))
+        });
+        in_use("secret", &r.secret_id, users)?;
+        Ok(tx.remove::<Secret>(&secret.id)?)
+    })
+    .await?;
+    Ok(RemoveSecretResponse {})
+}
+
+// ---- configs ----
+
+pub async fn config_create(
+    ctx: &ManagerContext,
+    r: CreateConfigRequest,
+) -> Result<CreateConfigResponse, Status> {
+    let spec = r
+        .spec
+        .ok_or_else(|| Status::invalid_argument("no config spec given"))?;
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("config", name)?;
+    check_data("config", &spec.data)?;
+    let config = Config {
+        id: new_id(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = config.id.clone();
+    ctx.update(|tx| Ok(tx.create(config)?)).await?;
+    Ok(CreateConfigResponse {
+        config: ctx.store.view(|t| t.get::<Config>(&id).cloned()),
+    })
+}
+
+pub async fn config_get(
+    ctx: &ManagerContext,
+    r: GetConfigRequest,
+) -> Result<GetConfigResponse, Status> {
+    let config = ctx
+        .read(|t| t.find::<Config>(&r.config_id).cloned())
+        .await??;
+    Ok(GetConfigResponse {
+        config: Some(config),
+    })
+}
+
+pub async fn config_list(
+    ctx: &ManagerContext,
+    r: ListConfigsRequest,
+) -> Result<ListConfigsResponse, Status> {
+    let f = r.filters.as_ref();
+    let configs = ctx
+        .read(|t| {
+            t.all::<Config>()
+                .filter(|c| {
+                    let (name, labels) =
+                        annotations(c.spec.as_ref().and_then(|x| x.annotations.as_ref()));
+                    matches(f, &c.id, name, &labels)
+                })
+                .cloned()
+                .collect()
+        })
+        .await?;
+    Ok(ListConfigsResponse { configs })
+}
+
+pub async fn config_remove(
+    ctx: &ManagerContext,
+    r: RemoveConfigRequest,
+) -> Result<RemoveConfigResponse, Status> {
+    ctx.update(|tx| {
+        let config = tx.tables().find::<Config>(&r.config_id)?.clone();
+        let users = services_using(tx.tables(), |s| {
+            s.spec
+                .as_ref()
+                .and_then(|x| x.task.as_ref())
+                .and_then(|t| t.container.as_ref())
+                .is_some_and(|c| c.configs.iter().any(|x| x.config_id == config.id))
+        });
+        in_use("config", &r.config_id, users)?;
+        Ok(tx.remove::<Config>(&config.id)?)
+    })
+    .await?;
+    Ok(RemoveConfigResponse {})
+}
+
+// ---- networks ----
+
+pub async fn network_create(
+    ctx: &ManagerContext,
+    r: CreateNetworkRequest,
+) -> Result<CreateNetworkResponse, Status> {
+    let mut spec = r
+        .spec
+        .ok_or_else(|| Status::invalid_argument("no network spec given"))?;
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("network", name)?;
+    let driver = spec.driver_config.get_or_insert_with(|| Driver {
+        name: "overlay".into(),
+        ..Default::default()
+    });
+    if driver.name.is_empty() {
+        driver.name = "overlay".into();
+    }
+    if driver.name != "overlay" {
+        return Err(Status::invalid_argument(format!(
+            "network driver {:?} is not supported: swarm networks use the overlay driver",
+            driver.name
+        )));
+    }
+    if spec.ingress
+        && ctx.store.view(|t| {
+            t.all::<Network>()
+                .any(|n| n.spec.as_ref().is_some_and(|s| s.ingress))
+        })
+    {
+        return Err(Status::already_exists(
+            "an ingress network already exists; there can be only one",
+        ));
+    }
+    let network = Network {
+        id: new_id(),
+        ipam: spec.ipam.clone(),
+        driver_state: spec.driver_config.clone(),
+        spec: Some(spec),
+        ..Default::default()
+    };
+    let id = network.id.clone();
+    ctx.update(|tx| Ok(tx.create(network)?)).await?;
+    Ok(CreateNetworkResponse {
+        network: ctx.store.view(|t| t.get::<Network>(&id).cloned()),
+    })
+}
+
+pub async fn network_get(
+    ctx: &ManagerContext,
+    r: GetNetworkRequest,
+) -> Result<GetNetworkResponse, Status> {
+    let network = ctx
+        .read(|t| t.find::<Network>(&r.network_id).cloned())
+        .await??;
+    Ok(GetNetworkResponse {
+        network: Some(network),
+    })
+}
+
+pub async fn network_list(
+    ctx: &ManagerContext,
+    r: ListNetworksRequest,
+) -> Result<ListNetworksResponse, Status> {
+    let f = r.filters.as_ref();
+    let networks = ctx
+        .read(|t| {
+            t.all::<Network>()
+                .filter(|n| {
+                    let (name, labels) =
+                        annotations(n.spec.as_ref().and_then(|x| x.annotations.as_ref()));
+                    matches(f, &n.id, name, &labels)
+                })
+                .cloned()
+                .collect()
+        })
+        .await?;
+    Ok(ListNetworksResponse { networks })
+}
+
+pub async fn network_remove(
+    ctx: &ManagerContext,
+    r: RemoveNetworkRequest,
+) -> Result<RemoveNetworkResponse, Status> {
+    ctx.update(|tx| {
+        let network = tx.tables().find::<Network>(&r.network_id)?.clone();
+        let users = services_using(tx.tables(), |s| {
+            let on = |list: &[shoal_proto::objects::NetworkAttachmentConfig]| {
+                list.iter().any(|a| a.target == network.id)
+            };
+            s.spec.as_ref().is_some_and(|x| {
+                on(&x.networks) || x.task.as_ref().is_some_and(|t| on(&t.networks))
+            })
+        });
+        in_use("network", &r.network_id, users)?;
+        Ok(tx.remove::<Network>(&network.id)?)
+    })
+    .await?;
+    Ok(RemoveNetworkResponse {})
+}
+
+pub async fn service_list(
+    ctx: &ManagerContext,
+    r: ListServicesRequest,
+) -> Result<ListServicesResponse, Status> {
+    let f = r.filters.as_ref();
+    let services = ctx
+        .read(|t| {
+            t.all::<Service>()
+                .filter(|s| {
+                    let (name, labels) =
+                        annotations(s.spec.as_ref().and_then(|x| x.annotations.as_ref()));
+                    matches(f, &s.id, name, &labels)
+                })
+                .cloned()
+                .collect()
+        })
+        .await?;
+    Ok(ListServicesResponse { services })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["web", "my-secret.v2", "a", "A_b-c.d"] {
+            assert!(validate_name("secret", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-web", "web-", "has space", "x/y", &"a".repeat(65)] {
+            let err = validate_name("secret", bad).unwrap_err();
+            assert!(err.message().contains("invalid secret name"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_limits() {
+        assert!(
+            check_data("secret", b"")
+                .unwrap_err()
+                .message()
+                .contains("must not be empty")
+        );
+        assert!(check_data("secret", &vec![0; MAX_DATA]).is_ok());
+        let err = check_data("secret", &vec![0; MAX_DATA + 1]).unwrap_err();
+        assert!(
+            err.message().contains("over the limit"),
+            "{}",
+            err.message()
+        );
+    }
+}

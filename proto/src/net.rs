@@ -1,0 +1,105 @@
+//! gRPC over mutual TLS between nodes: dialling (a lazy tonic channel
+//! whose connector does TCP + rustls) and accepting (a stream of TLS
+//! streams for `serve_with_incoming`). Both sides use the configs from
+//! [`crate::tls`]; tonic never sees a certificate of its own, so there is
+//! exactly one place that decides what a peer must show.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::tls::MANAGER_SERVER_NAME;
+
+/// How long a TCP connect or TLS handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A lazy channel to `addr` (`host:port`) over mutual TLS. Connects on
+/// first use and reconnects after failures.
+pub fn channel(addr: &str, tls: Arc<ClientConfig>) -> Channel {
+    let addr = addr.to_string();
+    // The URI is required but unused: the connector dials `addr`.
+    Endpoint::from_static("http://cluster.shoal")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+            let addr = addr.clone();
+            let connector = TlsConnector::from(tls.clone());
+            async move {
+                let connect = async {
+                    let tcp = TcpStream::connect(&addr).await?;
+                    tcp.set_nodelay(true)?;
+                    // Servers are verified by chain and role, not by name.
+                    let name = ServerName::try_from(MANAGER_SERVER_NAME)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                    connector.connect(name, tcp).await
+                };
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("connecting to {addr} timed out"),
+                        )
+                    })??;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        }))
+}
+
+/// Binds `addr` and yields TLS streams whose handshake succeeded. Each
+/// handshake runs in its own task so a slow client cannot stall accepts.
+/// Stops accepting when `shutdown` fires.
+pub async fn tls_incoming(
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(
+    SocketAddr,
+    ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
+)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    Ok((local, ReceiverStream::new(rx)))
+}
