@@ -10,3 +10,6 @@
 //! A manager never runs a task and never depends on the worker crate: all
 //! it shares with workers is the protocol in `shoal-proto`.
 #![deny(missing_docs)]
+
+pub mod raft;
+pub mod seal;
