@@ -17,4 +17,5 @@ pub mod context;
 pub mod controlapi;
 pub mod membership;
 pub mod raft;
+pub mod seal;
 pub mod store;

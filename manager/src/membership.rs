@@ -121,12 +121,12 @@ impl RaftMembership for MembershipService {
             .into_inner()
             .node
             .ok_or_else(|| Status::invalid_argument("no member named"))?;
-        if let Caller::Node(id) = &who {
-            if id.node_id != member.node_id {
-                return Err(Status::permission_denied(
-                    "a manager may only remove itself this way",
-                ));
-            }
+        if let Caller::Node(id) = &who
+            && id.node_id != member.node_id
+        {
+            return Err(Status::permission_denied(
+                "a manager may only remove itself this way",
+            ));
         }
         self.ctx
             .raft

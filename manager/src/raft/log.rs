@@ -1,17 +1,11 @@
 //! The seam between the Raft node and durable storage. The node calls
 //! these in raft-rs's documented Ready order; an implementation must have
-//! made a write durable when it returns (the node sends messages that
-//! promise persistence right after).
+//! made a write durable when `persist` returns (the node sends messages
+//! that promise persistence right after).
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
-#[cfg(test)]
-use raft::storage::MemStorage;
 
-/// Why storage failed. Storage failures are fatal to the Raft node: it
-/// stops rather than acknowledge what it could not keep.
-#[derive(Debug, thiserror::Error)]
-#[error("raft storage: {0}")]
-pub struct LogError(pub String);
+use super::storage::{SledStorage, StorageError};
 
 /// Durable Raft state: log entries, hard state, conf state, snapshot.
 pub trait RaftLog: raft::Storage + Send + 'static {
@@ -22,13 +16,13 @@ pub trait RaftLog: raft::Storage + Send + 'static {
         snapshot: Option<&Snapshot>,
         entries: &[Entry],
         hard_state: Option<&HardState>,
-    ) -> Result<(), LogError>;
+    ) -> Result<(), StorageError>;
 
     /// Records the commit index the node learned after a Ready.
-    fn set_commit(&self, commit: u64) -> Result<(), LogError>;
+    fn set_commit(&self, commit: u64) -> Result<(), StorageError>;
 
-    /// Records the membership after a conf change was applied.
-    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogError>;
+    /// Records the membership after a conf change was applied (durably).
+    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError>;
 
     /// Keeps a snapshot of the state machine taken at `index`.
     fn create_snapshot(
@@ -36,48 +30,33 @@ pub trait RaftLog: raft::Storage + Send + 'static {
         index: u64,
         conf_state: ConfState,
         data: Vec<u8>,
-    ) -> Result<(), LogError>;
+    ) -> Result<(), StorageError>;
 
     /// Drops entries before `index` (they are in the snapshot).
-    fn compact(&self, index: u64) -> Result<(), LogError>;
+    fn compact(&self, index: u64) -> Result<(), StorageError>;
 }
 
-#[cfg(test)]
-fn err(e: impl std::fmt::Display) -> LogError {
-    LogError(e.to_string())
-}
-
-/// In memory, for in-process tests of the node before snapshots matter.
-/// Not durable, and keeps no snapshot data: never used outside tests.
-#[cfg(test)]
-impl RaftLog for MemStorage {
+impl RaftLog for SledStorage {
     fn persist(
         &self,
         snapshot: Option<&Snapshot>,
         entries: &[Entry],
         hard_state: Option<&HardState>,
-    ) -> Result<(), LogError> {
-        let mut w = self.wl();
-        if let Some(s) = snapshot {
-            w.apply_snapshot(s.clone()).map_err(err)?;
+    ) -> Result<(), StorageError> {
+        if snapshot.is_none() && entries.is_empty() && hard_state.is_none() {
+            return Ok(());
         }
-        if !entries.is_empty() {
-            w.append(entries).map_err(err)?;
-        }
-        if let Some(hs) = hard_state {
-            w.set_hardstate(hs.clone());
-        }
-        Ok(())
+        self.persist_ready(entries, hard_state.cloned(), snapshot.cloned())
     }
 
-    fn set_commit(&self, commit: u64) -> Result<(), LogError> {
-        self.wl().mut_hard_state().commit = commit;
-        Ok(())
+    fn set_commit(&self, commit: u64) -> Result<(), StorageError> {
+        // Not flushed: a lost commit index is relearned from the leader.
+        SledStorage::set_commit(self, commit)
     }
 
-    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), LogError> {
-        self.wl().set_conf_state(conf_state);
-        Ok(())
+    fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError> {
+        SledStorage::set_conf_state(self, conf_state)?;
+        self.flush()
     }
 
     fn create_snapshot(
@@ -85,15 +64,12 @@ impl RaftLog for MemStorage {
         index: u64,
         conf_state: ConfState,
         data: Vec<u8>,
-    ) -> Result<(), LogError> {
-        // MemStorage builds its snapshot on demand from its own state; the
-        // data is kept through a trigger-free path: apply it as the latest.
-        let _ = (index, conf_state, data);
-        Ok(())
+    ) -> Result<(), StorageError> {
+        SledStorage::create_snapshot(self, index, conf_state, data)?;
+        self.flush()
     }
 
-    fn compact(&self, index: u64) -> Result<(), LogError> {
-        let _ = index;
-        Ok(())
+    fn compact(&self, index: u64) -> Result<(), StorageError> {
+        SledStorage::compact(self, index)
     }
 }

@@ -331,6 +331,7 @@ pub fn start<L: RaftLog, T: Transport>(
         applied_tx,
         applied,
         last_snapshot: applied,
+        snapshot_now: false,
     };
     node.transport.set_members(&node.members);
     node.publish_status();
@@ -353,6 +354,10 @@ struct Node<L: RaftLog, T: Transport> {
     applied_tx: watch::Sender<u64>,
     applied: u64,
     last_snapshot: u64,
+    /// A membership change was applied: snapshot now, because raft-rs
+    /// refuses a snapshot whose conf state does not name the receiver, and
+    /// a new member catches up from a snapshot.
+    snapshot_now: bool,
 }
 
 impl<L: RaftLog, T: Transport> Node<L, T> {
@@ -492,15 +497,15 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         if !self.raw.has_ready() {
             return Ok(());
         }
-        let fatal = |e: super::log::LogError| {
+        let fatal = |e: super::storage::StorageError| {
             tracing::error!(error = %e, "raft storage failed; stopping");
             ProposeError::Raft(e.to_string())
         };
         let mut ready = self.raw.ready();
-        if let Some(ss) = ready.ss() {
-            if ss.raft_state != StateRole::Leader {
-                self.fail_pending(ProposeError::LeadershipLost);
-            }
+        if let Some(ss) = ready.ss()
+            && ss.raft_state != StateRole::Leader
+        {
+            self.fail_pending(ProposeError::LeadershipLost);
         }
         if !ready.messages().is_empty() {
             self.transport.send(ready.take_messages());
@@ -617,6 +622,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         }
         self.transport.set_members(&self.members);
         self.store.skip(index);
+        self.snapshot_now = true;
         if let Some((id, reply)) = self.pending_change.take() {
             if id == cc.id {
                 let _ = reply.send(Ok(()));
@@ -627,10 +633,12 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         Ok(())
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), super::log::LogError> {
-        if self.applied < self.last_snapshot + self.config.snapshot_interval {
+    fn maybe_snapshot(&mut self) -> Result<(), super::storage::StorageError> {
+        let due = self.applied >= self.last_snapshot + self.config.snapshot_interval;
+        if !(due || self.snapshot_now) || self.applied <= self.last_snapshot {
             return Ok(());
         }
+        self.snapshot_now = false;
         let (index, store) = self.store.snapshot();
         let data = SnapshotData {
             store: Some(store),

@@ -119,7 +119,7 @@ macro_rules! stored {
     };
 }
 
-fn spec_name<'a>(annotations: Option<&'a shoal_proto::objects::Annotations>) -> &'a str {
+fn spec_name(annotations: Option<&shoal_proto::objects::Annotations>) -> &str {
     annotations.map_or("", |a| a.name.as_str())
 }
 

@@ -116,13 +116,15 @@ impl Tables {
             }
             crate::with_object!(object, |x| self.check_one(action.kind(), x))?;
             let name = crate::with_object!(object, |x| x.name());
-            if action.kind() != ActionKind::Remove && kind.unique_names() && !name.is_empty() {
-                if claimed.insert((kind, name.to_string()), id).is_some() {
-                    return Err(StoreError::NameConflict {
-                        kind,
-                        name: name.to_string(),
-                    });
-                }
+            if action.kind() != ActionKind::Remove
+                && kind.unique_names()
+                && !name.is_empty()
+                && claimed.insert((kind, name.to_string()), id).is_some()
+            {
+                return Err(StoreError::NameConflict {
+                    kind,
+                    name: name.to_string(),
+                });
             }
         }
         Ok(())
@@ -155,15 +157,16 @@ impl Tables {
             }
             _ => {}
         }
-        if action != ActionKind::Remove && T::KIND.unique_names() && !obj.name().is_empty() {
-            if let Some(holder) = self.names.get(&(T::KIND, obj.name().to_string())) {
-                if holder != obj.id() {
-                    return Err(StoreError::NameConflict {
-                        kind: T::KIND,
-                        name: obj.name().to_string(),
-                    });
-                }
-            }
+        if action != ActionKind::Remove
+            && T::KIND.unique_names()
+            && !obj.name().is_empty()
+            && let Some(holder) = self.names.get(&(T::KIND, obj.name().to_string()))
+            && holder != obj.id()
+        {
+            return Err(StoreError::NameConflict {
+                kind: T::KIND,
+                name: obj.name().to_string(),
+            });
         }
         Ok(())
     }

@@ -1,0 +1,472 @@
+//! Durable, sealed Raft storage on sled, implementing raft-rs `Storage`.
+//!
+//! Why it is shaped so:
+//! - One sled tree with key prefixes (`m/` metadata, `e/<index>` log
+//!   entries, `s/<n>` snapshot chunks), so every change — an append with its
+//!   hard state, a snapshot replacing the log — is ONE sled batch, which sled
+//!   applies atomically: a kill -9 leaves the old state or the new one.
+//! - Every value is sealed with the [`DataKey`], with the record's key as
+//!   AAD, so a value moved to another key fails authentication.
+//! - A sealed marker record written at creation tells a fresh directory
+//!   from a damaged one, and a wrong data key from a damaged record; a
+//!   `raft-state` file beside the sled database notices a database that was
+//!   lost or replaced by an empty one.
+//! - Semantics (indexes, errors) follow raft-rs `MemStorage`, except that
+//!   misuse MemStorage answers with a panic returns [`StorageError::Invalid`].
+//! - Positions and metadata are cached in memory; writers hold the cache's
+//!   write lock across their batch, so readers see whole changes only.
+
+mod codec;
+mod plan;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use ::raft::{GetEntriesContext, RaftState, Storage};
+use protobuf::Message;
+
+use crate::seal::{DataKey, SealError};
+use codec::{K_MARKER, Keys, chunk_key};
+use plan::{Plan, term_at};
+
+/// Name of the sled database directory inside the state directory.
+const SLED_DIR: &str = "db";
+/// File written once the marker is durable: "this directory was initialised".
+const INIT_FILE: &str = "raft-state";
+const INIT_CONTENTS: &[u8] = b"shoal raft state v1\n";
+/// Plaintext of the marker record.
+const MARKER: &[u8] = b"shoal raft storage v1";
+/// Snapshot data is stored in chunks of this many bytes.
+const CHUNK_LEN: usize = 1 << 20;
+
+/// Errors of the Raft storage. Messages name the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A Raft-level condition (compacted, unavailable, out of date), with
+    /// raft-rs `MemStorage`'s meaning.
+    #[error("{0}")]
+    Raft(#[from] ::raft::StorageError),
+    /// The data key does not open the state directory.
+    #[error(
+        "cannot open raft state in {}: wrong data key (or its marker record is damaged)",
+        path.display()
+    )]
+    WrongDataKey {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// A record failed authentication.
+    #[error(
+        "raft {what} failed authentication: state dir {} damaged or wrong data key",
+        path.display()
+    )]
+    Authentication {
+        /// The state directory.
+        path: PathBuf,
+        /// The record, e.g. "log entry 1234".
+        what: String,
+    },
+    /// The state directory is inconsistent (missing or malformed records).
+    #[error("raft state in {} is damaged: {what}", path.display())]
+    Damaged {
+        /// The state directory.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A call the Raft contract forbids (MemStorage panics on these).
+    #[error("invalid raft storage call: {0}")]
+    Invalid(String),
+    /// sled failed (I/O error, or corruption sled itself detected).
+    #[error("raft state in {}: {source}", path.display())]
+    Sled {
+        /// The state directory.
+        path: PathBuf,
+        /// The sled error.
+        source: sled::Error,
+    },
+    /// A file operation on the state directory failed.
+    #[error("raft state in {}: {source}", path.display())]
+    Io {
+        /// The state directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: SealError,
+    },
+}
+
+impl From<StorageError> for ::raft::Error {
+    fn from(e: StorageError) -> ::raft::Error {
+        match e {
+            StorageError::Raft(e) => ::raft::Error::Store(e),
+            e => ::raft::Error::Store(::raft::StorageError::Other(Box::new(e))),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// What the cache knows: positions and all metadata (not entry bodies).
+#[derive(Debug, Clone, Default)]
+struct State {
+    hard: HardState,
+    conf: ConfState,
+    snap: SnapshotMetadata,
+    snap_chunks: u32,
+    snap_len: u64,
+    /// Indexes of the first and last stored entries, if any.
+    entries: Option<(u64, u64)>,
+}
+
+impl State {
+    fn first_index(&self) -> u64 {
+        match self.entries {
+            Some((first, _)) => first,
+            None => self.snap.index + 1,
+        }
+    }
+
+    fn last_index(&self) -> u64 {
+        match self.entries {
+            Some((_, last)) => last,
+            None => self.snap.index,
+        }
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    keys: Keys,
+    state: RwLock<State>,
+}
+
+/// Raft log, hard state, conf state and snapshot in a sled database,
+/// every value sealed. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct SledStorage {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SledStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStorage")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStorage {
+    /// Opens the Raft state in `path`, creating it if the directory is new
+    /// or empty. Fails clearly on a wrong key or a damaged directory.
+    pub fn open(path: &Path, key: DataKey) -> Result<SledStorage> {
+        let io = |source| StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(path).map_err(|e| {
+            io(SealError::Io {
+                action: "cannot create",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        })?;
+        let initialised = path.join(INIT_FILE).exists();
+        let sled_err = |source| StorageError::Sled {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = codec::open_sled(&path.join(SLED_DIR)).map_err(|e| match e {
+            sled::Error::Corruption { .. } => StorageError::Damaged {
+                path: path.to_path_buf(),
+                what: format!("the sled database in {SLED_DIR}/ failed its checksums ({e})"),
+            },
+            e => sled_err(e),
+        })?;
+        let keys = Keys::new(path.to_path_buf(), key);
+        match db.get(K_MARKER).map_err(sled_err)? {
+            Some(sealed) => {
+                let plain = keys.key().open(&sealed, &codec::aad(K_MARKER));
+                if plain.as_deref().ok() != Some(MARKER) {
+                    return Err(StorageError::WrongDataKey {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+            None if initialised => {
+                return Err(keys.damaged(
+                    "its marker record is missing: the sled database was lost, \
+                     truncated or replaced",
+                ));
+            }
+            None if !db.is_empty() => {
+                return Err(keys.damaged("it holds records but no marker record"));
+            }
+            None => {
+                db.insert(K_MARKER, keys.seal(K_MARKER, MARKER))
+                    .map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+        }
+        if !initialised {
+            crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
+        }
+        let state = codec::load_state(&db, &keys)?;
+        Ok(SledStorage {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                db,
+                keys,
+                state: RwLock::new(state),
+            }),
+        })
+    }
+
+    /// The state directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The stored hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.read().hard.clone()
+    }
+
+    /// The stored conf state.
+    pub fn conf_state(&self) -> ConfState {
+        self.read().conf.clone()
+    }
+
+    /// Metadata of the stored snapshot (index 0 if there is none).
+    pub fn snapshot_metadata(&self) -> SnapshotMetadata {
+        self.read().snap.clone()
+    }
+
+    /// Appends entries, first dropping any stored entries at or after
+    /// `entries[0].index` (a conflicting suffix), as MemStorage does.
+    pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        self.write_plan(|p| p.append(entries))
+    }
+
+    /// Saves the hard state.
+    pub fn set_hard_state(&self, hs: HardState) -> Result<()> {
+        self.write_plan(|p| {
+            p.set_hard_state(hs);
+            Ok(())
+        })
+    }
+
+    /// Sets the hard state's commit index (for `LightReady::commit_index`).
+    pub fn set_commit(&self, commit: u64) -> Result<()> {
+        self.write_plan(|p| {
+            let mut hs = p.st.hard.clone();
+            hs.commit = commit;
+            p.set_hard_state(hs);
+            Ok(())
+        })
+    }
+
+    /// Saves the conf state.
+    pub fn set_conf_state(&self, cs: ConfState) -> Result<()> {
+        self.write_plan(|p| {
+            p.set_conf_state(cs);
+            Ok(())
+        })
+    }
+
+    /// Replaces the log with a snapshot received from the leader: the log
+    /// is emptied, the first index becomes `snapshot index + 1`, and the
+    /// hard state and conf state follow the snapshot (as MemStorage).
+    pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        self.write_plan(|p| p.apply_snapshot(snapshot))
+    }
+
+    /// Stores the snapshot the state machine made of everything up to
+    /// `index` (which must be in the log). Does not compact the log.
+    pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<()> {
+        self.write_plan(|p| {
+            if index <= p.st.snap.index {
+                return Err(::raft::StorageError::SnapshotOutOfDate.into());
+            }
+            if index > p.st.last_index() {
+                return Err(StorageError::Invalid(format!(
+                    "snapshot at index {index} beyond the last log index {}",
+                    p.st.last_index()
+                )));
+            }
+            let mut meta = SnapshotMetadata {
+                index,
+                term: p.term(index)?,
+                ..Default::default()
+            };
+            meta.set_conf_state(conf_state);
+            p.write_snapshot(meta, &data);
+            Ok(())
+        })
+    }
+
+    /// Drops the entries before `compact_index`. Compacting at or below
+    /// the first index does nothing; past `last_index + 1` is an error.
+    pub fn compact(&self, compact_index: u64) -> Result<()> {
+        self.write_plan(|p| p.compact(compact_index))
+    }
+
+    /// Persists what a raft-rs `Ready` asks for in ONE atomic batch, in the
+    /// documented order (snapshot, then entries, then hard state), then
+    /// flushes to disk.
+    pub fn persist_ready(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+        snapshot: Option<Snapshot>,
+    ) -> Result<()> {
+        self.write_plan(|p| {
+            if let Some(snap) = snapshot {
+                p.apply_snapshot(snap)?;
+            }
+            p.append(entries)?;
+            if let Some(hs) = hard_state {
+                p.set_hard_state(hs);
+            }
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// Makes everything written so far durable (fsync).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush().map(drop).map_err(|e| self.sled(e))
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sled(&self, source: sled::Error) -> StorageError {
+        StorageError::Sled {
+            path: self.inner.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` on a plan over a copy of the state, applies its batch
+    /// atomically, then publishes the new state.
+    fn write_plan(&self, f: impl FnOnce(&mut Plan<'_>) -> Result<()>) -> Result<()> {
+        let mut guard = self.write();
+        let mut plan = Plan {
+            db: &self.inner.db,
+            keys: &self.inner.keys,
+            st: guard.clone(),
+            batch: sled::Batch::default(),
+        };
+        f(&mut plan)?;
+        let Plan { st, batch, .. } = plan;
+        self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
+        *guard = st;
+        Ok(())
+    }
+
+    /// Reads and authenticates entry `index` (which the cache says exists).
+    fn read_entry(&self, index: u64) -> Result<Entry> {
+        codec::read_entry(&self.inner.db, &self.inner.keys, index)
+    }
+
+    fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
+        let mut data = Vec::with_capacity(st.snap_len.min(1 << 30) as usize);
+        for n in 0..st.snap_chunks {
+            let key = chunk_key(n);
+            let what = || format!("snapshot chunk {n} of {}", st.snap_chunks);
+            let sealed = self
+                .inner
+                .db
+                .get(key)
+                .map_err(|e| self.sled(e))?
+                .ok_or_else(|| self.inner.keys.damaged(&format!("{} is missing", what())))?;
+            let aad = codec::chunk_aad(&st.snap, n, st.snap_chunks);
+            let plain = self.inner.keys.open_aad(&sealed, &aad, what)?;
+            data.extend_from_slice(&plain);
+        }
+        if data.len() as u64 != st.snap_len {
+            return Err(self.inner.keys.damaged(&format!(
+                "snapshot data is {} bytes, {} expected",
+                data.len(),
+                st.snap_len
+            )));
+        }
+        let mut snap = Snapshot::default();
+        snap.set_metadata(st.snap.clone());
+        snap.data = data.into();
+        Ok(snap)
+    }
+}
+
+impl Storage for SledStorage {
+    fn initial_state(&self) -> ::raft::Result<RaftState> {
+        let st = self.read();
+        Ok(RaftState::new(st.hard.clone(), st.conf.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> ::raft::Result<Vec<Entry>> {
+        let max_size = max_size.into().unwrap_or(::raft::NO_LIMIT);
+        let st = self.read();
+        if low < st.first_index() {
+            return Err(::raft::Error::Store(::raft::StorageError::Compacted));
+        }
+        if high > st.last_index() + 1 {
+            return Err(::raft::Error::Store(::raft::StorageError::Unavailable));
+        }
+        let mut out = Vec::with_capacity(high.saturating_sub(low).min(1024) as usize);
+        let mut size = 0u64;
+        for index in low..high {
+            let e = self.read_entry(index)?;
+            size += u64::from(e.compute_size());
+            if !out.is_empty() && size > max_size {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> ::raft::Result<u64> {
+        let st = self.read();
+        Ok(term_at(&self.inner.db, &self.inner.keys, &st, idx)?)
+    }
+
+    fn first_index(&self) -> ::raft::Result<u64> {
+        Ok(self.read().first_index())
+    }
+
+    fn last_index(&self) -> ::raft::Result<u64> {
+        Ok(self.read().last_index())
+    }
+
+    /// The stored snapshot. If it is older than `request_index`, answers
+    /// `SnapshotTemporarilyUnavailable` (the node must make a newer one)
+    /// rather than MemStorage's relabelled snapshot.
+    fn snapshot(&self, request_index: u64, _to: u64) -> ::raft::Result<Snapshot> {
+        let st = self.read();
+        if st.snap.index < request_index {
+            return Err(::raft::Error::Store(
+                ::raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.read_snapshot(&st)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_disk;

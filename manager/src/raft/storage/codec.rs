@@ -1,0 +1,237 @@
+//! Record keys, sealing with place-binding AAD, and the checks run when the
+//! state is loaded (so damage shows up at open, not as a silently short log).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ::raft::eraftpb::{ConfState, Entry, HardState, SnapshotMetadata};
+use protobuf::Message;
+
+use super::{Result, State, StorageError};
+use crate::seal::DataKey;
+
+pub(super) const K_MARKER: &[u8] = b"m/marker";
+pub(super) const K_HARD: &[u8] = b"m/hard_state";
+pub(super) const K_CONF: &[u8] = b"m/conf_state";
+pub(super) const K_SNAP: &[u8] = b"m/snapshot";
+const P_ENTRY: &[u8] = b"e/";
+const P_CHUNK: &[u8] = b"s/";
+const AAD_DOMAIN: &[u8] = b"shoal/raft/v1\0";
+
+/// Opens the sled database, waiting out the lock a just-dropped handle in
+/// this process may still hold: sled's flusher thread lets go of the
+/// database a moment after the last handle is dropped.
+pub(super) fn open_sled(path: &Path) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e)) if is_lock_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// sled reports a held lock as an `Other` error wrapping `WouldBlock`.
+fn is_lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// Key of log entry `index`: big-endian so sled orders entries by index.
+pub(super) fn entry_key(index: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(P_ENTRY);
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Key of snapshot data chunk `n`.
+pub(super) fn chunk_key(n: u32) -> [u8; 6] {
+    let mut k = [0u8; 6];
+    k[..2].copy_from_slice(P_CHUNK);
+    k[2..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// AAD binding a value to its key.
+pub(super) fn aad(key: &[u8]) -> Vec<u8> {
+    [AAD_DOMAIN, key].concat()
+}
+
+/// AAD of a snapshot chunk: its key plus which snapshot and how many chunks,
+/// so chunks of an older snapshot cannot be passed off as this one's.
+pub(super) fn chunk_aad(meta: &SnapshotMetadata, n: u32, chunks: u32) -> Vec<u8> {
+    let mut a = aad(&chunk_key(n));
+    a.extend_from_slice(&meta.index.to_be_bytes());
+    a.extend_from_slice(&meta.term.to_be_bytes());
+    a.extend_from_slice(&chunks.to_be_bytes());
+    a
+}
+
+/// The data key plus the directory to name in errors.
+pub(super) struct Keys {
+    path: PathBuf,
+    key: DataKey,
+}
+
+impl Keys {
+    pub(super) fn new(path: PathBuf, key: DataKey) -> Keys {
+        Keys { path, key }
+    }
+
+    pub(super) fn key(&self) -> &DataKey {
+        &self.key
+    }
+
+    pub(super) fn seal(&self, key: &[u8], plain: &[u8]) -> Vec<u8> {
+        self.key.seal(plain, &aad(key))
+    }
+
+    pub(super) fn open_aad(
+        &self,
+        sealed: &[u8],
+        aad: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<u8>> {
+        self.key
+            .open(sealed, aad)
+            .map_err(|_| StorageError::Authentication {
+                path: self.path.clone(),
+                what: what(),
+            })
+    }
+
+    pub(super) fn damaged(&self, what: &str) -> StorageError {
+        StorageError::Damaged {
+            path: self.path.clone(),
+            what: what.to_string(),
+        }
+    }
+
+    fn sled(&self, source: sled::Error) -> StorageError {
+        StorageError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads, authenticates and decodes the message at `key`, if present.
+    fn get_message<M: Message>(&self, db: &sled::Db, key: &[u8], what: &str) -> Result<Option<M>> {
+        let Some(sealed) = db.get(key).map_err(|e| self.sled(e))? else {
+            return Ok(None);
+        };
+        let plain = self.open_aad(&sealed, &aad(key), || what.to_string())?;
+        M::parse_from_bytes(&plain)
+            .map(Some)
+            .map_err(|e| self.damaged(&format!("{what} does not decode: {e}")))
+    }
+}
+
+/// Snapshot metadata plus how its data is chunked.
+pub(super) struct SnapRecord {
+    pub(super) chunks: u32,
+    pub(super) len: u64,
+    pub(super) meta: SnapshotMetadata,
+}
+
+impl SnapRecord {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.chunks.to_be_bytes());
+        out.extend_from_slice(&self.len.to_be_bytes());
+        out.extend_from_slice(&self.meta.write_to_bytes().unwrap_or_default());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<SnapRecord> {
+        let chunks = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+        let len = u64::from_be_bytes(bytes.get(4..12)?.try_into().ok()?);
+        let meta = SnapshotMetadata::parse_from_bytes(bytes.get(12..)?).ok()?;
+        Some(SnapRecord { chunks, len, meta })
+    }
+}
+
+/// Reads and authenticates log entry `index`; a missing one is damage.
+pub(super) fn read_entry(db: &sled::Db, keys: &Keys, index: u64) -> Result<Entry> {
+    let key = entry_key(index);
+    let sealed = db
+        .get(key)
+        .map_err(|e| keys.sled(e))?
+        .ok_or_else(|| keys.damaged(&format!("raft log entry {index} is missing")))?;
+    let plain = keys.open_aad(&sealed, &aad(&key), || format!("log entry {index}"))?;
+    let entry = Entry::parse_from_bytes(&plain)
+        .map_err(|e| keys.damaged(&format!("raft log entry {index} does not decode: {e}")))?;
+    if entry.index != index {
+        return Err(keys.damaged(&format!(
+            "raft log entry stored at {index} says it is entry {}",
+            entry.index
+        )));
+    }
+    Ok(entry)
+}
+
+fn entry_index(keys: &Keys, key: &[u8]) -> Result<u64> {
+    key.get(2..)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| keys.damaged("a raft log key is malformed"))
+}
+
+/// Loads the cached state and checks it hangs together: metadata
+/// authenticates, the log has no holes, its ends authenticate, snapshot
+/// chunks are all there, and the commit index is within the log.
+pub(super) fn load_state(db: &sled::Db, keys: &Keys) -> Result<State> {
+    let mut st = State {
+        hard: keys
+            .get_message::<HardState>(db, K_HARD, "hard state")?
+            .unwrap_or_default(),
+        conf: keys
+            .get_message::<ConfState>(db, K_CONF, "conf state")?
+            .unwrap_or_default(),
+        ..State::default()
+    };
+
+    if let Some(sealed) = db.get(K_SNAP).map_err(|e| keys.sled(e))? {
+        let plain = keys.open_aad(&sealed, &aad(K_SNAP), || "snapshot metadata".into())?;
+        let rec = SnapRecord::decode(&plain)
+            .ok_or_else(|| keys.damaged("snapshot metadata does not decode"))?;
+        for n in 0..rec.chunks {
+            if !db.contains_key(chunk_key(n)).map_err(|e| keys.sled(e))? {
+                return Err(
+                    keys.damaged(&format!("snapshot chunk {n} of {} is missing", rec.chunks))
+                );
+            }
+        }
+        st.snap = rec.meta;
+        st.snap_chunks = rec.chunks;
+        st.snap_len = rec.len;
+    }
+
+    let mut iter = db.scan_prefix(P_ENTRY).keys();
+    if let Some(first) = iter.next() {
+        let first = entry_index(keys, &first.map_err(|e| keys.sled(e))?)?;
+        let last = match iter.next_back() {
+            Some(k) => entry_index(keys, &k.map_err(|e| keys.sled(e))?)?,
+            None => first,
+        };
+        let count = db.scan_prefix(P_ENTRY).keys().count() as u64;
+        if count != last - first + 1 {
+            return Err(keys.damaged(&format!(
+                "the raft log has holes: {count} entries stored between {first} and {last}"
+            )));
+        }
+        read_entry(db, keys, first)?;
+        read_entry(db, keys, last)?;
+        st.entries = Some((first, last));
+    }
+
+    if st.hard.commit > st.last_index() {
+        return Err(keys.damaged(&format!(
+            "the hard state commits index {} but the log ends at {}: the log was truncated",
+            st.hard.commit,
+            st.last_index()
+        )));
+    }
+    Ok(st)
+}

@@ -1,0 +1,161 @@
+//! Writes: a [`Plan`] stages a change on a copy of the cached state and
+//! in one sled batch, so the caller applies both or neither.
+
+use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use protobuf::Message;
+
+use super::codec::{self, K_CONF, K_HARD, K_SNAP, Keys, SnapRecord, chunk_key, entry_key};
+use super::{CHUNK_LEN, Result, State, StorageError};
+
+/// The term of entry `index` with MemStorage's errors.
+pub(super) fn term_at(db: &sled::Db, keys: &Keys, st: &State, index: u64) -> Result<u64> {
+    if index == st.snap.index {
+        return Ok(st.snap.term);
+    }
+    if index < st.first_index() {
+        return Err(::raft::StorageError::Compacted.into());
+    }
+    if index > st.last_index() {
+        return Err(::raft::StorageError::Unavailable.into());
+    }
+    Ok(codec::read_entry(db, keys, index)?.term)
+}
+
+/// A change being prepared: the new state and the batch that writes it.
+pub(super) struct Plan<'a> {
+    pub(super) db: &'a sled::Db,
+    pub(super) keys: &'a Keys,
+    pub(super) st: State,
+    pub(super) batch: sled::Batch,
+}
+
+impl Plan<'_> {
+    pub(super) fn set_hard_state(&mut self, hs: HardState) {
+        self.put_message(K_HARD, &hs);
+        self.st.hard = hs;
+    }
+
+    pub(super) fn set_conf_state(&mut self, cs: ConfState) {
+        self.put_message(K_CONF, &cs);
+        self.st.conf = cs;
+    }
+
+    fn put_message(&mut self, key: &[u8], msg: &dyn Message) {
+        // Writing a protobuf message to a Vec cannot fail.
+        let bytes = msg.write_to_bytes().unwrap_or_default();
+        self.batch.insert(key, self.keys.seal(key, &bytes));
+    }
+
+    pub(super) fn term(&self, index: u64) -> Result<u64> {
+        term_at(self.db, self.keys, &self.st, index)
+    }
+
+    fn remove_entries(&mut self, from: u64, to_inclusive: u64) {
+        for i in from..=to_inclusive {
+            self.batch.remove(&entry_key(i)[..]);
+        }
+    }
+
+    pub(super) fn append(&mut self, ents: &[Entry]) -> Result<()> {
+        let Some(head) = ents.first() else {
+            return Ok(());
+        };
+        let (first, last) = (self.st.first_index(), self.st.last_index());
+        if head.index < first {
+            return Err(StorageError::Invalid(format!(
+                "append would overwrite compacted entries: first index {first}, append from {}",
+                head.index
+            )));
+        }
+        if head.index > last + 1 {
+            return Err(StorageError::Invalid(format!(
+                "append leaves a gap: last index {last}, append from {}",
+                head.index
+            )));
+        }
+        for (i, e) in ents.iter().enumerate() {
+            if e.index != head.index + i as u64 {
+                return Err(StorageError::Invalid(format!(
+                    "entries to append are not consecutive: {} follows {}",
+                    e.index,
+                    head.index + i as u64 - 1
+                )));
+            }
+        }
+        let new_last = head.index + ents.len() as u64 - 1;
+        // Drop the conflicting suffix beyond what the new entries overwrite.
+        if self.st.entries.is_some() && last > new_last {
+            self.remove_entries(new_last + 1, last);
+        }
+        for e in ents {
+            let key = entry_key(e.index);
+            let bytes = e.write_to_bytes().unwrap_or_default();
+            self.batch.insert(&key[..], self.keys.seal(&key, &bytes));
+        }
+        let new_first = match self.st.entries {
+            Some((f, _)) => f,
+            None => head.index,
+        };
+        self.st.entries = Some((new_first, new_last));
+        Ok(())
+    }
+
+    pub(super) fn compact(&mut self, compact_index: u64) -> Result<()> {
+        let (first, last) = (self.st.first_index(), self.st.last_index());
+        if compact_index <= first {
+            return Ok(());
+        }
+        if compact_index > last + 1 {
+            return Err(StorageError::Invalid(format!(
+                "compact to {compact_index} past the last index {last}"
+            )));
+        }
+        if let Some((f, l)) = self.st.entries {
+            self.remove_entries(f, compact_index - 1);
+            self.st.entries = (compact_index <= l).then_some((compact_index, l));
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_snapshot(&mut self, mut snap: Snapshot) -> Result<()> {
+        let meta = snap.take_metadata();
+        let index = meta.index;
+        if self.st.first_index() > index {
+            return Err(::raft::StorageError::SnapshotOutOfDate.into());
+        }
+        if let Some((f, l)) = self.st.entries.take() {
+            self.remove_entries(f, l);
+        }
+        let mut hs = self.st.hard.clone();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = index;
+        self.set_hard_state(hs);
+        self.set_conf_state(meta.get_conf_state().clone());
+        let data = std::mem::take(&mut snap.data);
+        self.write_snapshot(meta, &data);
+        Ok(())
+    }
+
+    /// Writes snapshot metadata and data chunks; drops surplus old chunks.
+    pub(super) fn write_snapshot(&mut self, meta: SnapshotMetadata, data: &[u8]) {
+        let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
+        for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
+            let aad = codec::chunk_aad(&meta, n as u32, chunks);
+            self.batch
+                .insert(&chunk_key(n as u32)[..], self.keys.key().seal(chunk, &aad));
+        }
+        for n in chunks..self.st.snap_chunks {
+            self.batch.remove(&chunk_key(n)[..]);
+        }
+        let record = SnapRecord {
+            chunks,
+            len: data.len() as u64,
+            meta: meta.clone(),
+        };
+        self.batch
+            .insert(K_SNAP, self.keys.seal(K_SNAP, &record.encode()));
+        self.st.snap = meta;
+        self.st.snap_chunks = chunks;
+        self.st.snap_len = data.len() as u64;
+    }
+}

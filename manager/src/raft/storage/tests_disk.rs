@@ -1,0 +1,416 @@
+//! What is on disk: sealing, tampering, damage, wrong keys, kill -9, and a
+//! real raft-rs `RawNode` persisting through this storage.
+
+use std::io::BufRead;
+
+use ::raft::{Config, RawNode};
+use zeroize::Zeroizing;
+
+use super::tests::{all_entries, data_entry, new_entry};
+use super::*;
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Changes the raw (sealed) value at `key` with sled directly.
+fn tamper(dir: &Path, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
+    let db = codec::open_sled(&dir.join(SLED_DIR)).unwrap();
+    let mut v = db.get(key).unwrap().unwrap().to_vec();
+    f(&mut v);
+    db.insert(key, v).unwrap();
+    db.flush().unwrap();
+}
+
+fn remove_raw(dir: &Path, key: &[u8]) {
+    let db = codec::open_sled(&dir.join(SLED_DIR)).unwrap();
+    db.remove(key).unwrap();
+    db.flush().unwrap();
+}
+
+/// A storage with entries 1..=n (data "entry i"), committed to n, dropped.
+fn filled(dir: &Path, key: &DataKey, n: u64) {
+    let s = SledStorage::open(dir, key.clone()).unwrap();
+    let ents: Vec<Entry> = (1..=n)
+        .map(|i| data_entry(i, 1, format!("entry {i}").as_bytes()))
+        .collect();
+    let hs = HardState {
+        term: 1,
+        commit: n,
+        ..Default::default()
+    };
+    s.persist_ready(&ents, Some(hs), None).unwrap();
+}
+
+#[test]
+fn plaintext_never_reaches_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_entry = b"DISTINCTIVE-ENTRY-PLAINTEXT-7f3a9c";
+    let secret_snap = b"DISTINCTIVE-SNAPSHOT-PLAINTEXT-51e2";
+    {
+        let s = SledStorage::open(dir.path(), DataKey::generate()).unwrap();
+        let ents: Vec<Entry> = (1..=20).map(|i| data_entry(i, 1, secret_entry)).collect();
+        s.append(&ents).unwrap();
+        s.create_snapshot(10, ConfState::from((vec![1], vec![])), secret_snap.to_vec())
+            .unwrap();
+        s.flush().unwrap();
+        assert_eq!(all_entries(&s).unwrap().len(), 20);
+    }
+    let all = files(dir.path());
+    assert!(all.len() > 1, "expected sled files, got {all:?}");
+    let mut total = 0;
+    for f in all {
+        let bytes = std::fs::read(&f).unwrap();
+        total += bytes.len();
+        assert!(!contains(&bytes, secret_entry), "entry plaintext in {f:?}");
+        assert!(
+            !contains(&bytes, secret_snap),
+            "snapshot plaintext in {f:?}"
+        );
+    }
+    assert!(total > 20 * secret_entry.len(), "nothing was written?");
+}
+
+#[test]
+fn wrong_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path(), &DataKey::generate(), 3);
+    let err = SledStorage::open(dir.path(), DataKey::generate()).unwrap_err();
+    assert!(matches!(err, StorageError::WrongDataKey { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("wrong data key"), "{msg}");
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+}
+
+#[test]
+fn flipped_byte_in_an_entry_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    tamper(dir.path(), &codec::entry_key(4), |v| v[30] ^= 0x04);
+    // The ends of the log are fine, so it opens; reading entry 4 is not.
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    let err = all_entries(&s).unwrap_err().to_string();
+    assert!(
+        err.contains("raft log entry 4 failed authentication"),
+        "{err}"
+    );
+    assert!(err.contains("damaged or wrong data key"), "{err}");
+    assert!(s.term(4).is_err());
+    assert_eq!(s.term(5), Ok(1));
+}
+
+#[test]
+fn damaged_last_entry_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    tamper(dir.path(), &codec::entry_key(10), |v| {
+        let n = v.len() - 1;
+        v[n] ^= 0x80;
+    });
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(err.contains("log entry 10 failed authentication"), "{err}");
+}
+
+#[test]
+fn swapped_entries_are_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+    let two = db.get(codec::entry_key(2)).unwrap().unwrap();
+    db.insert(codec::entry_key(3), two).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    let err = s.entries(3, 4, None, tests::ctx()).unwrap_err().to_string();
+    assert!(err.contains("entry 3 failed authentication"), "{err}");
+}
+
+#[test]
+fn damaged_hard_state_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 2);
+    tamper(dir.path(), codec::K_HARD, |v| v[25] ^= 1);
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(
+        err.contains("raft hard state") && err.contains("authentication"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hole_in_the_log_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    remove_raw(dir.path(), &codec::entry_key(5));
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(
+        err.contains("holes: 9 entries stored between 1 and 10"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_log_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    remove_raw(dir.path(), &codec::entry_key(10));
+    remove_raw(dir.path(), &codec::entry_key(9));
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(
+        err.contains("commits index 10 but the log ends at 8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lost_database_is_not_a_fresh_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 3);
+    std::fs::remove_dir_all(dir.path().join(SLED_DIR)).unwrap();
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(err.contains("marker record is missing"), "{err}");
+}
+
+#[test]
+fn missing_snapshot_chunk_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    {
+        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        s.append(&[new_entry(1, 1)]).unwrap();
+        s.create_snapshot(1, ConfState::default(), vec![7; CHUNK_LEN + 1])
+            .unwrap();
+    }
+    remove_raw(dir.path(), &codec::chunk_key(1));
+    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    assert!(err.contains("snapshot chunk 1 of 2 is missing"), "{err}");
+}
+
+#[test]
+fn flipped_byte_in_the_files_is_never_silent() {
+    // Flip a byte of a sealed entry where sled keeps it on disk: whether
+    // sled or the AEAD notices, opening and reading must not succeed.
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    filled(dir.path(), &key, 10);
+    let sealed = {
+        let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+        db.get(codec::entry_key(6)).unwrap().unwrap().to_vec()
+    };
+    let mut hit = false;
+    for f in files(&dir.path().join(SLED_DIR)) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        if let Some(pos) = bytes.windows(sealed.len()).position(|w| w == sealed) {
+            bytes[pos + 30] ^= 0x10;
+            std::fs::write(&f, bytes).unwrap();
+            hit = true;
+        }
+    }
+    assert!(hit, "sealed entry not found in sled's files");
+    let outcome = SledStorage::open(dir.path(), key).and_then(|s| {
+        all_entries(&s)
+            .map_err(|e| StorageError::Invalid(e.to_string()))
+            .map(|ents| ents.len())
+    });
+    let err = outcome
+        .expect_err("a damaged entry went unnoticed")
+        .to_string();
+    assert!(
+        err.contains("damaged") && err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
+
+fn key_hex(key: &DataKey) -> String {
+    key.bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_from_hex(s: &str) -> DataKey {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    DataKey::from_bytes(bytes)
+}
+
+const KILL_ENV: &str = "SHOAL_TEST_KILL_DIR";
+
+/// Child half of `kill_9_mid_write`: writes forever, printing each index
+/// once `persist_ready` (which flushes) has returned.
+#[test]
+#[ignore = "run as a child process by kill_9_mid_write"]
+fn kill_child_writer() {
+    let Ok(dir) = std::env::var(KILL_ENV) else {
+        return;
+    };
+    let key = key_from_hex(&std::env::var("SHOAL_TEST_KILL_KEY").unwrap());
+    let s = SledStorage::open(Path::new(&dir), key).unwrap();
+    let mut hs = HardState {
+        term: 1,
+        ..Default::default()
+    };
+    for i in 1.. {
+        let ents: Vec<Entry> = (0..5)
+            .map(|j| {
+                data_entry(
+                    5 * i - 4 + j,
+                    1,
+                    format!("entry {}", 5 * i - 4 + j).as_bytes(),
+                )
+            })
+            .collect();
+        hs.commit = 5 * i;
+        s.persist_ready(&ents, Some(hs.clone()), None).unwrap();
+        println!("durable {}", 5 * i);
+    }
+}
+
+#[test]
+fn kill_9_mid_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "--nocapture", "--test-threads=1"])
+        .arg("raft::storage::tests_disk::kill_child_writer")
+        .env(KILL_ENV, dir.path())
+        .env("SHOAL_TEST_KILL_KEY", key_hex(&key))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut durable = 0u64;
+    for line in std::io::BufReader::new(stdout).lines() {
+        if let Some(n) = line.unwrap().strip_prefix("durable ") {
+            durable = n.parse().unwrap();
+            if durable >= 400 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL, mid-write
+    child.wait().unwrap();
+    assert!(durable >= 400, "child stopped early at {durable}");
+
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    let last = s.last_index().unwrap();
+    assert!(last >= durable, "lost durable entries: {last} < {durable}");
+    assert_eq!(last % 5, 0, "a batch was half applied: last index {last}");
+    let commit = s.hard_state().commit;
+    assert!(commit >= durable && commit <= last, "commit {commit}");
+    let ents = all_entries(&s).unwrap();
+    assert_eq!(ents.len() as u64, last);
+    for (i, e) in ents.iter().enumerate() {
+        assert_eq!(&e.data[..], format!("entry {}", i + 1).as_bytes());
+    }
+}
+
+/// Runs `node`'s Ready loop in the documented order, persisting through
+/// `store`; returns the data of entries applied.
+fn drive(node: &mut RawNode<SledStorage>, store: &SledStorage, applied: &mut Vec<Vec<u8>>) {
+    let apply = |ents: Vec<Entry>, applied: &mut Vec<Vec<u8>>| {
+        applied.extend(
+            ents.into_iter()
+                .filter(|e| !e.data.is_empty())
+                .map(|e| e.data.to_vec()),
+        );
+    };
+    while node.has_ready() {
+        let mut ready = node.ready();
+        assert!(ready.messages().is_empty(), "single node sends nothing");
+        let snap = (!ready.snapshot().is_empty()).then(|| ready.snapshot().clone());
+        apply(ready.take_committed_entries(), applied);
+        store
+            .persist_ready(ready.entries(), ready.hs().cloned(), snap)
+            .unwrap();
+        assert!(ready.persisted_messages().is_empty());
+        let mut light = node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            store.set_commit(commit).unwrap();
+        }
+        apply(light.take_committed_entries(), applied);
+        node.advance_apply();
+    }
+}
+
+fn config(applied: u64) -> Config {
+    Config {
+        id: 1,
+        election_tick: 10,
+        heartbeat_tick: 3,
+        applied,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn raw_node_single_node_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let want: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("command {i}").into_bytes())
+        .collect();
+    {
+        let store = SledStorage::open(dir.path(), key.clone()).unwrap();
+        store
+            .set_conf_state(ConfState::from((vec![1], vec![])))
+            .unwrap();
+        let mut node = RawNode::new(&config(0), store.clone(), &logger).unwrap();
+        node.campaign().unwrap();
+        let mut applied = Vec::new();
+        drive(&mut node, &store, &mut applied);
+        assert_eq!(node.raft.state, ::raft::StateRole::Leader);
+        for batch in want.chunks(50) {
+            for cmd in batch {
+                node.propose(vec![], cmd.clone()).unwrap();
+            }
+            drive(&mut node, &store, &mut applied);
+        }
+        assert_eq!(applied, want);
+        // Dropped without any close.
+    }
+
+    let store = SledStorage::open(dir.path(), key).unwrap();
+    let hs = store.hard_state();
+    assert_eq!(hs.commit, store.last_index().unwrap());
+    let committed: Vec<Vec<u8>> = store
+        .entries(1, hs.commit + 1, None, tests::ctx())
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.data.is_empty())
+        .map(|e| e.data.to_vec())
+        .collect();
+    assert_eq!(committed, want);
+
+    // The node restarts from the storage and keeps going.
+    let mut node = RawNode::new(&config(hs.commit), store.clone(), &logger).unwrap();
+    node.campaign().unwrap();
+    let mut applied = Vec::new();
+    drive(&mut node, &store, &mut applied);
+    node.propose(vec![], b"after restart".to_vec()).unwrap();
+    drive(&mut node, &store, &mut applied);
+    assert_eq!(applied, vec![b"after restart".to_vec()]);
+    assert!(store.hard_state().term > hs.term);
+}
