@@ -78,7 +78,9 @@ struct Row {
 /// Keeps the blobs `filters` select, sorted by name.
 pub fn select(mut blobs: Vec<Blob>, filters: &Filters) -> Vec<Blob> {
     blobs.retain(|b| {
-        filters.id_ok(&b.id) && filters.name_prefix_ok(&b.name) && filters.labels_ok("label", &b.labels)
+        filters.id_ok(&b.id)
+            && filters.name_prefix_ok(&b.name)
+            && filters.labels_ok("label", &b.labels)
     });
     blobs.sort_by(|a, b| natural_cmp(&a.name, &b.name).then_with(|| a.id.cmp(&b.id)));
     blobs
@@ -187,8 +189,16 @@ fn pretty_text(b: &Blob) -> String {
             };
         }
     }
-    let _ = writeln!(out, "Created at:      {}", rfc3339(b.meta.created_at.as_ref()));
-    let _ = writeln!(out, "Updated at:      {}", rfc3339(b.meta.updated_at.as_ref()));
+    let _ = writeln!(
+        out,
+        "Created at:      {}",
+        rfc3339(b.meta.created_at.as_ref())
+    );
+    let _ = writeln!(
+        out,
+        "Updated at:      {}",
+        rfc3339(b.meta.updated_at.as_ref())
+    );
     if let Some(data) = &b.data {
         let _ = writeln!(out, "Data:\n{}", String::from_utf8_lossy(data));
     }

@@ -90,7 +90,11 @@ pub fn resolve<'a>(
         .filter(|(id, _)| id.starts_with(arg))
         .map(|(id, _)| id)
         .collect();
-    let mut found = if by_name.is_empty() { by_prefix } else { by_name };
+    let mut found = if by_name.is_empty() {
+        by_prefix
+    } else {
+        by_name
+    };
     // An object may be listed under several names (a node's hostname and
     // its name): count it once.
     found.sort_unstable();

@@ -12,7 +12,7 @@ use crate::client::status_error;
 use crate::host::Host;
 
 use super::blob::{self, Blob};
-use super::common::{Api, ListArgs, Failures, resolve};
+use super::common::{Api, Failures, ListArgs, resolve};
 use super::filter::Filters;
 use super::payload;
 use super::secret::{CreateArgs, InspectArgs, RmArgs};
@@ -96,9 +96,15 @@ async fn ls(host: &Host, args: ListArgs) -> anyhow::Result<()> {
 }
 
 /// The ids `names` resolve to, one error per name that resolves to none.
-async fn resolve_all(api: &mut Api, names: &[String]) -> anyhow::Result<Vec<anyhow::Result<String>>> {
+async fn resolve_all(
+    api: &mut Api,
+    names: &[String],
+) -> anyhow::Result<Vec<anyhow::Result<String>>> {
     let all = list(api, &Filters::default()).await?;
-    let pairs: Vec<(&str, &str)> = all.iter().map(|b| (b.id.as_str(), b.name.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = all
+        .iter()
+        .map(|b| (b.id.as_str(), b.name.as_str()))
+        .collect();
     Ok(names
         .iter()
         .map(|n| resolve("config", n, pairs.iter().copied()))

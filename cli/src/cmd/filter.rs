@@ -76,8 +76,16 @@ impl Filters {
         let owned = |key| self.values(key).map(str::to_string).collect();
         ListFilters {
             id_prefixes: owned("id"),
-            name_prefixes: if send_names { owned("name") } else { Vec::new() },
-            labels: if send_labels { owned("label") } else { Vec::new() },
+            name_prefixes: if send_names {
+                owned("name")
+            } else {
+                Vec::new()
+            },
+            labels: if send_labels {
+                owned("label")
+            } else {
+                Vec::new()
+            },
             roles: owned("role"),
             ..ListFilters::default()
         }
@@ -96,7 +104,10 @@ mod tests {
     #[test]
     fn parses_key_value() {
         assert_eq!(parse_filter("name=web"), Ok(("name".into(), "web".into())));
-        assert_eq!(parse_filter("label=a=b"), Ok(("label".into(), "a=b".into())));
+        assert_eq!(
+            parse_filter("label=a=b"),
+            Ok(("label".into(), "a=b".into()))
+        );
         assert_eq!(parse_filter("Role=manager").unwrap().0, "role");
         assert!(parse_filter("name").is_err());
         assert!(parse_filter("=x").is_err());
@@ -105,7 +116,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let err = filters(&["colour=red"], &["name", "id"]).unwrap_err();
-        assert_eq!(err.to_string(), "invalid filter 'colour' (accepted: name, id)");
+        assert_eq!(
+            err.to_string(),
+            "invalid filter 'colour' (accepted: name, id)"
+        );
     }
 
     #[test]
@@ -132,8 +146,11 @@ mod tests {
 
     #[test]
     fn sent_to_the_daemon() {
-        let f = filters(&["name=w", "id=1", "label=a", "role=manager"], &["name", "id", "label", "role"])
-            .unwrap();
+        let f = filters(
+            &["name=w", "id=1", "label=a", "role=manager"],
+            &["name", "id", "label", "role"],
+        )
+        .unwrap();
         let p = f.to_proto(true, true);
         assert_eq!(p.name_prefixes, ["w"]);
         assert_eq!(p.id_prefixes, ["1"]);

@@ -72,7 +72,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("too large") && err.contains("500 KB"), "{err}");
-        let err = check("secret", b"", MAX_SECRET_SIZE).unwrap_err().to_string();
+        let err = check("secret", b"", MAX_SECRET_SIZE)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty"), "{err}");
     }
 
@@ -82,7 +84,10 @@ mod tests {
         f.write_all(&vec![b'a'; 600 * 1024]).unwrap();
         let path = f.path().to_str().unwrap();
         assert!(read("secret", path, MAX_SECRET_SIZE).is_err());
-        assert_eq!(read("config", path, MAX_CONFIG_SIZE).unwrap().len(), 600 * 1024);
+        assert_eq!(
+            read("config", path, MAX_CONFIG_SIZE).unwrap().len(),
+            600 * 1024
+        );
         let err = read("secret", "/nonexistent/file", MAX_SECRET_SIZE).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/file"));
     }

@@ -59,8 +59,7 @@ pub fn words_upper(field: &str) -> String {
     for (i, &c) in chars.iter().enumerate() {
         let starts_word = i > 0
             && c.is_uppercase()
-            && (chars[i - 1].is_lowercase()
-                || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+            && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
         if starts_word {
             out.push(' ');
         }
@@ -127,7 +126,10 @@ mod tests {
             L.render(None, &rows).unwrap(),
             "NETWORK ID   NAME\na1           web\n"
         );
-        assert_eq!(L.render(Some("table"), &rows).unwrap(), L.render(None, &rows).unwrap());
+        assert_eq!(
+            L.render(Some("table"), &rows).unwrap(),
+            L.render(None, &rows).unwrap()
+        );
         assert_eq!(
             L.render(Some("json"), &rows).unwrap(),
             "{\"CreatedAt\":\"x\",\"ID\":\"a1\",\"Name\":\"web\"}\n"

@@ -46,7 +46,7 @@ mod tests {
         let got = align("ID\tNAME\tDRIVER\nabcdef123456\tweb\toverlay\n");
         assert_eq!(
             got,
-            "ID               NAME      DRIVER\n\
+            "ID             NAME      DRIVER\n\
              abcdef123456   web       overlay\n"
         );
     }

@@ -50,8 +50,9 @@ impl Template {
             let end = after
                 .find("}}")
                 .with_context(|| format!("invalid --format {src:?}: unclosed action \"{{{{\""))?;
-            parts.push(parse_action(&after[..end])
-                .with_context(|| format!("invalid --format {src:?}"))?);
+            parts.push(
+                parse_action(&after[..end]).with_context(|| format!("invalid --format {src:?}"))?,
+            );
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -88,10 +89,11 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Action { path, .. } => match path.last() {
-                    Some(field) => out.push_str(&header(field)),
-                    None => {}
-                },
+                Part::Action { path, .. } => {
+                    if let Some(field) = path.last() {
+                        out.push_str(&header(field));
+                    }
+                }
             }
         }
         out
@@ -236,7 +238,11 @@ mod tests {
         let rows = [json!({"ID": "abc", "ManagerStatus": "Leader"})];
         let out = t
             .render_rows(&rows, |f| {
-                if f == "ManagerStatus" { "MANAGER STATUS".into() } else { f.to_uppercase() }
+                if f == "ManagerStatus" {
+                    "MANAGER STATUS".into()
+                } else {
+                    f.to_uppercase()
+                }
             })
             .unwrap();
         assert_eq!(out, "ID        MANAGER STATUS\nabc       Leader\n");
@@ -246,7 +252,10 @@ mod tests {
     fn unknown_fields_are_clear_errors() {
         let t = Template::parse("{{.Nope}}").unwrap();
         let err = t.check_fields(&["ID", "Name"]).unwrap_err().to_string();
-        assert!(err.contains("unknown field .Nope") && err.contains(".ID .Name"), "{err}");
+        assert!(
+            err.contains("unknown field .Nope") && err.contains(".ID .Name"),
+            "{err}"
+        );
         let err = t.render(&json!({"ID": "x"})).unwrap_err().to_string();
         assert!(err.contains("no field .Nope"), "{err}");
         let err = Template::parse("{{.Spec.X}}")

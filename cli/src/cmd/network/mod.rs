@@ -189,7 +189,9 @@ fn options(list: &[String]) -> anyhow::Result<HashMap<String, String>> {
 }
 
 fn check_cidr(s: &str) -> anyhow::Result<()> {
-    let (addr, bits) = s.split_once('/').context("expected ADDRESS/BITS, e.g. 10.0.9.0/24")?;
+    let (addr, bits) = s
+        .split_once('/')
+        .context("expected ADDRESS/BITS, e.g. 10.0.9.0/24")?;
     let addr: IpAddr = addr.parse().context("not an IP address")?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     match bits.parse::<u8>() {
@@ -241,9 +243,15 @@ async fn ls(host: &Host, args: LsArgs) -> anyhow::Result<()> {
 }
 
 /// The ids `names` resolve to, one result per name.
-async fn resolve_all(api: &mut Api, names: &[String]) -> anyhow::Result<Vec<anyhow::Result<String>>> {
+async fn resolve_all(
+    api: &mut Api,
+    names: &[String],
+) -> anyhow::Result<Vec<anyhow::Result<String>>> {
     let nets = list(api, &Filters::default()).await?;
-    let pairs: Vec<(&str, &str)> = nets.iter().map(|n| (n.id.as_str(), view::name(n))).collect();
+    let pairs: Vec<(&str, &str)> = nets
+        .iter()
+        .map(|n| (n.id.as_str(), view::name(n)))
+        .collect();
     Ok(names
         .iter()
         .map(|n| resolve("network", n, pairs.iter().copied()))
@@ -264,7 +272,9 @@ async fn inspect(host: &Host, args: InspectArgs) -> anyhow::Result<()> {
             Err(err) => Err(err),
         };
         if let Some(reply) = failures.note(got) {
-            views.push(view::inspect_view(&reply.into_inner().network.unwrap_or_default()));
+            views.push(view::inspect_view(
+                &reply.into_inner().network.unwrap_or_default(),
+            ));
         }
     }
     print!("{}", render_inspect(args.format.format.as_deref(), &views)?);

@@ -32,7 +32,11 @@ pub const LISTING: Listing = Listing {
         "Labels",
         "CreatedAt",
     ],
-    headers: &[("ID", "NETWORK ID"), ("IPv6", "IPV6"), ("CreatedAt", "CREATED AT")],
+    headers: &[
+        ("ID", "NETWORK ID"),
+        ("IPv6", "IPV6"),
+        ("CreatedAt", "CREATED AT"),
+    ],
 };
 
 /// A network's name.

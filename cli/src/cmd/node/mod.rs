@@ -10,7 +10,9 @@ mod tests;
 
 use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
-use shoal_proto::control::{GetNodeRequest, ListNodesRequest, RemoveNodeRequest, UpdateNodeRequest};
+use shoal_proto::control::{
+    GetNodeRequest, ListNodesRequest, RemoveNodeRequest, UpdateNodeRequest,
+};
 use shoal_proto::objects::{Node, NodeRole, NodeSpec, node_spec::Availability};
 
 use crate::client::status_error;
@@ -153,17 +155,20 @@ async fn ls(host: &Host, args: ListArgs) -> anyhow::Result<()> {
 }
 
 /// The ids `names` resolve to (`self` included), one result per name.
-async fn resolve_all(api: &mut Api, names: &[String]) -> anyhow::Result<Vec<anyhow::Result<String>>> {
+async fn resolve_all(
+    api: &mut Api,
+    names: &[String],
+) -> anyhow::Result<Vec<anyhow::Result<String>>> {
     let nodes = list(api, &Filters::default()).await?;
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for n in &nodes {
         if let Some(d) = &n.description {
             pairs.push((&n.id, &d.hostname));
         }
-        if let Some(a) = n.spec.as_ref().and_then(|s| s.annotations.as_ref()) {
-            if !a.name.is_empty() {
-                pairs.push((&n.id, &a.name));
-            }
+        if let Some(a) = n.spec.as_ref().and_then(|s| s.annotations.as_ref())
+            && !a.name.is_empty()
+        {
+            pairs.push((&n.id, &a.name));
         }
     }
     let self_id = match names.iter().any(|n| n == "self") {

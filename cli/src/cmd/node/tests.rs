@@ -67,7 +67,12 @@ fn manager(mut n: Node, leader: bool, reach: Reachability) -> Node {
 
 fn cluster() -> Vec<Node> {
     let mut leader = manager(
-        node("1aaaaaaaaaaaaaaaaaaaaaaaa", "node1", State::Ready, Availability::Active),
+        node(
+            "1aaaaaaaaaaaaaaaaaaaaaaaa",
+            "node1",
+            State::Ready,
+            Availability::Active,
+        ),
         true,
         Reachability::Reachable,
     );
@@ -75,14 +80,28 @@ fn cluster() -> Vec<Node> {
         e.version = "20.10.24".into();
     }
     let mut reachable = manager(
-        node("2bbbbbbbbbbbbbbbbbbbbbbbb", "node2", State::Ready, Availability::Active),
+        node(
+            "2bbbbbbbbbbbbbbbbbbbbbbbb",
+            "node2",
+            State::Ready,
+            Availability::Active,
+        ),
         false,
         Reachability::Reachable,
     );
-    if let Some(e) = reachable.description.as_mut().and_then(|d| d.engine.as_mut()) {
+    if let Some(e) = reachable
+        .description
+        .as_mut()
+        .and_then(|d| d.engine.as_mut())
+    {
         e.kind = "process".into();
     }
-    let worker = node("3cccccccccccccccccccccccc", "node10", State::Down, Availability::Drain);
+    let worker = node(
+        "3cccccccccccccccccccccccc",
+        "node10",
+        State::Down,
+        Availability::Drain,
+    );
     // Listed out of order: `ls` sorts by hostname, naturally.
     vec![worker, reachable, leader]
 }
@@ -115,8 +134,16 @@ fn ls_quiet_json_and_templates() {
         render_list(&nodes, me, true, None).unwrap(),
         "1aaaaaaaaaaaaaaaaaaaaaaaa\n2bbbbbbbbbbbbbbbbbbbbbbbb\n3cccccccccccccccccccccccc\n"
     );
-    let out = render_list(&nodes, me, false, Some("{{.Hostname}} {{.Self}} {{.ManagerStatus}}"));
-    assert_eq!(out.unwrap(), "node1 false Leader\nnode2 true Reachable\nnode10 false \n");
+    let out = render_list(
+        &nodes,
+        me,
+        false,
+        Some("{{.Hostname}} {{.Self}} {{.ManagerStatus}}"),
+    );
+    assert_eq!(
+        out.unwrap(),
+        "node1 false Leader\nnode2 true Reachable\nnode10 false \n"
+    );
     let json = render_list(&nodes[1..2], me, false, Some("json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
@@ -127,7 +154,12 @@ fn ls_quiet_json_and_templates() {
             "EngineVersion": "process", "Self": true
         })
     );
-    let out = render_list(&nodes, me, false, Some("table {{.Hostname}}\t{{.EngineVersion}}"));
+    let out = render_list(
+        &nodes,
+        me,
+        false,
+        Some("table {{.Hostname}}\t{{.EngineVersion}}"),
+    );
     assert_eq!(
         out.unwrap(),
         "HOSTNAME   ENGINE VERSION\nnode1      docker 20.10.24\nnode2      process\nnode10     docker\n"
@@ -172,9 +204,15 @@ fn inspect_is_docker_shaped() {
     assert!(worker.get("ManagerStatus").is_none());
 
     let pretty = view::pretty(leader);
-    assert!(pretty.contains("Hostname:               node1\n"), "{pretty}");
+    assert!(
+        pretty.contains("Hostname:               node1\n"),
+        "{pretty}"
+    );
     assert!(pretty.contains(" Leader:                Yes\n"), "{pretty}");
-    assert!(pretty.contains(" Memory:                8.00GiB\n"), "{pretty}");
+    assert!(
+        pretty.contains(" Memory:                8.00GiB\n"),
+        "{pretty}"
+    );
 }
 
 #[test]
@@ -192,7 +230,10 @@ fn update_applies_flags_and_refuses_absent_labels() {
     assert_eq!(spec.availability(), Availability::Drain);
     assert_eq!(spec.desired_role(), NodeRole::Manager);
     let labels = spec.annotations.clone().unwrap_or_default().labels;
-    assert_eq!(labels, HashMap::from([("disk".to_string(), "ssd".to_string())]));
+    assert_eq!(
+        labels,
+        HashMap::from([("disk".to_string(), "ssd".to_string())])
+    );
     let err = apply_update(&mut spec, &args, HashMap::new()).unwrap_err();
     assert_eq!(err.to_string(), "key zone doesn't exist in node's labels");
 }
@@ -203,6 +244,12 @@ fn promote_and_demote_messages() {
         role_message("n1", NodeRole::Manager, false),
         "Node n1 promoted to a manager in the swarm."
     );
-    assert_eq!(role_message("n1", NodeRole::Worker, false), "Manager n1 demoted in the swarm.");
-    assert_eq!(role_message("n1", NodeRole::Manager, true), "Node n1 is already a manager.");
+    assert_eq!(
+        role_message("n1", NodeRole::Worker, false),
+        "Manager n1 demoted in the swarm."
+    );
+    assert_eq!(
+        role_message("n1", NodeRole::Manager, true),
+        "Node n1 is already a manager."
+    );
 }

@@ -77,7 +77,8 @@ pub fn select(mut nodes: Vec<Node>, filters: &Filters) -> Vec<Node> {
             .and_then(|d| d.engine.as_ref())
             .map_or(&empty, |e| &e.labels);
         filters.id_ok(&n.id)
-            && (filters.name_part_ok(hostname(n)) || (!name.is_empty() && filters.name_part_ok(name)))
+            && (filters.name_part_ok(hostname(n))
+                || (!name.is_empty() && filters.name_part_ok(name)))
             && filters.labels_ok("label", engine_labels)
             && filters.labels_ok("node.label", labels.unwrap_or(&empty))
             && filters.any("role", |r| r == role_word(n.role()))
@@ -96,7 +97,11 @@ fn status(n: &Node) -> &'static str {
 }
 
 fn availability(n: &Node) -> &'static str {
-    match n.spec.as_ref().map_or(Availability::Active, |s| s.availability()) {
+    match n
+        .spec
+        .as_ref()
+        .map_or(Availability::Active, |s| s.availability())
+    {
         Availability::Active => "Active",
         Availability::Pause => "Pause",
         Availability::Drain => "Drain",
@@ -142,7 +147,11 @@ pub fn render_list(
         .map(|n| {
             let is_self = !self_id.is_empty() && n.id == self_id;
             Row {
-                id: if is_self { format!("{} *", n.id) } else { n.id.clone() },
+                id: if is_self {
+                    format!("{} *", n.id)
+                } else {
+                    n.id.clone()
+                },
                 hostname: hostname(n).to_string(),
                 status: status(n),
                 availability: availability(n),
@@ -183,7 +192,7 @@ struct SpecView {
 /// `node inspect`'s JSON object for one node, shaped like Docker's.
 pub fn inspect_view(n: &Node) -> impl Serialize {
     use serde_json::json;
-    let meta = n.meta.clone().unwrap_or_default();
+    let meta = n.meta.unwrap_or_default();
     let spec = n.spec.clone().unwrap_or_default();
     let (name, labels) = annotations(n);
     let desc = n.description.clone().unwrap_or_default();
@@ -242,7 +251,7 @@ fn manager_status_word(r: Reachability) -> &'static str {
 pub fn pretty(n: &Node) -> String {
     let mut o = String::new();
     let (name, labels) = annotations(n);
-    let meta = n.meta.clone().unwrap_or_default();
+    let meta = n.meta.unwrap_or_default();
     let desc = n.description.clone().unwrap_or_default();
     let platform = desc.platform.unwrap_or_default();
     let resources = desc.resources.unwrap_or_default();
@@ -258,7 +267,11 @@ pub fn pretty(n: &Node) -> String {
         }
     }
     let _ = writeln!(o, "Hostname:               {}", desc.hostname);
-    let _ = writeln!(o, "Joined at:              {}", rfc3339(meta.created_at.as_ref()));
+    let _ = writeln!(
+        o,
+        "Joined at:              {}",
+        rfc3339(meta.created_at.as_ref())
+    );
     o.push_str("Status:\n");
     let _ = writeln!(o, " State:                 {}", status(n));
     let st = n.status.clone().unwrap_or_default();
@@ -273,7 +286,11 @@ pub fn pretty(n: &Node) -> String {
         let raft = manager_status_word(m.reachability());
         let raft = format!("{}{}", raft[..1].to_uppercase(), &raft[1..]);
         let _ = writeln!(o, " Raft Status:           {raft}");
-        let _ = writeln!(o, " Leader:                {}", if m.leader { "Yes" } else { "No" });
+        let _ = writeln!(
+            o,
+            " Leader:                {}",
+            if m.leader { "Yes" } else { "No" }
+        );
     }
     o.push_str("Platform:\n");
     let _ = writeln!(o, " Operating System:      {}", platform.os);
