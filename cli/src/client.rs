@@ -47,7 +47,37 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Turns a gRPC status from the daemon into an error a user reads.
+/// Turns a gRPC status from the daemon into an error a user reads: the
+/// daemon's message, or what the code means when it sent none.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", status.message())
+    use tonic::Code;
+    if !status.message().is_empty() {
+        return anyhow::anyhow!("{}", status.message());
+    }
+    let text = match status.code() {
+        Code::Unimplemented => {
+            "this daemon does not serve that request; cluster commands need a swarm manager \
+             (run it on a manager node, or `shoal swarm init` first)"
+        }
+        Code::Unavailable => "the daemon is unavailable; is it running and in a swarm?",
+        Code::NotFound => "not found",
+        Code::FailedPrecondition => "this node is not in the state this request needs",
+        Code::PermissionDenied => "permission denied",
+        Code::DeadlineExceeded => "the daemon did not answer in time",
+        _ => "the daemon failed the request",
+    };
+    anyhow::anyhow!("{text} ({})", status.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_messages_reach_the_user() {
+        let err = status_error(tonic::Status::not_found("No such node: x"));
+        assert_eq!(err.to_string(), "No such node: x");
+        let err = status_error(tonic::Status::unimplemented(""));
+        assert!(err.to_string().contains("swarm manager"), "{err}");
+    }
 }

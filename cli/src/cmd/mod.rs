@@ -4,7 +4,15 @@
 //! module; commands that later issues build answer "not available yet"
 //! with a non-zero exit, never a silent success.
 
+mod blob;
+mod common;
+mod config;
+mod filter;
 mod info;
+mod network;
+mod node;
+mod payload;
+mod secret;
 mod tree;
 mod version;
 
@@ -51,7 +59,7 @@ pub enum Command {
     Swarm(SwarmCommand),
     /// Manage swarm nodes.
     #[command(subcommand)]
-    Node(NodeCommand),
+    Node(node::NodeCommand),
     /// Manage swarm services.
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -60,13 +68,13 @@ pub enum Command {
     Stack(StackCommand),
     /// Manage networks.
     #[command(subcommand)]
-    Network(NetworkCommand),
+    Network(network::NetworkCommand),
     /// Manage swarm secrets.
     #[command(subcommand)]
-    Secret(SecretCommand),
+    Secret(secret::SecretCommand),
     /// Manage swarm configs.
     #[command(subcommand)]
-    Config(ConfigCommand),
+    Config(config::ConfigCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         /// The shell to complete for.
@@ -96,14 +104,13 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "shoal", &mut std::io::stdout());
             Ok(())
         }
-        Command::Events(_)
-        | Command::Swarm(_)
-        | Command::Node(_)
-        | Command::Service(_)
-        | Command::Stack(_)
-        | Command::Network(_)
-        | Command::Secret(_)
-        | Command::Config(_) => Err(not_available(path)),
+        Command::Node(cmd) => node::run(&cli.host, cmd, path).await,
+        Command::Network(cmd) => network::run(&cli.host, cmd).await,
+        Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
+        Command::Config(cmd) => config::run(&cli.host, cmd).await,
+        Command::Events(_) | Command::Swarm(_) | Command::Service(_) | Command::Stack(_) => {
+            Err(not_available(path))
+        }
     }
 }
 

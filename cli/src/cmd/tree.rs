@@ -1,6 +1,7 @@
 //! The nouns' subcommands, as SURFACE.md lists them. Each takes its
 //! arguments as [`Pending`] until the issue that builds it gives it real
-//! flags; `--help` already shows the whole tree.
+//! flags; `--help` already shows the whole tree. Nouns that are built
+//! (`node`, `network`, `secret`, `config`) define theirs in their module.
 
 use clap::{Args, Subcommand};
 
@@ -43,28 +44,6 @@ subcommands! {
         UnlockKey,
         /// Display and rotate the root CA.
         Ca,
-    }
-}
-
-subcommands! {
-    /// `shoal node ...`
-    NodeCommand {
-        /// List nodes in the swarm.
-        #[command(alias = "list")]
-        Ls,
-        /// Display detailed information on one or more nodes.
-        Inspect,
-        /// List tasks running on one or more nodes (default: this node).
-        Ps,
-        /// Remove one or more nodes from the swarm.
-        #[command(alias = "remove")]
-        Rm,
-        /// Update a node (availability, labels, role).
-        Update,
-        /// Promote one or more nodes to manager.
-        Promote,
-        /// Demote one or more nodes from manager.
-        Demote,
     }
 }
 
@@ -112,55 +91,5 @@ subcommands! {
         Rm,
         /// Show what a deploy would create, update and remove, changing nothing.
         Diff,
-    }
-}
-
-subcommands! {
-    /// `shoal network ...`
-    NetworkCommand {
-        /// Create a network.
-        Create,
-        /// List networks.
-        #[command(alias = "list")]
-        Ls,
-        /// Display detailed information on one or more networks.
-        Inspect,
-        /// Remove one or more networks.
-        #[command(alias = "remove")]
-        Rm,
-        /// Remove all unused networks.
-        Prune,
-    }
-}
-
-subcommands! {
-    /// `shoal secret ...`
-    SecretCommand {
-        /// Create a secret from a file or STDIN.
-        Create,
-        /// List secrets.
-        #[command(alias = "list")]
-        Ls,
-        /// Display detailed information on one or more secrets (never the data).
-        Inspect,
-        /// Remove one or more secrets.
-        #[command(alias = "remove")]
-        Rm,
-    }
-}
-
-subcommands! {
-    /// `shoal config ...`
-    ConfigCommand {
-        /// Create a config from a file or STDIN.
-        Create,
-        /// List configs.
-        #[command(alias = "list")]
-        Ls,
-        /// Display detailed information on one or more configs.
-        Inspect,
-        /// Remove one or more configs.
-        #[command(alias = "remove")]
-        Rm,
     }
 }

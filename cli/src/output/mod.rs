@@ -1,4 +1,10 @@
 //! Output helpers shared by commands: `--format json`, and human sizes.
+//! Docker-style tables, templates and times live in the submodules.
+
+pub mod listing;
+pub mod table;
+pub mod template;
+pub mod time;
 
 use serde::Serialize;
 
