@@ -2,12 +2,11 @@
 //! so holds a manager certificate) asks the leader to add it as a voter.
 //! The leader picks its Raft id, commits the conf change (its context
 //! carries the member's address, so every manager learns where to reach
-//! it from the log itself), records the node's manager status, and answers
+//! it from the log itself), and answers
 //! with the members the newcomer starts from. Followers forward.
 
 use ring::rand::{SecureRandom, SystemRandom};
 use shoal_proto::identity::NodeRole;
-use shoal_proto::objects::{ManagerStatus, Node, manager_status};
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use shoal_proto::raft::raft_membership_server::RaftMembership;
 use shoal_proto::raft::{JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, RaftMember};
@@ -83,21 +82,9 @@ impl RaftMembership for MembershipService {
                 raft_id
             }
         };
-        let node_id = who.node_id.clone();
-        self.ctx
-            .update(|tx| {
-                if let Some(mut node) = tx.tables().get::<Node>(&node_id).cloned() {
-                    node.manager_status = Some(ManagerStatus {
-                        raft_id,
-                        addr: addr.clone(),
-                        leader: false,
-                        reachability: manager_status::Reachability::Reachable as i32,
-                    });
-                    tx.update(node)?;
-                }
-                Ok(())
-            })
-            .await?;
+        // No store write here: with the new voter counted but not yet
+        // running, nothing more can commit until it starts. `node ls`
+        // reads manager status from Raft membership itself.
         tracing::info!(node = %who.node_id, raft_id = format_args!("{raft_id:x}"), %addr, "manager joined raft");
         let members = self.ctx.raft.status().members.into_values().collect();
         Ok(Response::new(JoinResponse {

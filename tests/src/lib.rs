@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod eventually;
 pub mod netns;
+pub mod swarm;
 
 pub use cluster::{Cluster, ClusterBuilder, Output};
 pub use eventually::eventually;

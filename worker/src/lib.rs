@@ -1,6 +1,8 @@
 //! The worker side of a Shoal node: every node runs one.
 //!
 //! # Layout (grows with the issues that build it; see shared/DESIGN.md)
+//! - [`agent`]: the session with the leader's dispatcher, heartbeats,
+//!   failover between managers.
 //! - [`engine`]: which local engine runs tasks (docker, process, sim) and
 //!   how `auto` chooses.
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
@@ -10,5 +12,6 @@
 //! A worker never writes cluster state except through the dispatcher.
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod engine;
 pub mod host;

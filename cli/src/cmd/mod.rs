@@ -13,6 +13,7 @@ mod network;
 mod node;
 mod payload;
 mod secret;
+mod swarm;
 mod tree;
 mod version;
 
@@ -56,7 +57,7 @@ pub enum Command {
     Events(Pending),
     /// Manage the swarm.
     #[command(subcommand)]
-    Swarm(SwarmCommand),
+    Swarm(swarm::SwarmCommand),
     /// Manage swarm nodes.
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -108,14 +109,13 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&cli.host, cmd).await,
         Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
-        Command::Events(_) | Command::Swarm(_) | Command::Service(_) | Command::Stack(_) => {
-            Err(not_available(path))
-        }
+        Command::Swarm(cmd) => swarm::run(&cli.host, cmd, path).await,
+        Command::Events(_) | Command::Service(_) | Command::Stack(_) => Err(not_available(path)),
     }
 }
 
 /// The error of a command this build does not have yet.
-fn not_available(path: &str) -> anyhow::Error {
+pub(crate) fn not_available(path: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "`shoal {path}` is not available yet in Shoal {}; see `shoal --help` for what is",
         shoal_proto::build_info::VERSION

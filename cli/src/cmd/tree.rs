@@ -24,30 +24,6 @@ macro_rules! subcommands {
 }
 
 subcommands! {
-    /// `shoal swarm ...`
-    SwarmCommand {
-        /// Initialize a swarm: this node becomes its first manager.
-        Init,
-        /// Join a swarm as a worker or a manager, by token.
-        Join,
-        /// Manage join tokens.
-        #[command(name = "join-token")]
-        JoinToken,
-        /// Leave the swarm.
-        Leave,
-        /// Update the swarm.
-        Update,
-        /// Unlock a locked manager.
-        Unlock,
-        /// Manage the unlock key.
-        #[command(name = "unlock-key")]
-        UnlockKey,
-        /// Display and rotate the root CA.
-        Ca,
-    }
-}
-
-subcommands! {
     /// `shoal service ...`
     ServiceCommand {
         /// Create a new service.

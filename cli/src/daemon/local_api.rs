@@ -1,31 +1,42 @@
 //! The `Local` gRPC service: node-local questions answered by this daemon.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use shoal_proto::build_info;
 use shoal_proto::local::{
-    InfoRequest, InfoResponse, SwarmInfo, VersionRequest, VersionResponse, local_server::Local,
+    InfoRequest, InfoResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest,
+    SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, VersionRequest, VersionResponse,
+    local_server::Local,
 };
 use shoal_worker::engine::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
 use tonic::{Request, Response, Status};
 
-/// Serves version and info about this node.
-#[derive(Debug)]
+use super::swarm::SwarmNode;
+
+/// Serves version and info about this node, and its swarm membership.
 pub struct LocalApi {
     state_dir: PathBuf,
     engine: EngineInfo,
     started_at: SystemTime,
+    swarm: Arc<SwarmNode>,
 }
 
 impl LocalApi {
     /// A local API for a daemon using `state_dir` and `engine`.
-    pub fn new(state_dir: PathBuf, engine: EngineInfo, started_at: SystemTime) -> LocalApi {
+    pub fn new(
+        state_dir: PathBuf,
+        engine: EngineInfo,
+        started_at: SystemTime,
+        swarm: Arc<SwarmNode>,
+    ) -> LocalApi {
         LocalApi {
             state_dir,
             engine,
             started_at,
+            swarm,
         }
     }
 
@@ -68,12 +79,39 @@ impl Local for LocalApi {
             server_version: build_info::VERSION.to_string(),
             pid: std::process::id(),
             started_at: Some(self.started_at.into()),
-            swarm: Some(SwarmInfo {
-                local_node_state: "inactive".to_string(),
-                ..Default::default()
-            }),
+            swarm: Some(self.swarm.info().await),
             cgroup_version: host.cgroup_version.to_string(),
             load_balancer: host.load_balancer.to_string(),
         }))
+    }
+
+    async fn swarm_init(
+        &self,
+        request: Request<SwarmInitRequest>,
+    ) -> Result<Response<SwarmInitResponse>, Status> {
+        self.swarm
+            .init(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn swarm_join(
+        &self,
+        request: Request<SwarmJoinRequest>,
+    ) -> Result<Response<SwarmJoinResponse>, Status> {
+        self.swarm
+            .join(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn swarm_leave(
+        &self,
+        request: Request<SwarmLeaveRequest>,
+    ) -> Result<Response<SwarmLeaveResponse>, Status> {
+        self.swarm
+            .leave(request.into_inner().force)
+            .await
+            .map(|()| Response::new(SwarmLeaveResponse {}))
     }
 }

@@ -6,13 +6,19 @@
 //! cancel the shutdown tree; the server drains, the socket file is removed
 //! and the lock released.
 
+mod addr;
 mod local_api;
 mod socket;
 mod state_dir;
+mod swarm;
+mod swarm_file;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use shoal_manager::controlapi::{ControlApi, ManagerSlot};
+use shoal_proto::control::control_server::ControlServer;
 use shoal_proto::local::local_server::LocalServer;
 use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
 use shoal_proto::telemetry::{self, LogFormat};
@@ -67,15 +73,31 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
 
+    shoal_proto::tls::install_default_provider();
+    let slot = ManagerSlot::default();
+    let swarm = Arc::new(swarm::SwarmNode::new(
+        state.path().to_path_buf(),
+        engine.clone(),
+        slot.clone(),
+    ));
+    swarm.resume().await?;
+
     let (incoming, socket_file) = socket::bind(&host)?;
     tracing::info!(%host, "serving the local API");
-    let api = local_api::LocalApi::new(state.path().to_path_buf(), engine, SystemTime::now());
+    let api = local_api::LocalApi::new(
+        state.path().to_path_buf(),
+        engine,
+        SystemTime::now(),
+        swarm.clone(),
+    );
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))
+        .add_service(ControlServer::new(ControlApi::new(slot)))
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
         .await;
 
     shutdown.cancel();
+    swarm.stop().await;
     if let Ok(Some(signal)) = signals.await {
         tracing::info!(signal, "shutting down");
     }

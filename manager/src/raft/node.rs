@@ -265,11 +265,14 @@ pub fn bootstrap_snapshot(founder: RaftMember) -> Snapshot {
 
 /// Starts the node on `log` (already holding whatever state it has, or a
 /// bootstrap snapshot), restoring `store` from the log's snapshot first.
+/// `peers` are the members a brand-new joiner starts from (ignored when
+/// the log has a snapshot).
 /// Returns its handle; it runs until `shutdown` fires or it is removed.
 pub fn start<L: RaftLog, T: Transport>(
     config: RaftConfig,
     log: L,
     store: Arc<Store>,
+    peers: Vec<RaftMember>,
     make_transport: impl FnOnce(RaftHandle) -> T,
     shutdown: CancellationToken,
 ) -> Result<
@@ -288,6 +291,10 @@ pub fn start<L: RaftLog, T: Transport>(
             .map_err(|e| ProposeError::Raft(format!("snapshot data is damaged: {e}")))?;
         store.restore(applied, data.store.unwrap_or_default());
         members = data.members.into_iter().map(|m| (m.raft_id, m)).collect();
+    }
+    if members.is_empty() {
+        // A new member: it must answer the leader before its first snapshot.
+        members = peers.into_iter().map(|m| (m.raft_id, m)).collect();
     }
     let raft_config = raft::Config {
         id: config.id,

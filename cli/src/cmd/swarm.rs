@@ -1,0 +1,285 @@
+//! `shoal swarm ...`: init, join, join-token and leave, with Docker's
+//! flags and words. Init, join and leave are asked of the local daemon;
+//! join-token reads (and rotates) the tokens through the control API.
+
+use clap::{Args, Subcommand};
+use shoal_proto::control::control_client::ControlClient;
+use shoal_proto::control::{GetClusterRequest, GetNodeRequest, UpdateClusterRequest};
+use shoal_proto::local::local_client::LocalClient;
+use shoal_proto::local::{InfoRequest, SwarmInitRequest, SwarmJoinRequest, SwarmLeaveRequest};
+
+use super::tree::Pending;
+use crate::client::{self, status_error};
+use crate::host::Host;
+
+/// `shoal swarm ...`
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// Initialize a swarm: this node becomes its first manager.
+    Init(InitArgs),
+    /// Join a swarm as a worker or a manager, by token.
+    Join(JoinArgs),
+    /// Manage join tokens.
+    #[command(name = "join-token")]
+    JoinToken(JoinTokenArgs),
+    /// Leave the swarm.
+    Leave(LeaveArgs),
+    /// Update the swarm.
+    Update(Pending),
+    /// Unlock a locked manager.
+    Unlock(Pending),
+    /// Manage the unlock key.
+    #[command(name = "unlock-key")]
+    UnlockKey(Pending),
+    /// Display and rotate the root CA.
+    Ca(Pending),
+}
+
+/// `swarm init` flags.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Advertised address (format: <ip|interface>[:port]).
+    #[arg(long, default_value = "")]
+    advertise_addr: String,
+    /// Listen address (format: <ip|interface>[:port]).
+    #[arg(long, default_value = "0.0.0.0:2377")]
+    listen_addr: String,
+    /// Validity period for node certificates (e.g. 2160h, 90m, 30s).
+    #[arg(long, value_parser = parse_duration)]
+    cert_expiry: Option<std::time::Duration>,
+    /// Task history retention limit.
+    #[arg(long, default_value_t = 5)]
+    task_history_limit: i64,
+    /// Default address pool in CIDR format (repeatable).
+    #[arg(long = "default-addr-pool")]
+    default_addr_pool: Vec<String>,
+    /// Subnet mask length of networks allocated from the default pool.
+    #[arg(long = "default-addr-pool-mask-length", default_value_t = 24)]
+    subnet_size: u32,
+    /// Port used for data path traffic (VXLAN).
+    #[arg(long, default_value_t = 4789)]
+    data_path_port: u32,
+    /// Enable manager autolocking (requiring an unlock key to start a stopped manager).
+    #[arg(long)]
+    autolock: bool,
+    /// Force create a new cluster from current state.
+    #[arg(long)]
+    force_new_cluster: bool,
+}
+
+/// `swarm join` flags.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Token for entry into the swarm.
+    #[arg(long)]
+    token: String,
+    /// Advertised address (format: <ip|interface>[:port]).
+    #[arg(long, default_value = "")]
+    advertise_addr: String,
+    /// Listen address (format: <ip|interface>[:port]).
+    #[arg(long, default_value = "0.0.0.0:2377")]
+    listen_addr: String,
+    /// A manager's address (HOST:PORT).
+    remote: String,
+}
+
+/// `swarm join-token` flags.
+#[derive(Debug, Args)]
+pub struct JoinTokenArgs {
+    /// Only display the token.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Rotate the join token.
+    #[arg(long)]
+    rotate: bool,
+    /// `worker` or `manager`.
+    #[arg(value_parser = ["worker", "manager"])]
+    role: String,
+}
+
+/// `swarm leave` flags.
+#[derive(Debug, Args)]
+pub struct LeaveArgs {
+    /// Force this node to leave the swarm, ignoring warnings.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Docker-style durations: `90s`, `30m`, `2160h`, `1h30m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("invalid duration {text:?}: use s, m or h units")),
+        };
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!("invalid duration {text:?}: e.g. 90s, 30m, 2160h"));
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+/// Runs `shoal swarm ...`.
+pub async fn run(host: &Host, cmd: SwarmCommand, path: &str) -> anyhow::Result<()> {
+    match cmd {
+        SwarmCommand::Init(args) => init(host, args).await,
+        SwarmCommand::Join(args) => join(host, args).await,
+        SwarmCommand::JoinToken(args) => join_token(host, args).await,
+        SwarmCommand::Leave(args) => leave(host, args).await,
+        SwarmCommand::Update(_)
+        | SwarmCommand::Unlock(_)
+        | SwarmCommand::UnlockKey(_)
+        | SwarmCommand::Ca(_) => Err(super::not_available(path)),
+    }
+}
+
+async fn init(host: &Host, args: InitArgs) -> anyhow::Result<()> {
+    let mut local = LocalClient::new(client::connect(host).await?);
+    let reply = local
+        .swarm_init(SwarmInitRequest {
+            listen_addr: args.listen_addr,
+            advertise_addr: args.advertise_addr,
+            force_new_cluster: args.force_new_cluster,
+            autolock: args.autolock,
+            cert_expiry_seconds: args.cert_expiry.map_or(0, |d| d.as_secs()),
+            task_history_limit: args.task_history_limit,
+            default_addr_pool: args.default_addr_pool,
+            subnet_size: args.subnet_size,
+            data_path_port: args.data_path_port,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "Swarm initialized: current node ({}) is now a manager.",
+        reply.node_id
+    );
+    println!();
+    println!("To add a worker to this swarm, run the following command:");
+    println!();
+    println!(
+        "    shoal swarm join --token {} {}",
+        reply.worker_token, reply.manager_addr
+    );
+    println!();
+    println!(
+        "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions."
+    );
+    println!();
+    Ok(())
+}
+
+async fn join(host: &Host, args: JoinArgs) -> anyhow::Result<()> {
+    let mut local = LocalClient::new(client::connect(host).await?);
+    let reply = local
+        .swarm_join(SwarmJoinRequest {
+            remote_addr: args.remote,
+            token: args.token,
+            listen_addr: args.listen_addr,
+            advertise_addr: args.advertise_addr,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("This node joined a swarm as a {}.", reply.role);
+    Ok(())
+}
+
+async fn join_token(host: &Host, args: JoinTokenArgs) -> anyhow::Result<()> {
+    let channel = client::connect(host).await?;
+    let mut control = ControlClient::new(channel.clone());
+    if args.rotate {
+        control
+            .update_cluster(UpdateClusterRequest {
+                rotate_worker_token: args.role == "worker",
+                rotate_manager_token: args.role == "manager",
+                ..Default::default()
+            })
+            .await
+            .map_err(status_error)?;
+        if !args.quiet {
+            println!("Successfully rotated {} join token.", args.role);
+            println!();
+        }
+    }
+    let cluster = control
+        .get_cluster(GetClusterRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .cluster;
+    let tokens = cluster.and_then(|c| c.join_tokens).unwrap_or_default();
+    let token = if args.role == "manager" {
+        tokens.manager
+    } else {
+        tokens.worker
+    };
+    if args.quiet {
+        println!("{token}");
+        return Ok(());
+    }
+    let info = LocalClient::new(channel)
+        .info(InfoRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let node_id = info.swarm.map(|s| s.node_id).unwrap_or_default();
+    let node = control
+        .get_node(GetNodeRequest { node_id })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .node;
+    let addr = node
+        .and_then(|n| n.manager_status)
+        .map(|m| m.addr)
+        .unwrap_or_default();
+    println!(
+        "To add a {} to this swarm, run the following command:",
+        args.role
+    );
+    println!();
+    println!("    shoal swarm join --token {token} {addr}");
+    println!();
+    Ok(())
+}
+
+async fn leave(host: &Host, args: LeaveArgs) -> anyhow::Result<()> {
+    let mut local = LocalClient::new(client::connect(host).await?);
+    local
+        .swarm_leave(SwarmLeaveRequest { force: args.force })
+        .await
+        .map_err(status_error)?;
+    println!("Node left the swarm.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("2160h").unwrap(),
+            Duration::from_secs(2160 * 3600)
+        );
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

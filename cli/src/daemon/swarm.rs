@@ -1,0 +1,574 @@
+//! This daemon's place in a swarm: none, a worker, or a manager. It owns
+//! the running manager (if any), the agent's session, and the files that
+//! let a restarted daemon take up where it stopped. Init, join and leave
+//! are serialized by one lock: a node changes swarms one step at a time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_manager::ca::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
+use shoal_manager::controlapi::ManagerSlot;
+use shoal_manager::raft::node::RaftConfig;
+use shoal_manager::runtime::{Bootstrap, Manager, ManagerConfig};
+use shoal_proto::ca::IssueNodeCertificateRequest;
+use shoal_proto::ca::node_ca_client::NodeCaClient;
+use shoal_proto::credentials::NodeCredentials;
+use shoal_proto::identity::{NodeIdentity, NodeKey, NodeRole, new_id, new_node_id};
+use shoal_proto::local::{
+    SwarmInfo, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse,
+};
+use shoal_proto::objects::{self, *};
+use shoal_proto::raft::JoinRequest;
+use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
+use shoal_proto::token::JoinToken;
+use shoal_worker::agent::{self, AgentConfig, SessionState};
+use shoal_worker::engine::EngineInfo;
+use shoal_worker::host::HostFacts;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::addr;
+use super::swarm_file::SwarmFile;
+
+/// How long a join may take to get its certificate.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Docker's words when a node already in a swarm is asked to init or join.
+const ALREADY_IN_SWARM: &str = "This node is already part of a swarm. Use \"shoal swarm leave\" to leave this swarm and join another one.";
+
+/// The node's swarm side.
+pub struct SwarmNode {
+    state_dir: PathBuf,
+    engine: EngineInfo,
+    slot: ManagerSlot,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    file: Option<SwarmFile>,
+    manager: Option<Manager>,
+    agent: Option<CancellationToken>,
+    session: Option<watch::Receiver<SessionState>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+impl SwarmNode {
+    /// The swarm side of a daemon; call [`SwarmNode::resume`] next.
+    pub fn new(state_dir: PathBuf, engine: EngineInfo, slot: ManagerSlot) -> SwarmNode {
+        SwarmNode {
+            state_dir,
+            engine,
+            slot,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn manager_dir(&self) -> PathBuf {
+        self.state_dir.join("manager")
+    }
+
+    fn creds_dir(&self) -> PathBuf {
+        NodeCredentials::dir(&self.state_dir)
+    }
+
+    fn description(&self) -> NodeDescription {
+        let host = HostFacts::gather();
+        NodeDescription {
+            hostname: host.hostname,
+            platform: Some(Platform {
+                architecture: shoal_proto::build_info::arch().into(),
+                os: shoal_proto::build_info::os().into(),
+            }),
+            resources: Some(Resources {
+                nano_cpus: i64::from(host.ncpu) * 1_000_000_000,
+                memory_bytes: host.mem_total as i64,
+            }),
+            engine: Some(EngineDescription {
+                kind: self.engine.kind.name().into(),
+                version: if self.engine.kind == shoal_worker::engine::EngineKind::Docker {
+                    self.engine.version.clone()
+                } else {
+                    String::new()
+                },
+                labels: Default::default(),
+            }),
+        }
+    }
+
+    /// Takes up the swarm this node was in before a restart, if any.
+    pub async fn resume(&self) -> anyhow::Result<()> {
+        let Some(file) = SwarmFile::load(&self.state_dir)? else {
+            return Ok(());
+        };
+        let creds = NodeCredentials::load(&self.creds_dir())?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} lists a swarm but its certificates are missing",
+                self.state_dir.display()
+            )
+        })?;
+        let mut inner = self.inner.lock().await;
+        if file.is_manager() {
+            let manager = self
+                .start_manager(&file, creds.clone(), Bootstrap::Restart)
+                .await?;
+            inner.manager = Some(manager);
+        }
+        self.start_agent(&mut inner, &file, &creds)?;
+        tracing::info!(node = %file.node_id, role = %file.role, "resumed swarm membership");
+        inner.file = Some(file);
+        Ok(())
+    }
+
+    async fn start_manager(
+        &self,
+        file: &SwarmFile,
+        credentials: NodeCredentials,
+        bootstrap: Bootstrap,
+    ) -> anyhow::Result<Manager> {
+        let config = ManagerConfig {
+            dir: self.manager_dir(),
+            node_id: file.node_id.clone(),
+            raft_id: file.raft_id,
+            listen: addr::listen(&file.listen_addr).map_err(anyhow::Error::msg)?,
+            advertise: file.advertise_addr.clone(),
+            credentials,
+            raft: RaftConfig::new(file.raft_id),
+        };
+        Ok(Manager::start(config, bootstrap, self.slot.clone()).await?)
+    }
+
+    fn start_agent(
+        &self,
+        inner: &mut Inner,
+        file: &SwarmFile,
+        creds: &NodeCredentials,
+    ) -> anyhow::Result<()> {
+        let mut managers = file.managers.clone();
+        if file.is_manager() {
+            managers.insert(0, file.advertise_addr.clone());
+        }
+        let config = AgentConfig {
+            managers,
+            tls: creds.client_config()?,
+            description: self.description(),
+        };
+        let stop = CancellationToken::new();
+        let (state_tx, state_rx) = watch::channel(SessionState::default());
+        tokio::spawn(agent::run(config, state_tx, stop.clone()));
+        tokio::spawn(remember_managers(
+            self.state_dir.clone(),
+            state_rx.clone(),
+            stop.clone(),
+        ));
+        inner.agent = Some(stop);
+        inner.session = Some(state_rx);
+        Ok(())
+    }
+
+    /// `swarm init`.
+    pub async fn init(&self, request: SwarmInitRequest) -> Result<SwarmInitResponse, Status> {
+        let mut inner = self.inner.lock().await;
+        if inner.file.is_some() {
+            return Err(Status::failed_precondition(ALREADY_IN_SWARM));
+        }
+        if request.force_new_cluster || request.autolock {
+            return Err(Status::unimplemented(
+                "--force-new-cluster and --autolock are not available yet in this version of Shoal",
+            ));
+        }
+        let listen = addr::listen(&request.listen_addr).map_err(Status::invalid_argument)?;
+        let advertise = addr::advertise(&request.advertise_addr, listen, &addr::interfaces())
+            .map_err(Status::invalid_argument)?;
+        let cluster_id = new_id();
+        let node_id = new_node_id();
+        let root = RootCa::generate(&cluster_id).map_err(internal)?;
+        let key = NodeKey::generate().map_err(internal)?;
+        let expiry = match request.cert_expiry_seconds {
+            0 => DEFAULT_NODE_CERT_EXPIRY,
+            s => Duration::from_secs(s),
+        };
+        let identity = NodeIdentity {
+            node_id: node_id.clone(),
+            role: NodeRole::Manager,
+            cluster_id: cluster_id.clone(),
+        };
+        let cert = root
+            .issue(
+                &key.csr_pem().map_err(internal)?,
+                &identity,
+                &[advertise.ip()],
+                expiry,
+            )
+            .map_err(internal)?;
+        let creds = NodeCredentials {
+            key_pem: key.to_pem(),
+            cert_pem: cert.clone(),
+            roots_pem: root.cert_pem().to_string(),
+        };
+        creds.save(&self.creds_dir()).map_err(internal)?;
+
+        let tokens = JoinTokens::generate(root.digest());
+        let raft_id = 1;
+        let cluster = Cluster {
+            id: cluster_id.clone(),
+            spec: Some(ClusterSpec {
+                annotations: Some(Annotations {
+                    name: "default".into(),
+                    ..Default::default()
+                }),
+                orchestration: Some(OrchestrationConfig {
+                    task_history_retention_limit: if request.task_history_limit > 0 {
+                        request.task_history_limit
+                    } else {
+                        5
+                    },
+                }),
+                raft: Some(objects::RaftConfig {
+                    snapshot_interval: 10_000,
+                    keep_old_snapshots: 0,
+                    log_entries_for_slow_followers: 500,
+                    heartbeat_tick: 1,
+                    election_tick: 10,
+                }),
+                dispatcher: Some(DispatcherConfig {
+                    heartbeat_period: prost_types::Duration::try_from(Duration::from_secs(5)).ok(),
+                }),
+                ca_config: Some(CaConfig {
+                    node_cert_expiry: prost_types::Duration::try_from(expiry).ok(),
+                    force_rotate: 0,
+                }),
+                encryption: Some(EncryptionConfig {
+                    auto_lock_managers: false,
+                }),
+            }),
+            root_ca: Some(objects::RootCa {
+                ca_cert: root.cert_pem().as_bytes().to_vec(),
+                ca_key: root.key_pem().into_bytes(),
+                ca_cert_digest: root.digest().to_string(),
+                ..Default::default()
+            }),
+            join_tokens: Some(objects::JoinTokens {
+                worker: tokens.worker.to_string(),
+                manager: tokens.manager.to_string(),
+            }),
+            default_addr_pool: if request.default_addr_pool.is_empty() {
+                vec!["10.0.0.0/8".into()]
+            } else {
+                request.default_addr_pool.clone()
+            },
+            subnet_size: if request.subnet_size == 0 {
+                24
+            } else {
+                request.subnet_size
+            },
+            data_path_port: if request.data_path_port == 0 {
+                4789
+            } else {
+                request.data_path_port
+            },
+            ..Default::default()
+        };
+        let node = Node {
+            id: node_id.clone(),
+            spec: Some(NodeSpec {
+                desired_role: objects::NodeRole::Manager as i32,
+                ..Default::default()
+            }),
+            description: Some(self.description()),
+            status: Some(NodeStatus {
+                state: node_status::State::Ready as i32,
+                message: String::new(),
+                addr: advertise.ip().to_string(),
+            }),
+            manager_status: Some(ManagerStatus {
+                raft_id,
+                addr: advertise.to_string(),
+                leader: true,
+                reachability: manager_status::Reachability::Reachable as i32,
+            }),
+            role: objects::NodeRole::Manager as i32,
+            certificate: Some(NodeCertificate {
+                role: objects::NodeRole::Manager as i32,
+                certificate: cert.into_bytes(),
+                status: node_certificate::Status::Issued as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ingress = Network {
+            id: new_id(),
+            spec: Some(NetworkSpec {
+                annotations: Some(Annotations {
+                    name: "ingress".into(),
+                    labels: Default::default(),
+                }),
+                driver_config: Some(Driver {
+                    name: "overlay".into(),
+                    ..Default::default()
+                }),
+                ingress: true,
+                ..Default::default()
+            }),
+            driver_state: Some(Driver {
+                name: "overlay".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let file = SwarmFile {
+            node_id: node_id.clone(),
+            cluster_id,
+            role: "manager".into(),
+            listen_addr: listen.to_string(),
+            advertise_addr: advertise.to_string(),
+            raft_id,
+            managers: vec![advertise.to_string()],
+        };
+        let bootstrap = Bootstrap::New {
+            cluster: Box::new(cluster),
+            node: Box::new(node),
+            ingress: Box::new(ingress),
+        };
+        let manager = match self.start_manager(&file, creds.clone(), bootstrap).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.forget().map_err(internal)?;
+                return Err(Status::internal(format!("{e:#}")));
+            }
+        };
+        file.save(&self.state_dir).map_err(internal)?;
+        inner.manager = Some(manager);
+        self.start_agent(&mut inner, &file, &creds)
+            .map_err(internal)?;
+        inner.file = Some(file);
+        tracing::info!(node = %node_id, %advertise, "swarm initialized");
+        Ok(SwarmInitResponse {
+            node_id,
+            worker_token: tokens.worker.to_string(),
+            manager_addr: advertise.to_string(),
+            unlock_key: String::new(),
+        })
+    }
+
+    /// `swarm join`.
+    pub async fn join(&self, request: SwarmJoinRequest) -> Result<SwarmJoinResponse, Status> {
+        let mut inner = self.inner.lock().await;
+        if inner.file.is_some() {
+            return Err(Status::failed_precondition(ALREADY_IN_SWARM));
+        }
+        let token: JoinToken = request
+            .token
+            .trim()
+            .parse()
+            .map_err(|e: shoal_proto::token::TokenError| Status::invalid_argument(e.to_string()))?;
+        let remote = addr::remote(&request.remote_addr);
+        let listen = addr::listen(&request.listen_addr).map_err(Status::invalid_argument)?;
+        let advertise = addr::advertise(&request.advertise_addr, listen, &addr::interfaces())
+            .map_err(Status::invalid_argument)?;
+
+        let bootstrap =
+            shoal_proto::tls::bootstrap_client_config(token.root_digest()).map_err(internal)?;
+        let key = NodeKey::generate().map_err(internal)?;
+        let csr = key.csr_pem().map_err(internal)?;
+        let mut ca = NodeCaClient::new(shoal_proto::net::channel(&remote, Arc::new(bootstrap)));
+        let call = ca.issue_node_certificate(IssueNodeCertificateRequest {
+            csr: csr.into_bytes(),
+            token: request.token.trim().to_string(),
+            availability: 0,
+        });
+        let issued = tokio::time::timeout(JOIN_TIMEOUT, call)
+            .await
+            .map_err(|_| Status::deadline_exceeded(format!("timed out after {JOIN_TIMEOUT:?} joining through {remote}: is a manager listening there?")))?
+            .map_err(|s| join_error(&remote, s))?
+            .into_inner();
+        let creds = NodeCredentials {
+            key_pem: key.to_pem(),
+            cert_pem: issued.certificate.clone(),
+            roots_pem: issued.root_ca.clone(),
+        };
+        let identity = creds.identity().map_err(internal)?;
+        creds.save(&self.creds_dir()).map_err(internal)?;
+
+        let mut file = SwarmFile {
+            node_id: identity.node_id.clone(),
+            cluster_id: identity.cluster_id.clone(),
+            role: identity.role.to_string(),
+            listen_addr: listen.to_string(),
+            advertise_addr: advertise.to_string(),
+            raft_id: 0,
+            managers: vec![remote.clone()],
+        };
+        if identity.role == NodeRole::Manager {
+            let tls = creds.client_config().map_err(internal)?;
+            let mut membership = RaftMembershipClient::new(shoal_proto::net::channel(&remote, tls));
+            let joined = membership
+                .join(JoinRequest {
+                    addr: advertise.to_string(),
+                })
+                .await
+                .map_err(|s| join_error(&remote, s))?
+                .into_inner();
+            file.raft_id = joined.raft_id;
+            file.managers = joined.members.iter().map(|m| m.addr.clone()).collect();
+            let manager = self
+                .start_manager(
+                    &file,
+                    creds.clone(),
+                    Bootstrap::Join {
+                        peers: joined.members,
+                    },
+                )
+                .await
+                .map_err(|e| Status::internal(format!("{e:#}")))?;
+            inner.manager = Some(manager);
+        }
+        file.save(&self.state_dir).map_err(internal)?;
+        self.start_agent(&mut inner, &file, &creds)
+            .map_err(internal)?;
+        tracing::info!(node = %file.node_id, role = %file.role, via = %remote, "joined the swarm");
+        let response = SwarmJoinResponse {
+            node_id: file.node_id.clone(),
+            role: file.role.clone(),
+        };
+        inner.file = Some(file);
+        Ok(response)
+    }
+
+    /// `swarm leave`.
+    pub async fn leave(&self, force: bool) -> Result<(), Status> {
+        let mut inner = self.inner.lock().await;
+        let Some(file) = inner.file.clone() else {
+            return Err(Status::failed_precondition(
+                "This node is not part of a swarm",
+            ));
+        };
+        if file.is_manager() && !force {
+            return Err(Status::failed_precondition(
+                "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves the remaining managers to keep quorum on their own. Use `--force` to suppress this message.",
+            ));
+        }
+        if let Some(manager) = inner.manager.take() {
+            let ctx = manager.context().clone();
+            let status = ctx.raft.status();
+            if status.members.len() > 1
+                && let Err(e) = ctx.raft.remove_member(file.raft_id).await
+            {
+                tracing::warn!(error = %e, "could not remove this manager from raft before leaving");
+            }
+            manager.stop().await;
+        }
+        if let Some(agent) = inner.agent.take() {
+            agent.cancel();
+        }
+        inner.session = None;
+        inner.file = None;
+        self.forget().map_err(internal)?;
+        tracing::info!(node = %file.node_id, "left the swarm");
+        Ok(())
+    }
+
+    fn forget(&self) -> std::io::Result<()> {
+        SwarmFile::remove(&self.state_dir)?;
+        for dir in [self.creds_dir(), self.manager_dir()] {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// What `shoal info` shows under Swarm.
+    pub async fn info(&self) -> SwarmInfo {
+        let inner = self.inner.lock().await;
+        let Some(file) = &inner.file else {
+            return SwarmInfo {
+                local_node_state: "inactive".into(),
+                ..Default::default()
+            };
+        };
+        let (managers, nodes) = match &inner.manager {
+            Some(m) => {
+                let ctx = m.context();
+                (
+                    ctx.raft.status().members.len() as u32,
+                    ctx.store.view(|t| t.all::<Node>().count()) as u32,
+                )
+            }
+            None => (0, 0),
+        };
+        SwarmInfo {
+            local_node_state: "active".into(),
+            node_id: file.node_id.clone(),
+            node_addr: file
+                .advertise_addr
+                .rsplit_once(':')
+                .map_or(file.advertise_addr.clone(), |(ip, _)| ip.to_string()),
+            control_available: file.is_manager(),
+            cluster_id: file.cluster_id.clone(),
+            managers,
+            nodes,
+        }
+    }
+
+    /// Stops the manager and agent (daemon shutdown); state stays on disk.
+    pub async fn stop(&self) {
+        let mut inner = self.inner.lock().await;
+        if let Some(agent) = inner.agent.take() {
+            agent.cancel();
+        }
+        if let Some(manager) = inner.manager.take() {
+            manager.stop().await;
+        }
+    }
+}
+
+/// A join refused or unreachable, said so a user can act on it.
+fn join_error(remote: &str, status: Status) -> Status {
+    use std::error::Error;
+    let mut detail = status.message().to_string();
+    let mut source = status.source();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded => {
+            Status::unavailable(format!(
+                "could not join through the manager at {remote}: {detail}"
+            ))
+        }
+        _ => Status::new(status.code(), detail),
+    }
+}
+
+/// Keeps the managers the dispatcher tells of in swarm.json, so a restart
+/// can reach the cluster even if the first manager is gone.
+async fn remember_managers(
+    state_dir: PathBuf,
+    mut session: watch::Receiver<SessionState>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = session.changed() => if changed.is_err() { return },
+        }
+        let managers = session.borrow().managers.clone();
+        if managers.is_empty() {
+            continue;
+        }
+        if let Ok(Some(mut file)) = SwarmFile::load(&state_dir)
+            && file.managers != managers
+        {
+            file.managers = managers;
+            let _ = file.save(&state_dir);
+        }
+    }
+}

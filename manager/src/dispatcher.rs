@@ -1,0 +1,263 @@
+//! The dispatcher's session half: every node (managers too) keeps one
+//! session with the leader. Opening it records the node's description and
+//! marks it Ready; heartbeats at the period the dispatcher hands out keep
+//! it so; a leader-only loop marks a node Down when its heartbeats stop for
+//! three periods, as Docker's grace period does. Sessions only live on the
+//! leader: a follower answers `Unavailable` with the leader's address in
+//! the `shoal-leader` metadata, and the agent moves there. Task assignment
+//! streams come with orchestration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shoal_proto::dispatcher::dispatcher_server::Dispatcher;
+use shoal_proto::dispatcher::*;
+use shoal_proto::identity::new_id;
+use shoal_proto::objects::{Node, NodeStatus, node_status};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::authz::require_node;
+use crate::context::ManagerContext;
+
+/// Heartbeat period when the cluster spec sets none (Docker's default).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Missed periods before a node is Down.
+const GRACE_PERIODS: u32 = 3;
+
+/// Serves [`Dispatcher`] sessions and heartbeats.
+#[derive(Debug, Clone)]
+pub struct DispatcherService {
+    ctx: ManagerContext,
+    last_seen: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl DispatcherService {
+    /// A dispatcher for this manager.
+    pub fn new(ctx: ManagerContext) -> DispatcherService {
+        DispatcherService {
+            ctx,
+            last_seen: Arc::default(),
+        }
+    }
+
+    fn period(&self) -> Duration {
+        self.ctx
+            .store
+            .view(|t| {
+                t.cluster()
+                    .and_then(|c| c.spec.as_ref()?.dispatcher.as_ref()?.heartbeat_period)
+            })
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_HEARTBEAT)
+    }
+
+    fn not_leader(&self) -> Option<Status> {
+        let status = self.ctx.raft.status();
+        if status.is_leader() {
+            return None;
+        }
+        let mut err =
+            Status::unavailable("this manager is not the leader: open the session with the leader");
+        if let Some(addr) = status
+            .members
+            .get(&status.leader)
+            .and_then(|m| m.addr.parse().ok())
+        {
+            err.metadata_mut().insert("shoal-leader", addr);
+        }
+        Some(err)
+    }
+
+    fn touch(&self, node_id: &str) {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node_id.to_string(), Instant::now());
+    }
+
+    /// Marks nodes Down whose heartbeats stopped; runs while this manager
+    /// leads, until `shutdown`.
+    pub async fn run_down_detector(self, shutdown: CancellationToken) {
+        let mut was_leader = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let leader = self.ctx.raft.status().is_leader();
+            if leader && !was_leader {
+                // A new leader gives every node a fresh grace period.
+                let now = Instant::now();
+                let ids: Vec<String> = self
+                    .ctx
+                    .store
+                    .view(|t| t.all::<Node>().map(|n| n.id.clone()).collect());
+                let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                for id in ids {
+                    seen.insert(id, now);
+                }
+            }
+            was_leader = leader;
+            if !leader {
+                continue;
+            }
+            let limit = self.period() * GRACE_PERIODS;
+            let expired: Vec<String> = {
+                let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                self.ctx.store.view(|t| {
+                    t.all::<Node>()
+                        .filter(|n| {
+                            n.status
+                                .as_ref()
+                                .is_some_and(|s| s.state() == node_status::State::Ready)
+                        })
+                        .filter(|n| seen.get(&n.id).is_none_or(|at| at.elapsed() > limit))
+                        .map(|n| n.id.clone())
+                        .collect()
+                })
+            };
+            if expired.is_empty() {
+                continue;
+            }
+            let result = self
+                .ctx
+                .update(|tx| {
+                    for id in &expired {
+                        if let Some(mut node) = tx.tables().get::<Node>(id).cloned() {
+                            let status = node.status.get_or_insert_default();
+                            status.set_state(node_status::State::Down);
+                            status.message = "heartbeat failure".into();
+                            tx.update(node)?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!(nodes = ?expired, "nodes marked down after missing heartbeats")
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e.message(), "marking nodes down failed; will retry")
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Dispatcher for DispatcherService {
+    type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let who = require_node(&request)?;
+        if let Some(err) = self.not_leader() {
+            return Err(err);
+        }
+        let peer_ip = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let description = request.into_inner().description;
+        let node_id = who.node_id.clone();
+        self.ctx
+            .update(|tx| {
+                let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| {
+                    Status::permission_denied(format!(
+                        "node {node_id} is not part of the cluster (was it removed?)"
+                    ))
+                })?;
+                node.description = description.clone();
+                node.status = Some(NodeStatus {
+                    state: node_status::State::Ready as i32,
+                    message: String::new(),
+                    addr: peer_ip.clone(),
+                });
+                tx.update(node)?;
+                Ok(())
+            })
+            .await?;
+        self.touch(&node_id);
+        let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
+        let status = self.ctx.raft.status();
+        let managers = status
+            .members
+            .values()
+            .map(|m| WeightedPeer {
+                node_id: m.node_id.clone(),
+                addr: m.addr.clone(),
+                weight: 1,
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel(4);
+        let first = SessionMessage {
+            session_id: new_id(),
+            node,
+            managers,
+            ..Default::default()
+        };
+        tx.send(Ok(first))
+            .await
+            .map_err(|_| Status::cancelled("session closed"))?;
+        // The session lasts while this manager leads and the node listens.
+        let mut leadership = self.ctx.raft.watch_status();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    changed = leadership.changed() => {
+                        if changed.is_err() || !leadership.borrow().is_leader() {
+                            let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        tracing::info!(node = %who.node_id, "node session opened");
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let who = require_node(&request)?;
+        if let Some(err) = self.not_leader() {
+            return Err(err);
+        }
+        self.touch(&who.node_id);
+        let period = self.period();
+        Ok(Response::new(HeartbeatResponse {
+            period: prost_types::Duration::try_from(period).ok(),
+        }))
+    }
+
+    async fn update_task_status(
+        &self,
+        _: Request<UpdateTaskStatusRequest>,
+    ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
+        Err(Status::unimplemented(
+            "task status reports come with orchestration",
+        ))
+    }
+
+    type AssignmentsStream = ReceiverStream<Result<AssignmentsMessage, Status>>;
+
+    async fn assignments(
+        &self,
+        _: Request<AssignmentsRequest>,
+    ) -> Result<Response<Self::AssignmentsStream>, Status> {
+        Err(Status::unimplemented(
+            "task assignments come with orchestration",
+        ))
+    }
+}

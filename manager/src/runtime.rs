@@ -1,0 +1,326 @@
+//! A running manager: what `swarm init`, `swarm join` (as a manager) and a
+//! restarted manager daemon all start. In order:
+//!
+//! 1. the key store (the data key that seals everything on disk),
+//! 2. the sealed Raft storage, with a bootstrap snapshot for a new cluster,
+//! 3. the Raft node and its gRPC transport (mutual TLS to peers),
+//! 4. the cluster port: Raft, membership, CA, control API, dispatcher, all
+//!    behind one TLS listener whose verifier refuses removed nodes,
+//! 5. leader-side loops (down detection), and the deny-list follower,
+//! 6. for a new cluster, the first batch: cluster object, this node, and
+//!    the `ingress` network.
+//!
+//! Every loop hangs off one cancellation token; [`Manager::stop`] ends them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::ca::ca_server::CaServer;
+use shoal_proto::ca::node_ca_server::NodeCaServer;
+use shoal_proto::control::control_server::ControlServer;
+use shoal_proto::credentials::NodeCredentials;
+use shoal_proto::dispatcher::dispatcher_server::DispatcherServer;
+use shoal_proto::objects::{Cluster, Network, Node};
+use shoal_proto::raft::RaftMember;
+use shoal_proto::raft::raft_membership_server::RaftMembershipServer;
+use shoal_proto::raft::raft_server::RaftServer;
+use shoal_proto::tls::{ClientAuth, DenyList};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ca::CaService;
+use crate::context::ManagerContext;
+use crate::controlapi::{ControlApi, ManagerSlot};
+use crate::dispatcher::DispatcherService;
+use crate::membership::MembershipService;
+use crate::raft::node::{self, RaftConfig};
+use crate::raft::service::RaftService;
+use crate::raft::transport::{Dial, GrpcTransport};
+use crate::raft::{SledStorage, StorageError};
+use crate::seal::{KeyStore, Lock, Opened, SealError};
+use crate::store::Store;
+
+/// How a manager starts.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// A brand-new cluster: commit these objects first.
+    New {
+        /// The cluster object.
+        cluster: Box<Cluster>,
+        /// This node.
+        node: Box<Node>,
+        /// The ingress network.
+        ingress: Box<Network>,
+    },
+    /// A new member: start from these peers and wait for a snapshot.
+    Join {
+        /// The members the leader answered with.
+        peers: Vec<RaftMember>,
+    },
+    /// A restart: everything comes from disk.
+    Restart,
+}
+
+/// Where and how a manager runs.
+#[derive(Debug)]
+pub struct ManagerConfig {
+    /// `<state>/manager`: keys and Raft log.
+    pub dir: PathBuf,
+    /// This node's id.
+    pub node_id: String,
+    /// This node's Raft id.
+    pub raft_id: u64,
+    /// Where the cluster port listens.
+    pub listen: SocketAddr,
+    /// How peers reach it (`ip:port`).
+    pub advertise: String,
+    /// The node's TLS credentials (a manager certificate).
+    pub credentials: NodeCredentials,
+    /// Raft timings.
+    pub raft: RaftConfig,
+}
+
+/// Why a manager could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The keys that open the state are missing, damaged or locked.
+    #[error("manager keys: {0}")]
+    Keys(#[from] SealError),
+    /// The state is locked (autolock): `shoal swarm unlock` opens it.
+    #[error(
+        "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"shoal swarm unlock\" to unlock it."
+    )]
+    Locked,
+    /// The Raft log cannot be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// TLS material is unusable.
+    #[error("manager TLS: {0}")]
+    Tls(String),
+    /// Raft refused to start or to bootstrap.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The cluster port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+struct TlsDial(Arc<rustls::ClientConfig>);
+
+impl Dial for TlsDial {
+    fn channel(&self, addr: &str) -> tonic::transport::Channel {
+        shoal_proto::net::channel(addr, self.0.clone())
+    }
+}
+
+/// A running manager.
+#[derive(Debug)]
+pub struct Manager {
+    ctx: ManagerContext,
+    slot: ManagerSlot,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    local_addr: SocketAddr,
+}
+
+impl Manager {
+    /// Starts a manager and puts its context in `slot`.
+    pub async fn start(
+        config: ManagerConfig,
+        bootstrap: Bootstrap,
+        slot: ManagerSlot,
+    ) -> Result<Manager, ManagerError> {
+        let key_dir = config.dir.join("keys");
+        let data_key = if KeyStore::exists(&key_dir) {
+            match KeyStore::open(&key_dir)? {
+                Opened::Unlocked(_, key) => key,
+                Opened::Locked(_) => return Err(ManagerError::Locked),
+            }
+        } else {
+            KeyStore::create(&key_dir, Lock::None)?.1
+        };
+        let storage = SledStorage::open(&config.dir.join("raft"), data_key)?;
+        let (new_cluster, peers) = match bootstrap {
+            Bootstrap::New {
+                cluster,
+                node,
+                ingress,
+            } => {
+                let founder = RaftMember {
+                    raft_id: config.raft_id,
+                    node_id: config.node_id.clone(),
+                    addr: config.advertise.clone(),
+                };
+                storage.persist_ready(&[], None, Some(node::bootstrap_snapshot(founder)))?;
+                (Some((cluster, node, ingress)), Vec::new())
+            }
+            Bootstrap::Join { peers } => (None, peers),
+            Bootstrap::Restart => (None, Vec::new()),
+        };
+
+        let tls_err =
+            |e: shoal_proto::credentials::CredentialsError| ManagerError::Tls(e.to_string());
+        let deny = DenyList::default();
+        let client_tls = config.credentials.client_config().map_err(tls_err)?;
+        let server_tls = config
+            .credentials
+            .server_config(&deny, ClientAuth::Optional)
+            .map_err(tls_err)?;
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let store = Arc::new(Store::new());
+        let dial: Arc<dyn Dial> = Arc::new(TlsDial(client_tls.clone()));
+        let raft_id = config.raft_id;
+        let (raft, raft_task) = node::start(
+            config.raft.clone(),
+            storage,
+            store.clone(),
+            peers,
+            |handle| GrpcTransport::new(raft_id, handle, dial),
+            shutdown.child_token(),
+        )
+        .map_err(|e| ManagerError::Raft(e.to_string()))?;
+        let ctx = ManagerContext::new(
+            store.clone(),
+            raft.clone(),
+            config.node_id.clone(),
+            deny.clone(),
+            client_tls,
+        );
+
+        // The cluster port.
+        let (local_addr, incoming) =
+            shoal_proto::net::tls_incoming(config.listen, server_tls, shutdown.child_token())
+                .await
+                .map_err(|source| ManagerError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let authorize: crate::raft::service::Authorize = Arc::new(|certs: Option<&[Vec<u8>]>| {
+            let identity = certs
+                .and_then(|c| c.first())
+                .and_then(|der| shoal_proto::identity::NodeIdentity::from_cert_der(der).ok());
+            match identity {
+                Some(id) if id.role == shoal_proto::identity::NodeRole::Manager => Ok(()),
+                Some(_) => Err(tonic::Status::permission_denied(
+                    "raft is for managers only",
+                )),
+                None => Err(tonic::Status::unauthenticated(
+                    "a manager certificate is required",
+                )),
+            }
+        });
+        let dispatcher = DispatcherService::new(ctx.clone());
+        let server = tonic::transport::Server::builder()
+            .add_service(
+                RaftServer::new(RaftService::new(raft.clone(), authorize))
+                    .max_decoding_message_size(64 << 20),
+            )
+            .add_service(RaftMembershipServer::new(MembershipService::new(
+                ctx.clone(),
+            )))
+            .add_service(NodeCaServer::new(CaService::new(ctx.clone())))
+            .add_service(CaServer::new(CaService::new(ctx.clone())))
+            .add_service(ControlServer::new(ControlApi::new(slot.clone())))
+            .add_service(DispatcherServer::new(dispatcher.clone()))
+            .serve_with_incoming_shutdown(incoming, shutdown.child_token().cancelled_owned());
+        tasks.spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "cluster port server stopped");
+            }
+        });
+        tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
+        tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            match raft_task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "raft node failed; the manager stops"),
+                Err(e) => tracing::error!(error = %e, "raft node panicked; the manager stops"),
+            }
+            stop.cancel();
+        });
+        tasks.close();
+
+        if let Some((cluster, node, ingress)) = new_cluster {
+            wait_leader(&ctx, Duration::from_secs(10)).await?;
+            ctx.update(|tx| {
+                tx.create(*cluster)?;
+                tx.create(*node)?;
+                tx.create(*ingress)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| ManagerError::Raft(e.message().to_string()))?;
+        }
+        slot.set(Some(ctx.clone()));
+        tracing::info!(%local_addr, raft_id = format_args!("{raft_id:x}"), "manager started");
+        Ok(Manager {
+            ctx,
+            slot,
+            shutdown,
+            tasks,
+            local_addr,
+        })
+    }
+
+    /// The shared context.
+    pub fn context(&self) -> &ManagerContext {
+        &self.ctx
+    }
+
+    /// Where the cluster port listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops every loop and waits for them.
+    pub async fn stop(self) {
+        self.slot.set(None);
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+async fn wait_leader(ctx: &ManagerContext, within: Duration) -> Result<(), ManagerError> {
+    let mut status = ctx.raft.watch_status();
+    tokio::time::timeout(within, status.wait_for(|s| s.is_leader()))
+        .await
+        .map_err(|_| ManagerError::Raft(format!("no leader within {within:?}")))?
+        .map_err(|_| ManagerError::Raft("raft stopped".into()))?;
+    Ok(())
+}
+
+/// Keeps the TLS deny list equal to the cluster's removed nodes, on every
+/// manager, as the store changes.
+async fn follow_removed_nodes(ctx: ManagerContext, shutdown: CancellationToken) {
+    let (mut removed, mut commits) = ctx.store.view_and_watch(|t| {
+        t.cluster()
+            .map(|c| c.removed_nodes.clone())
+            .unwrap_or_default()
+    });
+    loop {
+        ctx.deny.replace(removed);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            commit = commits.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = commit {
+                    return;
+                }
+            }
+        }
+        removed = ctx.store.view(|t| {
+            t.cluster()
+                .map(|c| c.removed_nodes.clone())
+                .unwrap_or_default()
+        });
+    }
+}

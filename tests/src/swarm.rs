@@ -1,0 +1,114 @@
+//! Swarm helpers on top of [`Cluster`]: init a manager, join others by
+//! token, read `node ls` as a table, as a user would type them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::cluster::Cluster;
+use crate::eventually::eventually;
+
+/// The cluster port every host uses.
+pub const PORT: u16 = 2377;
+
+impl Cluster {
+    /// `host:2377` of host `i`.
+    pub fn manager_addr(&self, i: usize) -> String {
+        format!("{}:{PORT}", self.addr(i))
+    }
+
+    /// `swarm init` on host `i`, advertising its underlay address.
+    pub fn init_swarm(&self, i: usize) -> anyhow::Result<String> {
+        let addr = self.addr(i).to_string();
+        self.shoal(i, &["swarm", "init", "--advertise-addr", &addr])
+            .ok()
+            .context("swarm init")
+    }
+
+    /// The join token for `role` ("worker" or "manager"), asked of host `i`.
+    pub fn join_token(&self, i: usize, role: &str) -> anyhow::Result<String> {
+        Ok(self
+            .shoal(i, &["swarm", "join-token", "-q", role])
+            .ok()?
+            .trim()
+            .to_string())
+    }
+
+    /// Host `i` joins through host `via` with a `role` token.
+    pub fn join(&self, i: usize, via: usize, role: &str) -> anyhow::Result<String> {
+        let token = self.join_token(via, role)?;
+        let addr = self.addr(i).to_string();
+        let remote = self.manager_addr(via);
+        self.shoal(
+            i,
+            &[
+                "swarm",
+                "join",
+                "--token",
+                &token,
+                "--advertise-addr",
+                &addr,
+                &remote,
+            ],
+        )
+        .ok()
+        .with_context(|| format!("node-{i} joining as a {role}"))
+    }
+
+    /// `node ls` on host `i`, one map per row keyed by column header.
+    pub fn node_ls(&self, i: usize) -> anyhow::Result<Vec<HashMap<String, String>>> {
+        let out = self.shoal(i, &["node", "ls", "--format", "json"]).ok()?;
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: HashMap<String, serde_json::Value> =
+                    serde_json::from_str(l).with_context(|| format!("node ls line {l:?}"))?;
+                Ok(v.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+
+    /// Waits until host `i`'s `node ls` shows `hosts` nodes all Ready.
+    pub fn wait_nodes_ready(
+        &self,
+        i: usize,
+        hosts: usize,
+        within: Duration,
+    ) -> anyhow::Result<Vec<HashMap<String, String>>> {
+        eventually(&format!("{hosts} nodes ready on node-{i}"), within, || {
+            let rows = self.node_ls(i)?;
+            let ready = rows
+                .iter()
+                .filter(|r| r.get("Status").map(String::as_str) == Some("Ready"))
+                .count();
+            if rows.len() != hosts || ready != hosts {
+                bail!("node ls: {rows:?}");
+            }
+            Ok(rows)
+        })
+    }
+
+    /// The index of the host whose node is the Raft leader, as `node ls`
+    /// on host `asker` says.
+    pub fn leader(&self, asker: usize) -> anyhow::Result<usize> {
+        let rows = self.node_ls(asker)?;
+        let leader = rows
+            .iter()
+            .find(|r| r.get("ManagerStatus").map(String::as_str) == Some("Leader"))
+            .and_then(|r| r.get("Hostname"))
+            .context("no leader in node ls")?;
+        (0..self.len())
+            .find(|&h| self.hostname(h) == leader)
+            .with_context(|| format!("leader {leader} is no host"))
+    }
+}

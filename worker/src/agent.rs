@@ -1,0 +1,161 @@
+//! The agent's session with the managers. Exactly one session at a time,
+//! to the leader: a follower answers with the leader's address and the
+//! agent goes there; when a session or a heartbeat fails, the agent tries
+//! the next manager it knows, with a short backoff. The manager list comes
+//! from the dispatcher and is handed to the daemon to keep for restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use shoal_proto::dispatcher::dispatcher_client::DispatcherClient;
+use shoal_proto::dispatcher::{HeartbeatRequest, SessionRequest};
+use shoal_proto::objects::NodeDescription;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Backoff between failed attempts, doubling up to the maximum.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What the agent needs to reach the managers.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Manager addresses (`ip:port`) to start from.
+    pub managers: Vec<String>,
+    /// This node's mutual-TLS client config.
+    pub tls: Arc<ClientConfig>,
+    /// What this node is.
+    pub description: NodeDescription,
+}
+
+/// What the agent reports about its session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionState {
+    /// The manager the session is open with, if any.
+    pub manager: Option<String>,
+    /// Every manager the dispatcher told of.
+    pub managers: Vec<String>,
+}
+
+/// Runs the agent until `shutdown`; publishes session changes on `state`.
+pub async fn run(
+    config: AgentConfig,
+    state: watch::Sender<SessionState>,
+    shutdown: CancellationToken,
+) {
+    let mut managers = config.managers.clone();
+    managers.dedup();
+    let mut next = 0usize;
+    let mut hint: Option<String> = None;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if shutdown.is_cancelled() || managers.is_empty() {
+            return;
+        }
+        let addr = hint.take().unwrap_or_else(|| {
+            next = (next + 1) % managers.len();
+            managers[next].clone()
+        });
+        match session(&config, &addr, &state, &mut managers, &shutdown).await {
+            Ended::Shutdown => return,
+            Ended::Redirect(leader) => {
+                tracing::debug!(from = %addr, to = %leader, "following the leader");
+                hint = Some(leader);
+                continue;
+            }
+            Ended::Failed(why, was_open) => {
+                tracing::info!(manager = %addr, error = %why, "session with manager ended");
+                state.send_modify(|s| s.manager = None);
+                if was_open {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Redirect(String),
+    Failed(String, bool),
+}
+
+fn leader_hint(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get("shoal-leader")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn session(
+    config: &AgentConfig,
+    addr: &str,
+    state: &watch::Sender<SessionState>,
+    managers: &mut Vec<String>,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let mut client = DispatcherClient::new(shoal_proto::net::channel(addr, config.tls.clone()));
+    let opened = client
+        .session(SessionRequest {
+            description: Some(config.description.clone()),
+            session_id: String::new(),
+        })
+        .await;
+    let mut stream = match opened {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            return match leader_hint(&status) {
+                Some(leader) if leader != addr => Ended::Redirect(leader),
+                _ => Ended::Failed(status.message().to_string(), false),
+            };
+        }
+    };
+    let first = match stream.message().await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ended::Failed("session closed at once".into(), false),
+        Err(status) => return Ended::Failed(status.message().to_string(), false),
+    };
+    let known: Vec<String> = first.managers.iter().map(|m| m.addr.clone()).collect();
+    if !known.is_empty() {
+        *managers = known.clone();
+    }
+    state.send_replace(SessionState {
+        manager: Some(addr.to_string()),
+        managers: known,
+    });
+    tracing::info!(manager = %addr, "session open");
+
+    let mut period = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ended::Shutdown,
+            message = stream.message() => match message {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ended::Failed("the manager closed the session".into(), true),
+                Err(status) => return Ended::Failed(status.message().to_string(), true),
+            },
+            _ = tokio::time::sleep(period) => {
+                match client.heartbeat(HeartbeatRequest { session_id: first.session_id.clone() }).await {
+                    Ok(r) => {
+                        let given = r.into_inner().period.and_then(|d| Duration::try_from(d).ok()).unwrap_or(period);
+                        // Beat at half the period so one late beat is not a miss.
+                        period = (given / 2).max(Duration::from_millis(100));
+                    }
+                    Err(status) => {
+                        return match leader_hint(&status) {
+                            Some(leader) if leader != addr => Ended::Redirect(leader),
+                            _ => Ended::Failed(status.message().to_string(), true),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
