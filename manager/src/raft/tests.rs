@@ -92,6 +92,7 @@ fn launch(hub: &Hub, id: u64, dir: tempfile::TempDir, key: DataKey, cfg: RaftCon
         cfg,
         storage,
         store.clone(),
+        Vec::new(),
         |_| HubTransport { me: id, hub: t_hub },
         stop.clone(),
     )
