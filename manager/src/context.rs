@@ -88,7 +88,7 @@ impl ManagerContext {
 
     /// A linearizable read: waits for the leader's commit index, then reads.
     pub async fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R, Status> {
-        self.raft.read_barrier().await.map_err(propose_status)?;
+        quorum_deadline(self.raft.read_barrier()).await?;
         Ok(self.store.view(f))
     }
 
@@ -108,7 +108,22 @@ impl ManagerContext {
         if batch.actions.is_empty() {
             return Ok(self.store.applied_index());
         }
-        self.raft.propose(batch).await.map_err(propose_status)
+        quorum_deadline(self.raft.propose(batch)).await
+    }
+}
+
+/// How long a read or write may wait for a quorum of managers.
+pub const QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bounds a Raft round trip: without a quorum it would wait forever.
+async fn quorum_deadline<T>(
+    f: impl std::future::Future<Output = Result<T, ProposeError>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(QUORUM_TIMEOUT, f).await {
+        Ok(result) => result.map_err(propose_status),
+        Err(_) => Err(Status::unavailable(format!(
+            "no quorum of managers answered within {QUORUM_TIMEOUT:?}: too many managers may be down or cut off; the change may not have been applied"
+        ))),
     }
 }
 

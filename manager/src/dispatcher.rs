@@ -234,6 +234,17 @@ impl Dispatcher for DispatcherService {
         if let Some(err) = self.not_leader() {
             return Err(err);
         }
+        // A removed node's open connection outlives its certificate check.
+        if self
+            .ctx
+            .store
+            .view(|t| t.get::<Node>(&who.node_id).is_none())
+        {
+            return Err(Status::permission_denied(format!(
+                "node {} was removed from the cluster",
+                who.node_id
+            )));
+        }
         self.touch(&who.node_id);
         let period = self.period();
         Ok(Response::new(HeartbeatResponse {

@@ -207,6 +207,24 @@ impl Cluster {
         capture(&mut cmd)
     }
 
+    /// Runs `f` on a thread inside host `i`'s network namespace, so the
+    /// sockets it opens are the host's (for clients built in the test).
+    pub fn in_netns<R: Send + 'static>(
+        &self,
+        i: usize,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
+        let path = format!("/var/run/netns/{}", self.netns(i));
+        let ns = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+        std::thread::spawn(move || {
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| anyhow::anyhow!("setns: {e}"))?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in {} panicked", path))?
+    }
+
     /// Whether host `from` can ping host `to` (one packet, 1 s).
     pub fn can_reach(&self, from: usize, to: usize) -> bool {
         let to = self.addr(to).to_string();
