@@ -148,12 +148,12 @@ fn a_worker_certificate_opens_only_what_workers_may_use() -> anyhow::Result<()> 
             })
         })?
     };
-    assert_ne!(
-        after.0,
-        Code::Ok,
+    // Refused in the handshake: the client sees the "certificate revoked"
+    // alert or, with TLS 1.3's late client-auth failure, a closed connection.
+    assert!(
+        matches!(after.0, Code::Unavailable | Code::Cancelled | Code::Unknown),
         "a removed node's certificate still works: {after:?}"
     );
-    assert!(after.1.to_lowercase().contains("revoked"), "{after:?}");
     Ok(())
 }
 
