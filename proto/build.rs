@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Ordered maps: encoding is deterministic, so equal stores encode
+        // (and digest) equally on every manager.
+        .btree_map(".")
         .compile_fds(fds)?;
 
     // Build facts shown by `shoal version`.

@@ -2,7 +2,7 @@
 //! data. A secret's data is dropped when it becomes a [`Blob`], so no view
 //! of a secret can print it, whatever the daemon sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
@@ -22,7 +22,7 @@ pub struct Blob {
     pub id: String,
     pub meta: Meta,
     pub name: String,
-    pub labels: HashMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     /// Always `None` for a secret.
     pub data: Option<Vec<u8>>,
 }
@@ -109,7 +109,7 @@ pub fn render_list(
     LISTING.render(format, &rows)
 }
 
-fn label_list(labels: &HashMap<String, String>) -> String {
+fn label_list(labels: &BTreeMap<String, String>) -> String {
     let sorted: BTreeMap<_, _> = labels.iter().collect();
     let pairs: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(",")
@@ -229,7 +229,7 @@ mod tests {
     fn annotations(name: &str) -> Option<Annotations> {
         Some(Annotations {
             name: name.into(),
-            labels: HashMap::from([("env".to_string(), "prod".to_string())]),
+            labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
         })
     }
 

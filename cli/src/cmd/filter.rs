@@ -3,7 +3,7 @@
 //! sent to the daemon where [`ListFilters`] has a field for them, and applied
 //! again here so the result is the same whatever the daemon does with them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use anyhow::bail;
 use shoal_proto::control::ListFilters;
@@ -63,7 +63,7 @@ impl Filters {
     }
 
     /// Every `key` filter (`label`, `node.label`) holds on `labels`.
-    pub fn labels_ok(&self, key: &str, labels: &HashMap<String, String>) -> bool {
+    pub fn labels_ok(&self, key: &str, labels: &BTreeMap<String, String>) -> bool {
         self.values(key).all(|want| match want.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
             None => labels.contains_key(want),
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn labels_by_key_or_key_value() {
-        let labels = HashMap::from([("env".to_string(), "prod".to_string())]);
+        let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
         let f = filters(&["label=env"], &["label"]).unwrap();
         assert!(f.labels_ok("label", &labels));
         let f = filters(&["label=env=prod", "label=env"], &["label"]).unwrap();

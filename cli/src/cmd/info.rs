@@ -27,6 +27,8 @@ struct SwarmView {
     cluster_id: String,
     managers: u32,
     nodes: u32,
+    raft_applied_index: u64,
+    store_digest: String,
 }
 
 #[derive(Serialize)]
@@ -74,6 +76,8 @@ impl From<InfoResponse> for InfoView {
                 cluster_id: swarm.cluster_id,
                 managers: swarm.managers,
                 nodes: swarm.nodes,
+                raft_applied_index: swarm.raft_applied_index,
+                store_digest: swarm.store_digest,
             },
         }
     }
@@ -113,6 +117,10 @@ fn print_text(v: &InfoView) {
         println!("  Managers: {}", v.swarm.managers);
         println!("  Nodes: {}", v.swarm.nodes);
         println!("  Node Address: {}", v.swarm.node_addr);
+        if v.swarm.control_available {
+            println!("  Raft Applied Index: {}", v.swarm.raft_applied_index);
+            println!("  Store Digest: {}", v.swarm.store_digest);
+        }
     }
     println!(" Load Balancer: {}", v.load_balancer);
     println!(" Cgroup Version: {}", v.cgroup_version);

@@ -2,7 +2,7 @@
 //! stdin (`-`), refused here, before any daemon is contacted, when empty or
 //! over the limit, and `--label k=v` parsing.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, bail};
@@ -48,7 +48,7 @@ pub fn check(kind: &str, data: &[u8], max: usize) -> anyhow::Result<()> {
 }
 
 /// Parses `--label k=v` (or `k`, with an empty value) into a map.
-pub fn labels(list: &[String]) -> anyhow::Result<HashMap<String, String>> {
+pub fn labels(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     list.iter()
         .map(|l| {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));

@@ -493,15 +493,23 @@ impl SwarmNode {
                 ..Default::default()
             };
         };
-        let (managers, nodes) = match &inner.manager {
+        let (managers, nodes, applied, digest) = match &inner.manager {
             Some(m) => {
                 let ctx = m.context();
+                let (applied, snapshot) = ctx.store.snapshot();
+                let digest = ring::digest::digest(
+                    &ring::digest::SHA256,
+                    &prost::Message::encode_to_vec(&snapshot),
+                );
+                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
                 (
                     ctx.raft.status().members.len() as u32,
                     ctx.store.view(|t| t.all::<Node>().count()) as u32,
+                    applied,
+                    format!("sha256:{hex}"),
                 )
             }
-            None => (0, 0),
+            None => (0, 0, 0, String::new()),
         };
         SwarmInfo {
             local_node_state: "active".into(),
@@ -514,6 +522,8 @@ impl SwarmNode {
             cluster_id: file.cluster_id.clone(),
             managers,
             nodes,
+            raft_applied_index: applied,
+            store_digest: digest,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Docker's list filters: names and ids match by prefix, labels as `key`
 //! or `key=value`; an empty filter list matches everything.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use shoal_proto::control::ListFilters;
 
@@ -10,7 +10,7 @@ pub fn matches(
     filters: Option<&ListFilters>,
     id: &str,
     name: &str,
-    labels: &HashMap<String, String>,
+    labels: &BTreeMap<String, String>,
 ) -> bool {
     let Some(f) = filters else { return true };
     let any = |list: &[String], pred: &dyn Fn(&str) -> bool| {
@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn names_ids_and_labels() {
-        let labels = HashMap::from([("env".to_string(), "prod".to_string())]);
+        let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
         let f = |names: &[&str], ids: &[&str], labels_f: &[&str]| ListFilters {
             names: names.iter().map(|s| s.to_string()).collect(),
             id_prefixes: ids.iter().map(|s| s.to_string()).collect(),

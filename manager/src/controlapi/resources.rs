@@ -47,7 +47,7 @@ fn check_data(kind: &str, data: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
-fn annotations(a: Option<&Annotations>) -> (&str, std::collections::HashMap<String, String>) {
+fn annotations(a: Option<&Annotations>) -> (&str, std::collections::BTreeMap<String, String>) {
     a.map_or(("", Default::default()), |a| {
         (a.name.as_str(), a.labels.clone())
     })

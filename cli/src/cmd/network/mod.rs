@@ -7,7 +7,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use anyhow::{Context, bail};
@@ -184,7 +184,7 @@ fn spec(args: &CreateArgs) -> anyhow::Result<NetworkSpec> {
 }
 
 /// `-o k=v` and bare `-o encrypted`.
-fn options(list: &[String]) -> anyhow::Result<HashMap<String, String>> {
+fn options(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     payload::labels(list).map_err(|e| anyhow::anyhow!("invalid --opt: {e}"))
 }
 

@@ -1,6 +1,6 @@
 //! `network` flags to spec, `ls` rows, Docker-shaped inspect, prune choice.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use clap::Parser;
 use shoal_proto::objects::{Meta, NetworkAttachmentConfig, Service, ServiceSpec, TaskSpec};
@@ -25,17 +25,17 @@ fn network(id: &str, name: &str) -> Network {
         spec: Some(NetworkSpec {
             annotations: Some(Annotations {
                 name: name.into(),
-                labels: HashMap::from([("team".to_string(), "web".to_string())]),
+                labels: BTreeMap::from([("team".to_string(), "web".to_string())]),
             }),
             driver_config: Some(Driver {
                 name: "overlay".into(),
-                options: HashMap::from([("encrypted".to_string(), String::new())]),
+                options: BTreeMap::from([("encrypted".to_string(), String::new())]),
             }),
             attachable: true,
             ipam: Some(IpamOptions {
                 driver: Some(Driver {
                     name: "default".into(),
-                    options: HashMap::new(),
+                    options: BTreeMap::new(),
                 }),
                 configs: vec![IpamConfig {
                     subnet: "10.0.9.0/24".into(),

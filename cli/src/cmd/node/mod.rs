@@ -289,7 +289,7 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
 fn apply_update(
     spec: &mut NodeSpec,
     args: &UpdateArgs,
-    add: std::collections::HashMap<String, String>,
+    add: std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     if let Some(a) = args.availability {
         spec.set_availability(match a {

@@ -1,6 +1,6 @@
 //! `node ls` and `node inspect` output, byte for byte where Docker's is known.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use shoal_proto::objects::{
     Annotations, EngineDescription, ManagerStatus, Meta, NodeDescription, NodeStatus, Platform,
@@ -15,7 +15,7 @@ fn node(id: &str, host: &str, state: State, avail: Availability) -> Node {
     let mut spec = NodeSpec {
         annotations: Some(Annotations {
             name: String::new(),
-            labels: HashMap::from([("zone".to_string(), "a".to_string())]),
+            labels: BTreeMap::from([("zone".to_string(), "a".to_string())]),
         }),
         ..NodeSpec::default()
     };
@@ -42,7 +42,7 @@ fn node(id: &str, host: &str, state: State, avail: Availability) -> Node {
             engine: Some(EngineDescription {
                 kind: "docker".into(),
                 version: String::new(),
-                labels: HashMap::new(),
+                labels: BTreeMap::new(),
             }),
         }),
         status: Some(status),
@@ -232,9 +232,9 @@ fn update_applies_flags_and_refuses_absent_labels() {
     let labels = spec.annotations.clone().unwrap_or_default().labels;
     assert_eq!(
         labels,
-        HashMap::from([("disk".to_string(), "ssd".to_string())])
+        BTreeMap::from([("disk".to_string(), "ssd".to_string())])
     );
-    let err = apply_update(&mut spec, &args, HashMap::new()).unwrap_err();
+    let err = apply_update(&mut spec, &args, BTreeMap::new()).unwrap_err();
     assert_eq!(err.to_string(), "key zone doesn't exist in node's labels");
 }
 

@@ -59,7 +59,7 @@ fn hostname(n: &Node) -> &str {
 }
 
 /// The node's name and labels, as its spec holds them.
-fn annotations(n: &Node) -> (&str, Option<&std::collections::HashMap<String, String>>) {
+fn annotations(n: &Node) -> (&str, Option<&std::collections::BTreeMap<String, String>>) {
     match n.spec.as_ref().and_then(|s| s.annotations.as_ref()) {
         Some(a) => (a.name.as_str(), Some(&a.labels)),
         None => ("", None),
