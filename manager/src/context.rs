@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rustls::ClientConfig;
+use shoal_proto::net::ClientTls;
 use shoal_proto::store::StoreBatch;
 use shoal_proto::tls::DenyList;
 use tonic::Status;
@@ -26,7 +26,7 @@ pub struct ManagerContext {
     pub node_id: String,
     /// Nodes whose certificates must be refused.
     pub deny: DenyList,
-    tls: Arc<ClientConfig>,
+    tls: ClientTls,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -45,7 +45,7 @@ impl ManagerContext {
         raft: RaftHandle,
         node_id: String,
         deny: DenyList,
-        tls: Arc<ClientConfig>,
+        tls: ClientTls,
     ) -> Self {
         ManagerContext {
             store,
@@ -82,7 +82,7 @@ impl ManagerContext {
     }
 
     /// The client TLS config for talking to other managers.
-    pub fn client_tls(&self) -> Arc<ClientConfig> {
+    pub fn client_tls(&self) -> ClientTls {
         self.tls.clone()
     }
 

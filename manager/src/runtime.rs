@@ -6,7 +6,8 @@
 //! 3. the Raft node and its gRPC transport (mutual TLS to peers),
 //! 4. the cluster port: Raft, membership, CA, control API, dispatcher, all
 //!    behind one TLS listener whose verifier refuses removed nodes,
-//! 5. leader-side loops (down detection), and the deny-list follower,
+//! 5. leader-side loops (down detection, root CA rotation), and the
+//!    deny-list follower,
 //! 6. for a new cluster, the first batch: cluster object, this node, and
 //!    the `ingress` network.
 //!
@@ -22,6 +23,7 @@ use shoal_proto::ca::node_ca_server::NodeCaServer;
 use shoal_proto::control::control_server::ControlServer;
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::dispatcher::dispatcher_server::DispatcherServer;
+use shoal_proto::net::{ClientTls, ServerTls};
 use shoal_proto::objects::{Cluster, Network, Node};
 use shoal_proto::raft::RaftMember;
 use shoal_proto::raft::raft_membership_server::RaftMembershipServer;
@@ -78,6 +80,8 @@ pub struct ManagerConfig {
     pub advertise: String,
     /// The node's TLS credentials (a manager certificate).
     pub credentials: NodeCredentials,
+    /// The node's client TLS, shared with its agent and swapped on renewal.
+    pub client_tls: ClientTls,
     /// Raft timings.
     pub raft: RaftConfig,
 }
@@ -112,7 +116,7 @@ pub enum ManagerError {
     },
 }
 
-struct TlsDial(Arc<rustls::ClientConfig>);
+struct TlsDial(ClientTls);
 
 impl Dial for TlsDial {
     fn channel(&self, addr: &str) -> tonic::transport::Channel {
@@ -124,6 +128,7 @@ impl Dial for TlsDial {
 #[derive(Debug)]
 pub struct Manager {
     ctx: ManagerContext,
+    server_tls: ServerTls,
     slot: ManagerSlot,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -168,11 +173,13 @@ impl Manager {
         let tls_err =
             |e: shoal_proto::credentials::CredentialsError| ManagerError::Tls(e.to_string());
         let deny = DenyList::default();
-        let client_tls = config.credentials.client_config().map_err(tls_err)?;
-        let server_tls = config
-            .credentials
-            .server_config(&deny, ClientAuth::Optional)
-            .map_err(tls_err)?;
+        let client_tls = config.client_tls.clone();
+        let server_tls = ServerTls::new(
+            config
+                .credentials
+                .server_config(&deny, ClientAuth::Optional)
+                .map_err(tls_err)?,
+        );
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -197,13 +204,16 @@ impl Manager {
         );
 
         // The cluster port.
-        let (local_addr, incoming) =
-            shoal_proto::net::tls_incoming(config.listen, server_tls, shutdown.child_token())
-                .await
-                .map_err(|source| ManagerError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+        let (local_addr, incoming) = shoal_proto::net::tls_incoming(
+            config.listen,
+            server_tls.clone(),
+            shutdown.child_token(),
+        )
+        .await
+        .map_err(|source| ManagerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let authorize: crate::raft::service::Authorize = Arc::new(|certs: Option<&[Vec<u8>]>| {
             let identity = certs
                 .and_then(|c| c.first())
@@ -239,6 +249,10 @@ impl Manager {
         });
         tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
         tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
+        tasks.spawn(crate::ca::rotation::run(
+            ctx.clone(),
+            shutdown.child_token(),
+        ));
         let stop = shutdown.clone();
         tasks.spawn(async move {
             match raft_task.await {
@@ -265,6 +279,7 @@ impl Manager {
         tracing::info!(%local_addr, raft_id = format_args!("{raft_id:x}"), "manager started");
         Ok(Manager {
             ctx,
+            server_tls,
             slot,
             shutdown,
             tasks,
@@ -280,6 +295,17 @@ impl Manager {
     /// Where the cluster port listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Serves renewed credentials (new certificate, maybe new roots) on
+    /// the cluster port from the next handshake on. The client side is the
+    /// shared [`ClientTls`], which the caller swaps.
+    pub fn reload_credentials(&self, credentials: &NodeCredentials) -> Result<(), ManagerError> {
+        let config = credentials
+            .server_config(&self.ctx.deny, ClientAuth::Optional)
+            .map_err(|e| ManagerError::Tls(e.to_string()))?;
+        self.server_tls.set(config);
+        Ok(())
     }
 
     /// Stops every loop and waits for them.

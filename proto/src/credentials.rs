@@ -125,6 +125,27 @@ impl NodeCredentials {
         Ok(NodeIdentity::from_cert_der(leaf)?)
     }
 
+    /// When the certificate was issued and when it expires. Issuance is
+    /// the certificate's start plus the hour the CA backdates it by (for
+    /// clock skew), never later than now.
+    pub fn validity(
+        &self,
+    ) -> Result<(std::time::SystemTime, std::time::SystemTime), CredentialsError> {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let certs = tls::certs_from_pem(&self.cert_pem)?;
+        let leaf = certs.first().ok_or(TlsError::NoRoots)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| {
+            CredentialsError::Identity(IdentityError::BadCertificate(e.to_string()))
+        })?;
+        let at = |t: i64| UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
+        let not_before = at(cert.validity().not_before.timestamp());
+        let not_after = at(cert.validity().not_after.timestamp());
+        let issued = (not_before + Duration::from_secs(3600))
+            .min(SystemTime::now())
+            .min(not_after);
+        Ok((issued, not_after))
+    }
+
     /// The trusted roots as DER.
     pub fn roots(&self) -> Result<Vec<CertificateDer<'static>>, CredentialsError> {
         Ok(tls::certs_from_pem(&self.roots_pem)?)

@@ -5,7 +5,7 @@
 //! exactly one place that decides what a peer must show.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -24,10 +24,70 @@ use crate::tls::MANAGER_SERVER_NAME;
 /// How long a TCP connect or TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A client TLS config that can be replaced while channels use it: each
+/// new connection reads the current one, so a renewed certificate (or a
+/// rotated root) takes effect without rebuilding any channel.
+#[derive(Clone)]
+pub struct ClientTls(Arc<RwLock<Arc<ClientConfig>>>);
+
+impl ClientTls {
+    /// Wraps a config.
+    pub fn new(config: Arc<ClientConfig>) -> ClientTls {
+        ClientTls(Arc::new(RwLock::new(config)))
+    }
+    /// The current config.
+    pub fn get(&self) -> Arc<ClientConfig> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Replaces it for connections made from now on.
+    pub fn set(&self, config: Arc<ClientConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
+impl From<Arc<ClientConfig>> for ClientTls {
+    fn from(config: Arc<ClientConfig>) -> ClientTls {
+        ClientTls::new(config)
+    }
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls")
+    }
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls")
+    }
+}
+
+/// A server TLS config that can be replaced while the listener runs;
+/// each handshake uses the current one.
+#[derive(Clone)]
+pub struct ServerTls(Arc<RwLock<Arc<ServerConfig>>>);
+
+impl ServerTls {
+    /// Wraps a config.
+    pub fn new(config: Arc<ServerConfig>) -> ServerTls {
+        ServerTls(Arc::new(RwLock::new(config)))
+    }
+    /// The current config.
+    pub fn get(&self) -> Arc<ServerConfig> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Replaces it for handshakes from now on.
+    pub fn set(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
 /// A lazy channel to `addr` (`host:port`) over mutual TLS. Connects on
 /// first use and reconnects after failures.
-pub fn channel(addr: &str, tls: Arc<ClientConfig>) -> Channel {
+pub fn channel(addr: &str, tls: impl Into<ClientTls>) -> Channel {
     let addr = addr.to_string();
+    let tls: ClientTls = tls.into();
     // The URI is required but unused: the connector dials `addr`.
     Endpoint::from_static("http://cluster.shoal")
         .connect_timeout(CONNECT_TIMEOUT)
@@ -36,7 +96,7 @@ pub fn channel(addr: &str, tls: Arc<ClientConfig>) -> Channel {
         .keep_alive_timeout(Duration::from_secs(5))
         .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
             let addr = addr.clone();
-            let connector = TlsConnector::from(tls.clone());
+            let connector = TlsConnector::from(tls.get());
             async move {
                 let connect = async {
                     let tcp = TcpStream::connect(&addr).await?;
@@ -64,7 +124,7 @@ pub fn channel(addr: &str, tls: Arc<ClientConfig>) -> Channel {
 /// Stops accepting when `shutdown` fires.
 pub async fn tls_incoming(
     addr: SocketAddr,
-    tls: Arc<ServerConfig>,
+    tls: ServerTls,
     shutdown: CancellationToken,
 ) -> std::io::Result<(
     SocketAddr,
@@ -73,7 +133,6 @@ pub async fn tls_incoming(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(tls);
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -88,7 +147,7 @@ pub async fn tls_incoming(
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let acceptor = TlsAcceptor::from(tls.get());
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {

@@ -4,12 +4,11 @@
 //! the next manager it knows, with a short backoff. The manager list comes
 //! from the dispatcher and is handed to the daemon to keep for restarts.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
 use shoal_proto::dispatcher::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::{HeartbeatRequest, SessionRequest};
+use shoal_proto::net::ClientTls;
 use shoal_proto::objects::NodeDescription;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +23,7 @@ pub struct AgentConfig {
     /// Manager addresses (`ip:port`) to start from.
     pub managers: Vec<String>,
     /// This node's mutual-TLS client config.
-    pub tls: Arc<ClientConfig>,
+    pub tls: ClientTls,
     /// What this node is.
     pub description: NodeDescription,
 }

@@ -32,7 +32,7 @@ pub enum SwarmCommand {
     #[command(name = "unlock-key")]
     UnlockKey(Pending),
     /// Display and rotate the root CA.
-    Ca(Pending),
+    Ca(CaArgs),
 }
 
 /// `swarm init` flags.
@@ -97,6 +97,21 @@ pub struct JoinTokenArgs {
     role: String,
 }
 
+/// `swarm ca` flags.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// Rotate the swarm CA: a new root, every node's certificate reissued
+    /// under it, without downtime.
+    #[arg(long)]
+    rotate: bool,
+    /// Exit immediately instead of waiting for the rotation to finish.
+    #[arg(short, long)]
+    detach: bool,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
 /// `swarm leave` flags.
 #[derive(Debug, Args)]
 pub struct LeaveArgs {
@@ -138,10 +153,10 @@ pub async fn run(host: &Host, cmd: SwarmCommand, path: &str) -> anyhow::Result<(
         SwarmCommand::Join(args) => join(host, args).await,
         SwarmCommand::JoinToken(args) => join_token(host, args).await,
         SwarmCommand::Leave(args) => leave(host, args).await,
-        SwarmCommand::Update(_)
-        | SwarmCommand::Unlock(_)
-        | SwarmCommand::UnlockKey(_)
-        | SwarmCommand::Ca(_) => Err(super::not_available(path)),
+        SwarmCommand::Ca(args) => ca(host, args).await,
+        SwarmCommand::Update(_) | SwarmCommand::Unlock(_) | SwarmCommand::UnlockKey(_) => {
+            Err(super::not_available(path))
+        }
     }
 }
 
@@ -254,6 +269,91 @@ async fn join_token(host: &Host, args: JoinTokenArgs) -> anyhow::Result<()> {
     println!("    shoal swarm join --token {token} {addr}");
     println!();
     Ok(())
+}
+
+async fn ca(host: &Host, args: CaArgs) -> anyhow::Result<()> {
+    let mut control = ControlClient::new(client::connect(host).await?);
+    let get = |c: &mut ControlClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.get_cluster(GetClusterRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .cluster
+                .ok_or_else(|| anyhow::anyhow!("the manager returned no cluster"))
+        }
+    };
+    let mut cluster = get(&mut control).await?;
+    if args.rotate {
+        let mut spec = cluster.spec.clone().unwrap_or_default();
+        let ca = spec.ca_config.get_or_insert_default();
+        ca.force_rotate += 1;
+        let version = cluster.meta.as_ref().map_or(0, |m| m.version);
+        control
+            .update_cluster(UpdateClusterRequest {
+                version,
+                spec: Some(spec),
+                ..Default::default()
+            })
+            .await
+            .map_err(status_error)?;
+        if args.detach {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let old = cluster
+            .root_ca
+            .as_ref()
+            .map(|r| r.ca_cert_digest.clone())
+            .unwrap_or_default();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            cluster = get(&mut control).await?;
+            let root = cluster.root_ca.clone().unwrap_or_default();
+            if root.root_rotation.is_none() && root.ca_cert_digest != old {
+                break;
+            }
+            if !args.quiet {
+                let nodes = control
+                    .list_nodes(shoal_proto::control::ListNodesRequest::default())
+                    .await
+                    .map_err(status_error)?
+                    .into_inner()
+                    .nodes;
+                let digest = root
+                    .root_rotation
+                    .as_ref()
+                    .and_then(|r| first_cert_digest(&r.ca_cert))
+                    .unwrap_or_default();
+                let done = nodes
+                    .iter()
+                    .filter(|n| {
+                        n.certificate
+                            .as_ref()
+                            .is_some_and(|c| !digest.is_empty() && c.issuer_digest == digest)
+                    })
+                    .count();
+                eprint!("\rrotated TLS certificates: {done}/{} nodes", nodes.len());
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    eprint!(" (waiting for every node, including any that is down)");
+                }
+            }
+        }
+        if !args.quiet {
+            eprintln!("\rrotated CA certificates: done{:30}", "");
+        }
+    }
+    let root = cluster.root_ca.unwrap_or_default();
+    print!("{}", String::from_utf8_lossy(&root.ca_cert));
+    Ok(())
+}
+
+/// The `sha256:<hex>` digest of the first certificate in a PEM bundle, as
+/// the cluster records issuers.
+fn first_cert_digest(pem: &[u8]) -> Option<String> {
+    let certs = shoal_proto::tls::certs_from_pem(&String::from_utf8_lossy(pem)).ok()?;
+    Some(shoal_proto::token::CaDigest::of_der(certs.first()?).to_string())
 }
 
 async fn leave(host: &Host, args: LeaveArgs) -> anyhow::Result<()> {

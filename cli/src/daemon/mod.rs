@@ -8,13 +8,13 @@
 
 mod addr;
 mod local_api;
+mod renew;
 mod socket;
 mod state_dir;
 mod swarm;
 mod swarm_file;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use shoal_manager::controlapi::{ControlApi, ManagerSlot};
@@ -75,11 +75,7 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
 
     shoal_proto::tls::install_default_provider();
     let slot = ManagerSlot::default();
-    let swarm = Arc::new(swarm::SwarmNode::new(
-        state.path().to_path_buf(),
-        engine.clone(),
-        slot.clone(),
-    ));
+    let swarm = swarm::SwarmNode::new(state.path().to_path_buf(), engine.clone(), slot.clone());
     swarm.resume().await?;
 
     let (incoming, socket_file) = socket::bind(&host)?;

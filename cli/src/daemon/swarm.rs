@@ -4,7 +4,7 @@
 //! are serialized by one lock: a node changes swarms one step at a time.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use shoal_manager::ca::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
@@ -18,6 +18,7 @@ use shoal_proto::identity::{NodeIdentity, NodeKey, NodeRole, new_id, new_node_id
 use shoal_proto::local::{
     SwarmInfo, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse,
 };
+use shoal_proto::net::ClientTls;
 use shoal_proto::objects::{self, *};
 use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
@@ -40,6 +41,7 @@ const ALREADY_IN_SWARM: &str = "This node is already part of a swarm. Use \"shoa
 
 /// The node's swarm side.
 pub struct SwarmNode {
+    me: Weak<SwarmNode>,
     state_dir: PathBuf,
     engine: EngineInfo,
     slot: ManagerSlot,
@@ -50,7 +52,10 @@ pub struct SwarmNode {
 struct Inner {
     file: Option<SwarmFile>,
     manager: Option<Manager>,
+    /// Stops the node-side loops: agent, manager-list keeper, renewal.
     agent: Option<CancellationToken>,
+    /// The node's client TLS, shared by its agent and manager.
+    tls: Option<ClientTls>,
     session: Option<watch::Receiver<SessionState>>,
 }
 
@@ -60,13 +65,14 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 impl SwarmNode {
     /// The swarm side of a daemon; call [`SwarmNode::resume`] next.
-    pub fn new(state_dir: PathBuf, engine: EngineInfo, slot: ManagerSlot) -> SwarmNode {
-        SwarmNode {
+    pub fn new(state_dir: PathBuf, engine: EngineInfo, slot: ManagerSlot) -> Arc<SwarmNode> {
+        Arc::new_cyclic(|me| SwarmNode {
+            me: me.clone(),
             state_dir,
             engine,
             slot,
             inner: Mutex::default(),
-        }
+        })
     }
 
     fn manager_dir(&self) -> PathBuf {
@@ -113,13 +119,14 @@ impl SwarmNode {
             )
         })?;
         let mut inner = self.inner.lock().await;
+        let tls = ClientTls::new(creds.client_config()?);
         if file.is_manager() {
             let manager = self
-                .start_manager(&file, creds.clone(), Bootstrap::Restart)
+                .start_manager(&file, creds.clone(), &tls, Bootstrap::Restart)
                 .await?;
             inner.manager = Some(manager);
         }
-        self.start_agent(&mut inner, &file, &creds)?;
+        self.start_agent(&mut inner, &file, tls)?;
         tracing::info!(node = %file.node_id, role = %file.role, "resumed swarm membership");
         inner.file = Some(file);
         Ok(())
@@ -129,6 +136,7 @@ impl SwarmNode {
         &self,
         file: &SwarmFile,
         credentials: NodeCredentials,
+        tls: &ClientTls,
         bootstrap: Bootstrap,
     ) -> anyhow::Result<Manager> {
         let config = ManagerConfig {
@@ -138,6 +146,7 @@ impl SwarmNode {
             listen: addr::listen(&file.listen_addr).map_err(anyhow::Error::msg)?,
             advertise: file.advertise_addr.clone(),
             credentials,
+            client_tls: tls.clone(),
             raft: RaftConfig::new(file.raft_id),
         };
         Ok(Manager::start(config, bootstrap, self.slot.clone()).await?)
@@ -147,7 +156,7 @@ impl SwarmNode {
         &self,
         inner: &mut Inner,
         file: &SwarmFile,
-        creds: &NodeCredentials,
+        tls: ClientTls,
     ) -> anyhow::Result<()> {
         let mut managers = file.managers.clone();
         if file.is_manager() {
@@ -155,7 +164,7 @@ impl SwarmNode {
         }
         let config = AgentConfig {
             managers,
-            tls: creds.client_config()?,
+            tls: tls.clone(),
             description: self.description(),
         };
         let stop = CancellationToken::new();
@@ -166,8 +175,10 @@ impl SwarmNode {
             state_rx.clone(),
             stop.clone(),
         ));
+        tokio::spawn(super::renew::run(self.me.clone(), stop.clone()));
         inner.agent = Some(stop);
         inner.session = Some(state_rx);
+        inner.tls = Some(tls);
         Ok(())
     }
 
@@ -297,6 +308,7 @@ impl SwarmNode {
                 role: objects::NodeRole::Manager as i32,
                 certificate: cert.into_bytes(),
                 status: node_certificate::Status::Issued as i32,
+                issuer_digest: root.digest().to_string(),
                 ..Default::default()
             }),
             ..Default::default()
@@ -335,7 +347,11 @@ impl SwarmNode {
             node: Box::new(node),
             ingress: Box::new(ingress),
         };
-        let manager = match self.start_manager(&file, creds.clone(), bootstrap).await {
+        let tls = ClientTls::new(creds.client_config().map_err(internal)?);
+        let manager = match self
+            .start_manager(&file, creds.clone(), &tls, bootstrap)
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 self.forget().map_err(internal)?;
@@ -344,8 +360,7 @@ impl SwarmNode {
         };
         file.save(&self.state_dir).map_err(internal)?;
         inner.manager = Some(manager);
-        self.start_agent(&mut inner, &file, &creds)
-            .map_err(internal)?;
+        self.start_agent(&mut inner, &file, tls).map_err(internal)?;
         inner.file = Some(file);
         tracing::info!(node = %node_id, %advertise, "swarm initialized");
         Ok(SwarmInitResponse {
@@ -404,9 +419,10 @@ impl SwarmNode {
             raft_id: 0,
             managers: vec![remote.clone()],
         };
+        let tls = ClientTls::new(creds.client_config().map_err(internal)?);
         if identity.role == NodeRole::Manager {
-            let tls = creds.client_config().map_err(internal)?;
-            let mut membership = RaftMembershipClient::new(shoal_proto::net::channel(&remote, tls));
+            let mut membership =
+                RaftMembershipClient::new(shoal_proto::net::channel(&remote, tls.clone()));
             let joined = membership
                 .join(JoinRequest {
                     addr: advertise.to_string(),
@@ -420,6 +436,7 @@ impl SwarmNode {
                 .start_manager(
                     &file,
                     creds.clone(),
+                    &tls,
                     Bootstrap::Join {
                         peers: joined.members,
                     },
@@ -429,8 +446,7 @@ impl SwarmNode {
             inner.manager = Some(manager);
         }
         file.save(&self.state_dir).map_err(internal)?;
-        self.start_agent(&mut inner, &file, &creds)
-            .map_err(internal)?;
+        self.start_agent(&mut inner, &file, tls).map_err(internal)?;
         tracing::info!(node = %file.node_id, role = %file.role, via = %remote, "joined the swarm");
         let response = SwarmJoinResponse {
             node_id: file.node_id.clone(),
@@ -467,6 +483,7 @@ impl SwarmNode {
             agent.cancel();
         }
         inner.session = None;
+        inner.tls = None;
         inner.file = None;
         self.forget().map_err(internal)?;
         tracing::info!(node = %file.node_id, "left the swarm");
@@ -480,6 +497,48 @@ impl SwarmNode {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// What renewal needs: the current credentials (from disk), the
+    /// manager to ask (a manager asks itself; it forwards to the leader),
+    /// and the node's client TLS. `None` outside a swarm.
+    pub async fn renewal_view(&self) -> Option<(NodeCredentials, String, ClientTls)> {
+        let inner = self.inner.lock().await;
+        let file = inner.file.as_ref()?;
+        let tls = inner.tls.clone()?;
+        let manager = if file.is_manager() {
+            file.advertise_addr.clone()
+        } else {
+            inner
+                .session
+                .as_ref()
+                .and_then(|s| s.borrow().manager.clone())
+                .or_else(|| file.managers.first().cloned())?
+        };
+        let creds = NodeCredentials::load(&self.creds_dir()).ok()??;
+        Some((creds, manager, tls))
+    }
+
+    /// Puts renewed credentials to use: on disk, in the node's client TLS,
+    /// and on the manager's cluster port.
+    pub async fn apply_renewed(&self, creds: NodeCredentials) -> anyhow::Result<()> {
+        let inner = self.inner.lock().await;
+        let file = inner
+            .file
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("left the swarm meanwhile"))?;
+        anyhow::ensure!(
+            creds.identity()?.node_id == file.node_id,
+            "renewed credentials name another node"
+        );
+        creds.save(&self.creds_dir())?;
+        if let Some(tls) = &inner.tls {
+            tls.set(creds.client_config()?);
+        }
+        if let Some(manager) = &inner.manager {
+            manager.reload_credentials(&creds)?;
         }
         Ok(())
     }

@@ -9,7 +9,9 @@
 //! has one place to import PKI types from.
 
 pub mod root;
+pub mod rotation;
 pub mod service;
+pub mod signer;
 pub mod token;
 
 pub use root::{CaError, DEFAULT_NODE_CERT_EXPIRY, ROOT_CN, RootCa};

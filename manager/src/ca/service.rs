@@ -21,12 +21,15 @@ use shoal_proto::objects::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
+use super::signer::{Signer, signer};
+use super::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens};
 use crate::authz::{Caller, caller, require_node};
 use crate::context::ManagerContext;
 
 /// Metadata a follower adds when it forwards a token-bearing join.
 const FORWARDED: &str = "shoal-forwarded-join";
+/// Metadata a follower adds when it forwards a node's renewal.
+const RENEW_FOR: &str = "shoal-forwarded-renewal";
 
 /// Serves `NodeCA` and `CA`.
 #[derive(Debug, Clone)]
@@ -40,21 +43,15 @@ impl CaService {
         CaService { ctx }
     }
 
-    fn root(&self) -> Result<(RootCa, objects::Cluster), Status> {
+    fn signer(&self) -> Result<(Signer, objects::Cluster), Status> {
         let cluster = self
             .ctx
             .store
             .view(|t| t.cluster().cloned())
             .ok_or_else(|| Status::unavailable("the cluster is not initialized yet"))?;
-        let root = cluster
-            .root_ca
-            .as_ref()
-            .ok_or_else(|| Status::internal("the cluster has no root CA"))?;
-        let cert = String::from_utf8_lossy(&root.ca_cert).into_owned();
-        let key = String::from_utf8_lossy(&root.ca_key).into_owned();
-        let ca = RootCa::from_pem(&cert, &key)
+        let signer = signer(&cluster)
             .map_err(|e| Status::internal(format!("the cluster root CA is unusable: {e}")))?;
-        Ok((ca, cluster))
+        Ok((signer, cluster))
     }
 
     async fn issue(
@@ -62,7 +59,7 @@ impl CaService {
         request: IssueNodeCertificateRequest,
         renewing: Option<NodeIdentity>,
     ) -> Result<IssueNodeCertificateResponse, Status> {
-        let (root, cluster) = self.root()?;
+        let (signer, cluster) = self.signer()?;
         let (node_id, role) = match &renewing {
             Some(who) => {
                 let node = self
@@ -115,9 +112,11 @@ impl CaService {
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_NODE_CERT_EXPIRY);
         let csr = String::from_utf8_lossy(&request.csr).into_owned();
-        let cert = root
+        let leaf = signer
+            .ca
             .issue(&csr, &identity, &[], expiry)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cert = signer.chain(leaf);
         let proto_role = match role {
             NodeRole::Manager => objects::NodeRole::Manager,
             NodeRole::Worker => objects::NodeRole::Worker,
@@ -128,6 +127,7 @@ impl CaService {
             certificate: cert.clone().into_bytes(),
             status: node_certificate::Status::Issued as i32,
             err: String::new(),
+            issuer_digest: signer.ca.digest().to_string(),
         };
         let availability = request.availability;
         self.ctx
@@ -165,7 +165,7 @@ impl CaService {
             node_id,
             availability,
             certificate: cert,
-            root_ca: root.cert_pem().to_string(),
+            root_ca: signer.bundle.clone(),
             role: proto_role as i32,
         })
     }
@@ -182,10 +182,24 @@ impl NodeCa for CaService {
         &self,
         request: Request<IssueNodeCertificateRequest>,
     ) -> Result<Response<IssueNodeCertificateResponse>, Status> {
-        let forwarded = request.metadata().contains_key(FORWARDED);
+        let forwarded_join = request.metadata().contains_key(FORWARDED);
+        let renew_for = request
+            .metadata()
+            .get(RENEW_FOR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let renewing = match caller(&request) {
             Caller::Anonymous => None,
-            Caller::Node(id) if forwarded && id.role == NodeRole::Manager => None,
+            // A follower forwarding: judge the original caller, whom only
+            // a manager may vouch for.
+            Caller::Node(id) if id.role == NodeRole::Manager && forwarded_join => None,
+            Caller::Node(id) if id.role == NodeRole::Manager && renew_for.is_some() => {
+                Some(NodeIdentity {
+                    node_id: renew_for.unwrap_or_default(),
+                    role: NodeRole::Worker,
+                    cluster_id: id.cluster_id,
+                })
+            }
             Caller::Node(id) => Some(id),
             Caller::Local => {
                 return Err(Status::permission_denied(
@@ -195,14 +209,14 @@ impl NodeCa for CaService {
         };
         if let Some(channel) = self.ctx.leader_channel()? {
             let mut forward = Request::new(request.into_inner());
-            if renewing.is_some() {
-                return Err(Status::unavailable(
-                    "renew with the leader: this manager is a follower",
-                ));
-            }
-            forward
-                .metadata_mut()
-                .insert(FORWARDED, "1".parse().expect("static metadata"));
+            let (key, value) = match &renewing {
+                Some(who) => (RENEW_FOR, who.node_id.clone()),
+                None => (FORWARDED, "1".to_string()),
+            };
+            let value = value
+                .parse()
+                .map_err(|_| Status::invalid_argument("bad node id"))?;
+            forward.metadata_mut().insert(key, value);
             return NodeCaClient::new(channel)
                 .issue_node_certificate(forward)
                 .await;
@@ -223,12 +237,12 @@ impl NodeCa for CaService {
                 "a worker may only ask about itself",
             ));
         }
-        let (root, _) = self.root()?;
+        let (signer, _) = self.signer()?;
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
         let node = node.ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
         Ok(Response::new(NodeCertificateStatusResponse {
             certificate: node.certificate,
-            root_ca: root.cert_pem().as_bytes().to_vec(),
+            root_ca: signer.bundle.into_bytes(),
         }))
     }
 }
@@ -239,10 +253,10 @@ impl ca_server::Ca for CaService {
         &self,
         _: Request<shoal_proto::ca::GetRootCaCertificateRequest>,
     ) -> Result<Response<shoal_proto::ca::GetRootCaCertificateResponse>, Status> {
-        let (root, _) = self.root()?;
+        let (signer, _) = self.signer()?;
         Ok(Response::new(
             shoal_proto::ca::GetRootCaCertificateResponse {
-                certificate: root.cert_pem().as_bytes().to_vec(),
+                certificate: signer.bundle.into_bytes(),
             },
         ))
     }

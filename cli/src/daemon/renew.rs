@@ -1,0 +1,153 @@
+//! Certificate renewal. A node renews its certificate on its own, well
+//! before it expires: at a point between 50% and 80% of its lifetime that
+//! depends on the node id (so a cluster's nodes don't all renew at once,
+//! as swarmkit does), or at once when the cluster's trusted roots change
+//! (`swarm ca --rotate`). Renewal is a new key and CSR sent over mutual TLS
+//! with the current certificate; the manager's CA answers at once.
+
+use std::sync::Weak;
+use std::time::{Duration, SystemTime};
+
+use shoal_proto::ca::ca_client::CaClient;
+use shoal_proto::ca::node_ca_client::NodeCaClient;
+use shoal_proto::ca::{GetRootCaCertificateRequest, IssueNodeCertificateRequest};
+use shoal_proto::credentials::NodeCredentials;
+use shoal_proto::identity::NodeKey;
+use shoal_proto::net::ClientTls;
+use tokio_util::sync::CancellationToken;
+
+use super::swarm::SwarmNode;
+
+/// How often the loop looks at its certificate.
+const TICK: Duration = Duration::from_secs(1);
+/// How often it asks the managers for their trusted roots.
+const ROOTS_EVERY: u32 = 3;
+
+/// Where in its lifetime a node renews: 0.5–0.8, fixed per node id.
+pub fn renewal_fraction(node_id: &str) -> f64 {
+    let spread = node_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 1000;
+    0.5 + 0.3 * f64::from(spread) / 1000.0
+}
+
+/// Whether credentials issued at `issued` and expiring at `expires` are due.
+pub fn due(issued: SystemTime, expires: SystemTime, fraction: f64, now: SystemTime) -> bool {
+    let life = expires.duration_since(issued).unwrap_or_default();
+    now >= issued + life.mul_f64(fraction)
+}
+
+/// Runs until `stop` or the node is gone.
+pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
+    let mut tick = 0u32;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        tick = tick.wrapping_add(1);
+        let Some(node) = node.upgrade() else { return };
+        let Some((creds, manager, tls)) = node.renewal_view().await else {
+            continue;
+        };
+        let identity = match creds.identity() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "own certificate unreadable; not renewing");
+                continue;
+            }
+        };
+        let Ok((issued, expires)) = creds.validity() else {
+            continue;
+        };
+        let mut reason = due(
+            issued,
+            expires,
+            renewal_fraction(&identity.node_id),
+            SystemTime::now(),
+        )
+        .then_some("certificate due for renewal");
+        if reason.is_none() && tick % ROOTS_EVERY == 0 {
+            match trusted_roots(&manager, &tls).await {
+                Ok(roots) if roots != creds.roots_pem => {
+                    reason = Some("the cluster's root CA changed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not read the cluster's roots"),
+            }
+        }
+        let Some(reason) = reason else { continue };
+        match renew(&creds, &manager, &tls).await {
+            Ok(renewed) => {
+                if let Err(e) = node.apply_renewed(renewed).await {
+                    tracing::warn!(error = %e, "renewed certificate could not be applied");
+                } else {
+                    tracing::info!(node = %identity.node_id, reason, "certificate renewed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reason, manager = %manager, "certificate renewal failed; will retry")
+            }
+        }
+    }
+}
+
+async fn trusted_roots(manager: &str, tls: &ClientTls) -> anyhow::Result<String> {
+    let mut ca = CaClient::new(shoal_proto::net::channel(manager, tls.clone()));
+    let reply = ca
+        .get_root_ca_certificate(GetRootCaCertificateRequest {})
+        .await?;
+    Ok(String::from_utf8(reply.into_inner().certificate)?)
+}
+
+async fn renew(
+    creds: &NodeCredentials,
+    manager: &str,
+    tls: &ClientTls,
+) -> anyhow::Result<NodeCredentials> {
+    let key = NodeKey::generate()?;
+    let csr = key.csr_pem()?;
+    let mut ca = NodeCaClient::new(shoal_proto::net::channel(manager, tls.clone()));
+    let request = IssueNodeCertificateRequest {
+        csr: csr.into_bytes(),
+        token: String::new(),
+        availability: 0,
+    };
+    let issued = tokio::time::timeout(Duration::from_secs(10), ca.issue_node_certificate(request))
+        .await
+        .map_err(|_| anyhow::anyhow!("the CA did not answer in time"))?
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let renewed = NodeCredentials {
+        key_pem: key.to_pem(),
+        cert_pem: issued.certificate,
+        roots_pem: issued.root_ca,
+    };
+    anyhow::ensure!(
+        renewed.identity()?.node_id == creds.identity()?.node_id,
+        "the CA issued a certificate for another node"
+    );
+    Ok(renewed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_renew_between_half_and_four_fifths_of_the_lifetime() {
+        for id in ["a", "node-1", "x7k2m9q4w8e6r1t3y5u0i2o4p"] {
+            let f = renewal_fraction(id);
+            assert!((0.5..=0.8).contains(&f), "{id}: {f}");
+        }
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = t0 + Duration::from_secs(100);
+        assert!(!due(t0, end, 0.6, t0 + Duration::from_secs(59)));
+        assert!(due(t0, end, 0.6, t0 + Duration::from_secs(60)));
+        assert!(
+            due(t0, end, 0.6, end + Duration::from_secs(1)),
+            "an expired certificate is due"
+        );
+    }
+}
