@@ -68,7 +68,7 @@ pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
             SystemTime::now(),
         )
         .then_some("certificate due for renewal");
-        if reason.is_none() && tick % ROOTS_EVERY == 0 {
+        if reason.is_none() && tick.is_multiple_of(ROOTS_EVERY) {
             match trusted_roots(&manager, &tls).await {
                 Ok(roots) if roots != creds.roots_pem => {
                     reason = Some("the cluster's root CA changed")
