@@ -150,6 +150,18 @@ impl DispatcherService {
     }
 }
 
+fn members_of(status: &crate::raft::node::RaftStatus) -> Vec<WeightedPeer> {
+    status
+        .members
+        .values()
+        .map(|m| WeightedPeer {
+            node_id: m.node_id.clone(),
+            addr: m.addr.clone(),
+            weight: 1,
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl Dispatcher for DispatcherService {
     type SessionStream = ReceiverStream<Result<SessionMessage, Status>>;
@@ -187,19 +199,11 @@ impl Dispatcher for DispatcherService {
             .await?;
         self.touch(&node_id);
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
-        let status = self.ctx.raft.status();
-        let managers = status
-            .members
-            .values()
-            .map(|m| WeightedPeer {
-                node_id: m.node_id.clone(),
-                addr: m.addr.clone(),
-                weight: 1,
-            })
-            .collect();
+        let managers = members_of(&self.ctx.raft.status());
         let (tx, rx) = mpsc::channel(4);
+        let first_id = new_id();
         let first = SessionMessage {
-            session_id: new_id(),
+            session_id: first_id.clone(),
             node,
             managers,
             ..Default::default()
@@ -208,7 +212,11 @@ impl Dispatcher for DispatcherService {
             .await
             .map_err(|_| Status::cancelled("session closed"))?;
         // The session lasts while this manager leads and the node listens.
+        // The session lasts while this manager leads and the node listens;
+        // it carries the manager list again whenever membership changes.
         let mut leadership = self.ctx.raft.watch_status();
+        let session_id = first_id;
+        let mut known = members_of(&leadership.borrow());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -217,6 +225,14 @@ impl Dispatcher for DispatcherService {
                         if changed.is_err() || !leadership.borrow().is_leader() {
                             let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
                             return;
+                        }
+                        let now = members_of(&leadership.borrow());
+                        if now != known {
+                            known = now.clone();
+                            let update = SessionMessage { session_id: session_id.clone(), managers: now, ..Default::default() };
+                            if tx.send(Ok(update)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 }

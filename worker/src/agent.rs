@@ -136,7 +136,13 @@ async fn session(
         tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
             message = stream.message() => match message {
-                Ok(Some(_)) => {}
+                Ok(Some(update)) => {
+                    let known: Vec<String> = update.managers.iter().map(|m| m.addr.clone()).collect();
+                    if !known.is_empty() && known != *managers {
+                        *managers = known.clone();
+                        state.send_modify(|s| s.managers = known);
+                    }
+                }
                 Ok(None) => return Ended::Failed("the manager closed the session".into(), true),
                 Err(status) => return Ended::Failed(status.message().to_string(), true),
             },

@@ -2,26 +2,28 @@
 //! before it expires: at a point between 50% and 80% of its lifetime that
 //! depends on the node id (so a cluster's nodes don't all renew at once,
 //! as swarmkit does), or at once when the cluster's trusted roots change
-//! (`swarm ca --rotate`). Renewal is a new key and CSR sent over mutual TLS
+//! (`swarm ca --rotate`) or its desired role does (`node promote/demote`).
+//! Renewal is a new key and CSR sent over mutual TLS
 //! with the current certificate; the manager's CA answers at once.
 
 use std::sync::Weak;
 use std::time::{Duration, SystemTime};
 
-use shoal_proto::ca::ca_client::CaClient;
 use shoal_proto::ca::node_ca_client::NodeCaClient;
-use shoal_proto::ca::{GetRootCaCertificateRequest, IssueNodeCertificateRequest};
+use shoal_proto::ca::{IssueNodeCertificateRequest, NodeCertificateStatusRequest};
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::identity::NodeKey;
+use shoal_proto::identity::NodeRole;
 use shoal_proto::net::ClientTls;
+use shoal_proto::objects;
 use tokio_util::sync::CancellationToken;
 
 use super::swarm::SwarmNode;
 
 /// How often the loop looks at its certificate.
 const TICK: Duration = Duration::from_secs(1);
-/// How often it asks the managers for their trusted roots.
-const ROOTS_EVERY: u32 = 3;
+/// How often it asks the CA for its trusted roots and its desired role.
+const STATUS_EVERY: u32 = 3;
 
 /// Where in its lifetime a node renews: 0.5–0.8, fixed per node id.
 pub fn renewal_fraction(node_id: &str) -> f64 {
@@ -68,19 +70,20 @@ pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
             SystemTime::now(),
         )
         .then_some("certificate due for renewal");
-        if reason.is_none() && tick.is_multiple_of(ROOTS_EVERY) {
-            match trusted_roots(&manager, &tls).await {
-                Ok(roots) if roots != creds.roots_pem => {
+        if reason.is_none() && tick.is_multiple_of(STATUS_EVERY) {
+            match wanted(&manager, &tls, &identity.node_id).await {
+                Ok((roots, _)) if roots != creds.roots_pem => {
                     reason = Some("the cluster's root CA changed")
                 }
+                Ok((_, role)) if role != identity.role => reason = Some("the node's role changed"),
                 Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "could not read the cluster's roots"),
+                Err(e) => tracing::debug!(error = %e, "could not ask the CA about this node"),
             }
         }
         let Some(reason) = reason else { continue };
         match renew(&creds, &manager, &tls).await {
             Ok(renewed) => {
-                if let Err(e) = node.apply_renewed(renewed).await {
+                if let Err(e) = node.apply_renewed(renewed, &manager).await {
                     tracing::warn!(error = %e, "renewed certificate could not be applied");
                 } else {
                     tracing::info!(node = %identity.node_id, reason, "certificate renewed");
@@ -93,12 +96,25 @@ pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
     }
 }
 
-async fn trusted_roots(manager: &str, tls: &ClientTls) -> anyhow::Result<String> {
-    let mut ca = CaClient::new(shoal_proto::net::channel(manager, tls.clone()));
+/// The roots the cluster trusts and the role it wants this node to have.
+async fn wanted(
+    manager: &str,
+    tls: &ClientTls,
+    node_id: &str,
+) -> anyhow::Result<(String, NodeRole)> {
+    let mut ca = NodeCaClient::new(shoal_proto::net::channel(manager, tls.clone()));
     let reply = ca
-        .get_root_ca_certificate(GetRootCaCertificateRequest {})
-        .await?;
-    Ok(String::from_utf8(reply.into_inner().certificate)?)
+        .node_certificate_status(NodeCertificateStatusRequest {
+            node_id: node_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    let role = if reply.desired_role == objects::NodeRole::Manager as i32 {
+        NodeRole::Manager
+    } else {
+        NodeRole::Worker
+    };
+    Ok((String::from_utf8(reply.root_ca)?, role))
 }
 
 async fn renew(

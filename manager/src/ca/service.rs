@@ -241,6 +241,7 @@ impl NodeCa for CaService {
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
         let node = node.ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
         Ok(Response::new(NodeCertificateStatusResponse {
+            desired_role: node.spec.as_ref().map_or(0, |s| s.desired_role),
             certificate: node.certificate,
             root_ca: signer.bundle.into_bytes(),
         }))

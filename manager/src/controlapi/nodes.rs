@@ -117,16 +117,31 @@ pub async fn node_update(
 ) -> Result<UpdateNodeResponse, Status> {
     let spec = r
         .spec
+        .clone()
         .ok_or_else(|| Status::invalid_argument("no node spec given"))?;
-    let node_id = ctx
-        .read(|t| find_node(t, &r.node_id).map(|n| n.id))
+    let (node_id, current_role) = ctx
+        .read(|t| {
+            find_node(t, &r.node_id).map(|n| {
+                (
+                    n.id.clone(),
+                    n.spec
+                        .as_ref()
+                        .map_or(NodeRole::Worker, |s| s.desired_role()),
+                )
+            })
+        })
         .await??;
-    ctx.update(|tx| {
-        let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
-        let current_role = node.spec.as_ref().map_or(NodeRole::Worker, |s| s.desired_role());
-        if spec.desired_role() != current_role {
-            return Err(Status::unimplemented("changing a node's role (promote/demote) is not available yet in this version of Shoal"));
+    if current_role == NodeRole::Manager && spec.desired_role() == NodeRole::Worker {
+        if let Some(forwarded) = leave_raft(ctx, &node_id, &r).await? {
+            return Ok(forwarded);
         }
+    }
+    ctx.update(|tx| {
+        let mut node = tx
+            .tables()
+            .get::<Node>(&node_id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("node {node_id} not found")))?;
         if r.version != 0 {
             node.meta.get_or_insert_default().version = r.version;
         }
@@ -139,6 +154,81 @@ pub async fn node_update(
     Ok(UpdateNodeResponse {
         node: Some(decorate(node, &ctx.raft.status())),
     })
+}
+
+/// Takes a manager being demoted out of Raft, first checking the managers
+/// left keep a reachable quorum. Demoting the leader itself hands
+/// leadership to another manager first and lets it finish the demotion
+/// (the answer it gives is returned).
+async fn leave_raft(
+    ctx: &ManagerContext,
+    node_id: &str,
+    request: &UpdateNodeRequest,
+) -> Result<Option<UpdateNodeResponse>, Status> {
+    let status = ctx.raft.status();
+    let Some(member) = status
+        .members
+        .values()
+        .find(|m| m.node_id == node_id)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let remaining: Vec<u64> = status
+        .members
+        .keys()
+        .copied()
+        .filter(|&id| id != member.raft_id)
+        .collect();
+    if remaining.is_empty() {
+        return Err(Status::failed_precondition(
+            "attempting to demote the last manager of the swarm; promote another node first",
+        ));
+    }
+    let reachable = remaining
+        .iter()
+        .filter(|id| status.reachable.contains(id) || **id == status.leader)
+        .count();
+    if reachable < remaining.len() / 2 + 1 {
+        return Err(Status::failed_precondition(format!(
+            "demoting node {node_id} would leave the other managers without a reachable quorum ({reachable} of {} reachable); bring managers back first",
+            remaining.len()
+        )));
+    }
+    if member.raft_id == status.id {
+        let Some(&heir) = remaining.iter().find(|id| status.reachable.contains(id)) else {
+            return Err(Status::unavailable(
+                "no other manager is reachable to take over leadership",
+            ));
+        };
+        ctx.raft.transfer_leadership(heir).await;
+        let mut watch = ctx.raft.watch_status();
+        let moved = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            watch
+                .wait_for(|s| !s.is_leader() && s.leader != 0)
+                .await
+                .is_ok()
+        })
+        .await;
+        if moved != Ok(true) {
+            return Err(Status::unavailable(
+                "leadership did not move in time; retry the demotion",
+            ));
+        }
+        let channel = ctx
+            .leader_channel()?
+            .ok_or_else(|| Status::unavailable("leadership did not move; retry"))?;
+        let forwarded = shoal_proto::control::control_client::ControlClient::new(channel)
+            .update_node(request.clone())
+            .await?
+            .into_inner();
+        return Ok(Some(forwarded));
+    }
+    ctx.raft
+        .remove_member(member.raft_id)
+        .await
+        .map_err(crate::context::propose_status)?;
+    Ok(None)
 }
 
 pub async fn node_remove(
