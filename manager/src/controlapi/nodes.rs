@@ -131,10 +131,11 @@ pub async fn node_update(
             })
         })
         .await??;
-    if current_role == NodeRole::Manager && spec.desired_role() == NodeRole::Worker {
-        if let Some(forwarded) = leave_raft(ctx, &node_id, &r).await? {
-            return Ok(forwarded);
-        }
+    if current_role == NodeRole::Manager
+        && spec.desired_role() == NodeRole::Worker
+        && let Some(forwarded) = leave_raft(ctx, &node_id, &r).await?
+    {
+        return Ok(forwarded);
     }
     ctx.update(|tx| {
         let mut node = tx
