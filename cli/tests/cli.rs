@@ -81,7 +81,7 @@ fn commands_not_built_yet_fail_clearly() {
         &[
             "service", "create", "--name", "web", "-p", "8080:80", "nginx",
         ][..],
-        &["swarm", "unlock-key", "--rotate"],
+        &["events", "--since", "1m"],
         &["stack", "deploy", "-c", "x.yml", "app"],
     ] {
         let out = shoal(cmd);

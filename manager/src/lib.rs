@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod authz;
+pub mod autolock;
 pub mod ca;
 pub mod context;
 pub mod controlapi;

@@ -41,7 +41,7 @@ use crate::raft::node::{self, RaftConfig};
 use crate::raft::service::RaftService;
 use crate::raft::transport::{Dial, GrpcTransport};
 use crate::raft::{SledStorage, StorageError};
-use crate::seal::{KeyStore, Lock, Opened, SealError};
+use crate::seal::{SealError, UnlockKey};
 use crate::store::Store;
 
 /// How a manager starts.
@@ -84,6 +84,8 @@ pub struct ManagerConfig {
     pub client_tls: ClientTls,
     /// Raft timings.
     pub raft: RaftConfig,
+    /// The unlock key: opens a locked manager, or seals a new one.
+    pub unlock_key: Option<UnlockKey>,
 }
 
 /// Why a manager could not start.
@@ -92,6 +94,11 @@ pub enum ManagerError {
     /// The keys that open the state are missing, damaged or locked.
     #[error("manager keys: {0}")]
     Keys(#[from] SealError),
+    /// The unlock key given does not open this manager's state.
+    #[error(
+        "invalid unlock key: it does not open this manager's state; use the swarm's current unlock key"
+    )]
+    WrongUnlockKey,
     /// The state is locked (autolock): `shoal swarm unlock` opens it.
     #[error(
         "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"shoal swarm unlock\" to unlock it."
@@ -142,16 +149,9 @@ impl Manager {
         bootstrap: Bootstrap,
         slot: ManagerSlot,
     ) -> Result<Manager, ManagerError> {
-        let key_dir = config.dir.join("keys");
-        let data_key = if KeyStore::exists(&key_dir) {
-            match KeyStore::open(&key_dir)? {
-                Opened::Unlocked(_, key) => key,
-                Opened::Locked(_) => return Err(ManagerError::Locked),
-            }
-        } else {
-            KeyStore::create(&key_dir, Lock::None)?.1
-        };
-        let storage = SledStorage::open(&config.dir.join("raft"), data_key)?;
+        let keys =
+            crate::autolock::open_keys(&config.dir.join("keys"), config.unlock_key.as_ref())?;
+        let storage = SledStorage::open(&config.dir.join("raft"), keys.data_key.clone())?;
         let (new_cluster, peers) = match bootstrap {
             Bootstrap::New {
                 cluster,
@@ -249,6 +249,11 @@ impl Manager {
         });
         tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
         tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
+        tasks.spawn(crate::autolock::follow(
+            ctx.clone(),
+            keys,
+            shutdown.child_token(),
+        ));
         tasks.spawn(crate::ca::rotation::run(
             ctx.clone(),
             shutdown.child_token(),

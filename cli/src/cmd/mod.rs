@@ -109,7 +109,7 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&cli.host, cmd).await,
         Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
-        Command::Swarm(cmd) => swarm::run(&cli.host, cmd, path).await,
+        Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
         Command::Events(_) | Command::Service(_) | Command::Stack(_) => Err(not_available(path)),
     }
 }

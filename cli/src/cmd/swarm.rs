@@ -8,7 +8,6 @@ use shoal_proto::control::{GetClusterRequest, GetNodeRequest, UpdateClusterReque
 use shoal_proto::local::local_client::LocalClient;
 use shoal_proto::local::{InfoRequest, SwarmInitRequest, SwarmJoinRequest, SwarmLeaveRequest};
 
-use super::tree::Pending;
 use crate::client::{self, status_error};
 use crate::host::Host;
 
@@ -25,12 +24,12 @@ pub enum SwarmCommand {
     /// Leave the swarm.
     Leave(LeaveArgs),
     /// Update the swarm.
-    Update(Pending),
-    /// Unlock a locked manager.
-    Unlock(Pending),
+    Update(UpdateArgs),
+    /// Unlock a locked manager (reads the key from standard input).
+    Unlock,
     /// Manage the unlock key.
     #[command(name = "unlock-key")]
-    UnlockKey(Pending),
+    UnlockKey(UnlockKeyArgs),
     /// Display and rotate the root CA.
     Ca(CaArgs),
 }
@@ -97,6 +96,31 @@ pub struct JoinTokenArgs {
     role: String,
 }
 
+/// `swarm update` flags.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Change manager autolocking (true|false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    autolock: Option<bool>,
+    /// Validity period for node certificates (e.g. 2160h, 90m, 30s).
+    #[arg(long, value_parser = parse_duration)]
+    cert_expiry: Option<std::time::Duration>,
+    /// Task history retention limit.
+    #[arg(long)]
+    task_history_limit: Option<i64>,
+}
+
+/// `swarm unlock-key` flags.
+#[derive(Debug, Args)]
+pub struct UnlockKeyArgs {
+    /// Only display the key.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Rotate the unlock key.
+    #[arg(long)]
+    rotate: bool,
+}
+
 /// `swarm ca` flags.
 #[derive(Debug, Args)]
 pub struct CaArgs {
@@ -147,16 +171,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Runs `shoal swarm ...`.
-pub async fn run(host: &Host, cmd: SwarmCommand, path: &str) -> anyhow::Result<()> {
+pub async fn run(host: &Host, cmd: SwarmCommand) -> anyhow::Result<()> {
     match cmd {
         SwarmCommand::Init(args) => init(host, args).await,
         SwarmCommand::Join(args) => join(host, args).await,
         SwarmCommand::JoinToken(args) => join_token(host, args).await,
         SwarmCommand::Leave(args) => leave(host, args).await,
         SwarmCommand::Ca(args) => ca(host, args).await,
-        SwarmCommand::Update(_) | SwarmCommand::Unlock(_) | SwarmCommand::UnlockKey(_) => {
-            Err(super::not_available(path))
-        }
+        SwarmCommand::Update(args) => update(host, args).await,
+        SwarmCommand::Unlock => unlock(host).await,
+        SwarmCommand::UnlockKey(args) => unlock_key(host, args).await,
     }
 }
 
@@ -193,6 +217,9 @@ async fn init(host: &Host, args: InitArgs) -> anyhow::Result<()> {
         "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions."
     );
     println!();
+    if !reply.unlock_key.is_empty() {
+        print_unlock_key(&reply.unlock_key);
+    }
     Ok(())
 }
 
@@ -354,6 +381,131 @@ async fn ca(host: &Host, args: CaArgs) -> anyhow::Result<()> {
 fn first_cert_digest(pem: &[u8]) -> Option<String> {
     let certs = shoal_proto::tls::certs_from_pem(&String::from_utf8_lossy(pem)).ok()?;
     Some(shoal_proto::token::CaDigest::of_der(certs.first()?).to_string())
+}
+
+fn print_unlock_key(key: &str) {
+    println!("To unlock a swarm manager after it restarts, run the `shoal swarm unlock`");
+    println!("command and provide the following key:");
+    println!();
+    println!("    {key}");
+    println!();
+    println!("Please remember to store this key in a password manager, since without it you");
+    println!("will not be able to restart the manager.");
+}
+
+async fn unlock(host: &Host) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let mut local = LocalClient::new(client::connect(host).await?);
+    if std::io::stdin().is_terminal() {
+        eprint!("Please enter unlock key: ");
+        std::io::stderr().flush()?;
+    }
+    let mut key = String::new();
+    std::io::stdin().lock().read_line(&mut key)?;
+    local
+        .swarm_unlock(shoal_proto::local::SwarmUnlockRequest {
+            unlock_key: key.trim().to_string(),
+        })
+        .await
+        .map_err(status_error)?;
+    Ok(())
+}
+
+async fn unlock_key(host: &Host, args: UnlockKeyArgs) -> anyhow::Result<()> {
+    let mut control = ControlClient::new(client::connect(host).await?);
+    if args.rotate {
+        let cluster = control
+            .get_cluster(GetClusterRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .cluster
+            .unwrap_or_default();
+        let on = cluster
+            .spec
+            .as_ref()
+            .and_then(|s| s.encryption.as_ref())
+            .is_some_and(|e| e.auto_lock_managers);
+        anyhow::ensure!(on, "Cannot rotate because autolock is not turned on");
+        control
+            .update_cluster(UpdateClusterRequest {
+                rotate_unlock_key: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(status_error)?;
+        if !args.quiet {
+            println!("Successfully rotated manager unlock key.");
+            println!();
+        }
+    }
+    let key = control
+        .get_unlock_key(shoal_proto::control::GetUnlockKeyRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .unlock_key;
+    if key.is_empty() {
+        if args.quiet {
+            return Ok(());
+        }
+        println!("No unlock key is set.");
+        return Ok(());
+    }
+    if args.quiet {
+        println!("{key}");
+    } else {
+        print_unlock_key(&key);
+    }
+    Ok(())
+}
+
+async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
+    let mut control = ControlClient::new(client::connect(host).await?);
+    let cluster = control
+        .get_cluster(GetClusterRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .cluster
+        .unwrap_or_default();
+    let mut spec = cluster.spec.clone().unwrap_or_default();
+    let was_locked = spec
+        .encryption
+        .as_ref()
+        .is_some_and(|e| e.auto_lock_managers);
+    if let Some(on) = args.autolock {
+        spec.encryption.get_or_insert_default().auto_lock_managers = on;
+    }
+    if let Some(expiry) = args.cert_expiry {
+        spec.ca_config.get_or_insert_default().node_cert_expiry =
+            prost_types::Duration::try_from(expiry).ok();
+    }
+    if let Some(limit) = args.task_history_limit {
+        spec.orchestration
+            .get_or_insert_default()
+            .task_history_retention_limit = limit;
+    }
+    let version = cluster.meta.as_ref().map_or(0, |m| m.version);
+    control
+        .update_cluster(UpdateClusterRequest {
+            version,
+            spec: Some(spec),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error)?;
+    println!("Swarm updated.");
+    if args.autolock == Some(true) && !was_locked {
+        let key = control
+            .get_unlock_key(shoal_proto::control::GetUnlockKeyRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .unlock_key;
+        print_unlock_key(&key);
+    }
+    Ok(())
 }
 
 async fn leave(host: &Host, args: LeaveArgs) -> anyhow::Result<()> {

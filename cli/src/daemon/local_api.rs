@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use shoal_proto::build_info;
 use shoal_proto::local::{
     InfoRequest, InfoResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest,
-    SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, VersionRequest, VersionResponse,
-    local_server::Local,
+    SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, SwarmUnlockRequest,
+    SwarmUnlockResponse, VersionRequest, VersionResponse, local_server::Local,
 };
 use shoal_worker::engine::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
@@ -113,5 +113,15 @@ impl Local for LocalApi {
             .leave(request.into_inner().force)
             .await
             .map(|()| Response::new(SwarmLeaveResponse {}))
+    }
+
+    async fn swarm_unlock(
+        &self,
+        request: Request<SwarmUnlockRequest>,
+    ) -> Result<Response<SwarmUnlockResponse>, Status> {
+        self.swarm
+            .unlock(&request.into_inner().unlock_key)
+            .await
+            .map(|()| Response::new(SwarmUnlockResponse {}))
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use shoal_manager::ca::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
 use shoal_manager::controlapi::ManagerSlot;
 use shoal_manager::raft::node::RaftConfig;
-use shoal_manager::runtime::{Bootstrap, Manager, ManagerConfig};
+use shoal_manager::runtime::{Bootstrap, Manager, ManagerConfig, ManagerError};
+use shoal_manager::seal::UnlockKey;
 use shoal_proto::ca::IssueNodeCertificateRequest;
 use shoal_proto::ca::node_ca_client::NodeCaClient;
 use shoal_proto::credentials::NodeCredentials;
@@ -122,9 +123,24 @@ impl SwarmNode {
         let tls = ClientTls::new(creds.client_config()?);
         if file.is_manager() {
             let manager = self
-                .start_manager(&file, creds.clone(), &tls, Bootstrap::Restart)
-                .await?;
-            inner.manager = Some(manager);
+                .start_manager(&file, creds.clone(), &tls, Bootstrap::Restart, None)
+                .await;
+            match manager {
+                Ok(manager) => inner.manager = Some(manager),
+                Err(e)
+                    if matches!(e.downcast_ref::<ManagerError>(), Some(ManagerError::Locked)) =>
+                {
+                    // Autolock: serve nothing of the swarm until `swarm unlock`.
+                    tracing::warn!(
+                        "this manager is locked: run `shoal swarm unlock` with the swarm's unlock key"
+                    );
+                    self.slot.set_locked(true);
+                    inner.tls = Some(tls);
+                    inner.file = Some(file);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.start_agent(&mut inner, &file, tls)?;
         tracing::info!(node = %file.node_id, role = %file.role, "resumed swarm membership");
@@ -138,6 +154,7 @@ impl SwarmNode {
         credentials: NodeCredentials,
         tls: &ClientTls,
         bootstrap: Bootstrap,
+        unlock_key: Option<UnlockKey>,
     ) -> anyhow::Result<Manager> {
         let config = ManagerConfig {
             dir: self.manager_dir(),
@@ -148,6 +165,7 @@ impl SwarmNode {
             credentials,
             client_tls: tls.clone(),
             raft: RaftConfig::new(file.raft_id),
+            unlock_key,
         };
         Ok(Manager::start(config, bootstrap, self.slot.clone()).await?)
     }
@@ -188,11 +206,12 @@ impl SwarmNode {
         if inner.file.is_some() {
             return Err(Status::failed_precondition(ALREADY_IN_SWARM));
         }
-        if request.force_new_cluster || request.autolock {
+        if request.force_new_cluster {
             return Err(Status::unimplemented(
-                "--force-new-cluster and --autolock are not available yet in this version of Shoal",
+                "--force-new-cluster is not available yet in this version of Shoal",
             ));
         }
+        let unlock_key = request.autolock.then(UnlockKey::generate);
         let listen = addr::listen(&request.listen_addr).map_err(Status::invalid_argument)?;
         let advertise = addr::advertise(&request.advertise_addr, listen, &addr::interfaces())
             .map_err(Status::invalid_argument)?;
@@ -255,7 +274,7 @@ impl SwarmNode {
                     force_rotate: 0,
                 }),
                 encryption: Some(EncryptionConfig {
-                    auto_lock_managers: false,
+                    auto_lock_managers: request.autolock,
                 }),
             }),
             root_ca: Some(objects::RootCa {
@@ -283,6 +302,10 @@ impl SwarmNode {
             } else {
                 request.data_path_port
             },
+            unlock_key: unlock_key
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             ..Default::default()
         };
         let node = Node {
@@ -349,7 +372,7 @@ impl SwarmNode {
         };
         let tls = ClientTls::new(creds.client_config().map_err(internal)?);
         let manager = match self
-            .start_manager(&file, creds.clone(), &tls, bootstrap)
+            .start_manager(&file, creds.clone(), &tls, bootstrap, unlock_key.clone())
             .await
         {
             Ok(m) => m,
@@ -367,7 +390,10 @@ impl SwarmNode {
             node_id,
             worker_token: tokens.worker.to_string(),
             manager_addr: advertise.to_string(),
-            unlock_key: String::new(),
+            unlock_key: unlock_key
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         })
     }
 
@@ -440,6 +466,7 @@ impl SwarmNode {
                     Bootstrap::Join {
                         peers: joined.members,
                     },
+                    None,
                 )
                 .await
                 .map_err(|e| Status::internal(format!("{e:#}")))?;
@@ -454,6 +481,43 @@ impl SwarmNode {
         };
         inner.file = Some(file);
         Ok(response)
+    }
+
+    /// `swarm unlock`: opens a locked manager with the swarm's unlock key.
+    pub async fn unlock(&self, key: &str) -> Result<(), Status> {
+        let mut inner = self.inner.lock().await;
+        if !self.slot.is_locked() {
+            return Err(Status::failed_precondition("swarm is not locked"));
+        }
+        let key: UnlockKey = key
+            .trim()
+            .parse()
+            .map_err(|e: shoal_manager::seal::SealError| {
+                Status::invalid_argument(format!("invalid unlock key: {e}"))
+            })?;
+        let file = inner
+            .file
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("This node is not part of a swarm"))?;
+        let creds = NodeCredentials::load(&self.creds_dir())
+            .map_err(internal)?
+            .ok_or_else(|| Status::internal("certificates missing"))?;
+        let tls = inner
+            .tls
+            .clone()
+            .ok_or_else(|| Status::internal("no TLS state"))?;
+        let manager = self
+            .start_manager(&file, creds, &tls, Bootstrap::Restart, Some(key))
+            .await
+            .map_err(|e| match e.downcast_ref::<ManagerError>() {
+                Some(ManagerError::WrongUnlockKey) => Status::invalid_argument(e.to_string()),
+                _ => Status::internal(format!("{e:#}")),
+            })?;
+        inner.manager = Some(manager);
+        self.slot.set_locked(false);
+        self.start_agent(&mut inner, &file, tls).map_err(internal)?;
+        tracing::info!("swarm unlocked");
+        Ok(())
     }
 
     /// `swarm leave`.
@@ -561,6 +625,7 @@ impl SwarmNode {
                         Bootstrap::Join {
                             peers: joined.members,
                         },
+                        None,
                     )
                     .await?;
                 inner.manager = Some(manager);
@@ -617,7 +682,12 @@ impl SwarmNode {
             None => (0, 0, 0, String::new()),
         };
         SwarmInfo {
-            local_node_state: "active".into(),
+            local_node_state: if self.slot.is_locked() {
+                "locked"
+            } else {
+                "active"
+            }
+            .into(),
             node_id: file.node_id.clone(),
             node_addr: file
                 .advertise_addr

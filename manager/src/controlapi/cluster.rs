@@ -2,7 +2,8 @@
 //! `swarm update` and `swarm join-token --rotate`.
 
 use shoal_proto::control::{
-    GetClusterRequest, GetClusterResponse, UpdateClusterRequest, UpdateClusterResponse,
+    GetClusterRequest, GetClusterResponse, GetUnlockKeyRequest, GetUnlockKeyResponse,
+    UpdateClusterRequest, UpdateClusterResponse,
 };
 use shoal_proto::identity::NodeRole;
 use shoal_proto::objects::{Cluster, JoinTokens as ProtoTokens};
@@ -11,9 +12,11 @@ use tonic::Status;
 
 use crate::ca::JoinTokens;
 use crate::context::ManagerContext;
+use crate::seal::UnlockKey;
 
 /// The cluster as the API shows it: the root CA key is never sent.
 pub fn redact(mut cluster: Cluster) -> Cluster {
+    cluster.unlock_key.clear();
     if let Some(root) = cluster.root_ca.as_mut() {
         root.ca_key.clear();
         if let Some(rotation) = root.root_rotation.as_mut() {
@@ -55,6 +58,13 @@ pub async fn cluster_update(
             if let Some(spec) = request.spec.clone() {
                 cluster.spec = Some(spec);
             }
+            // Autolock on: the cluster needs a key; off: it keeps none.
+            let autolock = cluster.spec.as_ref().and_then(|s| s.encryption.as_ref()).is_some_and(|e| e.auto_lock_managers);
+            if !autolock {
+                cluster.unlock_key.clear();
+            } else if cluster.unlock_key.is_empty() || request.rotate_unlock_key {
+                cluster.unlock_key = UnlockKey::generate().to_string();
+            }
             if request.rotate_worker_token || request.rotate_manager_token {
                 let stored = cluster.join_tokens.clone().unwrap_or_default();
                 let parse = |t: &str| t.parse::<JoinToken>().map_err(|e| Status::internal(format!("stored join token unusable: {e}")));
@@ -74,5 +84,18 @@ pub async fn cluster_update(
     updated?;
     Ok(UpdateClusterResponse {
         cluster: Some(redact(the_cluster(ctx)?)),
+    })
+}
+
+pub async fn cluster_unlock_key(
+    ctx: &ManagerContext,
+    _: GetUnlockKeyRequest,
+) -> Result<GetUnlockKeyResponse, Status> {
+    let cluster = ctx
+        .read(|t| t.cluster().cloned())
+        .await?
+        .ok_or_else(|| Status::unavailable("the cluster is not initialized yet"))?;
+    Ok(GetUnlockKeyResponse {
+        unlock_key: cluster.unlock_key,
     })
 }

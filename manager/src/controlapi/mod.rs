@@ -25,9 +25,25 @@ use crate::context::ManagerContext;
 
 /// Where the running manager's context appears once the node is one.
 #[derive(Debug, Clone, Default)]
-pub struct ManagerSlot(Arc<RwLock<Option<ManagerContext>>>);
+pub struct ManagerSlot(
+    Arc<RwLock<Option<ManagerContext>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+/// Docker's words for a manager waiting for `swarm unlock`.
+pub const LOCKED: &str = "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"shoal swarm unlock\" to unlock it.";
 
 impl ManagerSlot {
+    /// Marks this node's manager as locked (autolock) or not.
+    pub fn set_locked(&self, locked: bool) {
+        self.1.store(locked, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this node's manager waits for `swarm unlock`.
+    pub fn is_locked(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Puts a manager in the slot (or takes it out with `None`).
     pub fn set(&self, ctx: Option<ManagerContext>) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = ctx;
@@ -53,6 +69,9 @@ impl ControlApi {
 
     /// The manager context, after checking the caller may use the API.
     fn ctx<T>(&self, request: &Request<T>) -> Result<ManagerContext, Status> {
+        if self.slot.is_locked() {
+            return Err(Status::failed_precondition(LOCKED));
+        }
         let ctx = self
             .slot
             .get()
@@ -90,6 +109,12 @@ impl Control for ControlApi {
         r: Request<GetClusterRequest>,
     ) -> Result<Response<GetClusterResponse>, Status> {
         lead!(self, r, get_cluster, cluster_get)
+    }
+    async fn get_unlock_key(
+        &self,
+        r: Request<GetUnlockKeyRequest>,
+    ) -> Result<Response<GetUnlockKeyResponse>, Status> {
+        lead!(self, r, get_unlock_key, cluster_unlock_key)
     }
     async fn update_cluster(
         &self,
@@ -243,7 +268,7 @@ impl Control for ControlApi {
     }
 }
 
-use cluster::{cluster_get, cluster_update};
+use cluster::{cluster_get, cluster_unlock_key, cluster_update};
 use nodes::{node_get, node_list, node_remove, node_update};
 use resources::{
     config_create, config_get, config_list, config_remove, network_create, network_get,
