@@ -177,3 +177,36 @@ fn a_partitioned_leader_steps_down_and_serves_nothing_stale() -> anyhow::Result<
     )?;
     Ok(())
 }
+
+#[test]
+fn a_dead_manager_is_removed_with_force_and_the_rest_go_on() -> anyhow::Result<()> {
+    let mut cluster = managers(3)?;
+    let leader = cluster.leader(0)?;
+    let dead = (0..3).find(|&i| i != leader).unwrap();
+    let dead_host = cluster.hostname(dead).to_string();
+    cluster.kill(dead);
+
+    let out = cluster.shoal(leader, &["node", "rm", &dead_host]);
+    assert!(
+        out.stderr
+            .contains("must be demoted to worker before removal"),
+        "{}",
+        out.stderr
+    );
+    eventually(
+        "the dead manager can be removed",
+        Duration::from_secs(15),
+        || {
+            cluster
+                .shoal(leader, &["node", "rm", "--force", &dead_host])
+                .ok()
+        },
+    )?;
+    let rows = cluster.node_ls(leader)?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let info = cluster.shoal(leader, &["info", "--format", "json"]).ok()?;
+    assert!(info.contains("\"Managers\": 2"), "{info}");
+    // Two managers now: both are needed, and both are there.
+    assert!(write(&cluster, leader, "after-removal"));
+    Ok(())
+}

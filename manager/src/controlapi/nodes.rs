@@ -238,11 +238,48 @@ pub async fn node_remove(
 ) -> Result<RemoveNodeResponse, Status> {
     let node = ctx.read(|t| find_node(t, &r.node_id)).await??;
     let raft = ctx.raft.status();
-    if node.role() == NodeRole::Manager || raft.members.values().any(|m| m.node_id == node.id) {
-        return Err(Status::failed_precondition(format!(
-            "node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal",
-            node.id
-        )));
+    let member = raft
+        .members
+        .values()
+        .find(|m| m.node_id == node.id)
+        .cloned();
+    if node.role() == NodeRole::Manager || member.is_some() {
+        if !r.force {
+            return Err(Status::failed_precondition(format!(
+                "node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal (or use --force for a manager that is gone for good)",
+                node.id
+            )));
+        }
+        if let Some(member) = member {
+            if member.raft_id == raft.id {
+                return Err(Status::failed_precondition(
+                    "a manager can't remove itself: run this on another manager, or use `shoal swarm leave --force` on it",
+                ));
+            }
+            // A manager that is gone for good: only the remaining ones vote
+            // on its removal, so they must still form a reachable quorum.
+            let remaining: Vec<u64> = raft
+                .members
+                .keys()
+                .copied()
+                .filter(|&id| id != member.raft_id)
+                .collect();
+            let reachable = remaining
+                .iter()
+                .filter(|id| raft.reachable.contains(id) || **id == raft.leader)
+                .count();
+            if reachable < remaining.len() / 2 + 1 {
+                return Err(Status::failed_precondition(format!(
+                    "removing node {} would leave the other managers without a reachable quorum ({reachable} of {} reachable)",
+                    node.id,
+                    remaining.len()
+                )));
+            }
+            ctx.raft
+                .remove_member(member.raft_id)
+                .await
+                .map_err(crate::context::propose_status)?;
+        }
     }
     let ready = node
         .status
