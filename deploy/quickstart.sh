@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
-# The main job, in one command: build Shoal, start a local node and show
-# what it is. `deploy/quickstart.sh down` stops it and removes its state.
+# The main job, in one command: build Shoal and start a local 3-node swarm
+# (one manager, two workers), each node a `shoal daemon` in its own network
+# namespace on a private underlay (198.18.0.0/15, nothing leaves the
+# machine). `deploy/quickstart.sh down` stops it and removes everything.
 #
-# Today this starts one daemon on the built-in process engine; as the
-# cluster issues land it grows into a 3-node cluster in network namespaces
-# with the example stack deployed.
+# Later issues add a deployed example stack on top of this cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+NODES=3
 RUN=/run/shoal-quickstart
 STATE=/var/lib/shoal-quickstart
-SOCK="unix://$RUN/node-0.sock"
-BIN=target/release/shoal
+HUB=shoalqs-hub
+BIN=$PWD/target/release/shoal
+
+ns() { echo "shoalqs-node-$1"; }
+addr() { echo "198.18.0.$((10 + $1))"; }
+sock() { echo "unix://$RUN/node-$1.sock"; }
+shoal() { local n=$1; shift; "$BIN" -H "$(sock "$n")" "$@"; }
 
 down() {
-  if [[ -f $RUN/node-0.pid ]]; then
-    pid=$(cat "$RUN/node-0.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for n in $(seq 0 $((NODES - 1))); do
+    if ip netns list | grep -qw "$(ns "$n")"; then
+      for pid in $(ip netns pids "$(ns "$n")"); do kill -TERM "$pid" 2>/dev/null || true; done
+      sleep 0.5
+      for pid in $(ip netns pids "$(ns "$n")"); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns del "$(ns "$n")"
     fi
-  fi
+  done
+  ip netns list | grep -qw "$HUB" && ip netns del "$HUB"
   rm -rf "$RUN" "$STATE"
   echo "quickstart removed"
+}
+
+wait_for() { # n
+  for _ in $(seq 100); do shoal "$1" version >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "node-$1 did not start; see $RUN/node-$1.log" >&2
+  exit 1
 }
 
 up() {
@@ -32,20 +46,44 @@ up() {
   cargo build --release --locked -p shoal
   down >/dev/null
   mkdir -p "$RUN"
-  echo "==> starting node-0 (engine: process)"
-  "$BIN" -H "$SOCK" daemon --state-dir "$STATE/node-0" --engine process \
-    >"$RUN/node-0.log" 2>&1 &
-  echo $! >"$RUN/node-0.pid"
-  for _ in $(seq 100); do
-    "$BIN" -H "$SOCK" version >/dev/null 2>&1 && break
-    sleep 0.1
+
+  echo "==> creating $NODES hosts (network namespaces) on a private underlay"
+  ip netns add "$HUB"
+  ip -n "$HUB" link add br0 type bridge
+  ip -n "$HUB" link set br0 up
+  for n in $(seq 0 $((NODES - 1))); do
+    ip netns add "$(ns "$n")"
+    ip -n "$(ns "$n")" link set lo up
+    ip link add eth0 netns "$(ns "$n")" type veth peer name "vh$n" netns "$HUB"
+    ip -n "$HUB" link set "vh$n" master br0 up
+    ip -n "$(ns "$n")" addr add "$(addr "$n")/15" dev eth0
+    ip -n "$(ns "$n")" link set eth0 up
+    ip netns exec "$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
+      "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine process \
+      >"$RUN/node-$n.log" 2>&1 &
   done
-  "$BIN" -H "$SOCK" info
+  for n in $(seq 0 $((NODES - 1))); do wait_for "$n"; done
+
+  echo "==> node-0: shoal swarm init"
+  shoal 0 swarm init --advertise-addr "$(addr 0)"
+  token=$(shoal 0 swarm join-token -q worker)
+  for n in $(seq 1 $((NODES - 1))); do
+    echo "==> node-$n: shoal swarm join"
+    shoal "$n" swarm join --token "$token" "$(addr 0):2377"
+  done
+  for _ in $(seq 50); do
+    [[ $(shoal 0 node ls --format '{{.Status}}' | grep -c Ready) == "$NODES" ]] && break
+    sleep 0.2
+  done
+  echo
+  shoal 0 node ls
   cat <<TXT
 
-Shoal is running (log: $RUN/node-0.log).
-Talk to it:   export SHOAL_HOST=$SOCK; $BIN info
-Stop it:      $0 down
+A $NODES-node Shoal swarm is running (logs: $RUN/node-*.log).
+Talk to the manager:  export SHOAL_HOST=$(sock 0)
+                      $BIN node ls
+                      echo s3cret | $BIN secret create db_password -
+Remove it:            $0 down
 TXT
 }
 

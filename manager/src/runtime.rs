@@ -113,6 +113,14 @@ pub enum ManagerError {
     /// Raft refused to start or to bootstrap.
     #[error("raft: {0}")]
     Raft(String),
+    /// The Raft log could not be replaced (`--force-new-cluster`).
+    #[error("cannot reset the raft log at {path}: {source}")]
+    Reset {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The cluster port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -319,6 +327,32 @@ impl Manager {
         self.shutdown.cancel();
         self.tasks.wait().await;
     }
+}
+
+/// `swarm init --force-new-cluster`: replaces a stopped manager's Raft
+/// log with a one-member cluster (`member`) that starts from `store`, the
+/// state the manager had applied at `index` in `term`. Everything the
+/// cluster held survives; every other manager is forgotten.
+pub fn force_new_cluster(
+    dir: &std::path::Path,
+    member: RaftMember,
+    store: shoal_proto::store::StoreSnapshot,
+    index: u64,
+    term: u64,
+) -> Result<(), ManagerError> {
+    let keys = crate::autolock::open_keys(&dir.join("keys"), None)?;
+    let raft_dir = dir.join("raft");
+    std::fs::remove_dir_all(&raft_dir).map_err(|source| ManagerError::Reset {
+        path: raft_dir.clone(),
+        source,
+    })?;
+    let storage = SledStorage::open(&raft_dir, keys.data_key)?;
+    let mut hard_state = raft::prelude::HardState::default();
+    hard_state.term = term.max(1);
+    hard_state.commit = index.max(1);
+    let snapshot = node::single_member_snapshot(member, store, index.max(1), term.max(1));
+    storage.persist_ready(&[], Some(hard_state), Some(snapshot))?;
+    Ok(())
 }
 
 async fn wait_leader(ctx: &ManagerContext, within: Duration) -> Result<(), ManagerError> {

@@ -210,3 +210,41 @@ fn a_dead_manager_is_removed_with_force_and_the_rest_go_on() -> anyhow::Result<(
     assert!(write(&cluster, leader, "after-removal"));
     Ok(())
 }
+
+#[test]
+fn force_new_cluster_recovers_a_survivor_with_all_its_state() -> anyhow::Result<()> {
+    let mut cluster = managers(3)?;
+    for k in 0..5 {
+        assert!(write(&cluster, 0, &format!("kept-{k}")));
+    }
+    // Lose the majority: the survivor alone can't serve.
+    cluster.kill(1);
+    cluster.kill(2);
+    let out = cluster.shoal(0, &["secret", "ls"]);
+    assert!(!out.success(), "a manager without quorum served a read");
+
+    let out = cluster
+        .shoal(0, &["swarm", "init", "--force-new-cluster"])
+        .ok()?;
+    assert!(out.contains("Swarm initialized"), "{out}");
+    let names = eventually("the survivor serves again", Duration::from_secs(15), || {
+        secrets_on(&cluster, 0)
+    })?;
+    for k in 0..5 {
+        assert!(
+            names.lines().any(|l| l == format!("kept-{k}")),
+            "lost kept-{k}: {names}"
+        );
+    }
+    assert!(write(&cluster, 0, "after-recovery"));
+    let info = cluster.shoal(0, &["info", "--format", "json"]).ok()?;
+    assert!(info.contains("\"Managers\": 1"), "{info}");
+    // It survives its own restart as a one-manager cluster.
+    cluster.kill(0);
+    cluster.restart(0)?;
+    eventually("after restart", Duration::from_secs(15), || {
+        anyhow::ensure!(secrets_on(&cluster, 0)?.contains("after-recovery"));
+        Ok(())
+    })?;
+    Ok(())
+}

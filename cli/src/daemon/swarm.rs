@@ -34,6 +34,10 @@ use tonic::Status;
 use super::addr;
 use super::swarm_file::SwarmFile;
 
+/// A locked manager must be unlocked before anything else.
+const LOCKED_FIRST: &str =
+    "this manager is locked or not running: unlock it with `shoal swarm unlock` first";
+
 /// How long a join may take to get its certificate.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -203,13 +207,11 @@ impl SwarmNode {
     /// `swarm init`.
     pub async fn init(&self, request: SwarmInitRequest) -> Result<SwarmInitResponse, Status> {
         let mut inner = self.inner.lock().await;
+        if request.force_new_cluster {
+            return self.force_new_cluster(&mut inner).await;
+        }
         if inner.file.is_some() {
             return Err(Status::failed_precondition(ALREADY_IN_SWARM));
-        }
-        if request.force_new_cluster {
-            return Err(Status::unimplemented(
-                "--force-new-cluster is not available yet in this version of Shoal",
-            ));
         }
         let unlock_key = request.autolock.then(UnlockKey::generate);
         let listen = addr::listen(&request.listen_addr).map_err(Status::invalid_argument)?;
@@ -395,6 +397,69 @@ impl SwarmNode {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
         })
+    }
+
+    /// `swarm init --force-new-cluster`: this manager becomes the only one
+    /// of a cluster that keeps everything it knew (disaster recovery after
+    /// losing a majority of managers).
+    async fn force_new_cluster(&self, inner: &mut Inner) -> Result<SwarmInitResponse, Status> {
+        let mut file = inner
+            .file
+            .clone()
+            .filter(SwarmFile::is_manager)
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "--force-new-cluster needs a node that is a manager of an existing swarm",
+                )
+            })?;
+        let manager = inner
+            .manager
+            .take()
+            .ok_or_else(|| Status::failed_precondition(LOCKED_FIRST))?;
+        let ctx = manager.context().clone();
+        let (index, store) = ctx.store.snapshot();
+        let term = ctx.raft.status().term;
+        let worker_token = store
+            .clusters
+            .first()
+            .and_then(|c| c.join_tokens.as_ref())
+            .map(|t| t.worker.clone())
+            .unwrap_or_default();
+        manager.stop().await;
+        if let Some(agent) = inner.agent.take() {
+            agent.cancel();
+        }
+        let member = shoal_proto::raft::RaftMember {
+            raft_id: file.raft_id,
+            node_id: file.node_id.clone(),
+            addr: file.advertise_addr.clone(),
+        };
+        shoal_manager::runtime::force_new_cluster(&self.manager_dir(), member, store, index, term)
+            .map_err(internal)?;
+        file.managers = vec![file.advertise_addr.clone()];
+        file.save(&self.state_dir).map_err(internal)?;
+        let creds = NodeCredentials::load(&self.creds_dir())
+            .map_err(internal)?
+            .ok_or_else(|| Status::internal("certificates missing"))?;
+        let tls = inner
+            .tls
+            .clone()
+            .ok_or_else(|| Status::internal("no TLS state"))?;
+        let manager = self
+            .start_manager(&file, creds, &tls, Bootstrap::Restart, None)
+            .await
+            .map_err(|e| Status::internal(format!("{e:#}")))?;
+        inner.manager = Some(manager);
+        self.start_agent(inner, &file, tls).map_err(internal)?;
+        tracing::warn!(node = %file.node_id, "forced a new cluster: this manager is now the only one");
+        let response = SwarmInitResponse {
+            node_id: file.node_id.clone(),
+            worker_token,
+            manager_addr: file.advertise_addr.clone(),
+            unlock_key: String::new(),
+        };
+        inner.file = Some(file);
+        Ok(response)
     }
 
     /// `swarm join`.

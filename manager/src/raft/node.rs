@@ -250,14 +250,26 @@ impl RaftHandle {
 /// The members and empty store a brand-new cluster starts from: a
 /// snapshot at index 1 whose only voter is `founder`.
 pub fn bootstrap_snapshot(founder: RaftMember) -> Snapshot {
+    single_member_snapshot(founder, Default::default(), 1, 1)
+}
+
+/// A snapshot at `index`/`term` holding `store`, whose only voter is
+/// `member`: how a new cluster starts, and how `--force-new-cluster`
+/// restarts a survivor with everything it knew.
+pub fn single_member_snapshot(
+    member: RaftMember,
+    store: shoal_proto::store::StoreSnapshot,
+    index: u64,
+    term: u64,
+) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let meta = snapshot.mut_metadata();
-    meta.index = 1;
-    meta.term = 1;
-    meta.mut_conf_state().voters = vec![founder.raft_id];
+    meta.index = index;
+    meta.term = term;
+    meta.mut_conf_state().voters = vec![member.raft_id];
     let data = SnapshotData {
-        store: Some(Default::default()),
-        members: vec![founder],
+        store: Some(store),
+        members: vec![member],
     };
     snapshot.data = data.encode_to_vec().into();
     snapshot
