@@ -43,6 +43,7 @@ pub fn due(issued: SystemTime, expires: SystemTime, fraction: f64, now: SystemTi
 /// Runs until `stop` or the node is gone.
 pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
     let mut tick = 0u32;
+    let mut warned_expired = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -63,6 +64,19 @@ pub async fn run(node: Weak<SwarmNode>, stop: CancellationToken) {
         let Ok((issued, expires)) = creds.validity() else {
             continue;
         };
+        if SystemTime::now() > expires {
+            // Renewal needs a valid certificate: an expired one can't get a new one.
+            if !warned_expired {
+                tracing::error!(
+                    expired_at = %prost_types::Timestamp::from(expires),
+                    "this node's certificate has expired (was the node down longer than its lifetime, or is its clock wrong?); \
+                     leave the swarm (`shoal swarm leave --force`) and join it again"
+                );
+                warned_expired = true;
+            }
+            continue;
+        }
+        warned_expired = false;
         let mut reason = due(
             issued,
             expires,
