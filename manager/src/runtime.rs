@@ -85,8 +85,9 @@ pub struct ManagerConfig {
 /// Why a manager could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
-    /// The keys that open the state are missing, damaged or locked.
-    #[error("manager keys: {0}")]
+    /// The keys that open the state are missing, damaged or locked (the
+    /// error names the key file).
+    #[error(transparent)]
     Keys(#[from] SealError),
     /// The state is locked (autolock): `shoal swarm unlock` opens it.
     #[error(
@@ -138,7 +139,10 @@ impl Manager {
         slot: ManagerSlot,
     ) -> Result<Manager, ManagerError> {
         let key_dir = config.dir.join("keys");
-        let data_key = if KeyStore::exists(&key_dir) {
+        // A restart opens the keys it sealed its state with; only a new
+        // manager makes them (a lost key file is not a fresh start).
+        let restart = matches!(bootstrap, Bootstrap::Restart);
+        let data_key = if restart || KeyStore::exists(&key_dir) {
             match KeyStore::open(&key_dir)? {
                 Opened::Unlocked(_, key) => key,
                 Opened::Locked(_) => return Err(ManagerError::Locked),

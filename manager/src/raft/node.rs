@@ -564,6 +564,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             .map_err(|e| ProposeError::Raft(format!("snapshot data is damaged: {e}")))?;
         let index = snapshot.get_metadata().index;
         self.store.restore(index, data.store.unwrap_or_default());
+        tracing::info!(index, "restored store from raft snapshot");
         self.members = data.members.into_iter().map(|m| (m.raft_id, m)).collect();
         self.transport.set_members(&self.members);
         self.applied = index;
