@@ -91,8 +91,9 @@ pub struct ManagerConfig {
 /// Why a manager could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
-    /// The keys that open the state are missing, damaged or locked.
-    #[error("manager keys: {0}")]
+    /// The keys that open the state are missing, damaged or locked (the
+    /// error names the key file).
+    #[error(transparent)]
     Keys(#[from] SealError),
     /// The unlock key given does not open this manager's state.
     #[error(
@@ -157,8 +158,10 @@ impl Manager {
         bootstrap: Bootstrap,
         slot: ManagerSlot,
     ) -> Result<Manager, ManagerError> {
-        let keys =
-            crate::autolock::open_keys(&config.dir.join("keys"), config.unlock_key.as_ref())?;
+        // A restart opens the keys it sealed its state with; only a new
+        // manager makes them (a lost key file is not a fresh start).
+        let restart = matches!(bootstrap, Bootstrap::Restart);
+        let keys = crate::autolock::open_keys(&config.dir.join("keys"), config.unlock_key.as_ref(), restart)?;
         let storage = SledStorage::open(&config.dir.join("raft"), keys.data_key.clone())?;
         let (new_cluster, peers) = match bootstrap {
             Bootstrap::New {
@@ -340,7 +343,7 @@ pub fn force_new_cluster(
     index: u64,
     term: u64,
 ) -> Result<(), ManagerError> {
-    let keys = crate::autolock::open_keys(&dir.join("keys"), None)?;
+    let keys = crate::autolock::open_keys(&dir.join("keys"), None, true)?;
     let raft_dir = dir.join("raft");
     std::fs::remove_dir_all(&raft_dir).map_err(|source| ManagerError::Reset {
         path: raft_dir.clone(),

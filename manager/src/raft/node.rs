@@ -317,6 +317,9 @@ pub fn start<L: RaftLog, T: Transport>(
         check_quorum: true,
         max_size_per_msg: 1024 * 1024,
         max_inflight_msgs: 256,
+        // Bounded work per Ready: a follower replaying thousands of entries
+        // still ticks, heartbeats and answers between chunks.
+        max_committed_size_per_ready: 4 * 1024 * 1024,
         ..Default::default()
     };
     raft_config.validate().map_err(raft_err)?;
@@ -576,6 +579,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             .map_err(|e| ProposeError::Raft(format!("snapshot data is damaged: {e}")))?;
         let index = snapshot.get_metadata().index;
         self.store.restore(index, data.store.unwrap_or_default());
+        tracing::info!(index, "restored store from raft snapshot");
         self.members = data.members.into_iter().map(|m| (m.raft_id, m)).collect();
         self.transport.set_members(&self.members);
         self.applied = index;

@@ -11,6 +11,16 @@
 //!   from a damaged one, and a wrong data key from a damaged record; a
 //!   `raft-state` file beside the sled database notices a database that was
 //!   lost or replaced by an empty one.
+//! - sled takes a record that fails its checksum during recovery for the
+//!   torn end of its log, and silently drops it and everything written
+//!   after it: the database opens as it was some flushes ago, consistent
+//!   but short of writes that were acknowledged. So every flush counts
+//!   itself in a sealed record (`m/flushes`) and, once durable, in a
+//!   `raft-flushes` file beside the database (a plain write, no fsync: it
+//!   survives a crash of the process, and after a power loss it can only
+//!   lag behind sled, never run ahead). A database that opens with fewer
+//!   flushes than the file counts lost durable records: it is refused as
+//!   damaged rather than served as a shorter log.
 //! - Semantics (indexes, errors) follow raft-rs `MemStorage`, except that
 //!   misuse MemStorage answers with a panic returns [`StorageError::Invalid`].
 //! - Positions and metadata are cached in memory; writers hold the cache's
@@ -27,7 +37,7 @@ use ::raft::{GetEntriesContext, RaftState, Storage};
 use protobuf::Message;
 
 use crate::seal::{DataKey, SealError};
-use codec::{K_MARKER, Keys, chunk_key};
+use codec::{K_FLUSHES, K_MARKER, Keys, chunk_key};
 use plan::{Plan, term_at};
 
 /// Name of the sled database directory inside the state directory.
@@ -35,6 +45,10 @@ const SLED_DIR: &str = "db";
 /// File written once the marker is durable: "this directory was initialised".
 const INIT_FILE: &str = "raft-state";
 const INIT_CONTENTS: &[u8] = b"shoal raft state v1\n";
+/// File counting the flushes made durable (see the module doc).
+const FLUSHES_FILE: &str = "raft-flushes";
+const FLUSHES_MAGIC: &[u8; 8] = b"SHOALFL1";
+const FLUSHES_LEN: usize = 24;
 /// Plaintext of the marker record.
 const MARKER: &[u8] = b"shoal raft storage v1";
 /// Snapshot data is stored in chunks of this many bytes.
@@ -140,6 +154,8 @@ struct Inner {
     db: sled::Db,
     keys: Keys,
     state: RwLock<State>,
+    /// The `raft-flushes` file and the flushes made so far.
+    flushes: std::sync::Mutex<(std::fs::File, u64)>,
 }
 
 /// Raft log, hard state, conf state and snapshot in a sled database,
@@ -213,12 +229,44 @@ impl SledStorage {
             crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
         }
         let state = codec::load_state(&db, &keys)?;
+        let flushes_path = path.join(FLUSHES_FILE);
+        let durable = read_flushes_file(&flushes_path, &keys)?;
+        let stored = match db.get(K_FLUSHES).map_err(sled_err)? {
+            Some(sealed) => {
+                let plain =
+                    keys.open_aad(&sealed, &codec::aad(K_FLUSHES), || "flush counter".into())?;
+                <[u8; 8]>::try_from(&plain[..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| keys.damaged("the flush counter does not decode"))?
+            }
+            None => 0,
+        };
+        if durable > stored {
+            return Err(keys.damaged(&format!(
+                "{durable} flushes were made durable here ({FLUSHES_FILE}) but the \
+                 database holds only the first {stored}: sled dropped records that \
+                 failed their checksums, and every write after them"
+            )));
+        }
+        let flushes_file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&flushes_path)
+            .map_err(|e| {
+                io(SealError::Io {
+                    action: "cannot open",
+                    path: flushes_path.clone(),
+                    source: e,
+                })
+            })?;
         Ok(SledStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 db,
                 keys,
                 state: RwLock::new(state),
+                flushes: std::sync::Mutex::new((flushes_file, stored)),
             }),
         })
     }
@@ -334,9 +382,32 @@ impl SledStorage {
         self.flush()
     }
 
-    /// Makes everything written so far durable (fsync).
+    /// Makes everything written so far durable (fsync), counting the flush
+    /// in the database and, once durable, in the `raft-flushes` file.
     pub fn flush(&self) -> Result<()> {
-        self.inner.db.flush().map(drop).map_err(|e| self.sled(e))
+        use std::os::unix::fs::FileExt;
+        let mut flushes = self.inner.flushes.lock().unwrap_or_else(|e| e.into_inner());
+        let count = flushes.1 + 1;
+        self.inner
+            .db
+            .insert(
+                K_FLUSHES,
+                self.inner.keys.seal(K_FLUSHES, &count.to_be_bytes()),
+            )
+            .map_err(|e| self.sled(e))?;
+        self.inner.db.flush().map_err(|e| self.sled(e))?;
+        flushes.1 = count;
+        flushes
+            .0
+            .write_all_at(&encode_flushes(count), 0)
+            .map_err(|e| StorageError::Io {
+                path: self.inner.path.clone(),
+                source: SealError::Io {
+                    action: "cannot write",
+                    path: self.inner.path.join(FLUSHES_FILE),
+                    source: e,
+                },
+            })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -402,6 +473,44 @@ impl SledStorage {
         snap.set_metadata(st.snap.clone());
         snap.data = data.into();
         Ok(snap)
+    }
+}
+
+/// The `raft-flushes` record: magic, the count, and the count inverted (a
+/// record that does not hold together is damage, not a lower count).
+fn encode_flushes(count: u64) -> [u8; FLUSHES_LEN] {
+    let mut out = [0u8; FLUSHES_LEN];
+    out[..8].copy_from_slice(FLUSHES_MAGIC);
+    out[8..16].copy_from_slice(&count.to_be_bytes());
+    out[16..].copy_from_slice(&(!count).to_be_bytes());
+    out
+}
+
+/// The flushes the `raft-flushes` file counts (0 if there is none).
+fn read_flushes_file(path: &Path, keys: &Keys) -> Result<u64> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(StorageError::Io {
+                path: path.parent().unwrap_or(path).to_path_buf(),
+                source: SealError::Io {
+                    action: "cannot read",
+                    path: path.to_path_buf(),
+                    source: e,
+                },
+            });
+        }
+    };
+    let count = bytes
+        .get(8..16)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes);
+    match count {
+        Some(c) if bytes.len() == FLUSHES_LEN && bytes[..] == encode_flushes(c)[..] => Ok(c),
+        // Created, never written: nothing was flushed yet.
+        _ if bytes.is_empty() => Ok(0),
+        _ => Err(keys.damaged(&format!("{FLUSHES_FILE} does not hold a flush count"))),
     }
 }
 

@@ -14,6 +14,8 @@ pub(super) const K_MARKER: &[u8] = b"m/marker";
 pub(super) const K_HARD: &[u8] = b"m/hard_state";
 pub(super) const K_CONF: &[u8] = b"m/conf_state";
 pub(super) const K_SNAP: &[u8] = b"m/snapshot";
+/// How many flushes the database has seen (see `raft-flushes`).
+pub(super) const K_FLUSHES: &[u8] = b"m/flushes";
 const P_ENTRY: &[u8] = b"e/";
 const P_CHUNK: &[u8] = b"s/";
 const AAD_DOMAIN: &[u8] = b"shoal/raft/v1\0";
