@@ -76,7 +76,6 @@ fn a_batch_is_all_or_nothing() -> anyhow::Result<()> {
             secrets: vec![SecretSpec {
                 annotations: annotations("s-ok"),
                 data: b"value".to_vec(),
-                ..Default::default()
             }],
             configs,
             networks: Vec::new(),

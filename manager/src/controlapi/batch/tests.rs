@@ -19,7 +19,6 @@ fn config(name: &str) -> ConfigSpec {
     ConfigSpec {
         annotations: annotations(name),
         data: b"data".to_vec(),
-        ..Default::default()
     }
 }
 
@@ -27,7 +26,6 @@ fn secret(name: &str) -> SecretSpec {
     SecretSpec {
         annotations: annotations(name),
         data: b"shh".to_vec(),
-        ..Default::default()
     }
 }
 
