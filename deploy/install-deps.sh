@@ -2,7 +2,9 @@
 # Installs the system packages Shoal's daemon and tests use: iproute2
 # (namespaces, veth, bridges, VXLAN), nftables (load balancing, test
 # faults), iputils-ping and busybox-static (test tasks), util-linux
-# (unshare). Only what is missing is installed.
+# (unshare). Only what is missing is installed. Shoal needs no protoc;
+# the benchmark's extra packages (etcd-server, protobuf-compiler) are in
+# docs/benchmarks.md.
 set -euo pipefail
 need=()
 for pkg in iproute2 nftables iputils-ping util-linux busybox-static; do

@@ -8,6 +8,7 @@
 //! ReadIndex barrier (linearizable) and writes through Raft. This is the
 //! only place store and Raft errors become gRPC statuses.
 
+mod batch;
 mod cluster;
 mod filters;
 mod nodes;
@@ -260,6 +261,9 @@ impl Control for ControlApi {
     ) -> Result<Response<RemoveConfigResponse>, Status> {
         lead!(self, r, remove_config, config_remove)
     }
+    async fn batch(&self, r: Request<BatchRequest>) -> Result<Response<BatchResponse>, Status> {
+        lead!(self, r, batch, batch_create)
+    }
 
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<WatchEvent, Status>>;
 
@@ -268,6 +272,7 @@ impl Control for ControlApi {
     }
 }
 
+use batch::batch as batch_create;
 use cluster::{cluster_get, cluster_unlock_key, cluster_update};
 use nodes::{node_get, node_list, node_remove, node_update};
 use resources::{

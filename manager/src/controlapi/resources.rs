@@ -4,7 +4,9 @@
 
 use shoal_proto::control::*;
 use shoal_proto::identity::new_id;
-use shoal_proto::objects::{Annotations, Config, Driver, Network, Secret, Service};
+use shoal_proto::objects::{
+    Annotations, Config, ConfigSpec, Driver, Network, NetworkSpec, Secret, SecretSpec, Service,
+};
 use tonic::Status;
 
 use super::filters::matches;
@@ -83,6 +85,74 @@ fn in_use(kind: &str, name: &str, users: Vec<String>) -> Result<(), Status> {
     }
 }
 
+// ---- validation shared with `batch` ----
+
+/// A new secret from `spec`, validated, with a fresh id.
+pub(super) fn new_secret(spec: SecretSpec) -> Result<Secret, Status> {
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("secret", name)?;
+    check_data("secret", &spec.data)?;
+    Ok(Secret {
+        id: new_id(),
+        spec: Some(spec),
+        ..Default::default()
+    })
+}
+
+/// A new config from `spec`, validated, with a fresh id.
+pub(super) fn new_config(spec: ConfigSpec) -> Result<Config, Status> {
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("config", name)?;
+    check_data("config", &spec.data)?;
+    Ok(Config {
+        id: new_id(),
+        spec: Some(spec),
+        ..Default::default()
+    })
+}
+
+/// A new network from `spec`, validated (the driver defaults to overlay,
+/// the only one swarm networks have), with a fresh id.
+pub(super) fn new_network(mut spec: NetworkSpec) -> Result<Network, Status> {
+    let (name, _) = annotations(spec.annotations.as_ref());
+    validate_name("network", name)?;
+    let driver = spec.driver_config.get_or_insert_with(|| Driver {
+        name: "overlay".into(),
+        ..Default::default()
+    });
+    if driver.name.is_empty() {
+        driver.name = "overlay".into();
+    }
+    if driver.name != "overlay" {
+        return Err(Status::invalid_argument(format!(
+            "network driver {:?} is not supported: swarm networks use the overlay driver",
+            driver.name
+        )));
+    }
+    Ok(Network {
+        id: new_id(),
+        ipam: spec.ipam.clone(),
+        driver_state: spec.driver_config.clone(),
+        spec: Some(spec),
+        ..Default::default()
+    })
+}
+
+/// Whether `network` is an ingress network.
+pub(super) fn is_ingress(network: &Network) -> bool {
+    network.spec.as_ref().is_some_and(|s| s.ingress)
+}
+
+/// Refuses a second ingress network.
+pub(super) fn check_ingress(t: &Tables, network: &Network) -> Result<(), Status> {
+    if is_ingress(network) && t.all::<Network>().any(is_ingress) {
+        return Err(Status::already_exists(
+            "an ingress network already exists; there can be only one",
+        ));
+    }
+    Ok(())
+}
+
 // ---- secrets ----
 
 pub async fn secret_create(
@@ -92,14 +162,7 @@ pub async fn secret_create(
     let spec = r
         .spec
         .ok_or_else(|| Status::invalid_argument("no secret spec given"))?;
-    let (name, _) = annotations(spec.annotations.as_ref());
-    validate_name("secret", name)?;
-    check_data("secret", &spec.data)?;
-    let secret = Secret {
-        id: new_id(),
-        spec: Some(spec),
-        ..Default::default()
-    };
+    let secret = new_secret(spec)?;
     let id = secret.id.clone();
     ctx.update(|tx| Ok(tx.create(secret)?)).await?;
     let stored = ctx
@@ -171,14 +234,7 @@ pub async fn config_create(
     let spec = r
         .spec
         .ok_or_else(|| Status::invalid_argument("no config spec given"))?;
-    let (name, _) = annotations(spec.annotations.as_ref());
-    validate_name("config", name)?;
-    check_data("config", &spec.data)?;
-    let config = Config {
-        id: new_id(),
-        spec: Some(spec),
-        ..Default::default()
-    };
+    let config = new_config(spec)?;
     let id = config.id.clone();
     ctx.update(|tx| Ok(tx.create(config)?)).await?;
     Ok(CreateConfigResponse {
@@ -244,41 +300,11 @@ pub async fn network_create(
     ctx: &ManagerContext,
     r: CreateNetworkRequest,
 ) -> Result<CreateNetworkResponse, Status> {
-    let mut spec = r
+    let spec = r
         .spec
         .ok_or_else(|| Status::invalid_argument("no network spec given"))?;
-    let (name, _) = annotations(spec.annotations.as_ref());
-    validate_name("network", name)?;
-    let driver = spec.driver_config.get_or_insert_with(|| Driver {
-        name: "overlay".into(),
-        ..Default::default()
-    });
-    if driver.name.is_empty() {
-        driver.name = "overlay".into();
-    }
-    if driver.name != "overlay" {
-        return Err(Status::invalid_argument(format!(
-            "network driver {:?} is not supported: swarm networks use the overlay driver",
-            driver.name
-        )));
-    }
-    if spec.ingress
-        && ctx.store.view(|t| {
-            t.all::<Network>()
-                .any(|n| n.spec.as_ref().is_some_and(|s| s.ingress))
-        })
-    {
-        return Err(Status::already_exists(
-            "an ingress network already exists; there can be only one",
-        ));
-    }
-    let network = Network {
-        id: new_id(),
-        ipam: spec.ipam.clone(),
-        driver_state: spec.driver_config.clone(),
-        spec: Some(spec),
-        ..Default::default()
-    };
+    let network = new_network(spec)?;
+    ctx.store.view(|t| check_ingress(t, &network))?;
     let id = network.id.clone();
     ctx.update(|tx| Ok(tx.create(network)?)).await?;
     Ok(CreateNetworkResponse {

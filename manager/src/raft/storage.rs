@@ -2,9 +2,17 @@
 //!
 //! Why it is shaped so:
 //! - One sled tree with key prefixes (`m/` metadata, `e/<index>` log
-//!   entries, `s/<n>` snapshot chunks), so every change — an append with its
-//!   hard state, a snapshot replacing the log — is ONE sled batch, which sled
-//!   applies atomically: a kill -9 leaves the old state or the new one.
+//!   entries), so every change — an append with its hard state, a snapshot
+//!   replacing the log — is ONE sled batch, which sled applies atomically:
+//!   a kill -9 leaves the old state or the new one.
+//! - Snapshot data lives in a second tree, as chunks keyed by the
+//!   snapshot's index (a generation). sled rewrites a whole leaf when it
+//!   splits or consolidates it, and the leaf that takes every append and
+//!   hard state would otherwise also hold the last megabytes of snapshot:
+//!   every few appends rewrote them all. A new generation is written and
+//!   flushed before the batch whose `m/snapshot` record names it; the old
+//!   one is removed only once that batch is durable, and stray generations
+//!   (a crash in between) are removed at open.
 //! - Every value is sealed with the [`DataKey`], with the record's key as
 //!   AAD, so a value moved to another key fails authentication.
 //! - A sealed marker record written at creation tells a fresh directory
@@ -37,7 +45,7 @@ use ::raft::{GetEntriesContext, RaftState, Storage};
 use protobuf::Message;
 
 use crate::seal::{DataKey, SealError};
-use codec::{K_FLUSHES, K_MARKER, Keys, chunk_key};
+use codec::{CHUNK_TREE, K_FLUSHES, K_MARKER, Keys, chunk_key};
 use plan::{Plan, term_at};
 
 /// Name of the sled database directory inside the state directory.
@@ -152,6 +160,8 @@ impl State {
 struct Inner {
     path: PathBuf,
     db: sled::Db,
+    /// Snapshot chunks ([`CHUNK_TREE`]).
+    chunks: sled::Tree,
     keys: Keys,
     state: RwLock<State>,
     /// The `raft-flushes` file and the flushes made so far.
@@ -228,7 +238,10 @@ impl SledStorage {
         if !initialised {
             crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
         }
-        let state = codec::load_state(&db, &keys)?;
+        let chunks = db.open_tree(CHUNK_TREE).map_err(sled_err)?;
+        codec::migrate_legacy_chunks(&db, &chunks, &keys)?;
+        let state = codec::load_state(&db, &chunks, &keys)?;
+        codec::drop_stale_chunks(&chunks, &keys, state.snap.index)?;
         let flushes_path = path.join(FLUSHES_FILE);
         let durable = read_flushes_file(&flushes_path, &keys)?;
         let stored = match db.get(K_FLUSHES).map_err(sled_err)? {
@@ -264,6 +277,7 @@ impl SledStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 db,
+                chunks,
                 keys,
                 state: RwLock::new(state),
                 flushes: std::sync::Mutex::new((flushes_file, stored)),
@@ -349,8 +363,7 @@ impl SledStorage {
                 ..Default::default()
             };
             meta.set_conf_state(conf_state);
-            p.write_snapshot(meta, &data);
-            Ok(())
+            p.write_snapshot(meta, &data)
         })
     }
 
@@ -434,11 +447,39 @@ impl SledStorage {
             keys: &self.inner.keys,
             st: guard.clone(),
             batch: sled::Batch::default(),
+            new_chunks: None,
+            old_chunks: None,
         };
         f(&mut plan)?;
-        let Plan { st, batch, .. } = plan;
+        let Plan {
+            st,
+            batch,
+            new_chunks,
+            old_chunks,
+            ..
+        } = plan;
+        if let Some(chunks) = new_chunks {
+            // Durable before any record names them.
+            self.inner
+                .chunks
+                .apply_batch(chunks)
+                .map_err(|e| self.sled(e))?;
+            self.flush()?;
+        }
         self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
         *guard = st;
+        if let Some((generation, count)) = old_chunks {
+            // Only once no durable record names them any more.
+            self.flush()?;
+            let mut stale = sled::Batch::default();
+            for n in 0..count {
+                stale.remove(&chunk_key(generation, n)[..]);
+            }
+            self.inner
+                .chunks
+                .apply_batch(stale)
+                .map_err(|e| self.sled(e))?;
+        }
         Ok(())
     }
 
@@ -450,11 +491,11 @@ impl SledStorage {
     fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
         let mut data = Vec::with_capacity(st.snap_len.min(1 << 30) as usize);
         for n in 0..st.snap_chunks {
-            let key = chunk_key(n);
+            let key = chunk_key(st.snap.index, n);
             let what = || format!("snapshot chunk {n} of {}", st.snap_chunks);
             let sealed = self
                 .inner
-                .db
+                .chunks
                 .get(key)
                 .map_err(|e| self.sled(e))?
                 .ok_or_else(|| self.inner.keys.damaged(&format!("{} is missing", what())))?;

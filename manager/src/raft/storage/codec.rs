@@ -17,7 +17,13 @@ pub(super) const K_SNAP: &[u8] = b"m/snapshot";
 /// How many flushes the database has seen (see `raft-flushes`).
 pub(super) const K_FLUSHES: &[u8] = b"m/flushes";
 const P_ENTRY: &[u8] = b"e/";
+/// Where snapshot chunks lived before they had a tree of their own; still
+/// their name in the AAD, so chunks sealed then open now.
 const P_CHUNK: &[u8] = b"s/";
+/// The sled tree of snapshot chunks. Kept out of the main tree so the
+/// leaf that takes every append and hard state never holds megabytes of
+/// snapshot: sled rewrites a whole leaf when it consolidates or splits it.
+pub(super) const CHUNK_TREE: &[u8] = b"snapshot-chunks";
 const AAD_DOMAIN: &[u8] = b"shoal/raft/v1\0";
 
 /// Opens the sled database, waiting out the lock a just-dropped handle in
@@ -48,12 +54,29 @@ pub(super) fn entry_key(index: u64) -> [u8; 10] {
     k
 }
 
-/// Key of snapshot data chunk `n`.
-pub(super) fn chunk_key(n: u32) -> [u8; 6] {
+/// Name of snapshot data chunk `n` (its key in the old layout; its AAD).
+pub(super) fn chunk_label(n: u32) -> [u8; 6] {
     let mut k = [0u8; 6];
     k[..2].copy_from_slice(P_CHUNK);
     k[2..].copy_from_slice(&n.to_be_bytes());
     k
+}
+
+/// Key of chunk `n` of the snapshot at index `generation` in
+/// [`CHUNK_TREE`]. The index makes every snapshot's chunks a new
+/// generation: they are written and flushed before the `m/snapshot` record
+/// names them, and the previous generation goes only once that record is
+/// durable.
+pub(super) fn chunk_key(generation: u64, n: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&generation.to_be_bytes());
+    k[8..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The snapshot index a [`chunk_key`] belongs to.
+fn chunk_gen(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(..8)?.try_into().ok()?))
 }
 
 /// AAD binding a value to its key.
@@ -64,7 +87,7 @@ pub(super) fn aad(key: &[u8]) -> Vec<u8> {
 /// AAD of a snapshot chunk: its key plus which snapshot and how many chunks,
 /// so chunks of an older snapshot cannot be passed off as this one's.
 pub(super) fn chunk_aad(meta: &SnapshotMetadata, n: u32, chunks: u32) -> Vec<u8> {
-    let mut a = aad(&chunk_key(n));
+    let mut a = aad(&chunk_label(n));
     a.extend_from_slice(&meta.index.to_be_bytes());
     a.extend_from_slice(&meta.term.to_be_bytes());
     a.extend_from_slice(&chunks.to_be_bytes());
@@ -183,7 +206,7 @@ fn entry_index(keys: &Keys, key: &[u8]) -> Result<u64> {
 /// Loads the cached state and checks it hangs together: metadata
 /// authenticates, the log has no holes, its ends authenticate, snapshot
 /// chunks are all there, and the commit index is within the log.
-pub(super) fn load_state(db: &sled::Db, keys: &Keys) -> Result<State> {
+pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Result<State> {
     let mut st = State {
         hard: keys
             .get_message::<HardState>(db, K_HARD, "hard state")?
@@ -199,7 +222,8 @@ pub(super) fn load_state(db: &sled::Db, keys: &Keys) -> Result<State> {
         let rec = SnapRecord::decode(&plain)
             .ok_or_else(|| keys.damaged("snapshot metadata does not decode"))?;
         for n in 0..rec.chunks {
-            if !db.contains_key(chunk_key(n)).map_err(|e| keys.sled(e))? {
+            let key = chunk_key(rec.meta.index, n);
+            if !chunks.contains_key(key).map_err(|e| keys.sled(e))? {
                 return Err(
                     keys.damaged(&format!("snapshot chunk {n} of {} is missing", rec.chunks))
                 );
@@ -236,4 +260,56 @@ pub(super) fn load_state(db: &sled::Db, keys: &Keys) -> Result<State> {
         )));
     }
     Ok(st)
+}
+
+/// Moves snapshot chunks of the old layout (`s/<n>` in the main tree) into
+/// [`CHUNK_TREE`] under the recorded snapshot's generation. The sealed
+/// bytes move as they are (their AAD names the chunk, not the key). Safe
+/// to repeat after a crash: copy and flush first, then remove and flush.
+pub(super) fn migrate_legacy_chunks(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Result<()> {
+    let legacy: Vec<(sled::IVec, sled::IVec)> = db
+        .scan_prefix(P_CHUNK)
+        .collect::<sled::Result<_>>()
+        .map_err(|e| keys.sled(e))?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let sealed = db
+        .get(K_SNAP)
+        .map_err(|e| keys.sled(e))?
+        .ok_or_else(|| keys.damaged("snapshot chunks are stored but no snapshot metadata"))?;
+    let plain = keys.open_aad(&sealed, &aad(K_SNAP), || "snapshot metadata".into())?;
+    let generation = SnapRecord::decode(&plain)
+        .ok_or_else(|| keys.damaged("snapshot metadata does not decode"))?
+        .meta
+        .index;
+    let mut copy = sled::Batch::default();
+    let mut remove = sled::Batch::default();
+    for (key, value) in &legacy {
+        let n = key
+            .get(2..6)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| keys.damaged("a snapshot chunk has a malformed key"))?;
+        copy.insert(&chunk_key(generation, n)[..], value.clone());
+        remove.remove(key.clone());
+    }
+    chunks.apply_batch(copy).map_err(|e| keys.sled(e))?;
+    db.flush().map_err(|e| keys.sled(e))?;
+    db.apply_batch(remove).map_err(|e| keys.sled(e))?;
+    db.flush().map_err(|e| keys.sled(e))?;
+    Ok(())
+}
+
+/// Removes chunks of every generation but `keep` (left by a crash between
+/// writing a snapshot and dropping the one it replaced).
+pub(super) fn drop_stale_chunks(chunks: &sled::Tree, keys: &Keys, keep: u64) -> Result<()> {
+    let mut stale = sled::Batch::default();
+    for key in chunks.iter().keys() {
+        let key = key.map_err(|e| keys.sled(e))?;
+        if chunk_gen(&key) != Some(keep) {
+            stale.remove(key);
+        }
+    }
+    chunks.apply_batch(stale).map_err(|e| keys.sled(e))
 }

@@ -27,6 +27,12 @@ pub(super) struct Plan<'a> {
     pub(super) keys: &'a Keys,
     pub(super) st: State,
     pub(super) batch: sled::Batch,
+    /// Chunks of a new snapshot, for [`codec::CHUNK_TREE`]: made durable
+    /// before `batch`, whose `m/snapshot` record names them.
+    pub(super) new_chunks: Option<sled::Batch>,
+    /// The generation and chunk count of the snapshot being replaced: its
+    /// chunks are removed once `batch` is durable.
+    pub(super) old_chunks: Option<(u64, u32)>,
 }
 
 impl Plan<'_> {
@@ -132,20 +138,33 @@ impl Plan<'_> {
         self.set_hard_state(hs);
         self.set_conf_state(meta.get_conf_state().clone());
         let data = std::mem::take(&mut snap.data);
-        self.write_snapshot(meta, &data);
-        Ok(())
+        self.write_snapshot(meta, &data)
     }
 
-    /// Writes snapshot metadata and data chunks; drops surplus old chunks.
-    pub(super) fn write_snapshot(&mut self, meta: SnapshotMetadata, data: &[u8]) {
+    /// Writes snapshot data chunks (a new generation, in their own tree)
+    /// and the metadata record naming them; the old generation is dropped
+    /// after the record is durable.
+    pub(super) fn write_snapshot(&mut self, meta: SnapshotMetadata, data: &[u8]) -> Result<()> {
+        if self.new_chunks.is_some()
+            || (self.st.snap.index != 0 && meta.index <= self.st.snap.index)
+        {
+            return Err(StorageError::Invalid(format!(
+                "snapshot at index {} does not follow the stored one at {}",
+                meta.index, self.st.snap.index
+            )));
+        }
         let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
+        let mut batch = sled::Batch::default();
         for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
             let aad = codec::chunk_aad(&meta, n as u32, chunks);
-            self.batch
-                .insert(&chunk_key(n as u32)[..], self.keys.key().seal(chunk, &aad));
+            batch.insert(
+                &chunk_key(meta.index, n as u32)[..],
+                self.keys.key().seal(chunk, &aad),
+            );
         }
-        for n in chunks..self.st.snap_chunks {
-            self.batch.remove(&chunk_key(n)[..]);
+        self.new_chunks = Some(batch);
+        if self.st.snap_chunks > 0 && self.st.snap.index != meta.index {
+            self.old_chunks = Some((self.st.snap.index, self.st.snap_chunks));
         }
         let record = SnapRecord {
             chunks,
@@ -157,5 +176,6 @@ impl Plan<'_> {
         self.st.snap = meta;
         self.st.snap_chunks = chunks;
         self.st.snap_len = data.len() as u64;
+        Ok(())
     }
 }

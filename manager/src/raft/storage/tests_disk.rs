@@ -202,9 +202,79 @@ fn missing_snapshot_chunk_fails_open() {
         s.create_snapshot(1, ConfState::default(), vec![7; CHUNK_LEN + 1])
             .unwrap();
     }
-    remove_raw(dir.path(), &codec::chunk_key(1));
+    {
+        let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+        let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
+        chunks.remove(codec::chunk_key(1, 1)).unwrap();
+        db.flush().unwrap();
+    }
     let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
     assert!(err.contains("snapshot chunk 1 of 2 is missing"), "{err}");
+}
+
+#[test]
+fn snapshots_stay_out_of_the_log_tree_and_old_ones_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    {
+        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        s.append(&(1..=3).map(|i| new_entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        s.create_snapshot(1, ConfState::default(), vec![1; CHUNK_LEN + 1])
+            .unwrap();
+        s.create_snapshot(3, ConfState::default(), b"later".to_vec())
+            .unwrap();
+    }
+    let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+    assert!(
+        db.iter().values().all(|v| v.unwrap().len() < 1024),
+        "no snapshot data in the main tree"
+    );
+    let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
+    let gens: Vec<Vec<u8>> = chunks.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+    assert_eq!(
+        gens,
+        vec![codec::chunk_key(3, 0).to_vec()],
+        "only the last snapshot"
+    );
+    drop((chunks, db));
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"later");
+}
+
+#[test]
+fn chunks_in_the_old_layout_are_moved_and_strays_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DataKey::generate();
+    let big = vec![9; CHUNK_LEN + 5];
+    {
+        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        s.append(&[new_entry(1, 1), new_entry(2, 1)]).unwrap();
+        s.create_snapshot(2, ConfState::default(), big.clone())
+            .unwrap();
+    }
+    {
+        // Put the chunks back where the old layout kept them, and leave a
+        // stray generation behind as a crash would.
+        let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+        let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
+        for n in 0..2 {
+            let v = chunks.remove(codec::chunk_key(2, n)).unwrap().unwrap();
+            db.insert(codec::chunk_label(n), v).unwrap();
+        }
+        chunks
+            .insert(codec::chunk_key(7, 0), b"stray".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    assert!(s.snapshot(0, 1).unwrap().data[..] == big[..]);
+    drop(s);
+    let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+    assert_eq!(db.scan_prefix(b"s/").count(), 0);
+    let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert!(!chunks.contains_key(codec::chunk_key(7, 0)).unwrap());
 }
 
 #[test]
