@@ -30,7 +30,11 @@ pub struct OpenedKeys {
 /// Opens (or, for a new manager, creates) the key store in `dir`. A locked
 /// store needs `unlock`; a new one is sealed with `unlock` when given. A
 /// restart (`must_exist`) never creates one: missing keys are an error.
-pub fn open_keys(dir: &Path, unlock: Option<&UnlockKey>, must_exist: bool) -> Result<OpenedKeys, ManagerError> {
+pub fn open_keys(
+    dir: &Path,
+    unlock: Option<&UnlockKey>,
+    must_exist: bool,
+) -> Result<OpenedKeys, ManagerError> {
     if !must_exist && !KeyStore::exists(dir) {
         let lock = unlock.map_or(Lock::None, Lock::UnlockKey);
         let (store, data_key) = KeyStore::create(dir, lock)?;

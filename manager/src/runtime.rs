@@ -161,7 +161,11 @@ impl Manager {
         // A restart opens the keys it sealed its state with; only a new
         // manager makes them (a lost key file is not a fresh start).
         let restart = matches!(bootstrap, Bootstrap::Restart);
-        let keys = crate::autolock::open_keys(&config.dir.join("keys"), config.unlock_key.as_ref(), restart)?;
+        let keys = crate::autolock::open_keys(
+            &config.dir.join("keys"),
+            config.unlock_key.as_ref(),
+            restart,
+        )?;
         let storage = SledStorage::open(&config.dir.join("raft"), keys.data_key.clone())?;
         let (new_cluster, peers) = match bootstrap {
             Bootstrap::New {
@@ -350,9 +354,11 @@ pub fn force_new_cluster(
         source,
     })?;
     let storage = SledStorage::open(&raft_dir, keys.data_key)?;
-    let mut hard_state = raft::prelude::HardState::default();
-    hard_state.term = term.max(1);
-    hard_state.commit = index.max(1);
+    let hard_state = raft::prelude::HardState {
+        term: term.max(1),
+        commit: index.max(1),
+        ..Default::default()
+    };
     let snapshot = node::single_member_snapshot(member, store, index.max(1), term.max(1));
     storage.persist_ready(&[], Some(hard_state), Some(snapshot))?;
     Ok(())
