@@ -13,6 +13,7 @@ mod network;
 mod node;
 mod payload;
 mod secret;
+mod stored;
 mod swarm;
 mod tree;
 mod version;
