@@ -184,7 +184,8 @@ impl SwarmNode {
         };
         file.save(&self.state_dir).map_err(internal)?;
         inner.manager = Some(manager);
-        self.start_agent(&mut inner, &file, tls).map_err(internal)?;
+        self.start_agent(&mut inner, &file, NodeTls { creds, client: tls })
+            .map_err(internal)?;
         inner.file = Some(file);
         tracing::info!(node = %node_id, %advertise, "swarm initialized");
         Ok(SwarmInitResponse {
@@ -237,15 +238,15 @@ impl SwarmNode {
             .map_err(internal)?;
         file.managers = vec![file.advertise_addr.clone()];
         file.save(&self.state_dir).map_err(internal)?;
-        let creds = NodeCredentials::load(&self.creds_dir())
-            .map_err(internal)?
-            .ok_or_else(|| Status::internal("certificates missing"))?;
-        let tls = inner
-            .tls
-            .clone()
-            .ok_or_else(|| Status::internal("no TLS state"))?;
+        let tls = inner.node_tls()?;
         let manager = self
-            .start_manager(&file, creds, &tls, Bootstrap::Restart, None)
+            .start_manager(
+                &file,
+                tls.creds.clone(),
+                &tls.client,
+                Bootstrap::Restart,
+                None,
+            )
             .await
             .map_err(|e| Status::internal(format!("{e:#}")))?;
         inner.manager = Some(manager);

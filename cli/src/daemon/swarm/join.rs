@@ -52,32 +52,12 @@ impl SwarmNode {
             raft_id: 0,
             managers: vec![remote.clone()],
         };
-        let tls = ClientTls::new(creds.client_config().map_err(internal)?);
+        let tls = NodeTls {
+            client: ClientTls::new(creds.client_config().map_err(internal)?),
+            creds,
+        };
         if identity.role == NodeRole::Manager {
-            let mut membership =
-                RaftMembershipClient::new(shoal_proto::net::channel(&remote, tls.clone()));
-            let joined = membership
-                .join(JoinRequest {
-                    addr: advertise.to_string(),
-                })
-                .await
-                .map_err(|s| join_error(&remote, s))?
-                .into_inner();
-            file.raft_id = joined.raft_id;
-            file.managers = joined.members.iter().map(|m| m.addr.clone()).collect();
-            let manager = self
-                .start_manager(
-                    &file,
-                    creds.clone(),
-                    &tls,
-                    Bootstrap::Join {
-                        peers: joined.members,
-                    },
-                    None,
-                )
-                .await
-                .map_err(|e| Status::internal(format!("{e:#}")))?;
-            inner.manager = Some(manager);
+            inner.manager = Some(self.join_raft(&mut file, &tls, &remote).await?);
         }
         file.save(&self.state_dir).map_err(internal)?;
         self.start_agent(&mut inner, &file, tls).map_err(internal)?;
@@ -92,7 +72,7 @@ impl SwarmNode {
 }
 
 /// A join refused or unreachable, said so a user can act on it.
-fn join_error(remote: &str, status: Status) -> Status {
+pub(super) fn join_error(remote: &str, status: Status) -> Status {
     use std::error::Error;
     let mut detail = status.message().to_string();
     let mut source = status.source();

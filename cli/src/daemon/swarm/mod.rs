@@ -63,9 +63,26 @@ struct Inner {
     manager: Option<Manager>,
     /// Stops the node-side loops: agent, manager-list keeper, renewal.
     agent: Option<CancellationToken>,
-    /// The node's client TLS, shared by its agent and manager.
-    tls: Option<ClientTls>,
+    /// The node's credentials and client TLS, shared by its agent and manager.
+    tls: Option<NodeTls>,
     session: Option<watch::Receiver<SessionState>>,
+}
+
+/// A node's credentials and the client TLS built from them, kept together
+/// so renewal swaps both and nothing re-reads them from disk.
+#[derive(Clone)]
+struct NodeTls {
+    creds: NodeCredentials,
+    client: ClientTls,
+}
+
+impl Inner {
+    /// The node's credentials and client TLS; an error outside a swarm.
+    fn node_tls(&self) -> Result<NodeTls, Status> {
+        self.tls
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("This node is not part of a swarm"))
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -143,14 +160,14 @@ impl SwarmNode {
                         "this manager is locked: run `shoal swarm unlock` with the swarm's unlock key"
                     );
                     self.slot.set_locked(true);
-                    inner.tls = Some(tls);
+                    inner.tls = Some(NodeTls { creds, client: tls });
                     inner.file = Some(file);
                     return Ok(());
                 }
                 Err(e) => return Err(e),
             }
         }
-        self.start_agent(&mut inner, &file, tls)?;
+        self.start_agent(&mut inner, &file, NodeTls { creds, client: tls })?;
         tracing::info!(node = %file.node_id, role = %file.role, "resumed swarm membership");
         inner.file = Some(file);
         Ok(())
@@ -178,19 +195,47 @@ impl SwarmNode {
         Ok(Manager::start(config, bootstrap, self.slot.clone()).await?)
     }
 
-    fn start_agent(
+    /// Joins Raft through the manager at `via` (this node holds a manager
+    /// certificate) and starts the manager from the members it answers
+    /// with; records the Raft id and managers in `file`.
+    async fn join_raft(
         &self,
-        inner: &mut Inner,
-        file: &SwarmFile,
-        tls: ClientTls,
-    ) -> anyhow::Result<()> {
+        file: &mut SwarmFile,
+        tls: &NodeTls,
+        via: &str,
+    ) -> Result<Manager, Status> {
+        let mut membership =
+            RaftMembershipClient::new(shoal_proto::net::channel(via, tls.client.clone()));
+        let joined = membership
+            .join(JoinRequest {
+                addr: file.advertise_addr.clone(),
+            })
+            .await
+            .map_err(|s| join::join_error(via, s))?
+            .into_inner();
+        file.raft_id = joined.raft_id;
+        file.managers = joined.members.iter().map(|m| m.addr.clone()).collect();
+        self.start_manager(
+            file,
+            tls.creds.clone(),
+            &tls.client,
+            Bootstrap::Join {
+                peers: joined.members,
+            },
+            None,
+        )
+        .await
+        .map_err(|e| Status::internal(format!("{e:#}")))
+    }
+
+    fn start_agent(&self, inner: &mut Inner, file: &SwarmFile, tls: NodeTls) -> anyhow::Result<()> {
         let mut managers = file.managers.clone();
         if file.is_manager() {
             managers.insert(0, file.advertise_addr.clone());
         }
         let config = AgentConfig {
             managers,
-            tls: tls.clone(),
+            tls: tls.client.clone(),
             description: self.description(),
         };
         let stop = CancellationToken::new();
@@ -224,15 +269,15 @@ impl SwarmNode {
             .file
             .clone()
             .ok_or_else(|| Status::failed_precondition("This node is not part of a swarm"))?;
-        let creds = NodeCredentials::load(&self.creds_dir())
-            .map_err(internal)?
-            .ok_or_else(|| Status::internal("certificates missing"))?;
-        let tls = inner
-            .tls
-            .clone()
-            .ok_or_else(|| Status::internal("no TLS state"))?;
+        let tls = inner.node_tls()?;
         let manager = self
-            .start_manager(&file, creds, &tls, Bootstrap::Restart, Some(key))
+            .start_manager(
+                &file,
+                tls.creds.clone(),
+                &tls.client,
+                Bootstrap::Restart,
+                Some(key),
+            )
             .await
             .map_err(|e| match e.downcast_ref::<ManagerError>() {
                 Some(ManagerError::WrongUnlockKey) => Status::invalid_argument(e.to_string()),

@@ -4,7 +4,7 @@
 use super::*;
 
 impl SwarmNode {
-    /// What renewal needs: the current credentials (from disk), the
+    /// What renewal needs: the current credentials, the
     /// manager to ask (a manager asks itself; it forwards to the leader),
     /// and the node's client TLS. `None` outside a swarm.
     pub async fn renewal_view(&self) -> Option<(NodeCredentials, String, ClientTls)> {
@@ -18,8 +18,7 @@ impl SwarmNode {
             .and_then(|s| s.borrow().manager.clone())
             .or_else(|| file.is_manager().then(|| file.advertise_addr.clone()))
             .or_else(|| file.managers.first().cloned())?;
-        let creds = NodeCredentials::load(&self.creds_dir()).ok()??;
-        Some((creds, manager, tls))
+        Some((tls.creds, manager, tls.client))
     }
 
     /// Puts renewed credentials to use: on disk, in the node's client TLS,
@@ -38,36 +37,16 @@ impl SwarmNode {
             "renewed credentials name another node"
         );
         creds.save(&self.creds_dir())?;
-        let tls = inner
-            .tls
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no TLS state"))?;
-        tls.set(creds.client_config()?);
+        let tls = NodeTls {
+            client: inner.node_tls()?.client,
+            creds: creds.clone(),
+        };
+        tls.client.set(creds.client_config()?);
+        inner.tls = Some(tls.clone());
         match (file.is_manager(), identity.role) {
             (false, NodeRole::Manager) => {
-                let mut membership =
-                    RaftMembershipClient::new(shoal_proto::net::channel(via, tls.clone()));
-                let joined = membership
-                    .join(JoinRequest {
-                        addr: file.advertise_addr.clone(),
-                    })
-                    .await?
-                    .into_inner();
                 file.role = "manager".into();
-                file.raft_id = joined.raft_id;
-                file.managers = joined.members.iter().map(|m| m.addr.clone()).collect();
-                let manager = self
-                    .start_manager(
-                        &file,
-                        creds.clone(),
-                        &tls,
-                        Bootstrap::Join {
-                            peers: joined.members,
-                        },
-                        None,
-                    )
-                    .await?;
-                inner.manager = Some(manager);
+                inner.manager = Some(self.join_raft(&mut file, &tls, via).await?);
                 file.save(&self.state_dir)?;
                 tracing::info!(node = %file.node_id, "promoted: this node is now a manager");
             }
