@@ -14,4 +14,5 @@
 
 pub mod agent;
 pub mod engine;
+pub mod exec;
 pub mod host;

@@ -1,0 +1,214 @@
+//! Engines behind one trait. The task actor (`crate::task`) drives a task
+//! through its life by calling these in order:
+//!
+//! ```text
+//!   prepare ──> start ──> wait ─────────────> (exit)
+//!      │          │         │
+//!      └──────────┴─────────┴──> stop (signal, grace, kill) ──> remove
+//! ```
+//!
+//! Every call is idempotent and keyed by task id, so a restarted daemon can
+//! call them again on tasks it finds with [`Engine::list`] (adoption)
+//! instead of starting duplicates. Engines keep what they need to find
+//! their tasks again on their own (Docker labels, process-engine state
+//! files under the state dir); the caller keeps nothing for them.
+//!
+//! - `docker`: the local Docker Engine through bollard.
+//! - `process`: built in; the task's command from the host's filesystem in
+//!   its own network, pid, mount, uts and ipc namespaces and cgroup.
+//! - `sim`: no process; for control-plane benchmarks and tests.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use shoal_proto::objects::Task;
+
+use crate::engine::EngineInfo;
+
+/// A stream of a task's log lines.
+pub type LogStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<LogLine, ExecError>> + Send + 'static>>;
+
+/// Everything an engine needs to run one task.
+#[derive(Clone, Default)]
+pub struct TaskRun {
+    /// The task as the dispatcher assigned it (spec, ids, slot, service).
+    pub task: Task,
+    /// Files the task must see: its secrets and configs, data included.
+    pub files: Vec<TaskFile>,
+}
+
+impl std::fmt::Debug for TaskRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRun")
+            .field("task", &self.task.id)
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// A secret or config as the task sees it. Secret data must never be
+/// logged and never written anywhere but tmpfs.
+#[derive(Clone, Default)]
+pub struct TaskFile {
+    /// Absolute path inside the task: `/run/secrets/<name>` for secrets,
+    /// the config's target (default `/<name>`) for configs.
+    pub path: PathBuf,
+    /// The content.
+    pub data: Vec<u8>,
+    /// Owner inside the task.
+    pub uid: u32,
+    /// Group inside the task.
+    pub gid: u32,
+    /// Permission bits (0o444 when the spec gives none).
+    pub mode: u32,
+    /// Whether this is a secret (stricter handling: tmpfs only, never logged).
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for TaskFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the data.
+        f.debug_struct("TaskFile")
+            .field("path", &self.path)
+            .field("bytes", &self.data.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// How a task's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code (128 + signal when killed by a signal, as Docker).
+    pub code: i32,
+    /// A short human explanation when there is one (e.g. "killed by SIGKILL",
+    /// "OOM killed").
+    pub message: String,
+}
+
+/// A task an engine knows of (for adoption after a daemon restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineTask {
+    /// The task id.
+    pub task_id: String,
+    /// Whether its process is running now.
+    pub running: bool,
+    /// How it ended, when it has.
+    pub exit: Option<Exit>,
+    /// Engine-side handle shown to users: container id, or the pid.
+    pub handle: String,
+    /// The pid of its main process, where there is one.
+    pub pid: Option<i32>,
+}
+
+/// Output of [`Engine::exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The command's exit code.
+    pub code: i32,
+    /// Its combined output, truncated to a few KiB (health check reports).
+    pub output: String,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line a task wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the engine captured it.
+    pub timestamp: SystemTime,
+    /// Which stream.
+    pub source: LogSource,
+    /// The bytes, newline included when there was one.
+    pub data: Vec<u8>,
+}
+
+/// What [`Engine::logs`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the task's logs end.
+    pub follow: bool,
+    /// Only the last N lines (all when `None`).
+    pub tail: Option<usize>,
+    /// Only lines at or after this time.
+    pub since: Option<SystemTime>,
+}
+
+/// Why an engine call failed. `rejected` errors mean the task can never
+/// run as specified (the worker reports the task `rejected`); others are
+/// failures of this attempt (`failed`).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The task cannot run on this engine as specified (no command on the
+    /// process engine, image not available, bad user, ...).
+    #[error("{0}")]
+    Rejected(String),
+    /// The engine does not know the task.
+    #[error("task {0} is not known to the engine")]
+    NotFound(String),
+    /// Anything else: I/O, the Docker API, a syscall.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ExecError {
+    /// Whether the task can never run as specified.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, ExecError::Rejected(_))
+    }
+}
+
+/// An engine: what runs tasks on this node.
+#[tonic::async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Which engine, and its version.
+    fn info(&self) -> EngineInfo;
+
+    /// Makes the task ready to start: checks that it can run (image
+    /// present, command given), creates its sandbox (network namespace or
+    /// container) and writes its files. Idempotent; a prepared task is
+    /// left as it is.
+    async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError>;
+
+    /// Starts the prepared task. Starting a running task is a no-op.
+    async fn start(&self, task_id: &str) -> Result<(), ExecError>;
+
+    /// Waits until the task's process exits. May be dropped and called
+    /// again (by an adopting daemon, too); an exited task answers at once.
+    async fn wait(&self, task_id: &str) -> Result<Exit, ExecError>;
+
+    /// Stops the task: `signal` (default SIGTERM), then SIGKILL after
+    /// `grace`. Returns once every process of the task is gone. Stopping
+    /// a task that is not running is a no-op.
+    async fn stop(&self, task_id: &str, signal: Option<&str>, grace: Duration)
+    -> Result<(), ExecError>;
+
+    /// Removes everything of the task: processes (killed if needed),
+    /// sandbox, files, cgroup. Removing an unknown task is a no-op.
+    async fn remove(&self, task_id: &str) -> Result<(), ExecError>;
+
+    /// Every task this engine holds, running or exited (adoption after a
+    /// daemon restart).
+    async fn list(&self) -> Result<Vec<EngineTask>, ExecError>;
+
+    /// Runs `cmd` inside the running task (health checks).
+    async fn exec(
+        &self,
+        task_id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ExecError>;
+
+    /// The task's log lines.
+    async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
+}
