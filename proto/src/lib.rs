@@ -11,6 +11,7 @@
 //! - [`identity`]: node ids, roles and identities read from certificates;
 //!   node keys and CSRs.
 //! - [`token`]: the root CA digest and join tokens (both sides parse them).
+//! - [`task_state`]: task states in order, terminal or not, Docker's names.
 //! - [`tls`]: the rustls configs for every connection between nodes.
 //!
 //! `manager` and `worker` never depend on each other: this crate is all
@@ -22,6 +23,7 @@ pub mod credentials;
 pub mod identity;
 pub mod net;
 pub mod shutdown;
+pub mod task_state;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

@@ -13,6 +13,7 @@ mod cluster;
 mod filters;
 mod nodes;
 mod resources;
+mod services;
 
 use std::sync::{Arc, RwLock};
 
@@ -149,15 +150,15 @@ impl Control for ControlApi {
     }
     async fn create_service(
         &self,
-        _: Request<CreateServiceRequest>,
+        r: Request<CreateServiceRequest>,
     ) -> Result<Response<CreateServiceResponse>, Status> {
-        not_yet("service create")
+        lead!(self, r, create_service, service_create)
     }
     async fn get_service(
         &self,
-        _: Request<GetServiceRequest>,
+        r: Request<GetServiceRequest>,
     ) -> Result<Response<GetServiceResponse>, Status> {
-        not_yet("service inspect")
+        lead!(self, r, get_service, service_get)
     }
     async fn list_services(
         &self,
@@ -167,27 +168,27 @@ impl Control for ControlApi {
     }
     async fn update_service(
         &self,
-        _: Request<UpdateServiceRequest>,
+        r: Request<UpdateServiceRequest>,
     ) -> Result<Response<UpdateServiceResponse>, Status> {
-        not_yet("service update")
+        lead!(self, r, update_service, service_update)
     }
     async fn remove_service(
         &self,
-        _: Request<RemoveServiceRequest>,
+        r: Request<RemoveServiceRequest>,
     ) -> Result<Response<RemoveServiceResponse>, Status> {
-        not_yet("service rm")
+        lead!(self, r, remove_service, service_remove)
     }
     async fn get_task(
         &self,
-        _: Request<GetTaskRequest>,
+        r: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
-        not_yet("task inspect")
+        lead!(self, r, get_task, task_get)
     }
     async fn list_tasks(
         &self,
-        _: Request<ListTasksRequest>,
+        r: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
-        not_yet("task listing")
+        lead!(self, r, list_tasks, task_list)
     }
     async fn create_network(
         &self,
@@ -278,5 +279,8 @@ use nodes::{node_get, node_list, node_remove, node_update};
 use resources::{
     config_create, config_get, config_list, config_remove, network_create, network_get,
     network_list, network_remove, secret_create, secret_get, secret_list, secret_remove,
-    service_list,
+};
+use services::{
+    service_create, service_get, service_list, service_remove, service_update, task_get,
+    task_list,
 };

@@ -365,26 +365,6 @@ pub async fn network_remove(
     Ok(RemoveNetworkResponse {})
 }
 
-pub async fn service_list(
-    ctx: &ManagerContext,
-    r: ListServicesRequest,
-) -> Result<ListServicesResponse, Status> {
-    let f = r.filters.as_ref();
-    let services = ctx
-        .read(|t| {
-            t.all::<Service>()
-                .filter(|s| {
-                    let (name, labels) =
-                        annotations(s.spec.as_ref().and_then(|x| x.annotations.as_ref()));
-                    matches(f, &s.id, name, &labels)
-                })
-                .cloned()
-                .collect()
-        })
-        .await?;
-    Ok(ListServicesResponse { services })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,238 @@
+//! The orchestrator: a leader-only loop that turns services into tasks and
+//! keeps them there. It watches the store; every commit that touches a
+//! service, its tasks, the nodes or the cluster marks services dirty; after
+//! a short batching window it reconciles them ([`reconcile`]), steps their
+//! rolling updates ([`update`]), reaps old tasks and commits all of it in
+//! one batch. A batch that loses a race (another writer moved a task) is
+//! simply computed again from the new state.
+//!
+//! Restart delays are deadlines the loop sleeps toward, not timers per
+//! task: the earliest one wakes it and every dirty service is looked at.
+
+pub mod reconcile;
+pub mod task;
+pub mod update;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use shoal_proto::objects::{Node, Service, Task, TaskState};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::ManagerContext;
+use crate::store::{Object, Tables};
+
+/// How long changes are gathered before reconciling (a burst of commits,
+/// like `--replicas 100` being scheduled, becomes one pass).
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// Wait after a failed commit before computing again.
+const RETRY: Duration = Duration::from_millis(100);
+/// Default task history per slot (Docker's `--task-history-limit`).
+const DEFAULT_HISTORY: usize = 5;
+
+/// Runs until `shutdown` (the end of this manager's leadership).
+pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
+    let (services, mut events) = ctx
+        .store
+        .view_and_watch(|t| t.all::<Service>().map(|s| s.id.clone()).collect::<Vec<_>>());
+    let mut dirty: BTreeSet<String> = services.into_iter().collect();
+    let mut all_dirty = true;
+    let mut updates = update::Updates::default();
+    let mut wake_at: Option<SystemTime> = None;
+    loop {
+        if !dirty.is_empty() || all_dirty {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(BATCH_WINDOW) => {}
+            }
+            // Take what arrived during the window too.
+            loop {
+                match events.try_recv() {
+                    Ok(commit) => mark(&ctx, &commit, &mut dirty, &mut all_dirty),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => all_dirty = true,
+                    Err(_) => break,
+                }
+            }
+            if all_dirty {
+                dirty.extend(ctx.store.view(|t| {
+                    t.all::<Service>().map(|s| s.id.clone()).collect::<Vec<_>>()
+                }));
+            }
+            let now = SystemTime::now();
+            let (batch, next_wake) = match ctx.store.build(|tx| {
+                let t = tx.tables();
+                let mut next_wake: Option<SystemTime> = None;
+                for id in &dirty {
+                    pass(tx, t, id, &mut updates, now, &mut next_wake)?;
+                }
+                if all_dirty {
+                    reap_orphans(tx, t)?;
+                }
+                Ok::<_, crate::store::StoreError>(next_wake)
+            }) {
+                Ok(built) => built,
+                Err(e) => {
+                    tracing::warn!(error = %e, "orchestrator could not build its changes; retrying");
+                    sleep_or_stop(&shutdown, RETRY).await;
+                    continue;
+                }
+            };
+            let changes = batch.actions.len();
+            if let Err(e) = ctx.commit(batch).await {
+                tracing::debug!(error = %e.message(), "orchestrator commit lost a race; recomputing");
+                sleep_or_stop(&shutdown, RETRY).await;
+                continue;
+            }
+            if changes > 0 {
+                tracing::debug!(changes, services = dirty.len(), "orchestrator committed");
+            }
+            wake_at = next_wake;
+            dirty.clear();
+            all_dirty = false;
+        }
+        let sleep = wake_at
+            .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default())
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(sleep), if wake_at.is_some() => {
+                all_dirty = true;
+                wake_at = None;
+            }
+            received = events.recv() => match received {
+                Ok(commit) => mark(&ctx, &commit, &mut dirty, &mut all_dirty),
+                Err(RecvError::Lagged(_)) => all_dirty = true,
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+/// Marks the services a commit concerns.
+fn mark(
+    ctx: &ManagerContext,
+    commit: &crate::store::Commit,
+    dirty: &mut BTreeSet<String>,
+    all: &mut bool,
+) {
+    if commit.reset {
+        *all = true;
+        return;
+    }
+    for event in &commit.events {
+        match &event.object {
+            Object::Service(s) => {
+                dirty.insert(s.id.clone());
+            }
+            Object::Task(t) => {
+                if ctx.store.view(|tables| tables.get::<Service>(&t.service_id).is_some()) {
+                    dirty.insert(t.service_id.clone());
+                } else {
+                    // A task of a removed service: the reaper's business.
+                    *all = true;
+                }
+            }
+            // Nodes come and go, go down, drain: every service may care.
+            Object::Node(_) | Object::Cluster(_) => *all = true,
+            _ => {}
+        }
+    }
+}
+
+fn history_limit(t: &Tables) -> usize {
+    t.cluster()
+        .and_then(|c| c.spec.as_ref()?.orchestration.as_ref())
+        .map(|o| o.task_history_retention_limit)
+        .filter(|l| *l > 0)
+        .map_or(DEFAULT_HISTORY, |l| l as usize)
+}
+
+/// One service's pass: restarts and slots, its update, its reaping.
+fn pass(
+    tx: &mut crate::store::Tx<'_>,
+    t: &Tables,
+    service_id: &str,
+    updates: &mut update::Updates,
+    now: SystemTime,
+    next_wake: &mut Option<SystemTime>,
+) -> Result<(), crate::store::StoreError> {
+    let mut wake = |at: Option<SystemTime>| {
+        if let Some(at) = at {
+            *next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
+        }
+    };
+    let Some(service) = t.get::<Service>(service_id) else {
+        updates.forget(service_id);
+        let tasks: Vec<&Task> = t.tasks_of_service(service_id).collect();
+        for id in reconcile::reap(t, None, &tasks, 0) {
+            tx.remove::<Task>(&id)?;
+        }
+        return Ok(());
+    };
+    let plan = reconcile::reconcile(t, service, now);
+    wake(plan.wake_at);
+    let step = updates.step(t, service, now);
+    wake(step.wake_at);
+
+    let mut desired: std::collections::BTreeMap<String, TaskState> = Default::default();
+    for (id, state) in plan.desire.into_iter().chain(step.desire) {
+        let e = desired.entry(id).or_insert(state);
+        *e = (*e).max(state);
+    }
+    // Tasks the pass creates or stops are not reaped in the same batch.
+    let mut touched: BTreeSet<String> = desired.keys().cloned().collect();
+    for (id, state) in desired {
+        if let Some(task) = t.get::<Task>(&id)
+            && task.desired_state() < state
+        {
+            let mut task = task.clone();
+            task.set_desired_state(state);
+            tx.update(task)?;
+        }
+    }
+    for task in plan.create.into_iter().chain(step.create) {
+        touched.insert(task.id.clone());
+        tx.create(task)?;
+    }
+    if let Some(s) = step.service {
+        tx.update(s)?;
+    }
+    let tasks: Vec<&Task> = t
+        .tasks_of_service(service_id)
+        .filter(|task| !touched.contains(&task.id))
+        .collect();
+    for id in reconcile::reap(t, Some(service), &tasks, history_limit(t)) {
+        tx.remove::<Task>(&id)?;
+    }
+    Ok(())
+}
+
+/// Tasks whose service or node is gone and which no longer run.
+fn reap_orphans(
+    tx: &mut crate::store::Tx<'_>,
+    t: &Tables,
+) -> Result<(), crate::store::StoreError> {
+    let orphans: Vec<String> = t
+        .all::<Task>()
+        .filter(|task| {
+            let no_service = t.get::<Service>(&task.service_id).is_none();
+            let no_node = !task.node_id.is_empty() && t.get::<Node>(&task.node_id).is_none();
+            let stopped = shoal_proto::task_state::observed(task).is_terminal()
+                || shoal_proto::task_state::observed(task) < TaskState::Assigned;
+            (no_service && (stopped || no_node)) || (no_node && !task::is_live(task))
+        })
+        .map(|task| task.id.clone())
+        .collect();
+    for id in orphans {
+        tx.remove::<Task>(&id)?;
+    }
+    Ok(())
+}

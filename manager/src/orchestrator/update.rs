@@ -1,0 +1,276 @@
+//! Rolling updates and rollbacks. While a service's `UpdateStatus` says
+//! `updating` (or `rollback_started`), its live tasks whose spec is not
+//! the service's are replaced `parallelism` slots at a time:
+//!
+//! ```text
+//!  pick batch ─> replace (stop-first: old shuts down as new is created;
+//!      ^         start-first: old shuts down once new runs)
+//!      │                     │
+//!      └── delay <── monitor ┴── every new task running (and healthy)
+//! ```
+//!
+//! A new task that fails, is rejected or exits before its batch has been
+//! monitored counts as a failure; past `max_failure_ratio` the failure
+//! action applies: pause, continue, or roll back to the previous spec
+//! (which then proceeds with the rollback config). The run's progress
+//! lives in memory on the leader; a new leader starts the remaining slots
+//! afresh from what the store says.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use shoal_proto::objects::{
+    Service, Task, TaskState, UpdateConfig, task_status, update_config, update_status,
+};
+use shoal_proto::task_state::observed;
+
+use super::reconcile::eligible_nodes;
+use super::task::{Mode, SlotKey, by_slot, is_live, new_task};
+use crate::store::Tables;
+
+/// Docker's default monitor period.
+const DEFAULT_MONITOR: Duration = Duration::from_secs(5);
+
+/// What an update step changes.
+#[derive(Debug, Default)]
+pub struct UpdatePlan {
+    /// Replacement tasks.
+    pub create: Vec<Task>,
+    /// Old tasks to stop.
+    pub desire: Vec<(String, TaskState)>,
+    /// The service with a new update status (or rolled-back spec).
+    pub service: Option<Service>,
+    /// When to look again if nothing happens before.
+    pub wake_at: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+struct Run {
+    /// The spec being rolled out (a new one restarts the run).
+    target: Option<shoal_proto::objects::TaskSpec>,
+    /// New tasks of the current batch, with the old task they replace
+    /// (start-first: stopped once the new one runs).
+    batch: Vec<(String, Option<String>)>,
+    /// When every task of the batch first ran (monitoring starts).
+    settled_at: Option<SystemTime>,
+    /// New tasks that failed.
+    failed: BTreeSet<String>,
+}
+
+/// The rolling updates in progress, by service id.
+#[derive(Debug, Default)]
+pub struct Updates {
+    runs: HashMap<String, Run>,
+}
+
+fn config(service: &Service, rollback: bool) -> UpdateConfig {
+    let spec = service.spec.as_ref();
+    let c = if rollback {
+        spec.and_then(|s| s.rollback.clone())
+    } else {
+        spec.and_then(|s| s.update.clone())
+    };
+    let mut c = c.unwrap_or_default();
+    if c.parallelism == 0 && spec.and_then(|s| s.update.as_ref()).is_none() {
+        c.parallelism = 1;
+    }
+    c
+}
+
+fn dur(d: Option<prost_types::Duration>, default: Duration) -> Duration {
+    d.and_then(|d| Duration::try_from(d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(default)
+}
+
+fn healthy_enough(task: &Task) -> bool {
+    observed(task) == TaskState::Running
+        && task.status.as_ref().is_none_or(|s| {
+            matches!(
+                s.health(),
+                task_status::Health::None | task_status::Health::Healthy
+            )
+        })
+}
+
+impl Updates {
+    /// Forgets a service (removed, or its update ended).
+    pub fn forget(&mut self, service_id: &str) {
+        self.runs.remove(service_id);
+    }
+
+    /// One step of the service's update, if one is in progress.
+    pub fn step(&mut self, t: &Tables, service: &Service, now: SystemTime) -> UpdatePlan {
+        let mut plan = UpdatePlan::default();
+        let state = service
+            .update_status
+            .as_ref()
+            .map_or(update_status::State::Unknown, |s| s.state());
+        let rollback = match state {
+            update_status::State::Updating => false,
+            update_status::State::RollbackStarted => true,
+            _ => {
+                self.runs.remove(&service.id);
+                return plan;
+            }
+        };
+        let target = service.spec.as_ref().and_then(|s| s.task.clone());
+        let run = self.runs.entry(service.id.clone()).or_default();
+        if run.target != target {
+            *run = Run {
+                target: target.clone(),
+                ..Default::default()
+            };
+        }
+        let cfg = config(service, rollback);
+        let mode = Mode::of(service);
+        let slots = by_slot(t, &service.id);
+        let wanted: usize = match mode {
+            Mode::Replicated(n) => n as usize,
+            Mode::ReplicatedJob { total, .. } => total as usize,
+            Mode::Global | Mode::GlobalJob => eligible_nodes(t, service).len(),
+        };
+
+        // How is the current batch doing?
+        let mut pending = false;
+        for (new_id, old_id) in &run.batch {
+            let Some(task) = t.get::<Task>(new_id) else {
+                continue;
+            };
+            let state = observed(task);
+            if state.is_terminal() && !(mode.is_job() && state == TaskState::Complete) {
+                run.failed.insert(new_id.clone());
+            } else if healthy_enough(task) {
+                if let Some(old) = old_id
+                    && t.get::<Task>(old).is_some_and(is_live)
+                {
+                    plan.desire.push((old.clone(), TaskState::Shutdown));
+                }
+            } else {
+                pending = true;
+            }
+        }
+        let ratio = run.failed.len() as f32 / wanted.max(1) as f32;
+        if !run.failed.is_empty() && ratio > cfg.max_failure_ratio {
+            let culprit = run.failed.iter().next().cloned().unwrap_or_default();
+            match cfg.failure_action() {
+                update_config::FailureAction::Continue => {}
+                update_config::FailureAction::Rollback if !rollback => {
+                    let mut s = service.clone();
+                    let bad = s.spec.take();
+                    s.spec = s.previous_spec.take();
+                    s.previous_spec = bad;
+                    s.endpoint = s.spec.as_ref().and_then(|x| x.endpoint.as_ref()).map(|e| {
+                        shoal_proto::objects::Endpoint {
+                            spec: Some(e.clone()),
+                            ports: e.ports.clone(),
+                            virtual_ips: Vec::new(),
+                        }
+                    });
+                    set_status(
+                        &mut s,
+                        update_status::State::RollbackStarted,
+                        format!(
+                            "update rolled back due to failure or early termination of task {culprit}"
+                        ),
+                        now,
+                    );
+                    self.runs.remove(&service.id);
+                    plan.service = Some(s);
+                    return plan;
+                }
+                _ => {
+                    let mut s = service.clone();
+                    let (state, what) = if rollback {
+                        (update_status::State::RollbackPaused, "rollback")
+                    } else {
+                        (update_status::State::Paused, "update")
+                    };
+                    set_status(
+                        &mut s,
+                        state,
+                        format!(
+                            "{what} paused due to failure or early termination of task {culprit}"
+                        ),
+                        now,
+                    );
+                    self.runs.remove(&service.id);
+                    plan.service = Some(s);
+                    return plan;
+                }
+            }
+        }
+        if pending {
+            return plan;
+        }
+
+        // The batch runs: monitor it for a while, then wait the delay.
+        if !run.batch.is_empty() {
+            let settled = *run.settled_at.get_or_insert(now);
+            let monitor = dur(cfg.monitor, DEFAULT_MONITOR);
+            let delay = dur(cfg.delay, Duration::ZERO);
+            let due = settled + monitor.max(delay);
+            if due > now {
+                plan.wake_at = Some(due);
+                return plan;
+            }
+        }
+
+        // Slots still running the old spec.
+        let dirty: Vec<(&SlotKey, &Task)> = slots
+            .iter()
+            .filter_map(|(slot, tasks)| {
+                let live: Vec<&&Task> = tasks.iter().filter(|t| is_live(t)).collect();
+                if live.iter().any(|t| t.spec == target) {
+                    return None;
+                }
+                live.first().map(|t| (slot, **t))
+            })
+            .collect();
+        if dirty.is_empty() {
+            let mut s = service.clone();
+            let (state, message) = if rollback {
+                (update_status::State::RollbackCompleted, "rollback completed")
+            } else {
+                (update_status::State::Completed, "update completed")
+            };
+            set_status(&mut s, state, message.to_string(), now);
+            s.update_status.get_or_insert_default().completed_at = Some(now.into());
+            self.runs.remove(&service.id);
+            plan.service = Some(s);
+            return plan;
+        }
+        let take = if cfg.parallelism == 0 {
+            dirty.len()
+        } else {
+            cfg.parallelism as usize
+        };
+        run.batch.clear();
+        run.settled_at = None;
+        let start_first = cfg.order() == update_config::Order::StartFirst;
+        for (slot, old) in dirty.into_iter().take(take) {
+            let new = new_task(service, slot);
+            if start_first {
+                run.batch.push((new.id.clone(), Some(old.id.clone())));
+            } else {
+                plan.desire.push((old.id.clone(), TaskState::Shutdown));
+                run.batch.push((new.id.clone(), None));
+            }
+            plan.create.push(new);
+        }
+        plan
+    }
+}
+
+fn set_status(s: &mut Service, state: update_status::State, message: String, now: SystemTime) {
+    let status = s.update_status.get_or_insert_default();
+    status.set_state(state);
+    status.message = message;
+    if matches!(
+        state,
+        update_status::State::RollbackStarted | update_status::State::Updating
+    ) {
+        status.started_at = Some(now.into());
+        status.completed_at = None;
+    }
+}
