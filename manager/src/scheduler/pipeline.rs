@@ -174,7 +174,7 @@ impl<'a> SpreadLabel<'a> {
         }
     }
 
-    fn value<'n>(self, node: &'n Node) -> Option<&'n str> {
+    fn value(self, node: &Node) -> Option<&str> {
         let labels = match self {
             SpreadLabel::Node(l) => node
                 .spec

@@ -118,6 +118,12 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
         for n in ["n1", "n2", "n3"] {
             assert_eq!(t.tasks_of_node(n).count(), 3, "{n}");
         }
+        // One pass, one commit: every assignment carries the same version.
+        let versions: std::collections::BTreeSet<u64> = t
+            .tasks_of_service("web")
+            .map(crate::store::Stored::version)
+            .collect();
+        assert_eq!(versions.len(), 1, "{versions:?}");
     });
 
     // A task no node takes stays Pending and says why...
