@@ -5,7 +5,9 @@
 //! - `raft`: the Raft node around raft-rs `RawNode`, sled storage, transport.
 //! - `ca`: root CA, node certificates, join tokens.
 //! - `controlapi`: the control API, the only place errors become `Status`.
-//! - leader-only loops: orchestrators, allocator, scheduler, dispatcher.
+//! - `scheduler`: gives Pending tasks a node (filters, a pure planner, the
+//!   leader-only loop that commits its plans).
+//! - leader-only loops: orchestrators, allocator, dispatcher.
 //!
 //! A manager never runs a task and never depends on the worker crate: all
 //! it shares with workers is the protocol in `shoal-proto`.
@@ -20,5 +22,6 @@ pub mod dispatcher;
 pub mod membership;
 pub mod raft;
 pub mod runtime;
+pub mod scheduler;
 pub mod seal;
 pub mod store;

@@ -1,0 +1,9 @@
+//! Scheduler tests: filters and the pipeline over hand-built tables (a
+//! `Store` without Raft), the plan writer against a store, and the loop
+//! against an in-process single-node Raft.
+
+mod filters;
+mod kit;
+mod pipeline;
+mod run;
+mod write;
