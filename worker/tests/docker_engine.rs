@@ -309,3 +309,49 @@ async fn a_missing_image_is_rejected_naming_it() {
     engine.remove(&id).await.expect("remove");
     let _ = std::fs::remove_dir_all(state);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applies_env_user_dir_hostname_mounts_and_the_memory_limit() {
+    let Some((engine, _, state)) = engine().await else {
+        return;
+    };
+    let id = unique("task");
+    let script = r#"echo "$FOO $(pwd) $(id -u) $(hostname)"
+grep -q ' /scratch tmpfs ' /proc/mounts && echo tmpfs-ok
+a=$(head -c 100000000 /dev/zero | tr '\0' x); echo survived"#;
+    let mut t = task(&id, script);
+    if let Some(s) = t.spec.as_mut() {
+        if let Some(c) = s.container.as_mut() {
+            c.env = vec!["FOO=bar".into()];
+            c.dir = "/tmp".into();
+            c.user = "65534".into();
+            c.hostname = "h1".into();
+            c.mounts = vec![shoal_proto::objects::Mount {
+                r#type: shoal_proto::objects::mount::Type::Tmpfs as i32,
+                target: "/scratch".into(),
+                ..Default::default()
+            }];
+        }
+        s.resources = Some(shoal_proto::objects::ResourceRequirements {
+            limits: Some(shoal_proto::objects::Resources {
+                memory_bytes: 16 << 20,
+                nano_cpus: 0,
+            }),
+            reservations: None,
+        });
+    }
+    engine.prepare(&run(t)).await.expect("prepare");
+    engine.start(&id).await.expect("start");
+    let exit = engine.wait(&id).await.expect("wait");
+    let out = logs(&engine, &id).await;
+    assert_eq!(
+        (exit.code, exit.message.as_str()),
+        (137, "OOM killed"),
+        "{out}"
+    );
+    assert!(out.contains("bar /tmp 65534 h1\n"), "{out}");
+    assert!(out.contains("tmpfs-ok\n"), "{out}");
+    assert!(!out.contains("survived"), "{out}");
+    engine.remove(&id).await.expect("remove");
+    let _ = std::fs::remove_dir_all(state);
+}

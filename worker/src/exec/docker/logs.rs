@@ -134,6 +134,6 @@ mod tests {
         );
         assert_eq!(rest, b"hi there\n");
         let (t, rest) = split_timestamp(b"no stamp\n");
-        assert_eq!((t, &rest[..]), (None, &b"no stamp\n"[..]));
+        assert_eq!((t, rest), (None, &b"no stamp\n"[..]));
     }
 }
