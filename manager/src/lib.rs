@@ -7,7 +7,8 @@
 //! - `controlapi`: the control API, the only place errors become `Status`.
 //! - `scheduler`: gives Pending tasks a node (filters, a pure planner, the
 //!   leader-only loop that commits its plans).
-//! - leader-only loops: orchestrators, allocator, dispatcher.
+//! - `orchestrator`: services into tasks, restarts, rolling updates, reaping.
+//! - `leader`: starts the leader-only loops and stops them with leadership.
 //!
 //! A manager never runs a task and never depends on the worker crate: all
 //! it shares with workers is the protocol in `shoal-proto`.
@@ -19,9 +20,11 @@ pub mod ca;
 pub mod context;
 pub mod controlapi;
 pub mod dispatcher;
+pub mod leader;
 pub mod membership;
 pub mod raft;
 pub mod runtime;
+pub mod orchestrator;
 pub mod scheduler;
 pub mod seal;
 pub mod store;

@@ -243,7 +243,7 @@ impl Manager {
                 )),
             }
         });
-        let dispatcher = DispatcherService::new(ctx.clone());
+        let dispatcher = DispatcherService::new(ctx.clone(), shutdown.child_token());
         let server = tonic::transport::Server::builder()
             .add_service(
                 RaftServer::new(RaftService::new(raft.clone(), authorize))
@@ -263,6 +263,7 @@ impl Manager {
             }
         });
         tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
+        tasks.spawn(crate::leader::run(ctx.clone(), shutdown.child_token()));
         tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
         tasks.spawn(crate::autolock::follow(
             ctx.clone(),

@@ -79,7 +79,10 @@ fn validate(t: &Tables, spec: &mut ServiceSpec) -> Result<(), Status> {
         config.config_id = found.id.clone();
         config.config_name = found.spec.as_ref().and_then(|s| s.annotations.as_ref()).map(|a| a.name.clone()).unwrap_or_default();
     }
-    // MERGE-SCHED: constraints are parsed here once the scheduler lands.
+    if let Some(placement) = task.placement.as_ref() {
+        crate::scheduler::parse_constraints(&placement.constraints)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    }
     if spec.mode.is_none() {
         spec.mode = Some(service_spec::Mode::Replicated(
             shoal_proto::objects::ReplicatedService { replicas: 1 },

@@ -84,7 +84,7 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
             ended.insert(&task.id);
         }
     }
-    let live = |task: &&Task| is_live(task) && !ended.contains(task.id.as_str());
+    let live = |task: &Task| is_live(task) && !ended.contains(task.id.as_str());
 
     // 2. Which slots are wanted.
     let wanted: BTreeSet<SlotKey> = match mode {
@@ -102,7 +102,7 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
         if wanted.contains(slot) {
             continue;
         }
-        for task in tasks.iter().filter(live) {
+        for task in tasks.iter().filter(|t| live(t)) {
             let to = match slot {
                 SlotKey::Slot(_) => TaskState::Remove,
                 SlotKey::Node(_) => TaskState::Shutdown,
@@ -114,7 +114,7 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
     // Jobs: a slot that completed is done; at most `concurrent` at once.
     let mut budget = match mode {
         Mode::ReplicatedJob { concurrent, .. } => {
-            let active = slots.values().flatten().filter(live).count() as u64;
+            let active = slots.values().flatten().filter(|t| live(t)).count() as u64;
             concurrent.saturating_sub(active)
         }
         _ => u64::MAX,
@@ -127,7 +127,7 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
     let empty = Vec::new();
     for slot in &wanted {
         let tasks = slots.get(slot).unwrap_or(&empty);
-        if tasks.iter().any(live) {
+        if tasks.iter().any(|t| live(t)) {
             continue;
         }
         if mode.is_job() && tasks.iter().any(|t| observed(t) == TaskState::Complete && t.desired_state() <= TaskState::Complete) {

@@ -201,3 +201,9 @@ impl Constraint {
         }
     }
 }
+
+/// Whether `node` satisfies every constraint; a malformed list matches no
+/// node (the control API refuses such specs, so this is only a guard).
+pub fn node_matches(node: &Node, exprs: &[String]) -> bool {
+    parse_constraints(exprs).is_ok_and(|cs| cs.iter().all(|c| c.matches(node)))
+}

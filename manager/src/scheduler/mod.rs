@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
+pub use constraint::node_matches;
 pub use filter::{ConstraintError, parse_constraints};
 pub use pipeline::{Plan, plan};
 

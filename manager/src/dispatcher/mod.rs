@@ -4,8 +4,13 @@
 //! it so; a leader-only loop marks a node Down when its heartbeats stop for
 //! three periods, as Docker's grace period does. Sessions only live on the
 //! leader: a follower answers `Unavailable` with the leader's address in
-//! the `shoal-leader` metadata, and the agent moves there. Task assignment
-//! streams come with orchestration.
+//! the `shoal-leader` metadata, and the agent moves there.
+//!
+//! - [`assignments`]: the node's assignment set, streamed as changes.
+//! - [`status`]: task status reports, batched into few Raft entries.
+
+mod assignments;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,8 +28,10 @@ use tonic::{Request, Response, Status};
 use crate::authz::require_node;
 use crate::context::ManagerContext;
 
-/// Heartbeat period when the cluster spec sets none (Docker's default).
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Heartbeat period when the cluster spec sets none. Docker uses 5 s, and
+/// with its grace of three periods a dead node goes unnoticed for 15 s;
+/// a beat is a few hundred bytes, so Shoal beats every second.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Missed periods before a node is Down.
 const GRACE_PERIODS: u32 = 3;
 
@@ -33,12 +40,14 @@ const GRACE_PERIODS: u32 = 3;
 pub struct DispatcherService {
     ctx: ManagerContext,
     last_seen: Arc<Mutex<HashMap<String, Instant>>>,
+    statuses: status::StatusBatcher,
 }
 
 impl DispatcherService {
     /// A dispatcher for this manager.
-    pub fn new(ctx: ManagerContext) -> DispatcherService {
+    pub fn new(ctx: ManagerContext, shutdown: CancellationToken) -> DispatcherService {
         DispatcherService {
+            statuses: status::StatusBatcher::start(ctx.clone(), shutdown),
             ctx,
             last_seen: Arc::default(),
         }
@@ -270,21 +279,69 @@ impl Dispatcher for DispatcherService {
 
     async fn update_task_status(
         &self,
-        _: Request<UpdateTaskStatusRequest>,
+        request: Request<UpdateTaskStatusRequest>,
     ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
-        Err(Status::unimplemented(
-            "task status reports come with orchestration",
-        ))
+        let who = require_node(&request)?;
+        if let Some(err) = self.not_leader() {
+            return Err(err);
+        }
+        let updates = request.into_inner().updates;
+        if !updates.is_empty() {
+            self.statuses.report(who.node_id.clone(), updates).await?;
+        }
+        Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 
     type AssignmentsStream = ReceiverStream<Result<AssignmentsMessage, Status>>;
 
     async fn assignments(
         &self,
-        _: Request<AssignmentsRequest>,
+        request: Request<AssignmentsRequest>,
     ) -> Result<Response<Self::AssignmentsStream>, Status> {
-        Err(Status::unimplemented(
-            "task assignments come with orchestration",
-        ))
+        let who = require_node(&request)?;
+        if let Some(err) = self.not_leader() {
+            return Err(err);
+        }
+        let node_id = who.node_id.clone();
+        let mut set = assignments::AssignmentSet::new(&node_id);
+        let (first, mut commits) = self.ctx.store.view_and_watch(|t| set.complete(t));
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(Ok(first))
+            .await
+            .map_err(|_| Status::cancelled("assignments stream closed"))?;
+        let ctx = self.ctx.clone();
+        let mut leadership = self.ctx.raft.watch_status();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let resync = tokio::select! {
+                    _ = tx.closed() => return,
+                    changed = leadership.changed() => {
+                        if changed.is_err() || !leadership.borrow().is_leader() {
+                            let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
+                            return;
+                        }
+                        continue;
+                    }
+                    commit = commits.recv() => match commit {
+                        Ok(commit) => set.concerns(&commit),
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return,
+                    },
+                };
+                if !resync {
+                    continue;
+                }
+                // Fold whatever else already arrived into one message.
+                while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = commits.try_recv() {}
+                if let Some(message) = ctx.store.view(|t| set.incremental(t))
+                    && tx.send(Ok(message)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        tracing::debug!(node = %node_id, "assignments stream opened");
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

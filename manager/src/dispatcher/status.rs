@@ -1,0 +1,123 @@
+//! Task status reports from workers, folded into the store in batches: a
+//! hundred workers reporting at once make a few Raft entries, not a
+//! hundred. One loop owns the batching; each report waits for the commit
+//! that carries it, so a worker only forgets a report the store has.
+//!
+//! Reports are checked: a node may only report its own tasks, and a task
+//! never goes back to an earlier state (a late report is dropped).
+
+use std::time::Duration;
+
+use shoal_proto::dispatcher::TaskStatusUpdate;
+use shoal_proto::objects::Task;
+use shoal_proto::task_state::observed;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::context::ManagerContext;
+
+/// How long the batcher gathers reports after the first one.
+const GATHER: Duration = Duration::from_millis(10);
+/// Attempts at committing a batch that lost a race.
+const ATTEMPTS: usize = 5;
+
+/// One worker's report, waiting for its commit.
+pub struct Report {
+    /// The reporting node.
+    pub node_id: String,
+    /// Its updates.
+    pub updates: Vec<TaskStatusUpdate>,
+    /// Answered once committed (or failed).
+    pub done: oneshot::Sender<Result<(), Status>>,
+}
+
+/// A handle to the batcher.
+#[derive(Debug, Clone)]
+pub struct StatusBatcher {
+    tx: mpsc::Sender<Report>,
+}
+
+impl StatusBatcher {
+    /// Starts the batching loop; it ends with `shutdown`.
+    pub fn start(ctx: ManagerContext, shutdown: CancellationToken) -> StatusBatcher {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(ctx, rx, shutdown));
+        StatusBatcher { tx }
+    }
+
+    /// Records `updates` from `node_id`; returns once they are committed.
+    pub async fn report(&self, node_id: String, updates: Vec<TaskStatusUpdate>) -> Result<(), Status> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Report {
+                node_id,
+                updates,
+                done,
+            })
+            .await
+            .map_err(|_| Status::unavailable("the dispatcher is shutting down"))?;
+        wait.await
+            .unwrap_or_else(|_| Err(Status::unavailable("the dispatcher is shutting down")))
+    }
+}
+
+async fn run(ctx: ManagerContext, mut rx: mpsc::Receiver<Report>, shutdown: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = rx.recv() => match r { Some(r) => r, None => return },
+        };
+        let mut reports = vec![first];
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            reports.push(r);
+        }
+        let mut result = Ok(());
+        for attempt in 0..ATTEMPTS {
+            result = commit(&ctx, &reports).await;
+            match &result {
+                Ok(()) => break,
+                Err(e) if e.code() == tonic::Code::Aborted && attempt + 1 < ATTEMPTS => continue,
+                Err(_) => break,
+            }
+        }
+        for r in reports {
+            let _ = r.done.send(result.clone());
+        }
+    }
+}
+
+async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), Status> {
+    ctx.update(|tx| {
+        // The newest report of a task wins within a batch.
+        let mut latest: std::collections::HashMap<&str, Task> = Default::default();
+        for report in reports {
+            for u in &report.updates {
+                let Some(status) = u.status.as_ref() else { continue };
+                let current = match latest.get(u.task_id.as_str()) {
+                    Some(t) => t.clone(),
+                    None => match tx.tables().get::<Task>(&u.task_id) {
+                        Some(t) => t.clone(),
+                        None => continue,
+                    },
+                };
+                if current.node_id != report.node_id {
+                    tracing::warn!(task = %u.task_id, node = %report.node_id, "status report for a task of another node ignored");
+                    continue;
+                }
+                if status.state() < observed(&current) || current.status.as_ref() == Some(status) {
+                    continue;
+                }
+                let mut task = current;
+                task.status = Some(status.clone());
+                latest.insert(u.task_id.as_str(), task);
+            }
+        }
+        for (_, task) in latest {
+            tx.update(task)?;
+        }
+        Ok(())
+    })
+    .await
+}
