@@ -12,6 +12,9 @@ mod parse;
 mod progress;
 pub(super) mod view;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
