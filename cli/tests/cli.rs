@@ -78,9 +78,7 @@ fn help_lists_every_noun() {
 #[test]
 fn commands_not_built_yet_fail_clearly() {
     for cmd in [
-        &[
-            "service", "create", "--name", "web", "-p", "8080:80", "nginx",
-        ][..],
+        &["service", "logs", "-f", "web"][..],
         &["events", "--since", "1m"],
         &["stack", "deploy", "-c", "x.yml", "app"],
     ] {
@@ -90,6 +88,51 @@ fn commands_not_built_yet_fail_clearly() {
         assert!(stdout.is_empty(), "{cmd:?} printed {stdout}");
         assert!(stderr.contains("not available yet"), "{cmd:?}: {stderr}");
     }
+}
+
+#[test]
+fn service_flags_are_checked_before_the_daemon() {
+    // A bad value is a usage error (exit 2) naming the value, with no daemon.
+    for (args, needle) in [
+        (
+            &["service", "create", "--limit-memory", "lots", "nginx"][..],
+            "invalid size",
+        ),
+        (
+            &["service", "create", "-p", "80:80/icmp", "nginx"],
+            "invalid protocol",
+        ),
+        (
+            &["service", "create", "--update-delay", "soon", "nginx"],
+            "invalid duration",
+        ),
+        (&["service", "scale", "web"], "invalid scale specifier"),
+    ] {
+        let out = shoal(&[&["-H", "unix:///nonexistent/shoal.sock"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out).1.contains(needle), "{args:?}: {}", text(&out).1);
+    }
+    // Rules across flags fail before connecting, too.
+    let out = shoal(&[
+        "-H",
+        "unix:///nonexistent/shoal.sock",
+        "service",
+        "create",
+        "--mode",
+        "global",
+        "--replicas",
+        "2",
+        "nginx",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("replicas can only be used"),
+        "{}",
+        text(&out).1
+    );
+    let out = shoal(&["-H", "unix:///nonexistent/shoal.sock", "service", "ls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("Cannot connect to the Shoal daemon"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod network;
 mod node;
 mod payload;
 mod secret;
+mod service;
 mod stored;
 mod swarm;
 mod tree;
@@ -64,7 +65,7 @@ pub enum Command {
     Node(node::NodeCommand),
     /// Manage swarm services.
     #[command(subcommand)]
-    Service(ServiceCommand),
+    Service(service::ServiceCommand),
     /// Manage stacks (compose v3 files).
     #[command(subcommand)]
     Stack(StackCommand),
@@ -106,12 +107,13 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "shoal", &mut std::io::stdout());
             Ok(())
         }
-        Command::Node(cmd) => node::run(&cli.host, cmd, path).await,
+        Command::Node(cmd) => node::run(&cli.host, cmd).await,
         Command::Network(cmd) => network::run(&cli.host, cmd).await,
         Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
         Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
-        Command::Events(_) | Command::Service(_) | Command::Stack(_) => Err(not_available(path)),
+        Command::Service(cmd) => service::run(&cli.host, cmd, path).await,
+        Command::Events(_) | Command::Stack(_) => Err(not_available(path)),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The nouns' subcommands, as SURFACE.md lists them. Each takes its
 //! arguments as [`Pending`] until the issue that builds it gives it real
 //! flags; `--help` already shows the whole tree. Nouns that are built
-//! (`node`, `network`, `secret`, `config`) define theirs in their module.
+//! (`node`, `service`, `network`, `secret`, `config`) define theirs in their
+//! module.
 
 use clap::{Args, Subcommand};
 
@@ -21,32 +22,6 @@ macro_rules! subcommands {
             $($(#[$vmeta])* $variant(Pending),)*
         }
     };
-}
-
-subcommands! {
-    /// `shoal service ...`
-    ServiceCommand {
-        /// Create a new service.
-        Create,
-        /// Display detailed information on one or more services.
-        Inspect,
-        /// List services.
-        #[command(alias = "list")]
-        Ls,
-        /// List the tasks of one or more services.
-        Ps,
-        /// Fetch the logs of a service or task.
-        Logs,
-        /// Remove one or more services.
-        #[command(alias = "remove")]
-        Rm,
-        /// Scale one or more replicated services (`web=3 api=5`).
-        Scale,
-        /// Update a service.
-        Update,
-        /// Revert changes to a service's configuration.
-        Rollback,
-    }
 }
 
 subcommands! {

@@ -1,8 +1,9 @@
-//! `shoal node ls|inspect|rm|update|promote|demote`, as `docker node`.
+//! `shoal node ls|inspect|ps|rm|update|promote|demote`, as `docker node`.
 //! Nodes are named by id, id prefix, hostname, or `self` (the node whose
 //! daemon the CLI talks to). Changes read the node first and send its
 //! version back, so a concurrent change fails instead of being lost.
 
+mod ps;
 mod view;
 
 #[cfg(test)]
@@ -32,7 +33,7 @@ pub enum NodeCommand {
     /// Display detailed information on one or more nodes (`self` for this one).
     Inspect(InspectArgs),
     /// List tasks running on one or more nodes (default: this node).
-    Ps(super::Pending),
+    Ps(ps::PsArgs),
     /// Remove one or more nodes from the swarm.
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -117,11 +118,11 @@ pub struct UpdateArgs {
 }
 
 /// Runs `shoal node ...`.
-pub async fn run(host: &Host, cmd: NodeCommand, path: &str) -> anyhow::Result<()> {
+pub async fn run(host: &Host, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::Ls(args) => ls(host, args).await,
         NodeCommand::Inspect(args) => inspect(host, args).await,
-        NodeCommand::Ps(_) => Err(super::not_available(path)),
+        NodeCommand::Ps(args) => ps::ps(host, args).await,
         NodeCommand::Rm(args) => rm(host, args).await,
         NodeCommand::Update(args) => update(host, args).await,
         NodeCommand::Promote(args) => set_role(host, args, NodeRole::Manager).await,
