@@ -18,6 +18,10 @@
 //!   its own network, pid, mount, uts and ipc namespaces and cgroup.
 //! - `sim`: no process; for control-plane benchmarks and tests.
 
+pub mod process;
+pub mod signal;
+pub mod sim;
+
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
@@ -190,8 +194,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Stops the task: `signal` (default SIGTERM), then SIGKILL after
     /// `grace`. Returns once every process of the task is gone. Stopping
     /// a task that is not running is a no-op.
-    async fn stop(&self, task_id: &str, signal: Option<&str>, grace: Duration)
-    -> Result<(), ExecError>;
+    async fn stop(
+        &self,
+        task_id: &str,
+        signal: Option<&str>,
+        grace: Duration,
+    ) -> Result<(), ExecError>;
 
     /// Removes everything of the task: processes (killed if needed),
     /// sandbox, files, cgroup. Removing an unknown task is a no-op.
