@@ -6,6 +6,8 @@
 //! - [`engine`]: which local engine runs tasks (docker, process, sim) and
 //!   how `auto` chooses.
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
+//! - [`exec`]: engines behind one trait (process, sim; docker).
+//! - [`health`]: health checks run through any engine's `exec`.
 //! - later: `agent` (session to a dispatcher), `task` (one actor per task),
 //!   `exec` (engines behind one trait), `net` (overlay, DNS, load balancing).
 //!
@@ -15,4 +17,5 @@
 pub mod agent;
 pub mod engine;
 pub mod exec;
+pub mod health;
 pub mod host;

@@ -220,3 +220,38 @@ pub trait Engine: Send + Sync + 'static {
     /// The task's log lines.
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
 }
+
+/// What the daemon knows when it builds its engine.
+#[derive(Debug, Clone)]
+pub struct EngineParams {
+    /// The daemon's state dir; the process engine keeps its tasks under
+    /// `<state_dir>/process`.
+    pub state_dir: PathBuf,
+    /// Where cgroups are mounted (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Names this daemon's cgroups (`<root>/shoal/<group>/<task>`): the
+    /// node id, so two daemons on one host never share one.
+    pub cgroup_group: String,
+    /// The Docker Engine's socket, for the docker engine.
+    pub docker_socket: PathBuf,
+}
+
+/// Builds the engine [`crate::engine::resolve`] chose.
+pub async fn build(
+    info: &EngineInfo,
+    params: &EngineParams,
+) -> Result<std::sync::Arc<dyn Engine>, ExecError> {
+    use crate::engine::EngineKind;
+    Ok(match info.kind {
+        EngineKind::Process => std::sync::Arc::new(process::ProcessEngine::new(
+            params.state_dir.join("process"),
+            params.cgroup_root.clone(),
+            &params.cgroup_group,
+        )),
+        EngineKind::Sim => std::sync::Arc::new(sim::SimEngine::new()),
+        // Replaced at merge by the docker engine (exec/docker.rs).
+        EngineKind::Docker => {
+            return Err(ExecError::Failed("docker engine not built yet".into()));
+        }
+    })
+}
