@@ -40,7 +40,7 @@ impl Env {
             CGROUP_ROOT.into(),
             &self.group,
         )
-        .with_shim_program(env!("CARGO_BIN_EXE_shoal-task-shim").into())
+        .with_shim_program(shim_program())
     }
 
     fn task_dir(&self, id: &str) -> PathBuf {
@@ -75,6 +75,14 @@ impl Drop for Env {
             );
         }
     }
+}
+
+/// The shim: `SHOAL_TEST_SHIM` (e.g. a built `shoal`, to check its hook),
+/// else the worker's own shim binary.
+fn shim_program() -> PathBuf {
+    std::env::var_os("SHOAL_TEST_SHIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_shoal-task-shim").into())
 }
 
 fn task(id: &str, script: &str) -> TaskRun {
