@@ -8,8 +8,8 @@
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
 //! - [`exec`]: engines behind one trait (process, sim; docker).
 //! - [`health`]: health checks run through any engine's `exec`.
-//! - later: `agent` (session to a dispatcher), `task` (one actor per task),
-//!   `exec` (engines behind one trait), `net` (overlay, DNS, load balancing).
+//! - later: `task` (one actor per task),
+//!   `net` (overlay, DNS, load balancing).
 //!
 //! A worker never writes cluster state except through the dispatcher.
 #![deny(missing_docs)]
