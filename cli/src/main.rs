@@ -18,6 +18,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    // The process engine's task shim re-execs this binary: run it before
+    // clap or any thread starts (it forks and enters namespaces).
+    if let Some(code) = shoal_worker::exec::process::hidden_main() {
+        std::process::exit(code);
+    }
     let matches = cmd::Cli::command().get_matches();
     let path = cmd::subcommand_path(&matches);
     let cli = match cmd::Cli::from_arg_matches(&matches) {

@@ -3,14 +3,24 @@
 //! agent goes there; when a session or a heartbeat fails, the agent tries
 //! the next manager it knows, with a short backoff. The manager list comes
 //! from the dispatcher and is handed to the daemon to keep for restarts.
+//!
+//! Alongside the session the agent holds the node's assignment stream
+//! (handed to the worker) and sends the task actors' status reports in
+//! batches; reports made while no session is open wait, newest per task,
+//! and go first when one opens.
 
 use std::time::Duration;
 
 use shoal_proto::dispatcher::dispatcher_client::DispatcherClient;
-use shoal_proto::dispatcher::{HeartbeatRequest, SessionRequest};
+use std::collections::BTreeMap;
+
+use shoal_proto::dispatcher::{
+    AssignmentsRequest, HeartbeatRequest, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest,
+};
+use shoal_proto::objects::TaskStatus;
 use shoal_proto::net::ClientTls;
 use shoal_proto::objects::NodeDescription;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Backoff between failed attempts, doubling up to the maximum.
@@ -26,7 +36,12 @@ pub struct AgentConfig {
     pub tls: ClientTls,
     /// What this node is.
     pub description: NodeDescription,
+    /// Where assignments go.
+    pub worker: mpsc::Sender<crate::worker::Command>,
 }
+
+/// Status reports not yet acknowledged by a manager, newest per task.
+type Pending = BTreeMap<String, TaskStatus>;
 
 /// What the agent reports about its session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,8 +56,10 @@ pub struct SessionState {
 pub async fn run(
     config: AgentConfig,
     state: watch::Sender<SessionState>,
+    mut reports: mpsc::UnboundedReceiver<crate::task::Report>,
     shutdown: CancellationToken,
 ) {
+    let mut pending = Pending::new();
     let mut managers = config.managers.clone();
     managers.dedup();
     let mut next = 0usize;
@@ -56,7 +73,7 @@ pub async fn run(
             next = (next + 1) % managers.len();
             managers[next].clone()
         });
-        match session(&config, &addr, &state, &mut managers, &shutdown).await {
+        match session(&config, &addr, &state, &mut managers, &mut reports, &mut pending, &shutdown).await {
             Ended::Shutdown => return,
             Ended::Redirect(leader) => {
                 tracing::debug!(from = %addr, to = %leader, "following the leader");
@@ -71,9 +88,14 @@ pub async fn run(
                 }
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = &mut pause => break,
+                Some((id, status)) = reports.recv() => { pending.insert(id, status); }
+            }
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
@@ -93,11 +115,44 @@ fn leader_hint(status: &tonic::Status) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Sends what is pending; forgets what the manager took.
+async fn flush(
+    client: &mut DispatcherClient<tonic::transport::Channel>,
+    session_id: &str,
+    pending: &mut Pending,
+) -> Result<(), tonic::Status> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let sent: Vec<TaskStatusUpdate> = pending
+        .iter()
+        .map(|(id, status)| TaskStatusUpdate {
+            task_id: id.clone(),
+            status: Some(status.clone()),
+        })
+        .collect();
+    client
+        .update_task_status(UpdateTaskStatusRequest {
+            session_id: session_id.to_string(),
+            updates: sent.clone(),
+        })
+        .await?;
+    for u in sent {
+        if pending.get(&u.task_id) == u.status.as_ref() {
+            pending.remove(&u.task_id);
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn session(
     config: &AgentConfig,
     addr: &str,
     state: &watch::Sender<SessionState>,
     managers: &mut Vec<String>,
+    reports: &mut mpsc::UnboundedReceiver<crate::task::Report>,
+    pending: &mut Pending,
     shutdown: &CancellationToken,
 ) -> Ended {
     let mut client = DispatcherClient::new(shoal_proto::net::channel(addr, config.tls.clone()));
@@ -131,10 +186,42 @@ async fn session(
     });
     tracing::info!(manager = %addr, "session open");
 
+    let mut assignments = match client
+        .assignments(AssignmentsRequest {
+            session_id: first.session_id.clone(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(status) => return Ended::Failed(status.message().to_string(), true),
+    };
+    if let Err(status) = flush(&mut client, &first.session_id, pending).await {
+        return Ended::Failed(status.message().to_string(), true);
+    }
+
     let mut period = Duration::from_secs(1);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
+            message = assignments.message() => match message {
+                Ok(Some(m)) => {
+                    if config.worker.send(crate::worker::Command::Assignments(m)).await.is_err() {
+                        return Ended::Shutdown;
+                    }
+                }
+                Ok(None) => return Ended::Failed("the manager closed the assignment stream".into(), true),
+                Err(status) => return Ended::Failed(status.message().to_string(), true),
+            },
+            Some((id, status)) = reports.recv() => {
+                pending.insert(id, status);
+                // Gather what the other actors report at the same moment.
+                while let Ok((id, status)) = reports.try_recv() {
+                    pending.insert(id, status);
+                }
+                if let Err(status) = flush(&mut client, &first.session_id, pending).await {
+                    return Ended::Failed(status.message().to_string(), true);
+                }
+            }
             message = stream.message() => match message {
                 Ok(Some(update)) => {
                     let known: Vec<String> = update.managers.iter().map(|m| m.addr.clone()).collect();

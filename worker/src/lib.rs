@@ -6,8 +6,10 @@
 //! - [`engine`]: which local engine runs tasks (docker, process, sim) and
 //!   how `auto` chooses.
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
-//! - later: `agent` (session to a dispatcher), `task` (one actor per task),
-//!   `exec` (engines behind one trait), `net` (overlay, DNS, load balancing).
+//! - [`exec`]: engines behind one trait (process, sim; docker).
+//! - [`health`]: health checks run through any engine's `exec`.
+//! - later: `task` (one actor per task),
+//!   `net` (overlay, DNS, load balancing).
 //!
 //! A worker never writes cluster state except through the dispatcher.
 #![deny(missing_docs)]
@@ -15,4 +17,7 @@
 pub mod agent;
 pub mod engine;
 pub mod exec;
+pub mod health;
 pub mod host;
+pub mod task;
+pub mod worker;

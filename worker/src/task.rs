@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use shoal_proto::objects::{ContainerStatus, Task, TaskState, TaskStatus, task_status};
+use shoal_proto::objects::{Task, TaskState, TaskStatus, task_status};
 use shoal_proto::task_state::observed;
 use tokio::sync::{mpsc, watch};
 
@@ -129,8 +129,6 @@ pub async fn run(
         id: id.clone(),
         reports,
     };
-    let _span = tracing::debug_span!("task", id = %id).entered();
-    drop(_span);
 
     // 1. Bring it to running (or as far as the desired state allows).
     let mut running = false;
@@ -216,8 +214,31 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
         .borrow()
         .as_ref()
         .and_then(|r| r.task.spec.as_ref()?.container.as_ref()?.healthcheck.clone());
-    let mut health = health::watch(actor.engine.clone(), actor.id.clone(), healthcheck);
+    let config = healthcheck.and_then(|h| match health::HealthConfig::from_spec(&h) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(task = %actor.id, error = %e, "health check ignored");
+            None
+        }
+    });
+    let mut health = config.map(|c| health::spawn(actor.engine.clone(), actor.id.clone(), c));
+    if health.is_some() {
+        actor.report_health(task_status::Health::Starting);
+    }
     loop {
+        let next_health = async {
+            match health.as_mut() {
+                Some(rx) => match rx.changed().await {
+                    Ok(()) => Some(match rx.borrow().status {
+                        health::Health::Starting => task_status::Health::Starting,
+                        health::Health::Healthy => task_status::Health::Healthy,
+                        health::Health::Unhealthy => task_status::Health::Unhealthy,
+                    }),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             exit = &mut exited => {
                 match exit {
@@ -238,7 +259,7 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
                     return;
                 }
             }
-            h = health.next() => {
+            h = next_health => {
                 let Some(h) = h else { continue };
                 actor.report_health(h);
                 if h == task_status::Health::Unhealthy {
@@ -252,7 +273,3 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
         }
     }
 }
-
-// Keep the ContainerStatus import meaningful for readers of reports.
-#[allow(dead_code)]
-fn _container(_: ContainerStatus) {}

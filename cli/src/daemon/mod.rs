@@ -75,7 +75,12 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
 
     shoal_proto::tls::install_default_provider();
     let slot = ManagerSlot::default();
-    let swarm = swarm::SwarmNode::new(state.path().to_path_buf(), engine.clone(), slot.clone());
+    let swarm = swarm::SwarmNode::new(
+        state.path().to_path_buf(),
+        engine.clone(),
+        args.docker_socket.clone(),
+        slot.clone(),
+    );
     swarm.resume().await?;
 
     let (incoming, socket_file) = socket::bind(&host)?;

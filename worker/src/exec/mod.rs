@@ -19,6 +19,9 @@
 //! - `sim`: no process; for control-plane benchmarks and tests.
 
 pub mod docker;
+pub mod process;
+pub mod signal;
+pub mod sim;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -217,4 +220,44 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The task's log lines.
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
+}
+
+/// What the daemon knows when it builds its engine.
+#[derive(Debug, Clone)]
+pub struct EngineParams {
+    /// The daemon's state dir; the process engine keeps its tasks under
+    /// `<state_dir>/process`.
+    pub state_dir: PathBuf,
+    /// Where cgroups are mounted (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// The node's id: names this daemon's cgroups
+    /// (`<root>/shoal/<node id>/<task>`) and labels its containers, so two
+    /// daemons on one host never take each other's tasks.
+    pub node_id: String,
+    /// The Docker Engine's socket, for the docker engine.
+    pub docker_socket: PathBuf,
+}
+
+/// Builds the engine [`crate::engine::resolve`] chose.
+pub async fn build(
+    info: &EngineInfo,
+    params: &EngineParams,
+) -> Result<std::sync::Arc<dyn Engine>, ExecError> {
+    use crate::engine::EngineKind;
+    Ok(match info.kind {
+        EngineKind::Process => std::sync::Arc::new(process::ProcessEngine::new(
+            params.state_dir.join("process"),
+            params.cgroup_root.clone(),
+            &params.node_id,
+        )),
+        EngineKind::Sim => std::sync::Arc::new(sim::SimEngine::new()),
+        EngineKind::Docker => std::sync::Arc::new(
+            docker::DockerEngine::connect(
+                &params.docker_socket,
+                params.node_id.clone(),
+                params.state_dir.clone(),
+            )
+            .await?,
+        ),
+    })
 }

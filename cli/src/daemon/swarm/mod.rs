@@ -25,9 +25,11 @@ use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use shoal_proto::token::JoinToken;
 use shoal_worker::agent::{self, AgentConfig, SessionState};
+use shoal_worker::exec::EngineParams;
+use shoal_worker::worker::Command as WorkerCommand;
 use shoal_worker::engine::EngineInfo;
 use shoal_worker::host::HostFacts;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -53,6 +55,7 @@ pub struct SwarmNode {
     me: Weak<SwarmNode>,
     state_dir: PathBuf,
     engine: EngineInfo,
+    docker_socket: PathBuf,
     slot: ManagerSlot,
     inner: Mutex<Inner>,
 }
@@ -66,6 +69,8 @@ struct Inner {
     /// The node's credentials and client TLS, shared by its agent and manager.
     tls: Option<NodeTls>,
     session: Option<watch::Receiver<SessionState>>,
+    /// The worker that runs this node's tasks.
+    worker: Option<mpsc::Sender<WorkerCommand>>,
 }
 
 /// A node's credentials and the client TLS built from them, kept together
@@ -91,11 +96,17 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 impl SwarmNode {
     /// The swarm side of a daemon; call [`SwarmNode::resume`] next.
-    pub fn new(state_dir: PathBuf, engine: EngineInfo, slot: ManagerSlot) -> Arc<SwarmNode> {
+    pub fn new(
+        state_dir: PathBuf,
+        engine: EngineInfo,
+        docker_socket: PathBuf,
+        slot: ManagerSlot,
+    ) -> Arc<SwarmNode> {
         Arc::new_cyclic(|me| SwarmNode {
             me: me.clone(),
             state_dir,
             engine,
+            docker_socket,
             slot,
             inner: Mutex::default(),
         })
@@ -233,14 +244,32 @@ impl SwarmNode {
         if file.is_manager() {
             managers.insert(0, file.advertise_addr.clone());
         }
+        let (worker_tx, worker_rx) = mpsc::channel(64);
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
         let config = AgentConfig {
             managers,
             tls: tls.client.clone(),
             description: self.description(),
+            worker: worker_tx.clone(),
         };
         let stop = CancellationToken::new();
         let (state_tx, state_rx) = watch::channel(SessionState::default());
-        tokio::spawn(agent::run(config, state_tx, stop.clone()));
+        let params = EngineParams {
+            state_dir: self.state_dir.clone(),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            node_id: file.node_id.clone(),
+            docker_socket: self.docker_socket.clone(),
+        };
+        let info = self.engine.clone();
+        let worker_stop = stop.clone();
+        tokio::spawn(async move {
+            match shoal_worker::exec::build(&info, &params).await {
+                Ok(engine) => shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await,
+                Err(e) => tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks"),
+            }
+        });
+        tokio::spawn(agent::run(config, state_tx, report_rx, stop.clone()));
+        inner.worker = Some(worker_tx);
         tokio::spawn(remember_managers(
             self.state_dir.clone(),
             state_rx.clone(),
@@ -312,6 +341,13 @@ impl SwarmNode {
                 tracing::warn!(error = %e, "could not remove this manager from raft before leaving");
             }
             manager.stop().await;
+        }
+        if let Some(worker) = inner.worker.take() {
+            // Leaving takes the node's tasks with it, as Docker does.
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if worker.send(WorkerCommand::RemoveAll(done)).await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+            }
         }
         if let Some(agent) = inner.agent.take() {
             agent.cancel();
