@@ -232,14 +232,38 @@ impl Cluster {
             .success()
     }
 
-    /// SIGKILLs every process on host `i`, the daemon first.
+    /// SIGKILLs every process on host `i`: the daemon first, then its
+    /// tasks (each in namespaces of its own, found by the process engine's
+    /// pid files) and their shims.
     pub fn kill(&mut self, i: usize) {
         let host = &mut self.hosts[i];
         if let Some(mut daemon) = host.daemon.take() {
             let _ = daemon.kill();
             let _ = daemon.wait();
         }
+        let pids = task_pids(&host.state_dir, true);
+        let cgroups = task_cgroups(&pids);
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         host.netns.kill_all();
+        // The daemon that would have removed its tasks' cgroups is dead.
+        for dir in cgroups {
+            for _ in 0..20 {
+                if fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The main processes of the tasks host `i` runs now (process engine).
+    pub fn task_processes(&self, i: usize) -> Vec<i32> {
+        task_pids(&self.hosts[i].state_dir, false)
     }
 
     /// Stops host `i`'s daemon with SIGTERM and waits for it; returns how
@@ -472,6 +496,69 @@ impl Drop for Cluster {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The Shoal cgroups (every controller) these processes are in.
+fn task_cgroups(pids: &[i32]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for pid in pids {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            continue;
+        };
+        for line in text.lines() {
+            // `id:controllers:/path`; v1 names the controllers, v2 is `0::`.
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+            let (Some(controllers), Some(path)) = (controllers, path) else {
+                continue;
+            };
+            if !path.contains("/shoal/") {
+                continue;
+            }
+            let base = if controllers.is_empty() {
+                PathBuf::from("/sys/fs/cgroup")
+            } else {
+                PathBuf::from("/sys/fs/cgroup").join(controllers.trim_start_matches("name="))
+            };
+            let dir = base.join(path.trim_start_matches('/'));
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// Live task pids under a daemon's state dir (and their shims' pids).
+fn task_pids(state_dir: &Path, with_shims: bool) -> Vec<i32> {
+    let Ok(dirs) = fs::read_dir(state_dir.join("process").join("tasks")) else {
+        return Vec::new();
+    };
+    let alive = |pid: i64| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let mut pids = Vec::new();
+    for dir in dirs.flatten() {
+        let Ok(text) = fs::read_to_string(dir.path().join("pid.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let mut keys = vec!["pid"];
+        if with_shims {
+            keys.push("shim_pid");
+        }
+        for key in keys {
+            if let Some(pid) = v[key].as_i64().filter(|p| *p > 1 && alive(*p)) {
+                pids.push(pid as i32);
+            }
+        }
+    }
+    pids
 }
 
 fn capture(cmd: &mut Command) -> Output {

@@ -68,7 +68,10 @@ impl SwarmNode {
                     election_tick: 10,
                 }),
                 dispatcher: Some(DispatcherConfig {
-                    heartbeat_period: prost_types::Duration::try_from(Duration::from_secs(5)).ok(),
+                    heartbeat_period: prost_types::Duration::try_from(
+                        shoal_manager::dispatcher::DEFAULT_HEARTBEAT,
+                    )
+                    .ok(),
                 }),
                 ca_config: Some(CaConfig {
                     node_cert_expiry: prost_types::Duration::try_from(expiry).ok(),

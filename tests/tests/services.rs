@@ -1,0 +1,178 @@
+//! Services on real daemons (process engine): replicas spread over the
+//! workers, scaling up and down, global services following nodes, tasks
+//! moving off a node that dies, and a short network cut that must not.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use shoal_tests::{Cluster, eventually};
+
+/// One manager (node-0) and `workers` workers, all Ready.
+fn swarm(workers: usize) -> anyhow::Result<Cluster> {
+    let cluster = Cluster::start(workers + 1)?;
+    cluster.init_swarm(0)?;
+    for i in 1..=workers {
+        cluster.join(i, 0, "worker")?;
+    }
+    cluster.wait_nodes_ready(0, workers + 1, Duration::from_secs(30))?;
+    // The manager runs no tasks, so the spread is over the workers only.
+    cluster
+        .shoal(0, &["node", "update", "--availability", "drain", "node-0"])
+        .ok()?;
+    Ok(cluster)
+}
+
+/// Running tasks of `service` (desired running), counted by node hostname.
+fn running_by_node(cluster: &Cluster, service: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let out = cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "ps",
+                service,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}}|{{.CurrentState}}",
+            ],
+        )
+        .ok()?;
+    let mut counts = BTreeMap::new();
+    for line in out.lines() {
+        let (node, state) = line.split_once('|').unwrap_or((line, ""));
+        if state.starts_with("Running") {
+            *counts.entry(node.to_string()).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
+fn total(counts: &BTreeMap<String, usize>) -> usize {
+    counts.values().sum()
+}
+
+#[test]
+fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
+    let cluster = swarm(3)?;
+    let out = cluster
+        .shoal(
+            0,
+            &[
+                "service", "create", "-d", "--name", "web", "--replicas", "9", "busybox", "sleep",
+                "1000",
+            ],
+        )
+        .ok()?;
+    assert!(!out.trim().is_empty(), "create prints the service id");
+    eventually("9 replicas spread 3/3/3", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "web")?;
+        let expected: BTreeMap<String, usize> =
+            ["node-1", "node-2", "node-3"].iter().map(|n| (n.to_string(), 3)).collect();
+        anyhow::ensure!(counts == expected, "running: {counts:?}");
+        Ok(())
+    })?;
+    let ls = cluster.shoal(0, &["service", "ls"]).ok()?;
+    assert!(ls.contains("web") && ls.contains("9/9"), "{ls}");
+
+    cluster.shoal(0, &["service", "scale", "-d", "web=20"]).ok()?;
+    eventually("20 replicas", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "web")?;
+        anyhow::ensure!(total(&counts) == 20, "running: {counts:?}");
+        anyhow::ensure!(counts.values().all(|c| (6..=7).contains(c)), "uneven: {counts:?}");
+        Ok(())
+    })?;
+    cluster.shoal(0, &["service", "scale", "-d", "web=2"]).ok()?;
+    eventually("2 replicas", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "web")?;
+        anyhow::ensure!(total(&counts) == 2, "running: {counts:?}");
+        // Scaled-down processes are really gone from the workers.
+        let processes: usize = (1..=3).map(|i| cluster.task_processes(i).len()).sum();
+        anyhow::ensure!(processes == 2, "{processes} task processes still running");
+        Ok(())
+    })?;
+
+    // A global service: one task per active node, the drained manager aside.
+    cluster
+        .shoal(
+            0,
+            &["service", "create", "-d", "--name", "agent", "--mode", "global", "busybox", "sleep", "1000"],
+        )
+        .ok()?;
+    eventually("one agent per worker", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "agent")?;
+        anyhow::ensure!(counts.len() == 3 && total(&counts) == 3, "{counts:?}");
+        Ok(())
+    })?;
+    // The manager becomes active: the global service follows it there.
+    cluster
+        .shoal(0, &["node", "update", "--availability", "active", "node-0"])
+        .ok()?;
+    eventually("an agent on node-0 too", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "agent")?;
+        anyhow::ensure!(counts.get("node-0") == Some(&1) && total(&counts) == 4, "{counts:?}");
+        Ok(())
+    })?;
+
+    cluster.shoal(0, &["service", "rm", "web", "agent"]).ok()?;
+    eventually("no task processes left", Duration::from_secs(30), || {
+        for i in 0..=3 {
+            let left = cluster.task_processes(i);
+            anyhow::ensure!(left.is_empty(), "node-{i} still runs tasks {left:?}");
+        }
+        let ls = cluster.shoal(0, &["service", "ls", "-q"]).ok()?;
+        anyhow::ensure!(ls.trim().is_empty(), "services left: {ls}");
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn tasks_leave_a_dead_worker_fast_but_survive_a_short_cut() -> anyhow::Result<()> {
+    let mut cluster = swarm(3)?;
+    cluster
+        .shoal(
+            0,
+            &["service", "create", "-d", "--name", "api", "--replicas", "6", "busybox", "sleep", "1000"],
+        )
+        .ok()?;
+    eventually("6 replicas running", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "api")?;
+        anyhow::ensure!(total(&counts) == 6 && counts.len() == 3, "{counts:?}");
+        Ok(())
+    })?;
+
+    // A one-second cut of node-3 must not mark it down or move its tasks.
+    let before = running_by_node(&cluster, "api")?;
+    cluster.isolate(3)?;
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.heal(3)?;
+    std::thread::sleep(Duration::from_secs(4));
+    let after = running_by_node(&cluster, "api")?;
+    assert_eq!(before, after, "a 1 s cut moved tasks");
+    let nodes = cluster.node_ls(0)?;
+    let node3 = nodes.iter().find(|r| r["Hostname"] == "node-3").expect("node-3 listed");
+    assert_eq!(node3["Status"], "Ready", "a 1 s cut marked node-3 down");
+
+    // kill -9 node-3 (its daemon and its tasks): its tasks run elsewhere.
+    let killed_at = Instant::now();
+    cluster.kill(3);
+    eventually("node-3's tasks run elsewhere", Duration::from_secs(20), || {
+        let counts = running_by_node(&cluster, "api")?;
+        anyhow::ensure!(
+            total(&counts) == 6 && !counts.contains_key("node-3"),
+            "{counts:?}"
+        );
+        Ok(())
+    })?;
+    let moved = killed_at.elapsed();
+    println!("tasks of a killed worker running elsewhere after {moved:.2?}");
+    let nodes = cluster.node_ls(0)?;
+    let node3 = nodes.iter().find(|r| r["Hostname"] == "node-3").expect("node-3 listed");
+    assert_eq!(node3["Status"], "Down");
+    assert!(
+        moved < Duration::from_secs(5).mul_f64(shoal_tests::eventually::patience()),
+        "took {moved:?} (goal: 5 s)"
+    );
+    Ok(())
+}
