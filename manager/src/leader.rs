@@ -69,7 +69,12 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     }
 }
 
-async fn supervise(name: &'static str, start: Component, ctx: ManagerContext, stop: CancellationToken) {
+async fn supervise(
+    name: &'static str,
+    start: Component,
+    ctx: ManagerContext,
+    stop: CancellationToken,
+) {
     loop {
         let run = tokio::spawn(start(ctx.clone(), stop.clone()));
         let outcome = run.await;
@@ -78,7 +83,9 @@ async fn supervise(name: &'static str, start: Component, ctx: ManagerContext, st
         }
         match outcome {
             Ok(()) => tracing::error!(component = name, "leader component exited; restarting it"),
-            Err(e) => tracing::error!(component = name, error = %e, "leader component panicked; restarting it"),
+            Err(e) => {
+                tracing::error!(component = name, error = %e, "leader component panicked; restarting it")
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -45,7 +45,13 @@ mod tests {
         assert!(TaskState::Pending < TaskState::Assigned);
         assert!(TaskState::Running < TaskState::Complete);
         assert!(!TaskState::Running.is_terminal());
-        for s in [TaskState::Complete, TaskState::Failed, TaskState::Shutdown, TaskState::Rejected, TaskState::Orphaned] {
+        for s in [
+            TaskState::Complete,
+            TaskState::Failed,
+            TaskState::Shutdown,
+            TaskState::Rejected,
+            TaskState::Orphaned,
+        ] {
             assert!(s.is_terminal(), "{s:?}");
         }
         assert_eq!(TaskState::Running.docker_name(), "running");

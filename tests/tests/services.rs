@@ -59,7 +59,15 @@ fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
         .shoal(
             0,
             &[
-                "service", "create", "-d", "--name", "web", "--replicas", "9", "busybox", "sleep",
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "web",
+                "--replicas",
+                "9",
+                "busybox",
+                "sleep",
                 "1000",
             ],
         )
@@ -67,22 +75,31 @@ fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
     assert!(!out.trim().is_empty(), "create prints the service id");
     eventually("9 replicas spread 3/3/3", Duration::from_secs(30), || {
         let counts = running_by_node(&cluster, "web")?;
-        let expected: BTreeMap<String, usize> =
-            ["node-1", "node-2", "node-3"].iter().map(|n| (n.to_string(), 3)).collect();
+        let expected: BTreeMap<String, usize> = ["node-1", "node-2", "node-3"]
+            .iter()
+            .map(|n| (n.to_string(), 3))
+            .collect();
         anyhow::ensure!(counts == expected, "running: {counts:?}");
         Ok(())
     })?;
     let ls = cluster.shoal(0, &["service", "ls"]).ok()?;
     assert!(ls.contains("web") && ls.contains("9/9"), "{ls}");
 
-    cluster.shoal(0, &["service", "scale", "-d", "web=20"]).ok()?;
+    cluster
+        .shoal(0, &["service", "scale", "-d", "web=20"])
+        .ok()?;
     eventually("20 replicas", Duration::from_secs(30), || {
         let counts = running_by_node(&cluster, "web")?;
         anyhow::ensure!(total(&counts) == 20, "running: {counts:?}");
-        anyhow::ensure!(counts.values().all(|c| (6..=7).contains(c)), "uneven: {counts:?}");
+        anyhow::ensure!(
+            counts.values().all(|c| (6..=7).contains(c)),
+            "uneven: {counts:?}"
+        );
         Ok(())
     })?;
-    cluster.shoal(0, &["service", "scale", "-d", "web=2"]).ok()?;
+    cluster
+        .shoal(0, &["service", "scale", "-d", "web=2"])
+        .ok()?;
     eventually("2 replicas", Duration::from_secs(30), || {
         let counts = running_by_node(&cluster, "web")?;
         anyhow::ensure!(total(&counts) == 2, "running: {counts:?}");
@@ -96,7 +113,10 @@ fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
     cluster
         .shoal(
             0,
-            &["service", "create", "-d", "--name", "agent", "--mode", "global", "busybox", "sleep", "1000"],
+            &[
+                "service", "create", "-d", "--name", "agent", "--mode", "global", "busybox",
+                "sleep", "1000",
+            ],
         )
         .ok()?;
     eventually("one agent per worker", Duration::from_secs(30), || {
@@ -110,7 +130,10 @@ fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
         .ok()?;
     eventually("an agent on node-0 too", Duration::from_secs(30), || {
         let counts = running_by_node(&cluster, "agent")?;
-        anyhow::ensure!(counts.get("node-0") == Some(&1) && total(&counts) == 4, "{counts:?}");
+        anyhow::ensure!(
+            counts.get("node-0") == Some(&1) && total(&counts) == 4,
+            "{counts:?}"
+        );
         Ok(())
     })?;
 
@@ -133,7 +156,18 @@ fn tasks_leave_a_dead_worker_fast_but_survive_a_short_cut() -> anyhow::Result<()
     cluster
         .shoal(
             0,
-            &["service", "create", "-d", "--name", "api", "--replicas", "6", "busybox", "sleep", "1000"],
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "api",
+                "--replicas",
+                "6",
+                "busybox",
+                "sleep",
+                "1000",
+            ],
         )
         .ok()?;
     eventually("6 replicas running", Duration::from_secs(30), || {
@@ -151,24 +185,34 @@ fn tasks_leave_a_dead_worker_fast_but_survive_a_short_cut() -> anyhow::Result<()
     let after = running_by_node(&cluster, "api")?;
     assert_eq!(before, after, "a 1 s cut moved tasks");
     let nodes = cluster.node_ls(0)?;
-    let node3 = nodes.iter().find(|r| r["Hostname"] == "node-3").expect("node-3 listed");
+    let node3 = nodes
+        .iter()
+        .find(|r| r["Hostname"] == "node-3")
+        .expect("node-3 listed");
     assert_eq!(node3["Status"], "Ready", "a 1 s cut marked node-3 down");
 
     // kill -9 node-3 (its daemon and its tasks): its tasks run elsewhere.
     let killed_at = Instant::now();
     cluster.kill(3);
-    eventually("node-3's tasks run elsewhere", Duration::from_secs(20), || {
-        let counts = running_by_node(&cluster, "api")?;
-        anyhow::ensure!(
-            total(&counts) == 6 && !counts.contains_key("node-3"),
-            "{counts:?}"
-        );
-        Ok(())
-    })?;
+    eventually(
+        "node-3's tasks run elsewhere",
+        Duration::from_secs(20),
+        || {
+            let counts = running_by_node(&cluster, "api")?;
+            anyhow::ensure!(
+                total(&counts) == 6 && !counts.contains_key("node-3"),
+                "{counts:?}"
+            );
+            Ok(())
+        },
+    )?;
     let moved = killed_at.elapsed();
     println!("tasks of a killed worker running elsewhere after {moved:.2?}");
     let nodes = cluster.node_ls(0)?;
-    let node3 = nodes.iter().find(|r| r["Hostname"] == "node-3").expect("node-3 listed");
+    let node3 = nodes
+        .iter()
+        .find(|r| r["Hostname"] == "node-3")
+        .expect("node-3 listed");
     assert_eq!(node3["Status"], "Down");
     assert!(
         moved < Duration::from_secs(5).mul_f64(shoal_tests::eventually::patience()),

@@ -31,7 +31,15 @@ fn running_args(cluster: &Cluster, service: &str) -> anyhow::Result<Vec<String>>
     let out = cluster
         .shoal(
             0,
-            &["service", "ps", service, "--filter", "desired-state=running", "--format", "{{.CurrentState}}"],
+            &[
+                "service",
+                "ps",
+                service,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.CurrentState}}",
+            ],
         )
         .ok()?;
     Ok(out.lines().map(str::to_string).collect())
@@ -44,14 +52,34 @@ fn a_good_update_rolls_through_and_the_cli_follows_it() -> anyhow::Result<()> {
     let out = cluster
         .shoal(
             0,
-            &["service", "create", "--name", "app", "--replicas", "4", "busybox", "sleep", "1000"],
+            &[
+                "service",
+                "create",
+                "--name",
+                "app",
+                "--replicas",
+                "4",
+                "busybox",
+                "sleep",
+                "1000",
+            ],
         )
         .ok()?;
     assert!(out.contains("verify: Service converged"), "{out}");
     let out = cluster
         .shoal(
             0,
-            &["service", "update", "--update-parallelism", "2", "--update-monitor", "500ms", "--env-add", "V=2", "app"],
+            &[
+                "service",
+                "update",
+                "--update-parallelism",
+                "2",
+                "--update-monitor",
+                "500ms",
+                "--env-add",
+                "V=2",
+                "app",
+            ],
         )
         .ok()?;
     assert!(out.contains("verify: Service converged"), "{out}");
@@ -62,7 +90,10 @@ fn a_good_update_rolls_through_and_the_cli_follows_it() -> anyhow::Result<()> {
     assert!(out.contains("V=2"), "{out}");
     let running = running_args(&cluster, "app")?;
     assert_eq!(running.len(), 4, "{running:?}");
-    assert!(running.iter().all(|s| s.starts_with("Running")), "{running:?}");
+    assert!(
+        running.iter().all(|s| s.starts_with("Running")),
+        "{running:?}"
+    );
     let history = cluster.shoal(0, &["service", "ps", "app"]).ok()?;
     assert_eq!(history.matches("Shutdown").count(), 4, "{history}");
     Ok(())
@@ -75,20 +106,38 @@ fn a_failing_update_pauses_and_says_why() -> anyhow::Result<()> {
         .shoal(
             0,
             &[
-                "service", "create", "-d", "--name", "app", "--replicas", "4",
-                "--update-parallelism", "2", "--update-failure-action", "pause",
-                "busybox", "sleep", "1000",
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "app",
+                "--replicas",
+                "4",
+                "--update-parallelism",
+                "2",
+                "--update-failure-action",
+                "pause",
+                "busybox",
+                "sleep",
+                "1000",
             ],
         )
         .ok()?;
     eventually("4 running", Duration::from_secs(30), || {
         let running = running_args(&cluster, "app")?;
-        anyhow::ensure!(running.iter().filter(|s| s.starts_with("Running")).count() == 4, "{running:?}");
+        anyhow::ensure!(
+            running.iter().filter(|s| s.starts_with("Running")).count() == 4,
+            "{running:?}"
+        );
         Ok(())
     })?;
     // The new version exits at once: the CLI reports the pause and fails.
     let out = cluster.shoal(0, &["service", "update", "--args", "false", "app"]);
-    assert!(!out.success(), "update of a failing version succeeded: {}", out.stdout);
+    assert!(
+        !out.success(),
+        "update of a failing version succeeded: {}",
+        out.stdout
+    );
     assert!(out.stderr.contains("paused"), "{}", out.stderr);
     let (state, message) = update_status(&cluster, "app")?;
     assert_eq!(state, "paused");
@@ -97,13 +146,26 @@ fn a_failing_update_pauses_and_says_why() -> anyhow::Result<()> {
         "{message}"
     );
     // Only the first batch (2 slots) was touched: 2 old tasks still run.
-    let ps = cluster.shoal(0, &["service", "ps", "app", "--no-trunc"]).ok()?;
+    let ps = cluster
+        .shoal(0, &["service", "ps", "app", "--no-trunc"])
+        .ok()?;
     assert!(ps.contains("task: non-zero exit (1)"), "{ps}");
     let out = cluster.shoal(0, &["service", "inspect", "app"]).ok()?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     let id = v[0]["ID"].as_str().unwrap_or_default().to_string();
     let tasks = cluster
-        .shoal(0, &["service", "ps", &id, "--filter", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}"])
+        .shoal(
+            0,
+            &[
+                "service",
+                "ps",
+                &id,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Name}} {{.CurrentState}}",
+            ],
+        )
         .ok()?;
     let old_running = tasks.lines().filter(|l| l.contains("Running")).count();
     assert!(old_running >= 2, "{tasks}");
@@ -117,19 +179,38 @@ fn a_failing_update_rolls_back_with_that_failure_action() -> anyhow::Result<()> 
         .shoal(
             0,
             &[
-                "service", "create", "-d", "--name", "app", "--replicas", "4",
-                "--update-parallelism", "2", "--update-failure-action", "rollback",
-                "--rollback-parallelism", "0", "--rollback-monitor", "500ms",
-                "busybox", "sleep", "1000",
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "app",
+                "--replicas",
+                "4",
+                "--update-parallelism",
+                "2",
+                "--update-failure-action",
+                "rollback",
+                "--rollback-parallelism",
+                "0",
+                "--rollback-monitor",
+                "500ms",
+                "busybox",
+                "sleep",
+                "1000",
             ],
         )
         .ok()?;
     eventually("4 running", Duration::from_secs(30), || {
         let running = running_args(&cluster, "app")?;
-        anyhow::ensure!(running.iter().filter(|s| s.starts_with("Running")).count() == 4, "{running:?}");
+        anyhow::ensure!(
+            running.iter().filter(|s| s.starts_with("Running")).count() == 4,
+            "{running:?}"
+        );
         Ok(())
     })?;
-    cluster.shoal(0, &["service", "update", "-d", "--args", "false", "app"]).ok()?;
+    cluster
+        .shoal(0, &["service", "update", "-d", "--args", "false", "app"])
+        .ok()?;
     eventually("rolled back", Duration::from_secs(40), || {
         let (state, message) = update_status(&cluster, "app")?;
         anyhow::ensure!(state == "rollback_completed", "{state}: {message}");

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use shoal_proto::dispatcher::{
     AssignmentsRequest, HeartbeatRequest, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest,
 };
-use shoal_proto::objects::TaskStatus;
 use shoal_proto::net::ClientTls;
 use shoal_proto::objects::NodeDescription;
+use shoal_proto::objects::TaskStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +73,17 @@ pub async fn run(
             next = (next + 1) % managers.len();
             managers[next].clone()
         });
-        match session(&config, &addr, &state, &mut managers, &mut reports, &mut pending, &shutdown).await {
+        match session(
+            &config,
+            &addr,
+            &state,
+            &mut managers,
+            &mut reports,
+            &mut pending,
+            &shutdown,
+        )
+        .await
+        {
             Ended::Shutdown => return,
             Ended::Redirect(leader) => {
                 tracing::debug!(from = %addr, to = %leader, "following the leader");

@@ -139,7 +139,11 @@ pub async fn run(
             if actor.state < TaskState::Running {
                 actor.report(TaskState::Running, "started", "", None);
             }
-        } else if let Some(exit) = found.exit.as_ref().filter(|_| actor.state <= TaskState::Running) {
+        } else if let Some(exit) = found
+            .exit
+            .as_ref()
+            .filter(|_| actor.state <= TaskState::Running)
+        {
             let (state, message, err) = exit_outcome(exit);
             actor.report(state, &message, &err, Some(exit));
         }
@@ -210,10 +214,15 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
     let engine = actor.engine.clone();
     let id = actor.id.clone();
     let mut exited = Box::pin(async move { engine.wait(&id).await });
-    let healthcheck = input
-        .borrow()
-        .as_ref()
-        .and_then(|r| r.task.spec.as_ref()?.container.as_ref()?.healthcheck.clone());
+    let healthcheck = input.borrow().as_ref().and_then(|r| {
+        r.task
+            .spec
+            .as_ref()?
+            .container
+            .as_ref()?
+            .healthcheck
+            .clone()
+    });
     let config = healthcheck.and_then(|h| match health::HealthConfig::from_spec(&h) {
         Ok(c) => c,
         Err(e) => {

@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shoal_proto::dispatcher::{AssignmentsMessage, assignment, assignment_change, assignments_message};
+use shoal_proto::dispatcher::{
+    AssignmentsMessage, assignment, assignment_change, assignments_message,
+};
 use shoal_proto::objects::{Config, Secret, Task};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -139,7 +141,9 @@ impl Worker {
                 let engine = self.engine.clone();
                 tokio::spawn(async move {
                     tracing::info!(task = %id, "removing a task that is no longer assigned here");
-                    let _ = engine.stop(&id, None, std::time::Duration::from_secs(10)).await;
+                    let _ = engine
+                        .stop(&id, None, std::time::Duration::from_secs(10))
+                        .await;
                     if let Err(e) = engine.remove(&id).await {
                         tracing::warn!(task = %id, error = %e, "could not remove an unassigned task");
                     }
@@ -185,7 +189,11 @@ impl Worker {
                     continue;
                 };
                 let target = r.target.clone().unwrap_or_default();
-                let name = if target.name.is_empty() { &r.secret_name } else { &target.name };
+                let name = if target.name.is_empty() {
+                    &r.secret_name
+                } else {
+                    &target.name
+                };
                 let path = if name.starts_with('/') {
                     PathBuf::from(name)
                 } else {
@@ -193,7 +201,11 @@ impl Worker {
                 };
                 files.push(TaskFile {
                     path,
-                    data: secret.spec.as_ref().map(|s| s.data.clone()).unwrap_or_default(),
+                    data: secret
+                        .spec
+                        .as_ref()
+                        .map(|s| s.data.clone())
+                        .unwrap_or_default(),
                     uid: target.uid,
                     gid: target.gid,
                     mode: if target.mode == 0 { 0o444 } else { target.mode },
@@ -205,7 +217,11 @@ impl Worker {
                     continue;
                 };
                 let target = r.target.clone().unwrap_or_default();
-                let name = if target.name.is_empty() { &r.config_name } else { &target.name };
+                let name = if target.name.is_empty() {
+                    &r.config_name
+                } else {
+                    &target.name
+                };
                 let path = if name.starts_with('/') {
                     PathBuf::from(name)
                 } else {
@@ -213,7 +229,11 @@ impl Worker {
                 };
                 files.push(TaskFile {
                     path,
-                    data: config.spec.as_ref().map(|s| s.data.clone()).unwrap_or_default(),
+                    data: config
+                        .spec
+                        .as_ref()
+                        .map(|s| s.data.clone())
+                        .unwrap_or_default(),
                     uid: target.uid,
                     gid: target.gid,
                     mode: if target.mode == 0 { 0o444 } else { target.mode },

@@ -281,6 +281,5 @@ use resources::{
     network_list, network_remove, secret_create, secret_get, secret_list, secret_remove,
 };
 use services::{
-    service_create, service_get, service_list, service_remove, service_update, task_get,
-    task_list,
+    service_create, service_get, service_list, service_remove, service_update, task_get, task_list,
 };

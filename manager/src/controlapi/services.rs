@@ -58,11 +58,20 @@ fn validate(t: &Tables, spec: &mut ServiceSpec) -> Result<(), Status> {
         let found = found.map_err(|_| {
             Status::invalid_argument(format!(
                 "secret not found: {} (create it first with shoal secret create)",
-                if secret.secret_name.is_empty() { &secret.secret_id } else { &secret.secret_name }
+                if secret.secret_name.is_empty() {
+                    &secret.secret_id
+                } else {
+                    &secret.secret_name
+                }
             ))
         })?;
         secret.secret_id = found.id.clone();
-        secret.secret_name = found.spec.as_ref().and_then(|s| s.annotations.as_ref()).map(|a| a.name.clone()).unwrap_or_default();
+        secret.secret_name = found
+            .spec
+            .as_ref()
+            .and_then(|s| s.annotations.as_ref())
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
     }
     for config in &mut container.configs {
         let found = t.find::<Config>(if config.config_id.is_empty() {
@@ -73,11 +82,20 @@ fn validate(t: &Tables, spec: &mut ServiceSpec) -> Result<(), Status> {
         let found = found.map_err(|_| {
             Status::invalid_argument(format!(
                 "config not found: {} (create it first with shoal config create)",
-                if config.config_name.is_empty() { &config.config_id } else { &config.config_name }
+                if config.config_name.is_empty() {
+                    &config.config_id
+                } else {
+                    &config.config_name
+                }
             ))
         })?;
         config.config_id = found.id.clone();
-        config.config_name = found.spec.as_ref().and_then(|s| s.annotations.as_ref()).map(|a| a.name.clone()).unwrap_or_default();
+        config.config_name = found
+            .spec
+            .as_ref()
+            .and_then(|s| s.annotations.as_ref())
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
     }
     if let Some(placement) = task.placement.as_ref() {
         crate::scheduler::parse_constraints(&placement.constraints)
@@ -218,9 +236,11 @@ pub async fn service_update(
         .store
         .view(|t| t.find::<Service>(&r.service_id).map(|s| s.id.clone()))?;
     ctx.update(|tx| {
-        let mut service = tx.tables().get::<Service>(&id).cloned().ok_or_else(|| {
-            Status::not_found(format!("service {} not found", r.service_id))
-        })?;
+        let mut service = tx
+            .tables()
+            .get::<Service>(&id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("service {} not found", r.service_id)))?;
         if r.version != 0 {
             service.meta.get_or_insert_default().version = r.version;
         }

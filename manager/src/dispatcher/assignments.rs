@@ -22,12 +22,17 @@ use crate::store::{Commit, Object, Tables};
 /// Whether the worker on the task's node must know of it.
 fn belongs(task: &Task) -> bool {
     let state = observed(task);
-    state >= TaskState::Assigned && !(state.is_terminal() && task.desired_state() > TaskState::Running)
+    state >= TaskState::Assigned
+        && !(state.is_terminal() && task.desired_state() > TaskState::Running)
 }
 
 /// What the worker on `node_id` must hold now.
 fn current(t: &Tables, node_id: &str) -> (Vec<Task>, Vec<Secret>, Vec<Config>) {
-    let tasks: Vec<Task> = t.tasks_of_node(node_id).filter(|x| belongs(x)).cloned().collect();
+    let tasks: Vec<Task> = t
+        .tasks_of_node(node_id)
+        .filter(|x| belongs(x))
+        .cloned()
+        .collect();
     let mut secrets: HashMap<String, Secret> = HashMap::new();
     let mut configs: HashMap<String, Config> = HashMap::new();
     for task in &tasks {
@@ -45,7 +50,11 @@ fn current(t: &Tables, node_id: &str) -> (Vec<Task>, Vec<Secret>, Vec<Config>) {
             }
         }
     }
-    (tasks, secrets.into_values().collect(), configs.into_values().collect())
+    (
+        tasks,
+        secrets.into_values().collect(),
+        configs.into_values().collect(),
+    )
 }
 
 fn version(meta: Option<&shoal_proto::objects::Meta>) -> u64 {
@@ -106,7 +115,8 @@ impl AssignmentSet {
             changes.push(change(assignment::Item::Config(c), update));
         }
         for task in tasks {
-            self.tasks.insert(task.id.clone(), version(task.meta.as_ref()));
+            self.tasks
+                .insert(task.id.clone(), version(task.meta.as_ref()));
             changes.push(change(assignment::Item::Task(task), update));
         }
         self.sequence += 1;
@@ -156,14 +166,22 @@ impl AssignmentSet {
             };
             changes.push(change(assignment::Item::Task(gone), remove));
         }
-        for id in self.secrets.keys().filter(|id| !seen_secrets.contains_key(*id)) {
+        for id in self
+            .secrets
+            .keys()
+            .filter(|id| !seen_secrets.contains_key(*id))
+        {
             let gone = Secret {
                 id: id.clone(),
                 ..Default::default()
             };
             changes.push(change(assignment::Item::Secret(gone), remove));
         }
-        for id in self.configs.keys().filter(|id| !seen_configs.contains_key(*id)) {
+        for id in self
+            .configs
+            .keys()
+            .filter(|id| !seen_configs.contains_key(*id))
+        {
             let gone = Config {
                 id: id.clone(),
                 ..Default::default()

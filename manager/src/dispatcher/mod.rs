@@ -333,7 +333,9 @@ impl Dispatcher for DispatcherService {
                     continue;
                 }
                 // Fold whatever else already arrived into one message.
-                while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = commits.try_recv() {}
+                while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+                    commits.try_recv()
+                {}
                 if let Some(message) = ctx.store.view(|t| set.incremental(t))
                     && tx.send(Ok(message)).await.is_err()
                 {

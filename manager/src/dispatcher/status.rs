@@ -47,7 +47,11 @@ impl StatusBatcher {
     }
 
     /// Records `updates` from `node_id`; returns once they are committed.
-    pub async fn report(&self, node_id: String, updates: Vec<TaskStatusUpdate>) -> Result<(), Status> {
+    pub async fn report(
+        &self,
+        node_id: String,
+        updates: Vec<TaskStatusUpdate>,
+    ) -> Result<(), Status> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Report {

@@ -55,9 +55,10 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
                 }
             }
             if all_dirty {
-                dirty.extend(ctx.store.view(|t| {
-                    t.all::<Service>().map(|s| s.id.clone()).collect::<Vec<_>>()
-                }));
+                dirty.extend(
+                    ctx.store
+                        .view(|t| t.all::<Service>().map(|s| s.id.clone()).collect::<Vec<_>>()),
+                );
             }
             let now = SystemTime::now();
             let (batch, next_wake) = match ctx.store.build(|tx| {
@@ -133,7 +134,10 @@ fn mark(
                 dirty.insert(s.id.clone());
             }
             Object::Task(t) => {
-                if ctx.store.view(|tables| tables.get::<Service>(&t.service_id).is_some()) {
+                if ctx
+                    .store
+                    .view(|tables| tables.get::<Service>(&t.service_id).is_some())
+                {
                     dirty.insert(t.service_id.clone());
                 } else {
                     // A task of a removed service: the reaper's business.
@@ -216,10 +220,7 @@ fn pass(
 }
 
 /// Tasks whose service or node is gone and which no longer run.
-fn reap_orphans(
-    tx: &mut crate::store::Tx<'_>,
-    t: &Tables,
-) -> Result<(), crate::store::StoreError> {
+fn reap_orphans(tx: &mut crate::store::Tx<'_>, t: &Tables) -> Result<(), crate::store::StoreError> {
     let orphans: Vec<String> = t
         .all::<Task>()
         .filter(|task| {

@@ -19,9 +19,7 @@ use std::time::SystemTime;
 use shoal_proto::objects::{Node, Service, Task, TaskState, node_spec, node_status};
 use shoal_proto::task_state::observed;
 
-use super::task::{
-    Mode, Restart, SlotKey, by_slot, has_ended, is_live, new_task, restart_verdict,
-};
+use super::task::{Mode, Restart, SlotKey, by_slot, has_ended, is_live, new_task, restart_verdict};
 use crate::store::Tables;
 
 /// What to change for one service.
@@ -130,7 +128,11 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
         if tasks.iter().any(|t| live(t)) {
             continue;
         }
-        if mode.is_job() && tasks.iter().any(|t| observed(t) == TaskState::Complete && t.desired_state() <= TaskState::Complete) {
+        if mode.is_job()
+            && tasks.iter().any(|t| {
+                observed(t) == TaskState::Complete && t.desired_state() <= TaskState::Complete
+            })
+        {
             continue;
         }
         if budget == 0 {
@@ -158,7 +160,10 @@ pub fn reap(t: &Tables, service: Option<&Service>, tasks: &[&Task], limit: usize
     let mut doomed = Vec::new();
     let mut per_slot: BTreeMap<SlotKey, Vec<&Task>> = BTreeMap::new();
     for task in tasks {
-        per_slot.entry(super::task::slot_of(task)).or_default().push(task);
+        per_slot
+            .entry(super::task::slot_of(task))
+            .or_default()
+            .push(task);
     }
     for (_, mut slot_tasks) in per_slot {
         slot_tasks.sort_by_key(|t| std::cmp::Reverse(super::task::created_at(t)));

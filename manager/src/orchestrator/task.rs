@@ -120,7 +120,9 @@ pub fn new_task(service: &Service, slot: &SlotKey) -> Task {
         endpoint: service.endpoint.clone(),
         ..Default::default()
     };
-    task.status.get_or_insert_default().set_state(TaskState::Pending);
+    task.status
+        .get_or_insert_default()
+        .set_state(TaskState::Pending);
     task.set_desired_state(mode.desired());
     task
 }
@@ -214,7 +216,9 @@ pub fn restart_verdict(
             .filter(|t| observed(t).is_terminal())
             .filter(|t| match window {
                 None => true,
-                Some(w) => ended_at(t).is_some_and(|at| now.duration_since(at).unwrap_or_default() <= w),
+                Some(w) => {
+                    ended_at(t).is_some_and(|at| now.duration_since(at).unwrap_or_default() <= w)
+                }
             })
             .count() as u64;
         if counted > policy.max_attempts {
@@ -252,7 +256,9 @@ pub fn by_slot<'a>(t: &'a Tables, service_id: &str) -> BTreeMap<SlotKey, Vec<&'a
         slots.entry(slot_of(task)).or_default().push(task);
     }
     for tasks in slots.values_mut() {
-        tasks.sort_by_key(|t| std::cmp::Reverse((created_at(t), t.meta.as_ref().map_or(0, |m| m.version))));
+        tasks.sort_by_key(|t| {
+            std::cmp::Reverse((created_at(t), t.meta.as_ref().map_or(0, |m| m.version)))
+        });
     }
     slots
 }
@@ -311,7 +317,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            restart_verdict(Some(&limited), &old, &[&old.clone()], Mode::Replicated(1), now),
+            restart_verdict(
+                Some(&limited),
+                &old,
+                &[&old.clone()],
+                Mode::Replicated(1),
+                now
+            ),
             Restart::Never
         );
         // Not ended by itself (lost node, scaled, updated): at once.

@@ -66,9 +66,9 @@ pub struct Updates {
 fn config(service: &Service, rollback: bool) -> UpdateConfig {
     let spec = service.spec.as_ref();
     let c = if rollback {
-        spec.and_then(|s| s.rollback.clone())
+        spec.and_then(|s| s.rollback)
     } else {
-        spec.and_then(|s| s.update.clone())
+        spec.and_then(|s| s.update)
     };
     let mut c = c.unwrap_or_default();
     if c.parallelism == 0 && spec.and_then(|s| s.update.as_ref()).is_none() {
@@ -230,7 +230,10 @@ impl Updates {
         if dirty.is_empty() {
             let mut s = service.clone();
             let (state, message) = if rollback {
-                (update_status::State::RollbackCompleted, "rollback completed")
+                (
+                    update_status::State::RollbackCompleted,
+                    "rollback completed",
+                )
             } else {
                 (update_status::State::Completed, "update completed")
             };

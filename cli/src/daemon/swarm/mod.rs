@@ -25,10 +25,10 @@ use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use shoal_proto::token::JoinToken;
 use shoal_worker::agent::{self, AgentConfig, SessionState};
-use shoal_worker::exec::EngineParams;
-use shoal_worker::worker::Command as WorkerCommand;
 use shoal_worker::engine::EngineInfo;
+use shoal_worker::exec::EngineParams;
 use shoal_worker::host::HostFacts;
+use shoal_worker::worker::Command as WorkerCommand;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -264,8 +264,12 @@ impl SwarmNode {
         let worker_stop = stop.clone();
         tokio::spawn(async move {
             match shoal_worker::exec::build(&info, &params).await {
-                Ok(engine) => shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await,
-                Err(e) => tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks"),
+                Ok(engine) => {
+                    shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks")
+                }
             }
         });
         tokio::spawn(agent::run(config, state_tx, report_rx, stop.clone()));
