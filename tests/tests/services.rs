@@ -109,6 +109,26 @@ fn replicas_spread_scale_and_global_follows_new_nodes() -> anyhow::Result<()> {
         Ok(())
     })?;
 
+    // Draining two workers moves both replicas to the third.
+    for node in ["node-1", "node-2"] {
+        cluster
+            .shoal(0, &["node", "update", "--availability", "drain", node])
+            .ok()?;
+    }
+    eventually("both replicas on node-3", Duration::from_secs(30), || {
+        let counts = running_by_node(&cluster, "web")?;
+        anyhow::ensure!(
+            counts.get("node-3") == Some(&2) && counts.len() == 1,
+            "{counts:?}"
+        );
+        Ok(())
+    })?;
+    for node in ["node-1", "node-2"] {
+        cluster
+            .shoal(0, &["node", "update", "--availability", "active", node])
+            .ok()?;
+    }
+
     // A global service: one task per active node, the drained manager aside.
     cluster
         .shoal(
@@ -218,5 +238,62 @@ fn tasks_leave_a_dead_worker_fast_but_survive_a_short_cut() -> anyhow::Result<()
         moved < Duration::from_secs(5).mul_f64(shoal_tests::eventually::patience()),
         "took {moved:?} (goal: 5 s)"
     );
+
+    // A node that goes silent (no connection closes: cut off for good)
+    // is declared down after the heartbeat grace instead.
+    let cut_at = Instant::now();
+    cluster.isolate(2)?;
+    eventually(
+        "node-2's tasks run on node-1",
+        Duration::from_secs(20),
+        || {
+            let counts = running_by_node(&cluster, "api")?;
+            anyhow::ensure!(
+                counts.get("node-1") == Some(&6) && counts.len() == 1,
+                "{counts:?}"
+            );
+            Ok(())
+        },
+    )?;
+    let moved = cut_at.elapsed();
+    println!("tasks of a silently cut-off worker running elsewhere after {moved:.2?}");
+    assert!(
+        moved < Duration::from_secs(7).mul_f64(shoal_tests::eventually::patience()),
+        "took {moved:?}"
+    );
+    cluster.heal(2)?;
+
+    // A task no node can take says why in `service ps`.
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "nowhere",
+                "--constraint",
+                "node.labels.zone==mars",
+                "busybox",
+                "sleep",
+                "1",
+            ],
+        )
+        .ok()?;
+    eventually(
+        "the scheduler explains itself",
+        Duration::from_secs(20),
+        || {
+            let ps = cluster
+                .shoal(0, &["service", "ps", "nowhere", "--no-trunc"])
+                .ok()?;
+            anyhow::ensure!(
+                ps.contains("no suitable node") && ps.contains("Pending"),
+                "{ps}"
+            );
+            Ok(())
+        },
+    )?;
     Ok(())
 }

@@ -271,9 +271,23 @@ pub async fn service_update(
         }
         validate(tx.tables(), &mut next)?;
         check_ports(tx.tables(), &id, &next)?;
+        // Only a change to what tasks run starts a rolling update (a scale
+        // does not); asking again resumes a paused one, as in Docker.
+        let paused = service.update_status.as_ref().is_some_and(|s| {
+            matches!(
+                s.state(),
+                shoal_proto::objects::update_status::State::Paused
+                    | shoal_proto::objects::update_status::State::RollbackPaused
+            )
+        });
+        let rolls = r.rollback || paused || next.task != current.task;
         service.endpoint = endpoint_of(&next);
         service.previous_spec = Some(current);
         service.spec = Some(next);
+        if !rolls {
+            tx.update(service)?;
+            return Ok(());
+        }
         let mut status = shoal_proto::objects::UpdateStatus::default();
         if r.rollback {
             status.set_state(shoal_proto::objects::update_status::State::RollbackStarted);

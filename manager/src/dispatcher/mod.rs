@@ -33,13 +33,20 @@ use crate::context::ManagerContext;
 /// a beat is a few hundred bytes, so Shoal beats every second.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Missed periods before a node is Down.
-const GRACE_PERIODS: u32 = 3;
+const GRACE_PERIODS: u32 = 4;
+/// A node whose session connection closed (its daemon died: the kernel
+/// closes its sockets) and that has not come back within this is Down at
+/// once, without waiting for the heartbeat grace. A network cut closes
+/// nothing, so it still gets the whole grace.
+const RECONNECT_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves [`Dispatcher`] sessions and heartbeats.
 #[derive(Debug, Clone)]
 pub struct DispatcherService {
     ctx: ManagerContext,
     last_seen: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Nodes whose session stream closed, and when.
+    disconnected: Arc<Mutex<HashMap<String, Instant>>>,
     statuses: status::StatusBatcher,
 }
 
@@ -50,6 +57,7 @@ impl DispatcherService {
             statuses: status::StatusBatcher::start(ctx.clone(), shutdown),
             ctx,
             last_seen: Arc::default(),
+            disconnected: Arc::default(),
         }
     }
 
@@ -110,6 +118,10 @@ impl DispatcherService {
                 for id in ids {
                     seen.insert(id, now);
                 }
+                self.disconnected
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
             }
             was_leader = leader;
             if !leader {
@@ -118,6 +130,12 @@ impl DispatcherService {
             let limit = self.period() * GRACE_PERIODS;
             let expired: Vec<String> = {
                 let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                let gone = self.disconnected.lock().unwrap_or_else(|e| e.into_inner());
+                let left = |id: &str| {
+                    gone.get(id).is_some_and(|at| {
+                        at.elapsed() > RECONNECT_GRACE && seen.get(id).is_none_or(|s| s <= at)
+                    })
+                };
                 self.ctx.store.view(|t| {
                     t.all::<Node>()
                         .filter(|n| {
@@ -125,7 +143,9 @@ impl DispatcherService {
                                 .as_ref()
                                 .is_some_and(|s| s.state() == node_status::State::Ready)
                         })
-                        .filter(|n| seen.get(&n.id).is_none_or(|at| at.elapsed() > limit))
+                        .filter(|n| {
+                            left(&n.id) || seen.get(&n.id).is_none_or(|at| at.elapsed() > limit)
+                        })
                         .map(|n| n.id.clone())
                         .collect()
                 })
@@ -207,6 +227,10 @@ impl Dispatcher for DispatcherService {
             })
             .await?;
         self.touch(&node_id);
+        self.disconnected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&node_id);
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
         let managers = members_of(&self.ctx.raft.status());
         let (tx, rx) = mpsc::channel(4);
@@ -226,10 +250,18 @@ impl Dispatcher for DispatcherService {
         let mut leadership = self.ctx.raft.watch_status();
         let session_id = first_id;
         let mut known = members_of(&leadership.borrow());
+        let disconnected = self.disconnected.clone();
+        let closed_node = node_id.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tx.closed() => return,
+                    _ = tx.closed() => {
+                        disconnected
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(closed_node, Instant::now());
+                        return;
+                    }
                     changed = leadership.changed() => {
                         if changed.is_err() || !leadership.borrow().is_leader() {
                             let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;

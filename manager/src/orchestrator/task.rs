@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use shoal_proto::identity::new_id;
 use shoal_proto::objects::{
-    Annotations, Node, RestartPolicy, Service, Task, TaskState, TaskStatus, node_status,
+    Annotations, Node, RestartPolicy, Service, Task, TaskState, TaskStatus, node_spec, node_status,
     restart_policy, service_spec,
 };
 use shoal_proto::task_state::observed;
@@ -147,14 +147,25 @@ pub fn node_lost(t: &Tables, task: &Task) -> bool {
     }
 }
 
-/// Whether a live task has ended: it stopped by itself, or its node died.
-/// A job's task that completed has not "ended" in this sense: it is done.
+/// Whether the task's node was drained: its tasks must move elsewhere.
+pub fn node_drained(t: &Tables, task: &Task) -> bool {
+    !task.node_id.is_empty()
+        && t.get::<Node>(&task.node_id).is_some_and(|n| {
+            n.spec
+                .as_ref()
+                .is_some_and(|s| s.availability() == node_spec::Availability::Drain)
+        })
+}
+
+/// Whether a live task has ended: it stopped by itself, its node died, or
+/// its node was drained. A job's task that completed has not "ended" in
+/// this sense: it is done.
 pub fn has_ended(t: &Tables, task: &Task, mode: Mode) -> bool {
     let state = observed(task);
     if mode.is_job() && state == TaskState::Complete {
         return false;
     }
-    state.is_terminal() || node_lost(t, task)
+    state.is_terminal() || node_lost(t, task) || node_drained(t, task)
 }
 
 /// The restart policy's verdict on a slot whose last task ended.
