@@ -57,7 +57,7 @@ impl Output {
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
     hosts: usize,
-    engine: String,
+    pub(crate) engine: String,
     daemon_args: Vec<String>,
 }
 
@@ -112,25 +112,25 @@ impl ClusterBuilder {
 
 /// One test host.
 #[derive(Debug)]
-struct Host {
+pub(crate) struct Host {
     hostname: String,
     netns: Netns,
     addr: Ipv4Addr,
-    state_dir: PathBuf,
-    socket: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) socket: PathBuf,
     log: PathBuf,
-    daemon: Option<Child>,
+    pub(crate) daemon: Option<Child>,
 }
 
 /// A running test cluster; everything it made goes when it is dropped.
 #[derive(Debug)]
 pub struct Cluster {
-    bin: PathBuf,
-    dir: PathBuf,
+    pub(crate) bin: PathBuf,
+    pub(crate) dir: PathBuf,
     // Hosts before the underlay: their veths go with their namespaces.
-    hosts: Vec<Host>,
+    pub(crate) hosts: Vec<Host>,
     underlay: Underlay,
-    options: ClusterBuilder,
+    pub(crate) options: ClusterBuilder,
 }
 
 impl Cluster {
@@ -346,8 +346,13 @@ impl Cluster {
             .append(true)
             .open(&host.log)?;
         // Own UTS namespace so each host has its own name; every step execs,
-        // so the child's PID is the daemon's.
-        let mut cmd = host.netns.command("unshare");
+        // so the child's PID is the daemon's. The host's network namespace
+        // only (not `ip netns exec`'s private mounts and fresh /sys): the
+        // daemon shares the machine's mounts and cgroups as in production,
+        // so dockerd sees the secrets tmpfs it mounts.
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/var/run/netns/{}", host.netns.name()))
+            .arg("unshare");
         cmd.args([
             "--uts",
             "sh",
@@ -488,6 +493,11 @@ impl Drop for Cluster {
             }
             self.kill(i);
         }
+        // Containers and mounts outlive the daemons that made them.
+        if self.options.engine == "docker" {
+            crate::leftovers::remove_containers(&self.node_ids());
+        }
+        crate::leftovers::unmount_under(&self.dir);
         // Namespaces go as the hosts and the underlay are dropped.
         self.hosts.clear();
         if failed || std::env::var_os("SHOAL_TEST_KEEP").is_some() {

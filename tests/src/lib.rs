@@ -6,6 +6,9 @@
 //!   removes what a killed test run left behind.
 //! - [`cluster`]: N hosts with a daemon each; run the CLI against any of
 //!   them, kill -9, restart, cut and heal links (nftables drop).
+//! - [`node`]: a host's daemon alone: kill -9 it (tasks stay), CLI
+//!   input on stdin, the node's id.
+//! - [`leftovers`]: containers and mounts the dead daemons leave behind.
 //! - [`eventually`]: retry an assertion until it holds, with patience taken
 //!   from `SHOAL_TEST_PATIENCE` (a multiplier, default 1).
 //!
@@ -16,7 +19,9 @@
 
 pub mod cluster;
 pub mod eventually;
+pub mod leftovers;
 pub mod netns;
+pub mod node;
 pub mod swarm;
 
 pub use cluster::{Cluster, ClusterBuilder, Output};

@@ -205,6 +205,21 @@ pub fn sweep_stale() {
             destroy(name);
         }
     }
+    // Its daemons' mounts (task tmpfs, netns binds) stay in the machine's
+    // mount namespace; its logs stay for reading.
+    let runs = std::env::temp_dir().join("shoal-tests");
+    for dir in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(&format!("{PREFIX}-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+        {
+            crate::leftovers::unmount_under(&dir.path());
+        }
+    }
 }
 
 #[cfg(test)]
