@@ -19,5 +19,6 @@ pub mod engine;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod net;
 pub mod task;
 pub mod worker;

@@ -378,4 +378,14 @@ impl Dispatcher for DispatcherService {
         tracing::debug!(node = %node_id, "assignments stream opened");
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    type NetworksStream = ReceiverStream<Result<NetworkView, Status>>;
+
+    async fn networks(
+        &self,
+        request: Request<NetworksRequest>,
+    ) -> Result<Response<Self::NetworksStream>, Status> {
+        require_node(&request)?;
+        Err(Status::unimplemented("network views come with the allocator"))
+    }
 }
