@@ -44,8 +44,8 @@ pub struct LogsArgs {
     raw: bool,
     /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative
     /// (e.g. "42m" for 42 minutes).
-    #[arg(long)]
-    since: Option<String>,
+    #[arg(long, value_parser = parse_since_now)]
+    since: Option<SystemTime>,
     /// Number of lines to show from the end of the logs.
     #[arg(short = 'n', long, default_value = "all", value_parser = parse_tail)]
     tail: i64,
@@ -116,10 +116,6 @@ impl Labels {
 
 /// Runs `service logs`.
 pub async fn run(host: &Host, args: LogsArgs) -> anyhow::Result<()> {
-    let since = match &args.since {
-        Some(s) => Some(format::parse_since(s, SystemTime::now()).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
     let mut api = Api::connect(host).await?;
     let services = api::services(&mut api).await?;
     let tasks = api::tasks(&mut api, ListFilters::default()).await?;
@@ -146,7 +142,7 @@ pub async fn run(host: &Host, args: LogsArgs) -> anyhow::Result<()> {
             streams: Vec::new(),
             follow: args.follow,
             tail: args.tail,
-            since: since.map(Into::into),
+            since: args.since.map(Into::into),
         }),
     };
     let mut stream = LogsClient::new(api.channel())
@@ -194,6 +190,11 @@ async fn print(
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `--since`, relative to when the command started.
+fn parse_since_now(s: &str) -> Result<SystemTime, String> {
+    format::parse_since(s, SystemTime::now())
 }
 
 /// A service by name, id or id prefix; else a task by id or id prefix.
