@@ -106,8 +106,14 @@ fn service_flags_are_checked_before_the_daemon() {
             "invalid duration",
         ),
         (&["service", "scale", "web"], "invalid scale specifier"),
-        (&["service", "logs", "--tail", "some", "web"], "invalid tail value"),
-        (&["service", "logs", "--since", "yesterday", "web"], "invalid since value"),
+        (
+            &["service", "logs", "--tail", "some", "web"],
+            "invalid tail value",
+        ),
+        (
+            &["service", "logs", "--since", "yesterday", "web"],
+            "invalid since value",
+        ),
     ] {
         let out = shoal(&[&["-H", "unix:///nonexistent/shoal.sock"][..], args].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}");

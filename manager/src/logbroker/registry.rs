@@ -124,8 +124,7 @@ impl LogBroker {
                 .entry(t.node_id.clone())
                 .or_default()
                 .insert(t.task_id.clone());
-            sub.services
-                .insert(t.task_id.clone(), t.service_id.clone());
+            sub.services.insert(t.task_id.clone(), t.service_id.clone());
         }
         let mut inner = self.lock();
         let mut unreachable = Vec::new();
@@ -175,8 +174,7 @@ impl LogBroker {
                 .or_default()
                 .insert(t.task_id.clone())
             {
-                sub.services
-                    .insert(t.task_id.clone(), t.service_id.clone());
+                sub.services.insert(t.task_id.clone(), t.service_id.clone());
                 changed.insert(t.node_id.clone());
             }
         }
@@ -251,9 +249,7 @@ impl LogBroker {
             Status::not_found(format!("log subscription {id} is over (or unknown)"))
         })?;
         let tasks = sub.nodes.get(node).ok_or_else(|| {
-            Status::permission_denied(format!(
-                "node {node} is not part of log subscription {id}"
-            ))
+            Status::permission_denied(format!("node {node} is not part of log subscription {id}"))
         })?;
         sub.last_activity = Instant::now();
         Ok(Route {
@@ -347,7 +343,10 @@ mod tests {
         assert!(lrx.try_recv().is_ok());
         broker.extend("s", &[task("t1", "n1"), task("t3", "n1")]);
         let again = lrx.try_recv().ok().and_then(Result::ok).unwrap_or_default();
-        assert_eq!(again.selector.unwrap_or_default().task_ids, vec!["t1", "t3"]);
+        assert_eq!(
+            again.selector.unwrap_or_default().task_ids,
+            vec!["t1", "t3"]
+        );
         broker.close("s", "n1");
         assert!(!done.is_cancelled(), "follow lasts until the CLI goes");
         broker.unlisten("n1", generation);

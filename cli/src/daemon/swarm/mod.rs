@@ -25,11 +25,11 @@ use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use shoal_proto::token::JoinToken;
 use shoal_worker::agent::{self, AgentConfig, SessionState};
+use shoal_worker::engine::EngineInfo;
 use shoal_worker::exec::EngineParams;
+use shoal_worker::host::HostFacts;
 use shoal_worker::logs::LogsConfig;
 use shoal_worker::worker::Command as WorkerCommand;
-use shoal_worker::engine::EngineInfo;
-use shoal_worker::host::HostFacts;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -275,10 +275,15 @@ impl SwarmNode {
             match shoal_worker::exec::build(&info, &params).await {
                 Ok(engine) => {
                     // Logs are read from the same engine that runs the tasks.
-                    tokio::spawn(shoal_worker::logs::run(logs(engine.clone()), worker_stop.clone()));
+                    tokio::spawn(shoal_worker::logs::run(
+                        logs(engine.clone()),
+                        worker_stop.clone(),
+                    ));
                     shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await
                 }
-                Err(e) => tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks"),
+                Err(e) => {
+                    tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks")
+                }
             }
         });
         tokio::spawn(agent::run(config, state_tx, report_rx, stop.clone()));
