@@ -210,3 +210,49 @@ fn service_logs_tail_follow_and_stderr() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_follower_manager_forwards_service_logs_to_the_leader() -> anyhow::Result<()> {
+    // node-0 leads, node-1 is a second manager, node-2 runs the task.
+    let cluster = Cluster::start(3)?;
+    cluster.init_swarm(0)?;
+    cluster.join(1, 0, "manager")?;
+    cluster.join(2, 0, "worker")?;
+    cluster.wait_nodes_ready(0, 3, Duration::from_secs(30))?;
+    for node in ["node-0", "node-1"] {
+        cluster
+            .shoal(0, &["node", "update", "--availability", "drain", node])
+            .ok()?;
+    }
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "echo",
+                "busybox",
+                "sh",
+                "-c",
+                "while true; do echo hi; sleep 0.2; done",
+            ],
+        )
+        .ok()?;
+    eventually("logs through the follower", Duration::from_secs(40), || {
+        let out = cluster
+            .shoal(1, &["service", "logs", "--tail", "3", "echo"])
+            .ok()?;
+        let tasks = by_task("echo", &out)?;
+        anyhow::ensure!(tasks.len() == 1, "{out}");
+        for (prefix, lines) in &tasks {
+            anyhow::ensure!(prefix.ends_with("@node-2"), "{prefix}");
+            anyhow::ensure!(
+                lines.len() == 3 && lines.iter().all(|l| l == "hi"),
+                "{lines:?}"
+            );
+        }
+        Ok(())
+    })
+}
