@@ -78,8 +78,7 @@ fn help_lists_every_noun() {
 #[test]
 fn commands_not_built_yet_fail_clearly() {
     for cmd in [
-        &["service", "logs", "-f", "web"][..],
-        &["events", "--since", "1m"],
+        &["events", "--since", "1m"][..],
         &["stack", "deploy", "-c", "x.yml", "app"],
     ] {
         let out = shoal(cmd);
@@ -107,6 +106,14 @@ fn service_flags_are_checked_before_the_daemon() {
             "invalid duration",
         ),
         (&["service", "scale", "web"], "invalid scale specifier"),
+        (
+            &["service", "logs", "--tail", "some", "web"],
+            "invalid tail value",
+        ),
+        (
+            &["service", "logs", "--since", "yesterday", "web"],
+            "invalid since value",
+        ),
     ] {
         let out = shoal(&[&["-H", "unix:///nonexistent/shoal.sock"][..], args].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}");

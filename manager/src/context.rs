@@ -26,6 +26,8 @@ pub struct ManagerContext {
     pub node_id: String,
     /// Nodes whose certificates must be refused.
     pub deny: DenyList,
+    /// Log subscriptions (used while this manager leads).
+    pub logs: crate::logbroker::LogBroker,
     tls: ClientTls,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
@@ -52,6 +54,7 @@ impl ManagerContext {
             raft,
             node_id,
             deny,
+            logs: crate::logbroker::LogBroker::default(),
             tls,
             channels: Arc::default(),
         }

@@ -8,6 +8,7 @@
 //! - `scheduler`: gives Pending tasks a node (filters, a pure planner, the
 //!   leader-only loop that commits its plans).
 //! - `orchestrator`: services into tasks, restarts, rolling updates, reaping.
+//! - `logbroker`: log subscriptions from the CLI, relayed from workers.
 //! - `leader`: starts the leader-only loops and stops them with leadership.
 //!
 //! A manager never runs a task and never depends on the worker crate: all
@@ -21,6 +22,7 @@ pub mod context;
 pub mod controlapi;
 pub mod dispatcher;
 pub mod leader;
+pub mod logbroker;
 pub mod membership;
 pub mod orchestrator;
 pub mod raft;

@@ -4,8 +4,9 @@
 //! 1. the key store (the data key that seals everything on disk),
 //! 2. the sealed Raft storage, with a bootstrap snapshot for a new cluster,
 //! 3. the Raft node and its gRPC transport (mutual TLS to peers),
-//! 4. the cluster port: Raft, membership, CA, control API, dispatcher, all
-//!    behind one TLS listener whose verifier refuses removed nodes,
+//! 4. the cluster port: Raft, membership, CA, control API, dispatcher, log
+//!    broker, all behind one TLS listener whose verifier refuses removed
+//!    nodes,
 //! 5. leader-side loops (down detection, root CA rotation), and the
 //!    deny-list follower,
 //! 6. for a new cluster, the first batch: cluster object, this node, and
@@ -23,6 +24,8 @@ use shoal_proto::ca::node_ca_server::NodeCaServer;
 use shoal_proto::control::control_server::ControlServer;
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::dispatcher::dispatcher_server::DispatcherServer;
+use shoal_proto::logs::log_broker_server::LogBrokerServer;
+use shoal_proto::logs::logs_server::LogsServer;
 use shoal_proto::net::{ClientTls, ServerTls};
 use shoal_proto::objects::{Cluster, Network, Node};
 use shoal_proto::raft::RaftMember;
@@ -36,6 +39,7 @@ use crate::ca::CaService;
 use crate::context::ManagerContext;
 use crate::controlapi::{ControlApi, ManagerSlot};
 use crate::dispatcher::DispatcherService;
+use crate::logbroker::{LogBrokerService, LogsApi};
 use crate::membership::MembershipService;
 use crate::raft::node::{self, RaftConfig};
 use crate::raft::service::RaftService;
@@ -256,6 +260,8 @@ impl Manager {
             .add_service(CaServer::new(CaService::new(ctx.clone())))
             .add_service(ControlServer::new(ControlApi::new(slot.clone())))
             .add_service(DispatcherServer::new(dispatcher.clone()))
+            .add_service(LogsServer::new(LogsApi::new(slot.clone())))
+            .add_service(LogBrokerServer::new(LogBrokerService::new(ctx.clone())))
             .serve_with_incoming_shutdown(incoming, shutdown.child_token().cancelled_owned());
         tasks.spawn(async move {
             if let Err(e) = server.await {

@@ -8,6 +8,7 @@
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
 //! - [`exec`]: engines behind one trait (process, sim; docker).
 //! - [`health`]: health checks run through any engine's `exec`.
+//! - [`logs`]: publishes task logs for the log broker's subscriptions.
 //! - later: `task` (one actor per task),
 //!   `net` (overlay, DNS, load balancing).
 //!
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod logs;
 pub mod net;
 pub mod task;
 pub mod worker;

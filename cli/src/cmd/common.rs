@@ -55,6 +55,11 @@ impl Api {
         })
     }
 
+    /// The connection to the daemon, for the other APIs it serves.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// The id of the node the daemon runs, empty outside a swarm.
     pub async fn local_node_id(&self) -> anyhow::Result<String> {
         let info = LocalClient::new(self.channel.clone())

@@ -112,7 +112,7 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
         Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
-        Command::Service(cmd) => service::run(&cli.host, cmd, path).await,
+        Command::Service(cmd) => service::run(&cli.host, cmd).await,
         Command::Events(_) | Command::Stack(_) => Err(not_available(path)),
     }
 }

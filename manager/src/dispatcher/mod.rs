@@ -386,6 +386,8 @@ impl Dispatcher for DispatcherService {
         request: Request<NetworksRequest>,
     ) -> Result<Response<Self::NetworksStream>, Status> {
         require_node(&request)?;
-        Err(Status::unimplemented("network views come with the allocator"))
+        Err(Status::unimplemented(
+            "network views come with the allocator",
+        ))
     }
 }

@@ -1,4 +1,4 @@
-//! `shoal service create|inspect|ls|ps|rm|scale|update|rollback`, as
+//! `shoal service create|inspect|ls|logs|ps|rm|scale|update|rollback`, as
 //! `docker service`. Specs are built from flags offline ([`flags`]); names
 //! of secrets, configs and networks are resolved to ids here, before the
 //! request, so a typo is a clear error rather than a failing task. Without
@@ -8,6 +8,7 @@ mod api;
 mod args;
 mod flags;
 mod inspect;
+mod logs;
 mod parse;
 mod progress;
 pub(super) mod view;
@@ -47,7 +48,7 @@ pub enum ServiceCommand {
     /// List the tasks of one or more services.
     Ps(PsArgs),
     /// Fetch the logs of a service or task.
-    Logs(super::Pending),
+    Logs(logs::LogsArgs),
     /// Remove one or more services.
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -145,13 +146,13 @@ fn parse_scale(s: &str) -> Result<(String, u64), String> {
 }
 
 /// Runs `shoal service ...`.
-pub async fn run(host: &Host, cmd: ServiceCommand, path: &str) -> anyhow::Result<()> {
+pub async fn run(host: &Host, cmd: ServiceCommand) -> anyhow::Result<()> {
     match cmd {
         ServiceCommand::Create(args) => create(host, *args).await,
         ServiceCommand::Inspect(args) => inspect(host, args).await,
         ServiceCommand::Ls(args) => ls(host, args).await,
         ServiceCommand::Ps(args) => ps(host, args).await,
-        ServiceCommand::Logs(_) => Err(super::not_available(path)),
+        ServiceCommand::Logs(args) => logs::run(host, args).await,
         ServiceCommand::Rm(args) => rm(host, args).await,
         ServiceCommand::Scale(args) => scale(host, args).await,
         ServiceCommand::Update(args) => update(host, *args).await,

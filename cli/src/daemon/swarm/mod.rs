@@ -28,6 +28,7 @@ use shoal_worker::agent::{self, AgentConfig, SessionState};
 use shoal_worker::engine::EngineInfo;
 use shoal_worker::exec::EngineParams;
 use shoal_worker::host::HostFacts;
+use shoal_worker::logs::LogsConfig;
 use shoal_worker::worker::Command as WorkerCommand;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -262,9 +263,22 @@ impl SwarmNode {
         };
         let info = self.engine.clone();
         let worker_stop = stop.clone();
+        let (node_id, logs_tls, session) =
+            (file.node_id.clone(), tls.client.clone(), state_rx.clone());
+        let logs = move |engine| LogsConfig {
+            node_id,
+            tls: logs_tls,
+            engine,
+            session,
+        };
         tokio::spawn(async move {
             match shoal_worker::exec::build(&info, &params).await {
                 Ok(engine) => {
+                    // Logs are read from the same engine that runs the tasks.
+                    tokio::spawn(shoal_worker::logs::run(
+                        logs(engine.clone()),
+                        worker_stop.clone(),
+                    ));
                     shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await
                 }
                 Err(e) => {
