@@ -15,7 +15,8 @@ use shoal_proto::dispatcher::dispatcher_client::DispatcherClient;
 use std::collections::BTreeMap;
 
 use shoal_proto::dispatcher::{
-    AssignmentsRequest, HeartbeatRequest, SessionRequest, TaskStatusUpdate, UpdateTaskStatusRequest,
+    AssignmentsRequest, HeartbeatRequest, NetworksRequest, SessionRequest, TaskStatusUpdate,
+    UpdateTaskStatusRequest,
 };
 use shoal_proto::net::ClientTls;
 use shoal_proto::objects::NodeDescription;
@@ -38,6 +39,8 @@ pub struct AgentConfig {
     pub description: NodeDescription,
     /// Where assignments go.
     pub worker: mpsc::Sender<crate::worker::Command>,
+    /// Where the node's network view goes (the data plane follows it).
+    pub networks: std::sync::Arc<watch::Sender<Option<crate::net::NetworkView>>>,
 }
 
 /// Status reports not yet acknowledged by a manager, newest per task.
@@ -155,6 +158,13 @@ async fn flush(
     Ok(())
 }
 
+/// The next network view, if the stream is open.
+async fn next_view(
+    networks: &mut Option<tonic::Streaming<crate::net::NetworkView>>,
+) -> Option<Result<crate::net::NetworkView, tonic::Status>> {
+    networks.as_mut()?.message().await.transpose()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session(
     config: &AgentConfig,
@@ -208,6 +218,17 @@ async fn session(
     if let Err(status) = flush(&mut client, &first.session_id, pending).await {
         return Ended::Failed(status.message().to_string(), true);
     }
+    // Managers without an allocator answer Unimplemented: no data plane.
+    let mut networks = match client
+        .networks(NetworksRequest {
+            session_id: first.session_id.clone(),
+        })
+        .await
+    {
+        Ok(r) => Some(r.into_inner()),
+        Err(status) if status.code() == tonic::Code::Unimplemented => None,
+        Err(status) => return Ended::Failed(status.message().to_string(), true),
+    };
 
     let mut period = Duration::from_secs(1);
     loop {
@@ -221,6 +242,14 @@ async fn session(
                 }
                 Ok(None) => return Ended::Failed("the manager closed the assignment stream".into(), true),
                 Err(status) => return Ended::Failed(status.message().to_string(), true),
+            },
+            view = next_view(&mut networks), if networks.is_some() => match view {
+                Some(Ok(view)) => {
+                    config.networks.send_replace(Some(view));
+                }
+                Some(Err(status)) if status.code() == tonic::Code::Unimplemented => networks = None,
+                Some(Err(status)) => return Ended::Failed(status.message().to_string(), true),
+                None => return Ended::Failed("the manager closed the network stream".into(), true),
             },
             Some((id, status)) = reports.recv() => {
                 pending.insert(id, status);

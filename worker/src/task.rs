@@ -31,8 +31,12 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// What the actor is told.
 pub type Input = watch::Receiver<Option<TaskRun>>;
 
+/// The data plane, where the node has one.
+pub type Plane = Option<std::sync::Arc<dyn crate::net::plane::DataPlane>>;
+
 struct Actor {
     engine: std::sync::Arc<dyn Engine>,
+    plane: Plane,
     id: String,
     reports: mpsc::UnboundedSender<Report>,
     state: TaskState,
@@ -117,6 +121,7 @@ pub async fn run(
     mut input: Input,
     reports: mpsc::UnboundedSender<Report>,
     adopted: Option<EngineTask>,
+    plane: Plane,
 ) {
     let Some(first) = input.borrow().clone() else {
         return;
@@ -124,6 +129,7 @@ pub async fn run(
     let id = first.task.id.clone();
     let mut actor = Actor {
         engine: engine.clone(),
+        plane: plane.clone(),
         state: observed(&first.task),
         last: first.task.status.clone().unwrap_or_default(),
         id: id.clone(),
@@ -167,6 +173,9 @@ pub async fn run(
             break;
         }
     }
+    if let Some(plane) = plane.as_ref() {
+        plane.detach(&id).await;
+    }
     if let Err(e) = engine.remove(&id).await {
         tracing::warn!(task = %id, error = %e, "removing task from the engine failed");
     }
@@ -189,6 +198,19 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
     actor.report(TaskState::Preparing, "preparing", "", None);
     if let Err(e) = actor.engine.prepare(&run).await {
         actor.fail(&e);
+        return false;
+    }
+    // Networking is ready before the process starts: no race.
+    if let (Some(plane), false) = (actor.plane.clone(), run.task.networks.is_empty())
+        && let Some(netns) = actor.engine.netns(&actor.id)
+        && let Err(e) = plane.attach(&run.task, &netns).await
+    {
+        actor.report(
+            TaskState::Failed,
+            "failed",
+            &format!("network attach failed: {e}"),
+            None,
+        );
         return false;
     }
     actor.report(TaskState::Ready, "prepared", "", None);

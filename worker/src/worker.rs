@@ -32,6 +32,7 @@ pub enum Command {
 
 struct Worker {
     engine: Arc<dyn Engine>,
+    plane: task::Plane,
     reports: mpsc::UnboundedSender<Report>,
     tasks: HashMap<String, watch::Sender<Option<TaskRun>>>,
     secrets: HashMap<String, Secret>,
@@ -45,6 +46,7 @@ struct Worker {
 /// (a daemon restart adopts them); only [`Command::RemoveAll`] stops them.
 pub async fn run(
     engine: Arc<dyn Engine>,
+    plane: task::Plane,
     mut commands: mpsc::Receiver<Command>,
     reports: mpsc::UnboundedSender<Report>,
     shutdown: CancellationToken,
@@ -61,6 +63,7 @@ pub async fn run(
     }
     let mut worker = Worker {
         engine,
+        plane,
         reports,
         tasks: HashMap::new(),
         secrets: HashMap::new(),
@@ -162,6 +165,7 @@ impl Worker {
             rx,
             self.reports.clone(),
             adopted,
+            self.plane.clone(),
         ));
     }
 

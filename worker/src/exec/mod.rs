@@ -220,6 +220,13 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The task's log lines.
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
+
+    /// The task's network namespace, once prepared, when the engine lets
+    /// Shoal wire it (process engine); `None` where the engine owns the
+    /// task's networking.
+    fn netns(&self, _task_id: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// What the daemon knows when it builds its engine.

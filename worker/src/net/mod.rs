@@ -15,6 +15,8 @@
 //! and interface this node creates carries a short prefix derived from its
 //! node id.
 
+pub mod plane;
+
 use std::net::Ipv4Addr;
 
 pub use shoal_proto::dispatcher::NetworkView;

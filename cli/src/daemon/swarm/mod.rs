@@ -252,6 +252,7 @@ impl SwarmNode {
             tls: tls.client.clone(),
             description: self.description(),
             worker: worker_tx.clone(),
+            networks: std::sync::Arc::new(watch::channel(None).0),
         };
         let stop = CancellationToken::new();
         let (state_tx, state_rx) = watch::channel(SessionState::default());
@@ -279,7 +280,7 @@ impl SwarmNode {
                         logs(engine.clone()),
                         worker_stop.clone(),
                     ));
-                    shoal_worker::worker::run(engine, worker_rx, report_tx, worker_stop).await
+                    shoal_worker::worker::run(engine, None, worker_rx, report_tx, worker_stop).await
                 }
                 Err(e) => {
                     tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks")

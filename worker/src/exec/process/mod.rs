@@ -241,6 +241,13 @@ fn build_sandbox(
 
 #[tonic::async_trait]
 impl Engine for ProcessEngine {
+    fn netns(&self, task_id: &str) -> Option<PathBuf> {
+        self.dir(task_id)
+            .ok()
+            .map(|d| d.netns())
+            .filter(|p| p.exists())
+    }
+
     fn info(&self) -> EngineInfo {
         EngineInfo {
             kind: EngineKind::Process,
