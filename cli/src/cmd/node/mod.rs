@@ -244,26 +244,39 @@ async fn rm(host: &Host, args: RmArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the node, lets `change` edit its spec, and writes it back with the
-/// version read. `change` returns false to skip the write.
+/// version read. `change` returns false to skip the write. Another writer
+/// may move the node in between (the dispatcher records its status, a
+/// certificate is reissued): the store then answers `Aborted` and the
+/// change is made again on a fresh read, a few times.
 async fn change_spec(
     api: &mut Api,
     id: String,
-    change: impl FnOnce(&mut NodeSpec) -> anyhow::Result<bool>,
+    mut change: impl FnMut(&mut NodeSpec) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let node = get(api, id.clone()).await?;
-    let version = node.meta.map(|m| m.version).unwrap_or_default();
-    let mut spec = node.spec.unwrap_or_default();
-    if !change(&mut spec)? {
-        return Ok(());
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        let node = get(api, id.clone()).await?;
+        let version = node.meta.map(|m| m.version).unwrap_or_default();
+        let mut spec = node.spec.unwrap_or_default();
+        if !change(&mut spec)? {
+            return Ok(());
+        }
+        match api
+            .control
+            .update_node(UpdateNodeRequest {
+                node_id: id.clone(),
+                version,
+                spec: Some(spec),
+            })
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(status) if status.code() == tonic::Code::Aborted && attempt < ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+            }
+            Err(status) => return Err(status_error(status)),
+        }
     }
-    api.control
-        .update_node(UpdateNodeRequest {
-            node_id: id,
-            version,
-            spec: Some(spec),
-        })
-        .await
-        .map_err(status_error)?;
     Ok(())
 }
 
@@ -277,7 +290,7 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| bail!("No such node: {}", args.node))?;
     change_spec(&mut api, id, |spec| {
-        apply_update(spec, &args, add)?;
+        apply_update(spec, &args, add.clone())?;
         Ok(true)
     })
     .await?;
