@@ -230,3 +230,69 @@ fn a_failing_update_rolls_back_with_that_failure_action() -> anyhow::Result<()> 
     })?;
     Ok(())
 }
+
+#[test]
+fn health_checks_gate_and_replace_tasks() -> anyhow::Result<()> {
+    let cluster = swarm()?;
+    // A healthy service: its tasks report healthy and the create converges.
+    let out = cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "--name",
+                "ok",
+                "--replicas",
+                "2",
+                "--health-cmd",
+                "true",
+                "--health-interval",
+                "200ms",
+                "busybox",
+                "sleep",
+                "1000",
+            ],
+        )
+        .ok()?;
+    assert!(out.contains("verify: Service converged"), "{out}");
+    // An unhealthy one: each task is failed and replaced, as Docker does.
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "sick",
+                "--health-cmd",
+                "false",
+                "--health-interval",
+                "200ms",
+                "--health-retries",
+                "1",
+                "--restart-delay",
+                "100ms",
+                "busybox",
+                "sleep",
+                "1000",
+            ],
+        )
+        .ok()?;
+    eventually(
+        "an unhealthy task is replaced",
+        Duration::from_secs(30),
+        || {
+            let ps = cluster
+                .shoal(0, &["service", "ps", "sick", "--no-trunc"])
+                .ok()?;
+            anyhow::ensure!(
+                ps.contains("container is unhealthy") && ps.lines().count() >= 3,
+                "{ps}"
+            );
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
