@@ -9,7 +9,10 @@
 //! - `dns`: a resolver at 127.0.0.11 inside each task's namespace.
 //! - `lb`: nftables VIP balancing inside task namespaces, and the routing
 //!   mesh on the node (published ingress ports → the ingress sandbox →
-//!   ready tasks, with source NAT so replies come back).
+//!   ready tasks, with source NAT so replies come back); IPVS instead
+//!   where the kernel has it.
+//! - `nsenter`: running code (binding sockets, spawning `nft`) inside a
+//!   pinned namespace from a throwaway thread.
 //!
 //! Naming: several daemons share one kernel in tests, so every namespace
 //! and interface this node creates carries a short prefix derived from its
@@ -18,6 +21,12 @@
 pub mod plane;
 
 use std::net::Ipv4Addr;
+
+pub mod dns;
+pub mod lb;
+pub mod nsenter;
+#[cfg(test)]
+mod testview;
 
 pub use shoal_proto::dispatcher::NetworkView;
 
