@@ -211,11 +211,13 @@ fn list(v: &[String]) -> String {
 fn fields(s: &ServiceSpec) -> Vec<(&'static str, String)> {
     let task = s.task.clone().unwrap_or_default();
     let c = task.container.clone().unwrap_or_default();
-    let labels = s
+    let mut labels = s
         .annotations
         .as_ref()
         .map(|a| a.labels.clone())
         .unwrap_or_default();
+    // It follows the image, which has its own line.
+    labels.remove(crate::compose::convert::IMAGE_LABEL);
     let mode = match &s.mode {
         Some(shoal_proto::objects::service_spec::Mode::Replicated(r)) => {
             format!("replicated {}", r.replicas)
