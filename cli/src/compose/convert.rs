@@ -249,7 +249,7 @@ fn service_spec(
         }),
         ModeKind::GlobalJob => Mode::GlobalJob(GlobalJob {}),
     };
-    let restart = d.restart_policy.clone().unwrap_or(RestartPolicy {
+    let restart = d.restart_policy.unwrap_or(RestartPolicy {
         // As `service create`: jobs restart only on failure.
         condition: if is_job {
             restart_policy::Condition::OnFailure

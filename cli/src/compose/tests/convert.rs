@@ -256,7 +256,7 @@ fn deploy_fields() {
         (rp.max_attempts, rp.window.map(|w| w.seconds)),
         (3, Some(30))
     );
-    let u = web.update.clone().unwrap_or_default();
+    let u = web.update.unwrap_or_default();
     assert_eq!(u.parallelism, 2);
     assert_eq!(
         u.failure_action,
@@ -265,7 +265,7 @@ fn deploy_fields() {
     assert_eq!(u.order, update_config::Order::StartFirst as i32);
     assert!((u.max_failure_ratio - 0.25).abs() < 1e-6);
     assert_eq!(u.monitor.map(|m| m.seconds), Some(10));
-    let rb = web.rollback.clone().unwrap_or_default();
+    let rb = web.rollback.unwrap_or_default();
     assert_eq!(
         (rb.parallelism, rb.order),
         (0, update_config::Order::StopFirst as i32)
