@@ -9,6 +9,7 @@
 
 mod client;
 mod cmd;
+mod compose;
 mod daemon;
 mod host;
 mod output;

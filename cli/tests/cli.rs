@@ -77,16 +77,27 @@ fn help_lists_every_noun() {
 
 #[test]
 fn commands_not_built_yet_fail_clearly() {
-    for cmd in [
-        &["events", "--since", "1m"][..],
-        &["stack", "deploy", "-c", "x.yml", "app"],
-    ] {
-        let out = shoal(cmd);
-        let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
-        assert!(stdout.is_empty(), "{cmd:?} printed {stdout}");
-        assert!(stderr.contains("not available yet"), "{cmd:?}: {stderr}");
-    }
+    let cmd = ["events", "--since", "1m"];
+    let out = shoal(&cmd);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+    assert!(stdout.is_empty(), "{cmd:?} printed {stdout}");
+    assert!(stderr.contains("not available yet"), "{cmd:?}: {stderr}");
+}
+
+#[test]
+fn a_bad_compose_file_fails_before_the_daemon() {
+    // The loader runs first: a missing file is a one-line error, exit 1,
+    // with no daemon contacted.
+    let out = shoal(&["stack", "deploy", "-c", "/nonexistent/x.yml", "app"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("Error: /nonexistent/x.yml: cannot read the file"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
 
 #[test]

@@ -79,6 +79,7 @@ fn a_batch_is_all_or_nothing() -> anyhow::Result<()> {
             }],
             configs,
             networks: Vec::new(),
+            existing_secrets: Vec::new(),
         },
     )?;
     let (code, message) = refused.expect_err("a batch with a bad name must fail");

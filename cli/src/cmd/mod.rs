@@ -14,6 +14,7 @@ mod node;
 mod payload;
 mod secret;
 mod service;
+mod stack;
 mod stored;
 mod swarm;
 mod tree;
@@ -24,6 +25,9 @@ use clap::{ArgMatches, Parser, Subcommand};
 use crate::daemon::DaemonArgs;
 use crate::host::{DEFAULT_HOST, Host};
 pub use tree::*;
+
+pub(crate) use service::default_rollout as service_default_rollout;
+pub(crate) use service::parse as service_parse;
 
 /// Shoal: a Swarm-mode cluster orchestrator.
 ///
@@ -68,7 +72,7 @@ pub enum Command {
     Service(service::ServiceCommand),
     /// Manage stacks (compose v3 files).
     #[command(subcommand)]
-    Stack(StackCommand),
+    Stack(stack::StackCommand),
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -113,7 +117,8 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
         Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
         Command::Service(cmd) => service::run(&cli.host, cmd).await,
-        Command::Events(_) | Command::Stack(_) => Err(not_available(path)),
+        Command::Stack(cmd) => stack::run(&cli.host, cmd).await,
+        Command::Events(_) => Err(not_available(path)),
     }
 }
 

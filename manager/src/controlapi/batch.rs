@@ -25,10 +25,35 @@ pub const MAX_BATCH_OBJECTS: usize = 1000;
 
 /// Serves `Batch` on the leader.
 pub async fn batch(ctx: &ManagerContext, r: BatchRequest) -> Result<BatchResponse, Status> {
+    let existing = r.existing_secrets.clone();
     let prepared = Prepared::validate(r)?;
     let response = prepared.ids();
-    ctx.update(|tx| prepared.stage(tx)).await?;
+    ctx.update(|tx| {
+        same_secrets(tx, &existing)?;
+        prepared.stage(tx)
+    })
+    .await?;
     Ok(response)
+}
+
+/// Checks that each stored secret named in `wanted` holds the same data.
+fn same_secrets(tx: &Tx<'_>, wanted: &[shoal_proto::objects::SecretSpec]) -> Result<(), Status> {
+    for spec in wanted {
+        let name = name_of(spec.annotations.as_ref());
+        let Some(stored) = tx.tables().get_by_name::<Secret>(name) else {
+            return Err(Status::not_found(format!("secret {name} not found")));
+        };
+        let data = stored.spec.as_ref().map_or(&[][..], |s| &s.data[..]);
+        // Constant time: the answer must not leak how much of it matched.
+        let same = data.len() == spec.data.len()
+            && bool::from(subtle::ConstantTimeEq::ct_eq(data, &spec.data[..]));
+        if !same {
+            return Err(Status::failed_precondition(format!(
+                "secret {name}: its data changed, but secrets are immutable in swarm: give it a new name (e.g. {name}_v2), or remove what uses it first"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Validated objects with fresh ids, not yet in any transaction.

@@ -9,7 +9,7 @@ mod args;
 mod flags;
 mod inspect;
 mod logs;
-mod parse;
+pub(crate) mod parse;
 mod progress;
 pub(super) mod view;
 
@@ -32,8 +32,10 @@ use crate::host::Host;
 use crate::output::listing::render_inspect;
 
 pub(super) use self::api::{
-    names as table_names, nodes as list_nodes, services as list_services, tasks as list_tasks,
+    down_nodes, names as table_names, nodes as list_nodes, services as list_services,
+    tasks as list_tasks, update as update_service,
 };
+pub(crate) use self::flags::default_rollout;
 
 /// `shoal service ...`
 #[derive(Debug, Subcommand)]
@@ -400,6 +402,20 @@ async fn ps(host: &Host, args: PsArgs) -> anyhow::Result<()> {
     .await?;
     let names = api::names(&all, &api::nodes(&mut api).await?);
     print_tasks(tasks, &filters, &names, &args.list)
+}
+
+/// Follows one service until it converges, as `service update` does
+/// without `-d`; `baseline` is its update status before the change.
+pub(super) async fn follow(
+    api: &mut super::common::Api,
+    id: &str,
+    baseline: Option<shoal_proto::objects::UpdateStatus>,
+) -> anyhow::Result<()> {
+    let expect = Expect {
+        baseline,
+        rollback: false,
+    };
+    progress::follow(api, id, &expect, false).await
 }
 
 /// Prints a task table (`service ps`, `node ps`).

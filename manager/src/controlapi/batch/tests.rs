@@ -52,6 +52,7 @@ fn a_valid_batch_is_one_store_batch_with_every_object() {
         secrets: vec![secret("s1")],
         configs: (0..50).map(|i| config(&format!("c{i}"))).collect(),
         networks: vec![network("net", false)],
+        existing_secrets: Vec::new(),
     };
     let (actions, ids) = stage(&store, r).unwrap();
     assert_eq!(actions, 52);
