@@ -1,5 +1,5 @@
-//! Leader-only components. While this manager leads, the orchestrator and
-//! the scheduler run; when it stops leading they are cancelled, and they
+//! Leader-only components. While this manager leads, the orchestrator, the
+//! allocator and the scheduler run; when it stops leading they are cancelled, and they
 //! start afresh on whichever manager leads next (they keep nothing that
 //! the store does not). Before starting, the new leader waits until its
 //! store holds every committed write (a ReadIndex barrier), so no
@@ -28,6 +28,9 @@ fn components() -> Vec<(&'static str, Component)> {
         ("orchestrator", |ctx, stop| {
             Box::pin(crate::orchestrator::run(ctx, stop))
         }),
+        ("allocator", |ctx, stop| {
+            Box::pin(crate::allocator::run(ctx, stop))
+        }),
         ("scheduler", |ctx, stop| {
             Box::pin(crate::scheduler::run(ctx, stop))
         }),
@@ -53,7 +56,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        tracing::info!("leading: starting the orchestrator and the scheduler");
+        tracing::info!("leading: starting the orchestrator, the allocator and the scheduler");
         let mut set = JoinSet::new();
         for (name, start) in components() {
             set.spawn(supervise(name, start, ctx.clone(), term.clone()));

@@ -8,6 +8,7 @@
 //! - `scheduler`: gives Pending tasks a node (filters, a pure planner, the
 //!   leader-only loop that commits its plans).
 //! - `orchestrator`: services into tasks, restarts, rolling updates, reaping.
+//! - `allocator`: subnets, VXLAN ids, VIPs, task addresses, published ports.
 //! - `logbroker`: log subscriptions from the CLI, relayed from workers.
 //! - `leader`: starts the leader-only loops and stops them with leadership.
 //!
@@ -15,6 +16,7 @@
 //! it shares with workers is the protocol in `shoal-proto`.
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod authz;
 pub mod autolock;
 pub mod ca;
@@ -30,3 +32,5 @@ pub mod runtime;
 pub mod scheduler;
 pub mod seal;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -10,6 +10,8 @@ use shoal_proto::objects::{
 use tonic::Status;
 
 use super::filters::matches;
+use crate::allocator::is_allocated;
+use crate::allocator::pools::check_explicit;
 use crate::context::ManagerContext;
 use crate::store::Tables;
 
@@ -128,6 +130,18 @@ pub(super) fn new_network(mut spec: NetworkSpec) -> Result<Network, Status> {
             "network driver {:?} is not supported: swarm networks use the overlay driver",
             driver.name
         )));
+    }
+    for config in spec.ipam.iter().flat_map(|i| &i.configs) {
+        if config.subnet.is_empty() && !config.gateway.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "gateway {} given without a subnet: --gateway needs --subnet",
+                config.gateway
+            )));
+        }
+        if !config.subnet.is_empty() {
+            check_explicit(&config.subnet, &config.gateway)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
     }
     Ok(Network {
         id: new_id(),
@@ -308,8 +322,28 @@ pub async fn network_create(
     let id = network.id.clone();
     ctx.update(|tx| Ok(tx.create(network)?)).await?;
     Ok(CreateNetworkResponse {
-        network: ctx.store.view(|t| t.get::<Network>(&id).cloned()),
+        network: allocated(ctx, &id).await,
     })
+}
+
+/// How long `network create` waits for the allocator, so the answer (and
+/// an `inspect` right after) shows the subnet.
+const ALLOCATION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The network once the allocator gave it a subnet, or as it is after
+/// [`ALLOCATION_WAIT`] (the allocator is the only writer of subnets and
+/// VXLAN ids, so two creates at once never get the same ones).
+async fn allocated(ctx: &ManagerContext, id: &str) -> Option<Network> {
+    let get = |t: &Tables| t.get::<Network>(id).cloned();
+    let (mut network, mut commits) = ctx.store.view_and_watch(get);
+    let deadline = tokio::time::Instant::now() + ALLOCATION_WAIT;
+    while network.as_ref().is_some_and(|n| !is_allocated(n)) {
+        match tokio::time::timeout_at(deadline, commits.recv()).await {
+            Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+            Ok(_) => network = ctx.store.view(get),
+        }
+    }
+    network
 }
 
 pub async fn network_get(

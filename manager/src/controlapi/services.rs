@@ -14,6 +14,7 @@ use tonic::Status;
 
 use super::filters::matches;
 use super::resources::validate_name;
+use crate::allocator::ports::ingress_ports_of;
 use crate::context::ManagerContext;
 use crate::store::Tables;
 
@@ -117,7 +118,8 @@ fn validate(t: &Tables, spec: &mut ServiceSpec) -> Result<(), Status> {
     Ok(())
 }
 
-/// Published ingress ports must be unique across services.
+/// Published ingress ports must be unique across services (those asked
+/// for and those the allocator gave out from the dynamic range).
 fn check_ports(t: &Tables, service_id: &str, spec: &ServiceSpec) -> Result<(), Status> {
     let ports = spec.endpoint.as_ref().map_or(&[][..], |e| &e.ports[..]);
     let ingress = |p: &&PortConfig| {
@@ -125,15 +127,7 @@ fn check_ports(t: &Tables, service_id: &str, spec: &ServiceSpec) -> Result<(), S
     };
     for port in ports.iter().filter(ingress) {
         for other in t.all::<Service>().filter(|s| s.id != service_id) {
-            let taken = other
-                .spec
-                .as_ref()
-                .and_then(|s| s.endpoint.as_ref())
-                .is_some_and(|e| {
-                    e.ports.iter().filter(ingress).any(|o| {
-                        o.published_port == port.published_port && o.protocol == port.protocol
-                    })
-                });
+            let taken = ingress_ports_of(other).contains(&(port.protocol, port.published_port));
             if taken {
                 return Err(Status::invalid_argument(format!(
                     "port '{}' is already in use by service '{}' ({}) as an ingress port",
@@ -281,7 +275,11 @@ pub async fn service_update(
             )
         });
         let rolls = r.rollback || paused || next.task != current.task;
-        service.endpoint = endpoint_of(&next);
+        // The allocator's VIPs and dynamic ports stay; it reconciles them
+        // with the new spec (a port published as 0 keeps its number).
+        let mut endpoint = service.endpoint.take().unwrap_or_default();
+        endpoint.spec = next.endpoint.clone();
+        service.endpoint = Some(endpoint);
         service.previous_spec = Some(current);
         service.spec = Some(next);
         if !rolls {

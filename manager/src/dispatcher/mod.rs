@@ -8,8 +8,10 @@
 //!
 //! - [`assignments`]: the node's assignment set, streamed as changes.
 //! - [`status`]: task status reports, batched into few Raft entries.
+//! - [`networks`]: the node's view of its overlay networks, streamed whole.
 
 mod assignments;
+pub mod networks;
 mod status;
 
 use std::collections::HashMap;
@@ -385,9 +387,11 @@ impl Dispatcher for DispatcherService {
         &self,
         request: Request<NetworksRequest>,
     ) -> Result<Response<Self::NetworksStream>, Status> {
-        require_node(&request)?;
-        Err(Status::unimplemented(
-            "network views come with the allocator",
-        ))
+        let who = require_node(&request)?;
+        if let Some(err) = self.not_leader() {
+            return Err(err);
+        }
+        let stream = networks::stream(self.ctx.clone(), who.node_id.clone()).await?;
+        Ok(Response::new(stream))
     }
 }

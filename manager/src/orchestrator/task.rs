@@ -93,7 +93,8 @@ pub fn service_name(service: &Service) -> &str {
         .map_or("", |a| a.name.as_str())
 }
 
-/// A new task for `slot` of `service`, waiting for the scheduler.
+/// A new task for `slot` of `service`, waiting for the allocator (which
+/// gives it its network addresses and makes it Pending for the scheduler).
 pub fn new_task(service: &Service, slot: &SlotKey) -> Task {
     let spec = service.spec.clone().unwrap_or_default();
     let mode = Mode::of(service);
@@ -114,7 +115,7 @@ pub fn new_task(service: &Service, slot: &SlotKey) -> Task {
         service_annotations: spec.annotations.clone(),
         status: Some(TaskStatus {
             timestamp: Some(SystemTime::now().into()),
-            message: "pending task scheduling".into(),
+            message: "created".into(),
             ..Default::default()
         }),
         endpoint: service.endpoint.clone(),
@@ -122,7 +123,7 @@ pub fn new_task(service: &Service, slot: &SlotKey) -> Task {
     };
     task.status
         .get_or_insert_default()
-        .set_state(TaskState::Pending);
+        .set_state(TaskState::New);
     task.set_desired_state(mode.desired());
     task
 }

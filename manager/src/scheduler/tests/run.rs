@@ -1,88 +1,14 @@
 //! The loop against a real single-node Raft: writes go through the log,
 //! the scheduler sees them as committed events, as on a leader.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_proto::objects::node_spec::Availability;
 use shoal_proto::objects::{Node, Task, TaskState};
-use shoal_proto::raft::RaftMember;
-use shoal_proto::tls::DenyList;
-use shoal_proto::token::CaDigest;
-use tokio_util::sync::CancellationToken;
 
 use super::kit::*;
 use crate::context::ManagerContext;
-use crate::raft::SledStorage;
-use crate::raft::node::{self, RaftConfig};
-use crate::seal::DataKey;
-use crate::store::Store;
-
-struct Leader {
-    ctx: ManagerContext,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-async fn leader() -> Leader {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = DataKey::generate();
-    let member = RaftMember {
-        raft_id: 1,
-        node_id: "m1".into(),
-        addr: "mem:1".into(),
-    };
-    let storage = SledStorage::open(dir.path(), key).expect("open storage");
-    storage
-        .persist_ready(&[], None, Some(node::bootstrap_snapshot(member)))
-        .expect("bootstrap");
-    let store = Arc::new(Store::new());
-    let stop = CancellationToken::new();
-    let config = RaftConfig {
-        tick: Duration::from_millis(20),
-        ..RaftConfig::new(1)
-    };
-    let (handle, _task) = node::start(
-        config,
-        storage,
-        store.clone(),
-        vec![],
-        |_| NoPeers,
-        stop.clone(),
-    )
-    .expect("start raft");
-    let tls =
-        shoal_proto::tls::bootstrap_client_config(CaDigest::of_der(b"unused")).expect("tls config");
-    let ctx = ManagerContext::new(
-        store,
-        handle,
-        "m1".into(),
-        DenyList::default(),
-        shoal_proto::net::ClientTls::new(Arc::new(tls)),
-    );
-    eventually("a leader", || ctx.raft.status().is_leader()).await;
-    Leader {
-        ctx,
-        stop,
-        _dir: dir,
-    }
-}
-
-/// A lone member has no one to send to.
-struct NoPeers;
-
-impl node::Transport for NoPeers {
-    fn send(&mut self, _: Vec<raft::prelude::Message>) {}
-    fn set_members(&mut self, _: &std::collections::BTreeMap<u64, RaftMember>) {}
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "not within 10s: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use crate::testing::{Leader, eventually, leader};
 
 fn task_of(ctx: &ManagerContext, id: &str) -> Task {
     ctx.store

@@ -1,0 +1,196 @@
+//! The allocator: gives networks their subnet and VXLAN id, services
+//! their VIPs and published ports, New tasks an address on each of their
+//! networks (then hands them to the scheduler as Pending), and nodes their
+//! routing-mesh address on the ingress network.
+//!
+//! ```text
+//!  commits ──> wake ──> short batching window ──> pools from the store
+//!                                                 ──> pass (pure) ──> one update
+//! ```
+//!
+//! Layout: [`ipam`] is address arithmetic and pools, [`ports`] published
+//! ports, [`pools`] rebuilds every pool from the tables, [`pass`] decides
+//! what to write; this module is the leader-only loop.
+//!
+//! Like the scheduler, the loop keeps no state that matters between
+//! passes: pools are rebuilt from the store each time, so an address is
+//! free exactly when no live object in the store holds it (a task frees
+//! its addresses by ending or being removed, a service by going). The one
+//! thing carried over is where each network's hand-out stands, so freed
+//! addresses are not reused at once while this manager leads.
+
+pub mod ipam;
+pub mod pass;
+pub mod pools;
+pub mod ports;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use shoal_proto::objects::Task;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tracing::Instrument;
+
+pub use pass::wants_allocation;
+pub use pools::{VXLAN_OPTION, is_allocated};
+
+use crate::context::ManagerContext;
+use crate::store::{Commit, EventAction, Object};
+
+/// Quiet time after a change before a pass: a task must reach Pending
+/// within tens of milliseconds, yet a `--replicas 100` create is one pass.
+const QUIET: Duration = Duration::from_millis(5);
+/// The longest a steady stream of changes may hold a pass back.
+const MAX_DELAY: Duration = Duration::from_millis(50);
+/// First and longest wait after a failed commit.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
+
+/// Runs the allocator until `shutdown` (the end of this manager's
+/// leadership).
+pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
+    Loop::new(ctx, shutdown)
+        .run()
+        .instrument(tracing::info_span!("allocator"))
+        .await
+}
+
+struct Loop {
+    ctx: ManagerContext,
+    shutdown: CancellationToken,
+    watch: Receiver<Arc<Commit>>,
+    own_index: Option<u64>,
+    /// Some tasks could not be allocated: freed addresses are worth a pass.
+    waiting: bool,
+    cursors: HashMap<String, u32>,
+}
+
+impl Loop {
+    fn new(ctx: ManagerContext, shutdown: CancellationToken) -> Loop {
+        let ((), watch) = ctx.store.view_and_watch(|_| ());
+        Loop {
+            ctx,
+            shutdown,
+            watch,
+            own_index: None,
+            waiting: false,
+            cursors: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        // A previous leader may have left work: a pass at once.
+        let mut dirty = true;
+        let mut backoff = BACKOFF.0;
+        loop {
+            if dirty {
+                if !self.gather().await {
+                    return;
+                }
+                if let Err(e) = self.pass().await {
+                    tracing::debug!(error = %e.message(), ?backoff, "allocation pass failed; retrying");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                    continue;
+                }
+                backoff = BACKOFF.0;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                received = self.watch.recv() => match received {
+                    Ok(commit) => dirty = self.wakes(&commit),
+                    Err(RecvError::Lagged(_)) => dirty = true,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// The batching window; false when the loop must stop.
+    async fn gather(&mut self) -> bool {
+        let start = Instant::now();
+        let mut quiet_until = start + QUIET;
+        loop {
+            let deadline = quiet_until.min(start + MAX_DELAY);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                _ = sleep_until(deadline) => return true,
+                received = self.watch.recv() => match received {
+                    Ok(commit) if self.wakes(&commit) => quiet_until = Instant::now() + QUIET,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return false,
+                },
+            }
+        }
+    }
+
+    /// Whether a commit may give the allocator work.
+    fn wakes(&self, commit: &Commit) -> bool {
+        if commit.reset {
+            return true;
+        }
+        if Some(commit.index) == self.own_index {
+            return false;
+        }
+        commit.events.iter().any(|event| match &event.object {
+            Object::Network(_) | Object::Service(_) | Object::Cluster(_) => true,
+            Object::Node(node) => event.action != EventAction::Remove && node.ingress.is_none(),
+            Object::Task(task) => {
+                wants_allocation(task)
+                    || (self.waiting && (event.action == EventAction::Remove || ended(task)))
+            }
+            _ => false,
+        })
+    }
+
+    /// One pass: pools from a view, a plan, one update.
+    async fn pass(&mut self) -> Result<(), Status> {
+        let now = SystemTime::now();
+        let cursors = &mut self.cursors;
+        let (batch, waiting) = self.ctx.store.build(|tx| {
+            let t = tx.tables();
+            let mut pools = pools::Pools::from_tables(t, cursors);
+            let out = pass::allocate(t, &mut pools, cursors, now);
+            for (id, pool) in &pools.addresses {
+                cursors.insert(id.clone(), pool.cursor());
+            }
+            let waiting = out.waiting;
+            for n in out.networks {
+                tx.update(n)?;
+            }
+            for s in out.services {
+                tx.update(s)?;
+            }
+            for task in out.tasks {
+                tx.update(task)?;
+            }
+            for node in out.nodes {
+                tx.update(node)?;
+            }
+            Ok::<_, Status>(waiting)
+        })?;
+        self.waiting = waiting > 0;
+        if batch.actions.is_empty() {
+            return Ok(());
+        }
+        let changes = batch.actions.len();
+        let index = self.ctx.commit(batch).await?;
+        self.own_index = Some(index);
+        tracing::debug!(changes, waiting, index, "allocation pass committed");
+        Ok(())
+    }
+}
+
+fn ended(task: &Task) -> bool {
+    shoal_proto::task_state::observed(task).is_terminal()
+}
+
+#[cfg(test)]
+mod tests;
