@@ -17,6 +17,13 @@
 
 use std::net::Ipv4Addr;
 
+mod error;
+pub mod netlink;
+pub mod ns;
+pub mod overlay;
+
+pub use error::NetError;
+pub use overlay::{Overlay, Sandbox};
 pub use shoal_proto::dispatcher::NetworkView;
 
 /// A task's interface on one network.
