@@ -328,6 +328,10 @@ fn mac_of(m: &NeighbourMessage) -> Option<[u8; 6]> {
 fn dst_of(m: &NeighbourMessage) -> Option<Ipv4Addr> {
     m.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(*ip),
+        // FDB entries (AF_BRIDGE) carry the remote as raw bytes.
+        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+            <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+        }
         _ => None,
     })
 }

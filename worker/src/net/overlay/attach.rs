@@ -76,10 +76,10 @@ impl Overlay {
                 }
             };
             for l in net.nl.links().await? {
-                if l.name.starts_with(&ours) {
-                    if let Err(e) = net.nl.del(l.index).await {
-                        first_error.get_or_insert(e);
-                    }
+                if l.name.starts_with(&ours)
+                    && let Err(e) = net.nl.del(l.index).await
+                {
+                    first_error.get_or_insert(e);
                 }
             }
         }

@@ -80,9 +80,19 @@ impl Overlay {
         self
     }
 
+    /// The prefix of every name this daemon makes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The name of network `network_id`'s namespace.
+    pub fn network_ns_name(&self, network_id: &str) -> String {
+        names::network_ns(&self.prefix, network_id)
+    }
+
     /// Where the namespace of network `network_id` is pinned.
     pub fn network_ns_path(&self, network_id: &str) -> PathBuf {
-        self.dir.join(names::network_ns(&self.prefix, network_id))
+        self.dir.join(self.network_ns_name(network_id))
     }
 
     /// The connection into the daemon's namespace.
@@ -109,10 +119,10 @@ impl Overlay {
         let wanted: BTreeSet<PathBuf> = plans.keys().map(|id| self.network_ns_path(id)).collect();
         let prefix = names::network_ns_prefix(&self.prefix);
         for path in ns::list(&self.dir, &prefix) {
-            if !wanted.contains(&path) {
-                if let Err(e) = self.retire_network(&path).await {
-                    errors.push(e);
-                }
+            if !wanted.contains(&path)
+                && let Err(e) = self.retire_network(&path).await
+            {
+                errors.push(e);
             }
         }
         for e in &errors {
@@ -192,10 +202,10 @@ impl Overlay {
         match home.links().await {
             Ok(links) => {
                 for l in links {
-                    if l.name == names::mesh_host_if(&prefix) || names::is_vxlan(&prefix, &l.name) {
-                        if let Err(e) = home.del(l.index).await {
-                            errors.push(e);
-                        }
+                    let ours =
+                        l.name == names::mesh_host_if(&prefix) || names::is_vxlan(&prefix, &l.name);
+                    if ours && let Err(e) = home.del(l.index).await {
+                        errors.push(e);
                     }
                 }
             }

@@ -47,15 +47,15 @@ pub fn sandbox_ns(prefix: &str) -> String {
 }
 
 /// The VXLAN device: created in the daemon's namespace, where names are
-/// shared, so it carries the prefix and the VNI (`v` + 6 + 6 hex).
+/// shared, so it carries the prefix and the VNI (`v` + 6 + `.` + 6 hex;
+/// the dot keeps prefix `ab` from claiming `abc`'s devices).
 pub fn vxlan(prefix: &str, vni: u32) -> String {
-    format!("v{prefix}{vni:x}")
+    format!("v{prefix}.{vni:x}")
 }
 
-/// Whether a link in a network namespace is one of our VXLAN devices.
+/// Whether a link in the daemon's namespace is one of our VXLAN devices.
 pub fn is_vxlan(prefix: &str, name: &str) -> bool {
-    name.strip_prefix('v')
-        .is_some_and(|rest| rest.starts_with(prefix))
+    name.starts_with(&format!("v{prefix}."))
 }
 
 /// The network-side end of a task's veth for its `n`th attachment:
@@ -103,6 +103,7 @@ mod tests {
         assert!(check_prefix("abcdefg").is_err());
         assert!(vxlan("abc123", 0xff_ffff).len() <= 15);
         assert!(is_vxlan("abc123", &vxlan("abc123", 4097)));
+        assert!(!is_vxlan("abc", &vxlan("abcd", 4097)));
         let veth = task_veth("a-very-long-task-identifier-0123456789", 12);
         assert!(veth.len() <= 15);
         assert!(is_task_veth(&veth));
