@@ -5,7 +5,10 @@
 //! - `overlay`: per network, a namespace with a bridge and a VXLAN device
 //!   (so subnets may overlap between networks); static FDB and neighbour
 //!   entries for every remote task and node sandbox; a veth into each
-//!   task's namespace, set up before the task's process starts.
+//!   task's namespace, set up before the task's process starts; the
+//!   node's routing-mesh sandbox plumbing.
+//! - `netlink`, `ns`: the narrow Linux side effects the data plane makes
+//!   (rtnetlink connections bound to one namespace; pinned namespaces).
 //! - `dns`: a resolver at 127.0.0.11 inside each task's namespace.
 //! - `lb`: nftables VIP balancing inside task namespaces, and the routing
 //!   mesh on the node (published ingress ports → the ingress sandbox →
@@ -23,11 +26,17 @@ pub mod plane;
 use std::net::Ipv4Addr;
 
 pub mod dns;
+mod error;
 pub mod lb;
+pub mod netlink;
+pub mod ns;
 pub mod nsenter;
+pub mod overlay;
 #[cfg(test)]
 mod testview;
 
+pub use error::NetError;
+pub use overlay::{Overlay, Sandbox};
 pub use shoal_proto::dispatcher::NetworkView;
 
 /// A task's interface on one network.
