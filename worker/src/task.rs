@@ -142,6 +142,13 @@ pub async fn run(
         actor.handle(found);
         if found.running {
             running = true;
+            // A restarted daemon serves the adopted task's DNS again.
+            if let (Some(plane), false) = (plane.as_ref(), first.task.networks.is_empty())
+                && let Some(netns) = engine.netns(&id)
+                && let Err(e) = plane.attach(&first.task, &netns).await
+            {
+                tracing::warn!(task = %id, error = %e, "re-wiring an adopted task failed");
+            }
             if actor.state < TaskState::Running {
                 actor.report(TaskState::Running, "started", "", None);
             }

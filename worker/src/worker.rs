@@ -245,6 +245,17 @@ impl Worker {
                 });
             }
         }
+        if !task.networks.is_empty() {
+            // Names resolve through the node's resolver in the task.
+            files.push(TaskFile {
+                path: PathBuf::from("/etc/resolv.conf"),
+                data: crate::net::dns::RESOLV_CONF.as_bytes().to_vec(),
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+                secret: false,
+            });
+        }
         TaskRun { task, files }
     }
 }

@@ -21,6 +21,7 @@
 //! and interface this node creates carries a short prefix derived from its
 //! node id.
 
+pub mod agent;
 pub mod plane;
 
 use std::net::Ipv4Addr;

@@ -246,13 +246,14 @@ impl SwarmNode {
             managers.insert(0, file.advertise_addr.clone());
         }
         let (worker_tx, worker_rx) = mpsc::channel(64);
+        let (net_tx, net_rx) = watch::channel(None);
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let config = AgentConfig {
             managers,
             tls: tls.client.clone(),
             description: self.description(),
             worker: worker_tx.clone(),
-            networks: std::sync::Arc::new(watch::channel(None).0),
+            networks: std::sync::Arc::new(net_tx),
         };
         let stop = CancellationToken::new();
         let (state_tx, state_rx) = watch::channel(SessionState::default());
@@ -264,6 +265,8 @@ impl SwarmNode {
         };
         let info = self.engine.clone();
         let worker_stop = stop.clone();
+        let plane: std::sync::Arc<dyn shoal_worker::net::plane::DataPlane> =
+            shoal_worker::net::agent::NetAgent::start(&file.node_id, net_rx, stop.clone());
         let (node_id, logs_tls, session) =
             (file.node_id.clone(), tls.client.clone(), state_rx.clone());
         let logs = move |engine| LogsConfig {
@@ -280,7 +283,14 @@ impl SwarmNode {
                         logs(engine.clone()),
                         worker_stop.clone(),
                     ));
-                    shoal_worker::worker::run(engine, None, worker_rx, report_tx, worker_stop).await
+                    shoal_worker::worker::run(
+                        engine,
+                        Some(plane),
+                        worker_rx,
+                        report_tx,
+                        worker_stop,
+                    )
+                    .await
                 }
                 Err(e) => {
                     tracing::error!(error = %e, engine = %info.display(), "the engine could not start: this node runs no tasks")

@@ -1,0 +1,244 @@
+//! The node's data plane as one actor: it follows the [`NetworkView`] the
+//! dispatcher streams (overlay peers, the routing mesh, every local task's
+//! VIP rules and DNS table) and wires tasks in and out for their actors
+//! ([`DataPlane`]). One lock serialises every change to the kernel's
+//! state; the work under it is short (netlink calls, one `nft -f`).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::objects::Task;
+use tokio::sync::{Mutex, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::dns::{DnsServer, DnsTable};
+use super::lb::{LoadBalancer, mesh_plan, node_plan, vip_plan};
+use super::plane::DataPlane;
+use super::{Attachment, NetworkView, Overlay, Sandbox, attachment, parse_cidr};
+
+/// How long an attach waits for the view to name the task's networks.
+const VIEW_WAIT: Duration = Duration::from_secs(10);
+
+struct TaskNet {
+    netns: PathBuf,
+    networks: Vec<String>,
+    dns: watch::Sender<Arc<DnsTable>>,
+    _server: DnsServer,
+}
+
+struct State {
+    prefix: String,
+    overlay: Option<Overlay>,
+    sandbox: Option<Sandbox>,
+    lb: Arc<dyn LoadBalancer>,
+    tasks: HashMap<String, TaskNet>,
+}
+
+/// The data plane of one node.
+pub struct NetAgent {
+    state: Mutex<State>,
+    views: watch::Receiver<Option<NetworkView>>,
+}
+
+impl NetAgent {
+    /// Starts following `views`; stops with `shutdown` (the kernel state
+    /// stays for the next daemon to adopt).
+    pub fn start(
+        node_id: &str,
+        views: watch::Receiver<Option<NetworkView>>,
+        shutdown: CancellationToken,
+    ) -> Arc<NetAgent> {
+        let prefix: String = node_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .take(6)
+            .collect();
+        let agent = Arc::new(NetAgent {
+            state: Mutex::new(State {
+                prefix,
+                overlay: None,
+                sandbox: None,
+                lb: Arc::from(super::lb::choose()),
+                tasks: HashMap::new(),
+            }),
+            views: views.clone(),
+        });
+        let me = agent.clone();
+        tokio::spawn(async move {
+            let mut views = views;
+            loop {
+                let view = views.borrow_and_update().clone();
+                if let Some(view) = view
+                    && let Err(e) = me.sync(&view).await
+                {
+                    tracing::warn!(error = %e, "data plane sync failed; retrying with the next view");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = views.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+        agent
+    }
+
+    async fn sync(&self, view: &NetworkView) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        let state = &mut *state;
+        overlay(state, view)?
+            .sync(view)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The routing mesh: the node's sandbox on ingress, then the rules.
+        let own = view
+            .ingress_sandboxes
+            .iter()
+            .find(|s| s.node_addr == view.node_addr)
+            .and_then(|s| {
+                s.addresses
+                    .first()
+                    .map(|a| (a.network_id.clone(), a.address.clone()))
+            });
+        if let Some((network_id, address)) = own
+            && let Some(a) = attachment(&network_id, &address)
+        {
+            if state
+                .sandbox
+                .as_ref()
+                .is_none_or(|s| s.ingress_addr != a.ip)
+            {
+                let sandbox = overlay(state, view)?
+                    .sandbox(&a)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                state.sandbox = Some(sandbox);
+            }
+        }
+        let lb = state.lb.clone();
+        let sandbox = state.sandbox.as_ref().map(|s| s.netns.clone());
+        let mesh = mesh_plan(view);
+        let node = node_plan(view);
+        let tasks: Vec<(PathBuf, super::lb::VipPlan)> = state
+            .tasks
+            .values()
+            .map(|t| (t.netns.clone(), vip_plan(view, &t.networks)))
+            .collect();
+        for t in state.tasks.values() {
+            t.dns
+                .send_replace(Arc::new(super::dns::table(view, &t.networks)));
+        }
+        tokio::task::spawn_blocking(move || {
+            if let Some(ns) = sandbox {
+                lb.sync_sandbox(&ns, &mesh).map_err(|e| e.to_string())?;
+            }
+            lb.sync_node(Path::new("/proc/self/ns/net"), &node)
+                .map_err(|e| e.to_string())?;
+            for (ns, plan) in tasks {
+                lb.sync_task(&ns, &plan).map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// The newest view naming every network in `ids`, waiting a while.
+    async fn view_with(&self, ids: &[String]) -> Result<NetworkView, String> {
+        let mut views = self.views.clone();
+        let has = |v: &Option<NetworkView>| {
+            v.as_ref()
+                .is_some_and(|v| ids.iter().all(|id| v.networks.iter().any(|n| &n.id == id)))
+        };
+        let found = tokio::time::timeout(VIEW_WAIT, views.wait_for(has)).await;
+        match found {
+            Ok(Ok(v)) => Ok(v.clone().unwrap_or_default()),
+            _ => Err(format!(
+                "the managers did not describe networks {ids:?} within {VIEW_WAIT:?}"
+            )),
+        }
+    }
+}
+
+fn overlay<'a>(state: &'a mut State, view: &NetworkView) -> Result<&'a mut Overlay, String> {
+    if state.overlay.is_none() {
+        let addr: Ipv4Addr = view
+            .node_addr
+            .parse()
+            .map_err(|_| format!("node address {:?} is not IPv4", view.node_addr))?;
+        let port = u16::try_from(view.data_path_port)
+            .ok()
+            .filter(|p| *p != 0)
+            .unwrap_or(4789);
+        state.overlay = Some(Overlay::new(&state.prefix, addr, port).map_err(|e| e.to_string())?);
+    }
+    state
+        .overlay
+        .as_mut()
+        .ok_or_else(|| "no overlay".to_string())
+}
+
+fn attachments(task: &Task) -> Vec<Attachment> {
+    task.networks
+        .iter()
+        .filter_map(|n| {
+            let id = n.network.as_ref()?.id.clone();
+            let cidr = n.addresses.first()?;
+            parse_cidr(cidr)?;
+            attachment(&id, cidr)
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl DataPlane for NetAgent {
+    async fn attach(&self, task: &Task, netns: &Path) -> Result<(), String> {
+        let wanted = attachments(task);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = wanted.iter().map(|a| a.network_id.clone()).collect();
+        let view = self.view_with(&ids).await?;
+        self.sync(&view).await?;
+        let mut state = self.state.lock().await;
+        let state = &mut *state;
+        overlay(state, &view)?
+            .attach(&task.id, netns, &wanted)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (dns, table) = watch::channel(Arc::new(super::dns::table(&view, &ids)));
+        let server = DnsServer::start(netns, table, super::dns::host_upstreams())
+            .await
+            .map_err(|e| e.to_string())?;
+        let plan = vip_plan(&view, &ids);
+        let lb = state.lb.clone();
+        let ns = netns.to_path_buf();
+        tokio::task::spawn_blocking(move || lb.sync_task(&ns, &plan))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        state.tasks.insert(
+            task.id.clone(),
+            TaskNet {
+                netns: netns.to_path_buf(),
+                networks: ids,
+                dns,
+                _server: server,
+            },
+        );
+        Ok(())
+    }
+
+    async fn detach(&self, task_id: &str) {
+        let mut state = self.state.lock().await;
+        state.tasks.remove(task_id);
+        if let Some(overlay) = state.overlay.as_mut()
+            && let Err(e) = overlay.detach(task_id).await
+        {
+            tracing::warn!(task = %task_id, error = %e, "detaching task from its networks failed");
+        }
+    }
+}
