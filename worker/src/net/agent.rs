@@ -105,18 +105,16 @@ impl NetAgent {
             });
         if let Some((network_id, address)) = own
             && let Some(a) = attachment(&network_id, &address)
-        {
-            if state
+            && state
                 .sandbox
                 .as_ref()
                 .is_none_or(|s| s.ingress_addr != a.ip)
-            {
-                let sandbox = overlay(state, view)?
-                    .sandbox(&a)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                state.sandbox = Some(sandbox);
-            }
+        {
+            let sandbox = overlay(state, view)?
+                .sandbox(&a)
+                .await
+                .map_err(|e| e.to_string())?;
+            state.sandbox = Some(sandbox);
         }
         let lb = state.lb.clone();
         let sandbox = state.sandbox.as_ref().map(|s| s.netns.clone());
