@@ -7,7 +7,7 @@
 # docs/benchmarks.md.
 set -euo pipefail
 need=()
-for pkg in iproute2 nftables iputils-ping util-linux busybox-static; do
+for pkg in iproute2 nftables iputils-ping util-linux busybox-static curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

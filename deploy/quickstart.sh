@@ -4,7 +4,10 @@
 # namespace on a private underlay (198.18.0.0/15, nothing leaves the
 # machine). `deploy/quickstart.sh down` stops it and removes everything.
 #
-# Later issues add a deployed example stack on top of this cluster.
+# Then it deploys the demo stack (deploy/examples/demo-stack.yml: a web
+# service with 3 replicas published on port 8080 through the routing mesh,
+# a backend reached by service name, a secret), waits until it converges,
+# and asks the web service through every node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,19 @@ sock() { echo "unix://$RUN/node-$1.sock"; }
 shoal() { local n=$1; shift; "$BIN" -H "$(sock "$n")" "$@"; }
 
 down() {
+  # The data plane names its namespaces after the node id: note them first.
+  ids=""
+  for n in $(seq 0 $((NODES - 1))); do
+    ids="$ids $(sed -n 's/.*"node_id": *"\([a-z0-9]*\)".*/\1/p' "$STATE/node-$n/swarm.json" 2>/dev/null | cut -c1-6 || true)"
+  done
+  # Leaving takes each node's tasks and networks with it.
+  for n in $(seq $((NODES - 1)) -1 0); do
+    [[ -S $RUN/node-$n.sock ]] && timeout 40 "$BIN" -H "$(sock "$n")" swarm leave --force >/dev/null 2>&1 || true
+  done
+  # Whatever a node's data plane left behind.
+  for id in $ids; do
+    for net in $(ip netns list | awk '{print $1}' | grep "^$id-" || true); do ip netns del "$net"; done
+  done
   for n in $(seq 0 $((NODES - 1))); do
     if ip netns list | grep -qw "$(ns "$n")"; then
       for pid in $(ip netns pids "$(ns "$n")"); do kill -TERM "$pid" 2>/dev/null || true; done
@@ -28,6 +44,14 @@ down() {
       ip netns del "$(ns "$n")"
     fi
   done
+  # Tasks a node could not stop itself (their namespaces are their own).
+  for f in "$STATE"/node-*/process/tasks/*/pid.json; do
+    [[ -f $f ]] || continue
+    for pid in $(grep -o '"\(shim_\)\?pid": *[0-9]*' "$f" | grep -o '[0-9]*$'); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+  { grep " $STATE/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   ip netns list | grep -qw "$HUB" && ip netns del "$HUB"
   rm -rf "$RUN" "$STATE"
   echo "quickstart removed"
@@ -58,7 +82,9 @@ up() {
     ip -n "$HUB" link set "vh$n" master br0 up
     ip -n "$(ns "$n")" addr add "$(addr "$n")/15" dev eth0
     ip -n "$(ns "$n")" link set eth0 up
-    ip netns exec "$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
+    # Only the network namespace is the node's own: mounts and cgroups are
+    # the machine's, as for a daemon on a real host.
+    nsenter --net="/var/run/netns/$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
       "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine process \
       >"$RUN/node-$n.log" 2>&1 &
   done
@@ -77,12 +103,30 @@ up() {
   done
   echo
   shoal 0 node ls
+
+  echo
+  echo "==> deploying the demo stack (deploy/examples/demo-stack.yml)"
+  shoal 0 stack deploy -c deploy/examples/demo-stack.yml --detach=false demo
+  shoal 0 stack services demo
+  echo
+  for n in $(seq 0 $((NODES - 1))); do
+    url="http://$(addr "$n"):8080/"
+    body=""
+    for _ in $(seq 50); do
+      body=$(ip netns exec "$(ns $(( (n + 1) % NODES )))" curl -s --max-time 2 "$url") && break
+      sleep 0.2
+    done
+    [[ -n $body ]] || { echo "no answer from $url" >&2; exit 1; }
+    echo "GET $url -> $body"
+  done
   cat <<TXT
 
-A $NODES-node Shoal swarm is running (logs: $RUN/node-*.log).
+A $NODES-node Shoal swarm is running (logs: $RUN/node-*.log), with the demo
+stack deployed: port 8080 answers on every node through the routing mesh.
 Talk to the manager:  export SHOAL_HOST=$(sock 0)
-                      $BIN node ls
-                      echo s3cret | $BIN secret create db_password -
+                      $BIN stack ps demo
+                      $BIN service logs demo_web
+Ask the web service:  ip netns exec $(ns 1) curl http://$(addr 0):8080/
 Remove it:            $0 down
 TXT
 }

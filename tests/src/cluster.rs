@@ -498,6 +498,9 @@ impl Drop for Cluster {
             crate::leftovers::remove_containers(&self.node_ids());
         }
         crate::leftovers::unmount_under(&self.dir);
+        // The data plane's namespaces (networks, mesh sandboxes) are named
+        // after the node ids; the killed daemons never removed them.
+        crate::leftovers::remove_data_plane(&self.node_ids());
         // Namespaces go as the hosts and the underlay are dropped.
         self.hosts.clear();
         if failed || std::env::var_os("SHOAL_TEST_KEEP").is_some() {

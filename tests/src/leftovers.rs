@@ -121,3 +121,29 @@ mod tests {
         assert_eq!(super::unescape("/plain"), "/plain");
     }
 }
+
+/// Deletes the network namespaces a node's data plane made: `<prefix>-*`
+/// in /run/netns, the prefix being the first six characters of its id.
+pub fn remove_data_plane(node_ids: &[String]) {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    let prefixes: Vec<String> = node_ids
+        .iter()
+        .map(|id| {
+            format!(
+                "{}-",
+                id.chars().take(6).collect::<String>().to_ascii_lowercase()
+            )
+        })
+        .collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &name])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}

@@ -30,6 +30,8 @@ struct TaskNet {
 }
 
 struct State {
+    /// Set once the node left the swarm: nothing is built any more.
+    closed: bool,
     prefix: String,
     overlay: Option<Overlay>,
     sandbox: Option<Sandbox>,
@@ -59,6 +61,7 @@ impl NetAgent {
             .collect();
         let agent = Arc::new(NetAgent {
             state: Mutex::new(State {
+                closed: false,
                 prefix,
                 overlay: None,
                 sandbox: None,
@@ -89,6 +92,9 @@ impl NetAgent {
     async fn sync(&self, view: &NetworkView) -> Result<(), String> {
         let mut state = self.state.lock().await;
         let state = &mut *state;
+        if state.closed {
+            return Ok(());
+        }
         overlay(state, view)?
             .sync(view)
             .await
@@ -142,6 +148,28 @@ impl NetAgent {
         })
         .await
         .map_err(|e| e.to_string())?
+    }
+
+    /// Removes everything the data plane made on this node (`swarm leave`):
+    /// task resolvers, the mesh's rules, every network namespace.
+    pub async fn remove_all(&self) {
+        let mut state = self.state.lock().await;
+        state.closed = true;
+        state.tasks.clear();
+        let lb = state.lb.clone();
+        let sandbox = state.sandbox.take().map(|s| s.netns);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(ns) = sandbox {
+                let _ = lb.clear(&ns);
+            }
+            lb.clear(Path::new("/proc/self/ns/net"))
+        })
+        .await;
+        if let Some(overlay) = state.overlay.as_mut()
+            && let Err(e) = overlay.remove_all().await
+        {
+            tracing::warn!(error = %e, "removing the node's networks failed");
+        }
     }
 
     /// The newest view naming every network in `ids`, waiting a while.

@@ -72,6 +72,8 @@ struct Inner {
     session: Option<watch::Receiver<SessionState>>,
     /// The worker that runs this node's tasks.
     worker: Option<mpsc::Sender<WorkerCommand>>,
+    /// The node's data plane.
+    plane: Option<std::sync::Arc<shoal_worker::net::agent::NetAgent>>,
 }
 
 /// A node's credentials and the client TLS built from them, kept together
@@ -265,8 +267,10 @@ impl SwarmNode {
         };
         let info = self.engine.clone();
         let worker_stop = stop.clone();
-        let plane: std::sync::Arc<dyn shoal_worker::net::plane::DataPlane> =
+        let net_agent =
             shoal_worker::net::agent::NetAgent::start(&file.node_id, net_rx, stop.clone());
+        inner.plane = Some(net_agent.clone());
+        let plane: std::sync::Arc<dyn shoal_worker::net::plane::DataPlane> = net_agent;
         let (node_id, logs_tls, session) =
             (file.node_id.clone(), tls.client.clone(), state_rx.clone());
         let logs = move |engine| LogsConfig {
@@ -377,6 +381,9 @@ impl SwarmNode {
             if worker.send(WorkerCommand::RemoveAll(done)).await.is_ok() {
                 let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
             }
+        }
+        if let Some(plane) = inner.plane.take() {
+            plane.remove_all().await;
         }
         if let Some(agent) = inner.agent.take() {
             agent.cancel();
