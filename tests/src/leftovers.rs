@@ -113,15 +113,6 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn unescapes_like_the_kernel_escapes() {
-        assert_eq!(super::unescape("/a\\040b\\134c"), "/a b\\c");
-        assert_eq!(super::unescape("/plain"), "/plain");
-    }
-}
-
 /// Deletes the network namespaces a node's data plane made: `<prefix>-*`
 /// in /run/netns, the prefix being the first six characters of its id.
 pub fn remove_data_plane(node_ids: &[String]) {
@@ -145,5 +136,14 @@ pub fn remove_data_plane(node_ids: &[String]) {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unescapes_like_the_kernel_escapes() {
+        assert_eq!(super::unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(super::unescape("/plain"), "/plain");
     }
 }
