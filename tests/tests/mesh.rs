@@ -271,3 +271,40 @@ fn exec_in_service(cluster: &Cluster, service: &str, cmd: &str) -> anyhow::Resul
     );
     Ok(format!("{}{}", out.stdout, out.stderr))
 }
+
+#[test]
+fn host_mode_ports_answer_only_on_the_tasks_node() -> anyhow::Result<()> {
+    let cluster = swarm()?;
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "edge",
+                "--constraint",
+                "node.hostname==node-1",
+                "-p",
+                "mode=host,published=8081,target=80",
+                "busybox",
+                "sh",
+                "-c",
+                WEB,
+            ],
+        )
+        .ok()?;
+    eventually("node-1 answers on 8081", Duration::from_secs(40), || {
+        get(&cluster, 2, &format!("http://{}:8081/", cluster.addr(1)))
+    })?;
+    // Not through the mesh: node-0 and node-2 do not publish it.
+    for i in [0, 2] {
+        let url = format!("http://{}:8081/", cluster.addr(i));
+        assert!(
+            get(&cluster, 1, &url).is_err(),
+            "{url} answered a host-mode port"
+        );
+    }
+    Ok(())
+}

@@ -271,8 +271,9 @@ fn release(pools: &mut Pools, held: &[(String, u32)]) {
     }
 }
 
-/// The task's attachments: ingress first when the service publishes
-/// through it, then its networks with their aliases.
+/// The task's attachments: ingress first when the service publishes ports
+/// (through the mesh, or host-mode ports, which reach the task through its
+/// node's sandbox too), then its networks with their aliases.
 fn attach(
     nets: &Networks<'_>,
     pools: &mut Pools,
@@ -284,7 +285,7 @@ fn attach(
     let publishes = service
         .endpoint
         .as_ref()
-        .is_some_and(|e| e.ports.iter().any(is_ingress));
+        .is_some_and(|e| !e.ports.is_empty());
     if publishes {
         let ingress = ingress.ok_or("the ingress network has no subnet yet")?;
         wanted.push((ingress.clone(), Vec::new()));

@@ -120,6 +120,15 @@ impl NetAgent {
                 .sandbox(&a)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Host-mode ports reach local tasks on ingress via the sandbox.
+            let net = u32::from(a.ip) & u32::MAX.checked_shl(32 - u32::from(a.prefix)).unwrap_or(0);
+            let home = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.to_string())?;
+            super::netlink::Netlink::open(&home)
+                .await
+                .map_err(|e| e.to_string())?
+                .route_via(Ipv4Addr::from(net), a.prefix, sandbox.sandbox_addr)
+                .await
+                .map_err(|e| e.to_string())?;
             state.sandbox = Some(sandbox);
         }
         let lb = state.lb.clone();

@@ -185,6 +185,28 @@ impl Netlink {
             .map_err(NetError::netlink(format!("add address {ip}/{prefix}")))
     }
 
+    /// A route to `dest/prefix` via `gateway`; already there is fine.
+    pub async fn route_via(
+        &self,
+        dest: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> Result<(), NetError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .gateway(gateway)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(NetError::netlink(format!(
+                "route {dest}/{prefix} via {gateway}"
+            )))
+    }
+
     /// The default route via `gateway`; already there is fine.
     pub async fn default_route(&self, gateway: Ipv4Addr) -> Result<(), NetError> {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()

@@ -158,6 +158,9 @@ pub fn task_rules(plan: &VipPlan) -> String {
 /// namespace goes to a ready task's ingress address and target port, with
 /// the sandbox's ingress address as source so the reply comes back here
 /// (and is un-NATed on its way to the client).
+/// The sandbox side of the link from the node (see `overlay::attach`).
+const SANDBOX_LINK_IF: &str = "mesh0";
+
 pub fn sandbox_rules(plan: &MeshPlan) -> String {
     let nat: Vec<String> = plan
         .ports
@@ -189,11 +192,15 @@ pub fn sandbox_rules(plan: &MeshPlan) -> String {
         "type nat hook prerouting priority dstnat",
         &nat,
     );
+    // Host-mode ports were translated on the node already: what comes in
+    // over the link and goes on to a task leaves with the sandbox's source.
+    let forwarded =
+        format!("iifname \"{SANDBOX_LINK_IF}\" oifname != \"{SANDBOX_LINK_IF}\" masquerade");
     chain(
         &mut s,
         "mesh-snat",
         "type nat hook postrouting priority srcnat",
-        &[snat],
+        &[snat, forwarded],
     );
     s.push_str("}\n");
     s

@@ -209,10 +209,11 @@ pub fn node_plan(view: &NetworkView) -> NodePlan {
             .filter(|t| t.ready && t.node_addr == view.node_addr)
             .filter_map(|t| {
                 let mut addrs = t.addresses.iter();
-                // Its own network's address if it has one, else ingress.
+                // Its ingress address: the node reaches it through its
+                // sandbox (a route the data plane adds).
                 let a = addrs
                     .clone()
-                    .find(|a| !ingress.contains(a.network_id.as_str()))
+                    .find(|a| ingress.contains(a.network_id.as_str()))
                     .or_else(|| addrs.next())?;
                 parse_cidr(&a.address).map(|(ip, _)| ip)
             })
