@@ -3,8 +3,8 @@
 //! from a file, a config, a healthcheck, update_config and a placement
 //! constraint converges; the secret is readable inside a task; changing one
 //! service's image tag redeploys only that service; `stack rm` leaves
-//! nothing labelled with the stack. (The routing-mesh check comes with the
-//! networking data plane.)
+//! nothing labelled with the stack; `front` publishes a port that answers
+//! on every node through the routing mesh.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +23,9 @@ x-sleeper: &sleeper
 services:
   front:
     <<: *sleeper
+    command: ["sh", "-c", "d=/tmp/shoal-stack-www-$$(hostname); mkdir -p $$d; hostname > $$d/index.html; exec busybox httpd -f -p 80 -h $$d"]
+    ports:
+      - "8088:80"
     networks: [front]
     deploy:
       replicas: 2
@@ -196,6 +199,23 @@ fn a_stack_deploys_updates_only_what_changed_and_is_removed() -> anyhow::Result<
     );
     let ps = cluster.shoal(0, &["stack", "ps", "app", "-q"]).ok()?;
     assert!(ps.lines().count() >= 8, "{ps}");
+
+    // front's published port answers on every node, through the mesh.
+    eventually(
+        "8088 answers on every node",
+        Duration::from_secs(30),
+        || {
+            for i in 0..3 {
+                let url = format!("http://{}:8088/", cluster.addr(i));
+                let out = cluster.exec((i + 1) % 3, "curl", &["-s", "--max-time", "2", &url]);
+                anyhow::ensure!(
+                    out.success() && out.stdout.trim().len() == 12,
+                    "GET {url}: {out:?}"
+                );
+            }
+            Ok(())
+        },
+    )?;
 
     // db is placed on workers only.
     let db_nodes = cluster

@@ -108,8 +108,15 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&cli.host, args).await,
         Command::Completion { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "shoal", &mut std::io::stdout());
-            Ok(())
+            use std::io::Write;
+            // Generated into memory first: a reader that stops early
+            // (`| head`) is not an error worth a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "shoal", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
         }
         Command::Node(cmd) => node::run(&cli.host, cmd).await,
         Command::Network(cmd) => network::run(&cli.host, cmd).await,
