@@ -189,60 +189,30 @@ impl Worker {
         let mut files = Vec::new();
         if let Some(c) = task.spec.as_ref().and_then(|s| s.container.as_ref()) {
             for r in &c.secrets {
-                let Some(secret) = self.secrets.get(&r.secret_id) else {
-                    continue;
-                };
-                let target = r.target.clone().unwrap_or_default();
-                let name = if target.name.is_empty() {
-                    &r.secret_name
-                } else {
-                    &target.name
-                };
-                let path = if name.starts_with('/') {
-                    PathBuf::from(name)
-                } else {
-                    PathBuf::from("/run/secrets").join(name)
-                };
-                files.push(TaskFile {
-                    path,
-                    data: secret
+                if let Some(secret) = self.secrets.get(&r.secret_id) {
+                    let data = secret
                         .spec
                         .as_ref()
                         .map(|s| s.data.clone())
-                        .unwrap_or_default(),
-                    uid: target.uid,
-                    gid: target.gid,
-                    mode: if target.mode == 0 { 0o444 } else { target.mode },
-                    secret: true,
-                });
+                        .unwrap_or_default();
+                    files.push(file(
+                        r.target.clone(),
+                        &r.secret_name,
+                        "/run/secrets",
+                        data,
+                        true,
+                    ));
+                }
             }
             for r in &c.configs {
-                let Some(config) = self.configs.get(&r.config_id) else {
-                    continue;
-                };
-                let target = r.target.clone().unwrap_or_default();
-                let name = if target.name.is_empty() {
-                    &r.config_name
-                } else {
-                    &target.name
-                };
-                let path = if name.starts_with('/') {
-                    PathBuf::from(name)
-                } else {
-                    PathBuf::from("/").join(name)
-                };
-                files.push(TaskFile {
-                    path,
-                    data: config
+                if let Some(config) = self.configs.get(&r.config_id) {
+                    let data = config
                         .spec
                         .as_ref()
                         .map(|s| s.data.clone())
-                        .unwrap_or_default(),
-                    uid: target.uid,
-                    gid: target.gid,
-                    mode: if target.mode == 0 { 0o444 } else { target.mode },
-                    secret: false,
-                });
+                        .unwrap_or_default();
+                    files.push(file(r.target.clone(), &r.config_name, "/", data, false));
+                }
             }
         }
         if !task.networks.is_empty() {
@@ -257,5 +227,35 @@ impl Worker {
             });
         }
         TaskRun { task, files }
+    }
+}
+
+/// A secret or config as the task sees it: at its target (relative names
+/// under `dir`), mode 0444 unless the spec says otherwise.
+fn file(
+    target: Option<shoal_proto::objects::FileTarget>,
+    name: &str,
+    dir: &str,
+    data: Vec<u8>,
+    secret: bool,
+) -> TaskFile {
+    let target = target.unwrap_or_default();
+    let name = if target.name.is_empty() {
+        name
+    } else {
+        &target.name
+    };
+    let path = if name.starts_with('/') {
+        PathBuf::from(name)
+    } else {
+        PathBuf::from(dir).join(name)
+    };
+    TaskFile {
+        path,
+        data,
+        uid: target.uid,
+        gid: target.gid,
+        mode: if target.mode == 0 { 0o444 } else { target.mode },
+        secret,
     }
 }

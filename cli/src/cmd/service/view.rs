@@ -59,22 +59,7 @@ pub fn short_image(image: &str, no_trunc: bool) -> &str {
 
 /// A task state as Docker names it (`running`, `shutdown`).
 pub fn state_word(state: TaskState) -> &'static str {
-    match state {
-        TaskState::New => "new",
-        TaskState::Pending => "pending",
-        TaskState::Assigned => "assigned",
-        TaskState::Accepted => "accepted",
-        TaskState::Preparing => "preparing",
-        TaskState::Ready => "ready",
-        TaskState::Starting => "starting",
-        TaskState::Running => "running",
-        TaskState::Complete => "complete",
-        TaskState::Shutdown => "shutdown",
-        TaskState::Failed => "failed",
-        TaskState::Rejected => "rejected",
-        TaskState::Remove => "remove",
-        TaskState::Orphaned => "orphaned",
-    }
+    state.docker_name()
 }
 
 fn capitalized(word: &str) -> String {
