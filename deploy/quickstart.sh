@@ -15,7 +15,9 @@ NODES=3
 RUN=/run/shoal-quickstart
 STATE=/var/lib/shoal-quickstart
 HUB=shoalqs-hub
-BIN=$PWD/target/release/shoal
+# CI sets SHOAL_PROFILE=dev to reuse the test build instead of a release one.
+PROFILE=${SHOAL_PROFILE:-release}
+if [[ $PROFILE == release ]]; then BIN=$PWD/target/release/shoal; else BIN=$PWD/target/debug/shoal; fi
 
 ns() { echo "shoalqs-node-$1"; }
 addr() { echo "198.18.0.$((10 + $1))"; }
@@ -66,8 +68,8 @@ wait_for() { # n
 up() {
   [[ $(id -u) == 0 ]] || { echo "run as root (namespaces, cgroups): sudo $0" >&2; exit 1; }
   bash deploy/install-deps.sh
-  echo "==> building shoal (release)"
-  cargo build --release --locked -p shoal
+  echo "==> building shoal ($PROFILE)"
+  cargo build --profile "$PROFILE" --locked -p shoal
   down >/dev/null
   mkdir -p "$RUN"
 
