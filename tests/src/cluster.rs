@@ -95,6 +95,7 @@ impl ClusterBuilder {
             hosts: Vec::new(),
             underlay,
             options: self,
+            seen_ids: Default::default(),
         };
         for index in 0..cluster.options.hosts {
             let host = cluster.make_host(&run, index)?;
@@ -131,6 +132,9 @@ pub struct Cluster {
     pub(crate) hosts: Vec<Host>,
     underlay: Underlay,
     pub(crate) options: ClusterBuilder,
+    /// Every node id a host has had (a node that left forgets its own),
+    /// to find what its data plane left behind.
+    pub(crate) seen_ids: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Cluster {
@@ -197,7 +201,14 @@ impl Cluster {
             .arg("-H")
             .arg(socket)
             .args(args);
-        capture(&mut cmd)
+        let out = capture(&mut cmd);
+        if let Some(id) = self.node_id(i) {
+            self.seen_ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+        }
+        out
     }
 
     /// Runs `program ARGS` inside host `i`'s namespace.
@@ -500,7 +511,15 @@ impl Drop for Cluster {
         crate::leftovers::unmount_under(&self.dir);
         // The data plane's namespaces (networks, mesh sandboxes) are named
         // after the node ids; the killed daemons never removed them.
-        crate::leftovers::remove_data_plane(&self.node_ids());
+        let mut ids = self.node_ids();
+        ids.extend(
+            self.seen_ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        crate::leftovers::remove_data_plane(&ids);
         // Namespaces go as the hosts and the underlay are dropped.
         self.hosts.clear();
         if failed || std::env::var_os("SHOAL_TEST_KEEP").is_some() {
