@@ -27,6 +27,7 @@ pub mod leader;
 pub mod logbroker;
 pub mod membership;
 pub mod orchestrator;
+pub mod passes;
 pub mod raft;
 pub mod runtime;
 pub mod scheduler;

@@ -25,13 +25,9 @@ pub mod pools;
 pub mod ports;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use shoal_proto::objects::Task;
-use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
@@ -40,97 +36,42 @@ pub use pass::wants_allocation;
 pub use pools::{VXLAN_OPTION, is_allocated};
 
 use crate::context::ManagerContext;
+use crate::passes::{Passes, Timing, drive};
 use crate::store::{Commit, EventAction, Object};
 
-/// Quiet time after a change before a pass: a task must reach Pending
-/// within tens of milliseconds, yet a `--replicas 100` create is one pass.
-const QUIET: Duration = Duration::from_millis(5);
-/// The longest a steady stream of changes may hold a pass back.
-const MAX_DELAY: Duration = Duration::from_millis(50);
-/// First and longest wait after a failed commit.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(2));
+/// Quiet time after a change before a pass (5 ms, at most 50 ms): a task
+/// must reach Pending within tens of milliseconds, yet a `--replicas 100`
+/// create is one pass.
+const TIMING: Timing = Timing {
+    quiet: Duration::from_millis(5),
+    max_delay: Duration::from_millis(50),
+    backoff: (Duration::from_millis(20), Duration::from_secs(2)),
+};
 
 /// Runs the allocator until `shutdown` (the end of this manager's
 /// leadership).
 pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
-    Loop::new(ctx, shutdown)
-        .run()
+    let ((), watch) = ctx.store.view_and_watch(|_| ());
+    let me = Loop {
+        ctx,
+        own_index: None,
+        waiting: false,
+        cursors: HashMap::new(),
+    };
+    drive(me, watch, shutdown, TIMING, "allocation")
         .instrument(tracing::info_span!("allocator"))
         .await
 }
 
 struct Loop {
     ctx: ManagerContext,
-    shutdown: CancellationToken,
-    watch: Receiver<Arc<Commit>>,
     own_index: Option<u64>,
     /// Some tasks could not be allocated: freed addresses are worth a pass.
     waiting: bool,
     cursors: HashMap<String, u32>,
 }
 
-impl Loop {
-    fn new(ctx: ManagerContext, shutdown: CancellationToken) -> Loop {
-        let ((), watch) = ctx.store.view_and_watch(|_| ());
-        Loop {
-            ctx,
-            shutdown,
-            watch,
-            own_index: None,
-            waiting: false,
-            cursors: HashMap::new(),
-        }
-    }
-
-    async fn run(mut self) {
-        // A previous leader may have left work: a pass at once.
-        let mut dirty = true;
-        let mut backoff = BACKOFF.0;
-        loop {
-            if dirty {
-                if !self.gather().await {
-                    return;
-                }
-                if let Err(e) = self.pass().await {
-                    tracing::debug!(error = %e.message(), ?backoff, "allocation pass failed; retrying");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
-                        _ = sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                    continue;
-                }
-                backoff = BACKOFF.0;
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                received = self.watch.recv() => match received {
-                    Ok(commit) => dirty = self.wakes(&commit),
-                    Err(RecvError::Lagged(_)) => dirty = true,
-                    Err(RecvError::Closed) => return,
-                },
-            }
-        }
-    }
-
-    /// The batching window; false when the loop must stop.
-    async fn gather(&mut self) -> bool {
-        let start = Instant::now();
-        let mut quiet_until = start + QUIET;
-        loop {
-            let deadline = quiet_until.min(start + MAX_DELAY);
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return false,
-                _ = sleep_until(deadline) => return true,
-                received = self.watch.recv() => match received {
-                    Ok(commit) if self.wakes(&commit) => quiet_until = Instant::now() + QUIET,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return false,
-                },
-            }
-        }
-    }
-
+impl Passes for Loop {
     /// Whether a commit may give the allocator work.
     fn wakes(&self, commit: &Commit) -> bool {
         if commit.reset {

@@ -21,13 +21,9 @@ pub mod node_info;
 pub mod pipeline;
 pub mod write;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use shoal_proto::objects::{Task, TaskState};
-use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
@@ -37,25 +33,32 @@ pub use filter::{ConstraintError, parse_constraints};
 pub use pipeline::{Plan, plan};
 
 use crate::context::ManagerContext;
+use crate::passes::{Passes, Timing, drive};
 use crate::store::{Commit, EventAction, Object, Tables};
 use node_info::holds_resources;
 use write::{Versions, Written, write_plan};
 
-/// Quiet time after a change before planning, so a `--replicas 100`
-/// create (one commit, or a few close together) is placed in one pass.
-const QUIET: Duration = Duration::from_millis(50);
-/// The longest a steady stream of changes may hold a pass back.
-const MAX_DELAY: Duration = Duration::from_millis(300);
-/// First and longest wait after a failed commit.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// Quiet time after a change before planning (50 ms), so a `--replicas
+/// 100` create (one commit, or a few close together) is placed in one
+/// pass; at most 300 ms under a stream of changes.
+const TIMING: Timing = Timing {
+    quiet: Duration::from_millis(50),
+    max_delay: Duration::from_millis(300),
+    backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+};
 
 /// Runs the scheduler until `shutdown`. Started when this manager becomes
 /// leader and cancelled when it stops leading; it does not check
 /// leadership itself (a commit that fails for lost leadership is retried
 /// until the token is cancelled).
 pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
-    Loop::new(ctx, shutdown)
-        .run()
+    let ((), watch) = ctx.store.view_and_watch(|_| ());
+    let me = Loop {
+        ctx,
+        own_index: None,
+        waiting: false,
+    };
+    drive(me, watch, shutdown, TIMING, "scheduling")
         .instrument(tracing::info_span!("scheduler"))
         .await
 }
@@ -78,84 +81,13 @@ fn wants_node(task: &Task) -> bool {
 
 struct Loop {
     ctx: ManagerContext,
-    shutdown: CancellationToken,
-    watch: Receiver<Arc<Commit>>,
     /// The log index of our last write, whose echo must not wake us.
     own_index: Option<u64>,
     /// Some tasks could not be placed: freed resources are worth a pass.
     waiting: bool,
 }
 
-/// Whether the loop should go on.
-enum Flow {
-    Go,
-    Stop,
-}
-
-impl Loop {
-    fn new(ctx: ManagerContext, shutdown: CancellationToken) -> Loop {
-        let ((), watch) = ctx.store.view_and_watch(|_| ());
-        Loop {
-            ctx,
-            shutdown,
-            watch,
-            own_index: None,
-            waiting: false,
-        }
-    }
-
-    async fn run(mut self) {
-        // A previous leader may have left tasks pending: plan at once.
-        let mut dirty = true;
-        let mut backoff = BACKOFF.0;
-        loop {
-            if dirty {
-                if let Flow::Stop = self.gather().await {
-                    return;
-                }
-                // On failure `dirty` stays set: back off, then plan again.
-                if let Err(e) = self.pass().await {
-                    tracing::debug!(error = %e.message(), ?backoff, "scheduling pass failed; retrying");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
-                        _ = sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                    continue;
-                }
-                backoff = BACKOFF.0;
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                received = self.watch.recv() => match received {
-                    Ok(commit) => dirty = self.wakes(&commit),
-                    // Behind: we re-read everything anyway.
-                    Err(RecvError::Lagged(_)) => dirty = true,
-                    Err(RecvError::Closed) => return,
-                },
-            }
-        }
-    }
-
-    /// The batching window: waits until changes pause for [`QUIET`], or
-    /// [`MAX_DELAY`] has passed, consuming what arrives meanwhile.
-    async fn gather(&mut self) -> Flow {
-        let start = Instant::now();
-        let mut quiet_until = start + QUIET;
-        loop {
-            let deadline = quiet_until.min(start + MAX_DELAY);
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Flow::Stop,
-                _ = sleep_until(deadline) => return Flow::Go,
-                received = self.watch.recv() => match received {
-                    Ok(commit) if self.wakes(&commit) => quiet_until = Instant::now() + QUIET,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return Flow::Stop,
-                },
-            }
-        }
-    }
-
+impl Passes for Loop {
     /// Whether a commit may change what the scheduler would do.
     fn wakes(&self, commit: &Commit) -> bool {
         if commit.reset {
