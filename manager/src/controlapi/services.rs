@@ -188,13 +188,8 @@ pub async fn service_get(
         .read(|t| t.find::<Service>(&r.service_id).cloned())
         .await??;
     Ok(GetServiceResponse {
-        service: Some(without_secrets(service)),
+        service: Some(service),
     })
-}
-
-/// Services never carry secret data, but keep the rule in one place.
-fn without_secrets(service: Service) -> Service {
-    service
 }
 
 pub async fn service_list(
@@ -215,7 +210,6 @@ pub async fn service_list(
                         })
                 })
                 .cloned()
-                .map(without_secrets)
                 .collect()
         })
         .await?;

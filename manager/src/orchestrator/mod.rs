@@ -128,27 +128,23 @@ fn mark(
         *all = true;
         return;
     }
-    for event in &commit.events {
-        match &event.object {
-            Object::Service(s) => {
-                dirty.insert(s.id.clone());
-            }
-            Object::Task(t) => {
-                if ctx
-                    .store
-                    .view(|tables| tables.get::<Service>(&t.service_id).is_some())
-                {
-                    dirty.insert(t.service_id.clone());
-                } else {
-                    // A task of a removed service: the reaper's business.
-                    *all = true;
+    ctx.store.view(|tables| {
+        for event in &commit.events {
+            match &event.object {
+                Object::Service(s) => {
+                    dirty.insert(s.id.clone());
                 }
+                Object::Task(t) if tables.get::<Service>(&t.service_id).is_some() => {
+                    dirty.insert(t.service_id.clone());
+                }
+                // A task of a removed service: the reaper's business.
+                Object::Task(_) => *all = true,
+                // Nodes come and go, go down, drain: every service may care.
+                Object::Node(_) | Object::Cluster(_) => *all = true,
+                _ => {}
             }
-            // Nodes come and go, go down, drain: every service may care.
-            Object::Node(_) | Object::Cluster(_) => *all = true,
-            _ => {}
         }
-    }
+    });
 }
 
 fn history_limit(t: &Tables) -> usize {
