@@ -18,6 +18,25 @@ impl Cluster {
         format!("{}:{PORT}", self.addr(i))
     }
 
+    /// A ready swarm on `workers + 1` fresh hosts: host 0 the manager, the
+    /// others workers.
+    pub fn manager_and_workers(workers: usize) -> anyhow::Result<Cluster> {
+        let cluster = Cluster::start(workers + 1)?;
+        cluster.init_swarm(0)?;
+        for i in 1..=workers {
+            cluster.join(i, 0, "worker")?;
+        }
+        cluster.wait_nodes_ready(0, workers + 1, std::time::Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// Drains host 0 (the manager), so tasks run on the workers only.
+    pub fn drain_manager(&self) -> anyhow::Result<()> {
+        self.shoal(0, &["node", "update", "--availability", "drain", "node-0"])
+            .ok()?;
+        Ok(())
+    }
+
     /// `swarm init` on host `i`, advertising its underlay address.
     pub fn init_swarm(&self, i: usize) -> anyhow::Result<String> {
         let addr = self.addr(i).to_string();

@@ -11,17 +11,9 @@ use std::time::{Duration, Instant};
 use shoal_tests::cluster::shoal_binary;
 use shoal_tests::{Cluster, eventually};
 
-/// One manager (node-0, drained) and two workers, all Ready.
 fn swarm() -> anyhow::Result<Cluster> {
-    let cluster = Cluster::start(3)?;
-    cluster.init_swarm(0)?;
-    for i in 1..=2 {
-        cluster.join(i, 0, "worker")?;
-    }
-    cluster.wait_nodes_ready(0, 3, Duration::from_secs(30))?;
-    cluster
-        .shoal(0, &["node", "update", "--availability", "drain", "node-0"])
-        .ok()?;
+    let cluster = Cluster::manager_and_workers(2)?;
+    cluster.drain_manager()?;
     Ok(cluster)
 }
 

@@ -12,12 +12,7 @@ use shoal_tests::{Cluster, eventually};
 const WEB: &str = "d=/tmp/shoal-web-$(hostname); mkdir -p $d; hostname > $d/index.html; exec busybox httpd -f -p 80 -h $d";
 
 fn swarm() -> anyhow::Result<Cluster> {
-    let cluster = Cluster::start(3)?;
-    cluster.init_swarm(0)?;
-    cluster.join(1, 0, "worker")?;
-    cluster.join(2, 0, "worker")?;
-    cluster.wait_nodes_ready(0, 3, Duration::from_secs(30))?;
-    Ok(cluster)
+    Cluster::manager_and_workers(2)
 }
 
 /// GET `url` from host `from`'s namespace; the body, trimmed.

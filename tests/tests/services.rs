@@ -7,18 +7,11 @@ use std::time::{Duration, Instant};
 
 use shoal_tests::{Cluster, eventually};
 
-/// One manager (node-0) and `workers` workers, all Ready.
+/// One manager (node-0) and `workers` workers, all Ready. The manager
+/// runs no tasks, so the spread is over the workers only.
 fn swarm(workers: usize) -> anyhow::Result<Cluster> {
-    let cluster = Cluster::start(workers + 1)?;
-    cluster.init_swarm(0)?;
-    for i in 1..=workers {
-        cluster.join(i, 0, "worker")?;
-    }
-    cluster.wait_nodes_ready(0, workers + 1, Duration::from_secs(30))?;
-    // The manager runs no tasks, so the spread is over the workers only.
-    cluster
-        .shoal(0, &["node", "update", "--availability", "drain", "node-0"])
-        .ok()?;
+    let cluster = Cluster::manager_and_workers(workers)?;
+    cluster.drain_manager()?;
     Ok(cluster)
 }
 

@@ -8,12 +8,7 @@ use std::time::Duration;
 use shoal_tests::{Cluster, eventually};
 
 fn swarm() -> anyhow::Result<Cluster> {
-    let cluster = Cluster::start(3)?;
-    cluster.init_swarm(0)?;
-    cluster.join(1, 0, "worker")?;
-    cluster.join(2, 0, "worker")?;
-    cluster.wait_nodes_ready(0, 3, Duration::from_secs(30))?;
-    Ok(cluster)
+    Cluster::manager_and_workers(2)
 }
 
 fn update_status(cluster: &Cluster, service: &str) -> anyhow::Result<(String, String)> {
