@@ -66,6 +66,9 @@ struct Args {
     /// Run etcd only.
     #[arg(long)]
     skip_shoal: bool,
+    /// Shoal managers (1 measures the request path without replication).
+    #[arg(long, default_value_t = 3)]
+    managers: usize,
     /// Where to write the results (the generated section is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
     doc: PathBuf,
@@ -105,9 +108,10 @@ fn main() -> anyhow::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     if !args.skip_shoal {
         // The harness removes every namespace and daemon when dropped.
-        let cluster = shoal::start(3).context("starting 3 Shoal managers")?;
+        let n = args.managers.max(1);
+        let cluster = shoal::start(n).with_context(|| format!("starting {n} Shoal managers"))?;
         println!(
-            "Shoal: 3 managers up; leader is node-{}",
+            "Shoal: {n} managers up; leader is node-{}",
             cluster.leader(0)?
         );
         rows.extend(shoal::run(&cluster, &plan)?);

@@ -18,6 +18,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // The process engine's task shim re-execs this binary: run it before
     // clap or any thread starts (it forks and enters namespaces).

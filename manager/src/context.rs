@@ -12,7 +12,7 @@ use shoal_proto::tls::DenyList;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::raft::node::{ProposeError, RaftHandle};
+use crate::raft::node::{Applied, ProposeError, RaftHandle};
 use crate::store::{Store, StoreError, Tables, Tx};
 
 /// The shared parts of a running manager.
@@ -112,6 +112,12 @@ impl ManagerContext {
             return Ok(self.store.applied_index());
         }
         quorum_deadline(self.raft.propose(batch)).await
+    }
+
+    /// Commits a non-empty batch and tells where it landed, for a loop
+    /// that must recognise its own write among the commits it watches.
+    pub async fn commit_marked(&self, batch: StoreBatch) -> Result<Applied, Status> {
+        quorum_deadline(self.raft.propose_marked(batch)).await
     }
 }
 

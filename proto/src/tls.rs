@@ -23,7 +23,7 @@
 //!
 //! All configs use the `ring` provider explicitly and speak ALPN `h2` (gRPC).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -271,10 +271,30 @@ pub fn bootstrap_client_config(expected_root: CaDigest) -> Result<ClientConfig, 
 /// The identity in a verified peer chain (e.g. tokio-rustls'
 /// `peer_certificates()`), for authorizing RPCs by role. `None` when the
 /// peer sent no certificate or it carries no node identity.
+///
+/// Every RPC asks, and parsing X.509 costs more than the rest of a small
+/// call's checks, so identities are remembered by the certificate's bytes
+/// (a verified chain's leaf always names the same identity).
 pub fn peer_identity(certs: &[CertificateDer<'_>]) -> Option<NodeIdentity> {
-    certs
-        .first()
-        .and_then(|c| NodeIdentity::from_cert_der(c).ok())
+    /// Certificates remembered before the memory starts over.
+    const REMEMBERED: usize = 1024;
+    static SEEN: OnceLock<std::sync::Mutex<HashMap<Vec<u8>, NodeIdentity>>> = OnceLock::new();
+    let leaf = certs.first()?;
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(id) = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(leaf.as_ref())
+    {
+        return Some(id.clone());
+    }
+    let id = NodeIdentity::from_cert_der(leaf).ok()?;
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= REMEMBERED {
+        seen.clear();
+    }
+    seen.insert(leaf.as_ref().to_vec(), id.clone());
+    Some(id)
 }
 
 /// WebPkiClientVerifier plus the deny list.

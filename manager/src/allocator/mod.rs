@@ -37,6 +37,7 @@ pub use pools::{VXLAN_OPTION, is_allocated};
 
 use crate::context::ManagerContext;
 use crate::passes::{Passes, Timing, drive};
+use crate::raft::node::Applied;
 use crate::store::{Commit, EventAction, Object};
 
 /// Quiet time after a change before a pass (5 ms, at most 50 ms): a task
@@ -54,7 +55,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     let ((), watch) = ctx.store.view_and_watch(|_| ());
     let me = Loop {
         ctx,
-        own_index: None,
+        own_write: None,
         waiting: false,
         cursors: HashMap::new(),
     };
@@ -65,7 +66,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
 
 struct Loop {
     ctx: ManagerContext,
-    own_index: Option<u64>,
+    own_write: Option<Applied>,
     /// Some tasks could not be allocated: freed addresses are worth a pass.
     waiting: bool,
     cursors: HashMap<String, u32>,
@@ -77,7 +78,7 @@ impl Passes for Loop {
         if commit.reset {
             return true;
         }
-        if Some(commit.index) == self.own_index {
+        if self.own_write.is_some_and(|w| w.is(commit)) {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
@@ -122,8 +123,9 @@ impl Passes for Loop {
             return Ok(());
         }
         let changes = batch.actions.len();
-        let index = self.ctx.commit(batch).await?;
-        self.own_index = Some(index);
+        let own = self.ctx.commit_marked(batch).await?;
+        self.own_write = Some(own);
+        let index = own.index;
         tracing::debug!(changes, waiting, index, "allocation pass committed");
         Ok(())
     }

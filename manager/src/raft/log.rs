@@ -1,11 +1,16 @@
 //! The seam between the Raft node and durable storage. The node calls
-//! these in raft-rs's documented Ready order; an implementation must have
-//! made a write durable when `persist` returns (the node sends messages
-//! that promise persistence right after).
+//! these in raft-rs's documented Ready order. Writes come in two kinds:
+//! `persist` is durable when it returns; `write` is readable at once and
+//! durable after the next `sync`, which the node runs on a thread of its
+//! own so the Raft loop goes on while the disk works (raft-rs's
+//! asynchronous Ready: messages that promise persistence wait for it).
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
 use super::storage::{SledStorage, StorageError};
+
+/// Makes every write made so far durable; runs off the Raft thread.
+pub type Sync = Box<dyn FnMut() -> Result<(), StorageError> + Send>;
 
 /// Durable Raft state: log entries, hard state, conf state, snapshot.
 pub trait RaftLog: raft::Storage + Send + 'static {
@@ -18,8 +23,12 @@ pub trait RaftLog: raft::Storage + Send + 'static {
         hard_state: Option<&HardState>,
     ) -> Result<(), StorageError>;
 
-    /// Records the commit index the node learned after a Ready.
-    fn set_commit(&self, commit: u64) -> Result<(), StorageError>;
+    /// Writes entries and hard state atomically, in order after every
+    /// earlier write; readable at once, durable once a later `sync` ends.
+    fn write(&self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), StorageError>;
+
+    /// A handle that makes the writes so far durable, for another thread.
+    fn syncer(&self) -> Sync;
 
     /// Records the membership after a conf change was applied (durably).
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError>;
@@ -49,9 +58,13 @@ impl RaftLog for SledStorage {
         self.persist_ready(entries, hard_state.cloned(), snapshot.cloned())
     }
 
-    fn set_commit(&self, commit: u64) -> Result<(), StorageError> {
-        // Not flushed: a lost commit index is relearned from the leader.
-        SledStorage::set_commit(self, commit)
+    fn write(&self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), StorageError> {
+        self.write_ready(entries, hard_state.cloned(), None)
+    }
+
+    fn syncer(&self) -> Sync {
+        let storage = self.clone();
+        Box::new(move || storage.flush())
     }
 
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError> {

@@ -1,8 +1,12 @@
-//! Raft for the managers: the node actor ([`node`]) around raft-rs's
-//! `RawNode`, durable sealed storage on sled ([`storage`]) behind the
-//! storage seam ([`log`]), and the gRPC transport ([`transport`],
-//! [`service`]) between peers.
+//! Raft for the managers: the node actor ([`node`], its loop in `actor`
+//! and apply side in `apply`, its disk thread in `flusher`) around
+//! raft-rs's `RawNode`, durable sealed storage on sled ([`storage`])
+//! behind the storage seam ([`log`]), and the gRPC transport
+//! ([`transport`], [`service`]) between peers.
 
+mod actor;
+mod apply;
+mod flusher;
 pub mod log;
 pub mod node;
 pub mod service;

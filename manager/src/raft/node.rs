@@ -1,32 +1,27 @@
-//! The Raft node: an actor that owns raft-rs's `RawNode`, the log storage
-//! and the apply side of the store. Everything reaches it through one
-//! channel ([`RaftHandle`]); it ticks, steps peer messages, proposes, and
-//! handles each `Ready` in the order raft-rs documents:
-//!
-//! ```text
-//!  send leader messages ─▶ apply snapshot ─▶ apply committed entries
-//!        ─▶ persist entries + hard state (durable) ─▶ send persisted messages
-//!        ─▶ advance ─▶ light ready: commit index, messages, more entries
-//! ```
+//! The Raft node: an actor ([`super::actor`]) that owns raft-rs's
+//! `RawNode`, the log storage and the apply side of the store. Everything
+//! reaches it through one channel, behind [`RaftHandle`]; this module is
+//! its surface: configuration, errors, status, the transport seam, and
+//! [`start`].
 //!
 //! Proposals are tracked by request id, never by order: a proposal's
 //! waiter is woken when *its* entry is applied, with the store's verdict.
 //! Leadership loss fails the waiters still pending (their entry may yet
 //! commit; callers are told to check and retry, as etcd does).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use protobuf::Message as _;
-use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message, Snapshot};
-use raft::{RawNode, SnapshotStatus, StateRole};
+use raft::prelude::{Message, Snapshot};
+use raft::{RawNode, SnapshotStatus};
 use shoal_proto::raft::{RaftMember, SnapshotData};
-use shoal_proto::store::{Proposal, StoreBatch};
+use shoal_proto::store::StoreBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::actor::Node;
 use super::log::RaftLog;
 use crate::store::{Store, StoreError};
 
@@ -41,7 +36,8 @@ pub struct RaftConfig {
     pub election_tick: usize,
     /// Ticks between leader heartbeats.
     pub heartbeat_tick: usize,
-    /// Applied entries between snapshots.
+    /// Applied writes (proposals) between snapshots; a snapshot also waits
+    /// until the log since the last one is as large as that one.
     pub snapshot_interval: u64,
     /// Entries kept behind a snapshot so a briefly slow follower catches up
     /// from the log instead of a whole snapshot.
@@ -97,6 +93,23 @@ fn leader_hint(leader: Option<u64>) -> String {
         .unwrap_or_else(|| " and no leader is known".into())
 }
 
+/// Where a committed proposal landed: its log entry and its place among
+/// the proposals that entry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The log index (every object it wrote has this version).
+    pub index: u64,
+    /// Its place in the entry.
+    pub part: u32,
+}
+
+impl Applied {
+    /// Whether `commit` is this proposal's echo.
+    pub fn is(&self, commit: &crate::store::Commit) -> bool {
+        commit.index == self.index && commit.part == self.part
+    }
+}
+
 /// What the node tells the rest of the manager, continuously.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RaftStatus {
@@ -131,10 +144,10 @@ pub trait Transport: Send + 'static {
     fn set_members(&mut self, members: &BTreeMap<u64, RaftMember>);
 }
 
-type Reply<T> = oneshot::Sender<Result<T, ProposeError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, ProposeError>>;
 
-enum Request {
-    Propose(StoreBatch, Reply<u64>),
+pub(super) enum Request {
+    Propose(StoreBatch, Reply<Applied>),
     Step(Message),
     AddMember(RaftMember, Reply<()>),
     RemoveMember(u64, Reply<()>),
@@ -172,6 +185,12 @@ impl RaftHandle {
 
     /// Commits `batch` and waits until it is applied here; returns its index.
     pub async fn propose(&self, batch: StoreBatch) -> Result<u64, ProposeError> {
+        Ok(self.propose_marked(batch).await?.index)
+    }
+
+    /// [`RaftHandle::propose`], telling where the batch landed: what a
+    /// watcher compares with [`crate::store::Commit`] to know its own echo.
+    pub async fn propose_marked(&self, batch: StoreBatch) -> Result<Applied, ProposeError> {
         self.ask(|r| Request::Propose(batch, r)).await
     }
 
@@ -339,385 +358,9 @@ pub fn start<L: RaftLog, T: Transport>(
         applied: applied_rx,
     };
     let transport = make_transport(handle.clone());
-    let mut node = Node {
-        config,
-        raw,
-        store,
-        transport,
-        members,
-        pending: HashMap::new(),
-        pending_change: None,
-        reads: HashMap::new(),
-        next_id: 1,
-        status_tx,
-        applied_tx,
-        applied,
-        last_snapshot: applied,
-        snapshot_now: false,
-    };
-    node.transport.set_members(&node.members);
-    node.publish_status();
-    let task = tokio::spawn(async move { node.run(inbox, shutdown).await });
+    let node = Node::new(
+        config, raw, store, transport, members, status_tx, applied_tx,
+    );
+    let task = tokio::spawn(node.run(inbox, shutdown));
     Ok((handle, task))
-}
-
-struct Node<L: RaftLog, T: Transport> {
-    config: RaftConfig,
-    raw: RawNode<L>,
-    store: Arc<Store>,
-    transport: T,
-    members: BTreeMap<u64, RaftMember>,
-    /// Proposal id → (term proposed in, waiter).
-    pending: HashMap<u64, (u64, Reply<u64>)>,
-    pending_change: Option<(u64, Reply<()>)>,
-    reads: HashMap<u64, Reply<u64>>,
-    next_id: u64,
-    status_tx: watch::Sender<RaftStatus>,
-    applied_tx: watch::Sender<u64>,
-    applied: u64,
-    last_snapshot: u64,
-    /// A membership change was applied: snapshot now, because raft-rs
-    /// refuses a snapshot whose conf state does not name the receiver, and
-    /// a new member catches up from a snapshot.
-    snapshot_now: bool,
-}
-
-impl<L: RaftLog, T: Transport> Node<L, T> {
-    async fn run(
-        &mut self,
-        mut inbox: mpsc::Receiver<Request>,
-        shutdown: CancellationToken,
-    ) -> Result<(), ProposeError> {
-        let mut ticker = tokio::time::interval(self.config.tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A lone voter need not wait an election timeout to lead.
-        if self.raw.raft.prs().conf().voters().ids().len() == 1
-            && self.raw.raft.prs().conf().voters().contains(self.config.id)
-        {
-            let _ = self.raw.campaign();
-        }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticker.tick() => { self.raw.tick(); }
-                request = inbox.recv() => match request {
-                    Some(request) => {
-                        self.handle(request);
-                        // Drain what else is queued: one Ready for many requests.
-                        while let Ok(more) = inbox.try_recv() {
-                            self.handle(more);
-                        }
-                    }
-                    None => break,
-                },
-            }
-            self.on_ready()?;
-            if self.status_tx.borrow().removed {
-                tracing::info!("removed from the raft cluster; stopping the raft node");
-                break;
-            }
-        }
-        self.fail_pending(ProposeError::Stopped);
-        Ok(())
-    }
-
-    fn handle(&mut self, request: Request) {
-        match request {
-            Request::Propose(batch, reply) => self.propose(batch, reply),
-            Request::Step(message) => {
-                if let Err(e) = self.raw.step(message) {
-                    tracing::debug!(error = %e, "dropped a raft message");
-                }
-            }
-            Request::AddMember(member, reply) => {
-                let mut cc = ConfChange::default();
-                cc.set_change_type(ConfChangeType::AddNode);
-                cc.node_id = member.raft_id;
-                let context = member.encode_to_vec();
-                self.change(cc, context, reply);
-            }
-            Request::RemoveMember(id, reply) => {
-                let mut cc = ConfChange::default();
-                cc.set_change_type(ConfChangeType::RemoveNode);
-                cc.node_id = id;
-                self.change(cc, Vec::new(), reply);
-            }
-            Request::ReadIndex(reply) => {
-                if !self.is_leader() {
-                    let _ = reply.send(Err(self.not_leader()));
-                    return;
-                }
-                let id = self.take_id();
-                self.raw.read_index(id.to_be_bytes().to_vec());
-                self.reads.insert(id, reply);
-            }
-            Request::TransferLeader(to) => self.raw.transfer_leader(to),
-            Request::Unreachable(id) => self.raw.report_unreachable(id),
-            Request::SnapshotReport(id, status) => self.raw.report_snapshot(id, status),
-        }
-    }
-
-    fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
-    }
-
-    fn not_leader(&self) -> ProposeError {
-        let leader = self.raw.raft.leader_id;
-        ProposeError::NotLeader {
-            leader: (leader != 0).then_some(leader),
-        }
-    }
-
-    fn take_id(&mut self) -> u64 {
-        // Unique across restarts of this member: raft id in the high bits
-        // would not be, so mix in the term.
-        self.next_id += 1;
-        (self.raw.raft.term << 40) | self.next_id
-    }
-
-    fn propose(&mut self, batch: StoreBatch, reply: Reply<u64>) {
-        if !self.is_leader() {
-            let _ = reply.send(Err(self.not_leader()));
-            return;
-        }
-        let id = self.take_id();
-        let data = Proposal {
-            id,
-            batch: Some(batch),
-        }
-        .encode_to_vec();
-        match self.raw.propose(Vec::new(), data) {
-            Ok(()) => {
-                self.pending.insert(id, (self.raw.raft.term, reply));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(ProposeError::Raft(e.to_string())));
-            }
-        }
-    }
-
-    fn change(&mut self, mut cc: ConfChange, context: Vec<u8>, reply: Reply<()>) {
-        if !self.is_leader() {
-            let _ = reply.send(Err(self.not_leader()));
-            return;
-        }
-        if self.pending_change.is_some() {
-            let _ = reply.send(Err(ProposeError::ChangeInProgress));
-            return;
-        }
-        let id = self.take_id();
-        cc.id = id;
-        match self.raw.propose_conf_change(context, cc) {
-            Ok(()) => self.pending_change = Some((id, reply)),
-            Err(e) => {
-                let _ = reply.send(Err(ProposeError::Raft(e.to_string())));
-            }
-        }
-    }
-
-    fn on_ready(&mut self) -> Result<(), ProposeError> {
-        if !self.raw.has_ready() {
-            return Ok(());
-        }
-        let fatal = |e: super::storage::StorageError| {
-            tracing::error!(error = %e, "raft storage failed; stopping");
-            ProposeError::Raft(e.to_string())
-        };
-        let mut ready = self.raw.ready();
-        if let Some(ss) = ready.ss()
-            && ss.raft_state != StateRole::Leader
-        {
-            self.fail_pending(ProposeError::LeadershipLost);
-        }
-        if !ready.messages().is_empty() {
-            self.transport.send(ready.take_messages());
-        }
-        if !ready.snapshot().is_empty() {
-            let snapshot = ready.snapshot().clone();
-            self.raw
-                .store()
-                .persist(Some(&snapshot), &[], None)
-                .map_err(fatal)?;
-            self.restore(&snapshot)?;
-        }
-        for state in ready.take_read_states() {
-            let id = state
-                .request_ctx
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if let Some(reply) = self.reads.remove(&id) {
-                let _ = reply.send(Ok(state.index));
-            }
-        }
-        let committed = ready.take_committed_entries();
-        self.apply(committed)?;
-        self.raw
-            .store()
-            .persist(None, ready.entries(), ready.hs())
-            .map_err(fatal)?;
-        if !ready.persisted_messages().is_empty() {
-            self.transport.send(ready.take_persisted_messages());
-        }
-        let mut light = self.raw.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.raw.store().set_commit(commit).map_err(fatal)?;
-        }
-        if !light.messages().is_empty() {
-            self.transport.send(light.take_messages());
-        }
-        self.apply(light.take_committed_entries())?;
-        self.raw.advance_apply();
-        self.maybe_snapshot().map_err(fatal)?;
-        self.publish_status();
-        Ok(())
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ProposeError> {
-        let data = SnapshotData::decode(snapshot.data.as_ref())
-            .map_err(|e| ProposeError::Raft(format!("snapshot data is damaged: {e}")))?;
-        let index = snapshot.get_metadata().index;
-        self.store.restore(index, data.store.unwrap_or_default());
-        tracing::info!(index, "restored store from raft snapshot");
-        self.members = data.members.into_iter().map(|m| (m.raft_id, m)).collect();
-        self.transport.set_members(&self.members);
-        self.applied = index;
-        self.last_snapshot = index;
-        let _ = self.applied_tx.send(index);
-        Ok(())
-    }
-
-    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ProposeError> {
-        for entry in entries {
-            let index = entry.index;
-            match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => self.store.skip(index),
-                EntryType::EntryNormal => self.apply_proposal(index, &entry.data),
-                EntryType::EntryConfChange => self.apply_change(index, &entry)?,
-                EntryType::EntryConfChangeV2 => self.store.skip(index),
-            }
-            self.applied = index;
-            let _ = self.applied_tx.send(index);
-        }
-        Ok(())
-    }
-
-    fn apply_proposal(&mut self, index: u64, data: &[u8]) {
-        let proposal = match Proposal::decode(data) {
-            Ok(p) => p,
-            Err(e) => {
-                // Every manager skips it alike, so stores stay identical.
-                tracing::error!(index, error = %e, "undecodable log entry skipped");
-                self.store.skip(index);
-                return;
-            }
-        };
-        let result = self.store.apply(index, &proposal.batch.unwrap_or_default());
-        if let Some((_, reply)) = self.pending.remove(&proposal.id) {
-            let _ = reply.send(result.map(|()| index).map_err(ProposeError::from));
-        }
-    }
-
-    fn apply_change(&mut self, index: u64, entry: &Entry) -> Result<(), ProposeError> {
-        let cc = ConfChange::parse_from_bytes(&entry.data)
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
-        let conf_state = self
-            .raw
-            .apply_conf_change(&cc)
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
-        self.raw
-            .store()
-            .set_conf_state(conf_state)
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
-        match cc.get_change_type() {
-            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
-                if let Ok(member) = RaftMember::decode(entry.context.as_ref()) {
-                    self.members.insert(cc.node_id, member);
-                }
-            }
-            ConfChangeType::RemoveNode => {
-                self.members.remove(&cc.node_id);
-                if cc.node_id == self.config.id {
-                    self.status_tx.send_modify(|s| s.removed = true);
-                }
-            }
-        }
-        self.transport.set_members(&self.members);
-        self.store.skip(index);
-        self.snapshot_now = true;
-        if let Some((id, reply)) = self.pending_change.take() {
-            if id == cc.id {
-                let _ = reply.send(Ok(()));
-            } else {
-                self.pending_change = Some((id, reply));
-            }
-        }
-        Ok(())
-    }
-
-    fn maybe_snapshot(&mut self) -> Result<(), super::storage::StorageError> {
-        let due = self.applied >= self.last_snapshot + self.config.snapshot_interval;
-        if !(due || self.snapshot_now) || self.applied <= self.last_snapshot {
-            return Ok(());
-        }
-        self.snapshot_now = false;
-        let (index, store) = self.store.snapshot();
-        let data = SnapshotData {
-            store: Some(store),
-            members: self.members.values().cloned().collect(),
-        };
-        let conf_state: ConfState = self.raw.raft.prs().conf().to_conf_state();
-        self.raw
-            .store()
-            .create_snapshot(index, conf_state, data.encode_to_vec())?;
-        let keep_from = index.saturating_sub(self.config.keep_entries);
-        if keep_from > 1 {
-            self.raw.store().compact(keep_from)?;
-        }
-        self.last_snapshot = index;
-        tracing::debug!(index, "raft snapshot taken");
-        Ok(())
-    }
-
-    fn fail_pending(&mut self, error: ProposeError) {
-        for (_, (_, reply)) in self.pending.drain() {
-            let _ = reply.send(Err(error.clone()));
-        }
-        for (_, reply) in self.reads.drain() {
-            let _ = reply.send(Err(error.clone()));
-        }
-        if let Some((_, reply)) = self.pending_change.take() {
-            let _ = reply.send(Err(error));
-        }
-    }
-
-    fn publish_status(&mut self) {
-        let status = RaftStatus {
-            id: self.config.id,
-            leader: self.raw.raft.leader_id,
-            term: self.raw.raft.term,
-            members: self.members.clone(),
-            removed: self.status_tx.borrow().removed,
-            reachable: if self.is_leader() {
-                self.raw
-                    .raft
-                    .prs()
-                    .iter()
-                    .filter(|(_, p)| p.recent_active)
-                    .map(|(id, _)| *id)
-                    .collect()
-            } else {
-                Default::default()
-            },
-        };
-        self.status_tx.send_if_modified(|s| {
-            if *s == status {
-                false
-            } else {
-                *s = status;
-                true
-            }
-        });
-    }
 }

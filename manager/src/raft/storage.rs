@@ -34,9 +34,12 @@
 //! - Positions and metadata are cached in memory; writers hold the cache's
 //!   write lock across their batch, so readers see whole changes only.
 
+mod cache;
 mod codec;
+mod disk;
 mod plan;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -45,7 +48,9 @@ use ::raft::{GetEntriesContext, RaftState, Storage};
 use protobuf::Message;
 
 use crate::seal::{DataKey, SealError};
+use cache::EntryCache;
 use codec::{CHUNK_TREE, K_FLUSHES, K_MARKER, Keys, chunk_key};
+use disk::DiskSync;
 use plan::{Plan, term_at};
 
 /// Name of the sled database directory inside the state directory.
@@ -164,8 +169,39 @@ struct Inner {
     chunks: sled::Tree,
     keys: Keys,
     state: RwLock<State>,
-    /// The `raft-flushes` file and the flushes made so far.
-    flushes: std::sync::Mutex<(std::fs::File, u64)>,
+    /// The newest entries (taken after `state`, never alone by a writer).
+    recent: RwLock<EntryCache>,
+    /// Batches written but not yet applied to sled, oldest first, each
+    /// with the lowest entry index it writes (pushed under `state`).
+    staged: std::sync::Mutex<VecDeque<(sled::Batch, u64)>>,
+    /// Held while staged batches go into sled, so they go in order.
+    applying: std::sync::Mutex<()>,
+    /// Flushes are one at a time.
+    flushes: std::sync::Mutex<Flushes>,
+}
+
+/// What a flush updates besides sled.
+struct Flushes {
+    /// The `raft-flushes` file.
+    file: std::fs::File,
+    /// Flushes made so far.
+    count: u64,
+    /// sled's files, synced after sled's own flush.
+    disk: DiskSync,
+}
+
+impl Drop for Inner {
+    /// A clean stop keeps what was written but not flushed yet (at most a
+    /// commit index: whatever promised persistence was flushed already);
+    /// sled flushes when its last handle goes.
+    fn drop(&mut self) {
+        let staged = std::mem::take(self.staged.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for (batch, _) in staged {
+            if self.db.apply_batch(batch).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Raft log, hard state, conf state and snapshot in a sled database,
@@ -273,6 +309,13 @@ impl SledStorage {
                     source: e,
                 })
             })?;
+        let disk = DiskSync::open(&path.join(SLED_DIR)).map_err(|e| {
+            io(SealError::Io {
+                action: "cannot sync",
+                path: path.join(SLED_DIR),
+                source: e,
+            })
+        })?;
         Ok(SledStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -280,7 +323,14 @@ impl SledStorage {
                 chunks,
                 keys,
                 state: RwLock::new(state),
-                flushes: std::sync::Mutex::new((flushes_file, stored)),
+                recent: RwLock::default(),
+                staged: std::sync::Mutex::default(),
+                applying: std::sync::Mutex::default(),
+                flushes: std::sync::Mutex::new(Flushes {
+                    file: flushes_file,
+                    count: stored,
+                    disk,
+                }),
             }),
         })
     }
@@ -382,7 +432,27 @@ impl SledStorage {
         hard_state: Option<HardState>,
         snapshot: Option<Snapshot>,
     ) -> Result<()> {
-        self.write_plan(|p| {
+        self.write_ready(entries, hard_state, snapshot)?;
+        self.flush()
+    }
+
+    /// Writes what a `Ready` asks for as [`SledStorage::persist_ready`]
+    /// does, but without touching the disk: readable at once (from memory),
+    /// handed to sled and made durable by the next [`SledStorage::flush`],
+    /// which the Raft node runs on a thread of its own. Batches reach sled
+    /// in order and sled recovers a prefix of them, so a crash loses a
+    /// suffix of what was not yet flushed, never a batch in the middle.
+    pub fn write_ready(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+        snapshot: Option<Snapshot>,
+    ) -> Result<()> {
+        if entries.is_empty() && hard_state.is_none() && snapshot.is_none() {
+            return Ok(());
+        }
+        let staged = snapshot.is_none();
+        self.plan(staged, |p| {
             if let Some(snap) = snapshot {
                 p.apply_snapshot(snap)?;
             }
@@ -391,16 +461,53 @@ impl SledStorage {
                 p.set_hard_state(hs);
             }
             Ok(())
-        })?;
-        self.flush()
+        })
     }
 
-    /// Makes everything written so far durable (fsync), counting the flush
-    /// in the database and, once durable, in the `raft-flushes` file.
+    /// Makes everything written so far durable (sled's flush, then
+    /// `fdatasync` of its files), counting the flush in the database and,
+    /// once durable, in the `raft-flushes` file. Safe to call from another
+    /// thread while the Raft thread writes.
     pub fn flush(&self) -> Result<()> {
+        self.apply_staged()?;
+        self.trim_recent(&self.read());
+        self.flush_applied()
+    }
+
+    /// Puts the staged batches into sled, in order.
+    fn apply_staged(&self) -> Result<()> {
+        let _order = self
+            .inner
+            .applying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let batches = std::mem::take(&mut *self.staged());
+        for (batch, _) in batches {
+            self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
+        }
+        Ok(())
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, VecDeque<(sled::Batch, u64)>> {
+        self.inner.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bounds the in-memory tail, keeping every entry sled does not have
+    /// yet. The caller holds `state`, so nothing is staged meanwhile.
+    fn trim_recent(&self, _state: &State) {
+        let keep = self.staged().iter().map(|(_, low)| *low).min();
+        self.inner
+            .recent
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .trim(keep.unwrap_or(u64::MAX));
+    }
+
+    /// [`SledStorage::flush`] of what sled already holds.
+    fn flush_applied(&self) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let mut flushes = self.inner.flushes.lock().unwrap_or_else(|e| e.into_inner());
-        let count = flushes.1 + 1;
+        let count = flushes.count + 1;
         self.inner
             .db
             .insert(
@@ -409,18 +516,23 @@ impl SledStorage {
             )
             .map_err(|e| self.sled(e))?;
         self.inner.db.flush().map_err(|e| self.sled(e))?;
-        flushes.1 = count;
+        let io = |action, file: &str, e| StorageError::Io {
+            path: self.inner.path.clone(),
+            source: SealError::Io {
+                action,
+                path: self.inner.path.join(file),
+                source: e,
+            },
+        };
         flushes
-            .0
+            .disk
+            .sync()
+            .map_err(|e| io("cannot sync", SLED_DIR, e))?;
+        flushes.count = count;
+        flushes
+            .file
             .write_all_at(&encode_flushes(count), 0)
-            .map_err(|e| StorageError::Io {
-                path: self.inner.path.clone(),
-                source: SealError::Io {
-                    action: "cannot write",
-                    path: self.inner.path.join(FLUSHES_FILE),
-                    source: e,
-                },
-            })
+            .map_err(|e| io("cannot write", FLUSHES_FILE, e))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -439,14 +551,23 @@ impl SledStorage {
     }
 
     /// Runs `f` on a plan over a copy of the state, applies its batch
-    /// atomically, then publishes the new state.
+    /// atomically (after every staged one), then publishes the new state.
     fn write_plan(&self, f: impl FnOnce(&mut Plan<'_>) -> Result<()>) -> Result<()> {
+        self.plan(false, f)
+    }
+
+    /// [`SledStorage::write_plan`], or with `stage`, queues the batch for
+    /// the next flush instead (unless it carries snapshot chunks, whose
+    /// order of writes and flushes matters).
+    fn plan(&self, stage: bool, f: impl FnOnce(&mut Plan<'_>) -> Result<()>) -> Result<()> {
         let mut guard = self.write();
         let mut plan = Plan {
             db: &self.inner.db,
             keys: &self.inner.keys,
+            recent: &self.inner.recent,
             st: guard.clone(),
             batch: sled::Batch::default(),
+            appended: Vec::new(),
             new_chunks: None,
             old_chunks: None,
         };
@@ -454,23 +575,41 @@ impl SledStorage {
         let Plan {
             st,
             batch,
+            appended,
             new_chunks,
             old_chunks,
             ..
         } = plan;
+        if stage && new_chunks.is_none() && old_chunks.is_none() {
+            let low = appended.first().map_or(u64::MAX, |e| e.index);
+            self.inner
+                .recent
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .follow(&appended, st.entries);
+            self.staged().push_back((batch, low));
+            *guard = st;
+            return Ok(());
+        }
+        self.apply_staged()?;
         if let Some(chunks) = new_chunks {
             // Durable before any record names them.
             self.inner
                 .chunks
                 .apply_batch(chunks)
                 .map_err(|e| self.sled(e))?;
-            self.flush()?;
+            self.flush_applied()?;
         }
         self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
+        {
+            let mut recent = self.inner.recent.write().unwrap_or_else(|e| e.into_inner());
+            recent.follow(&appended, st.entries);
+            recent.trim(u64::MAX);
+        }
         *guard = st;
         if let Some((generation, count)) = old_chunks {
             // Only once no durable record names them any more.
-            self.flush()?;
+            self.flush_applied()?;
             let mut stale = sled::Batch::default();
             for n in 0..count {
                 stale.remove(&chunk_key(generation, n)[..]);
@@ -483,9 +622,13 @@ impl SledStorage {
         Ok(())
     }
 
-    /// Reads and authenticates entry `index` (which the cache says exists).
+    /// Reads and authenticates entry `index` (which the state says exists).
     fn read_entry(&self, index: u64) -> Result<Entry> {
         codec::read_entry(&self.inner.db, &self.inner.keys, index)
+    }
+
+    fn recent(&self) -> RwLockReadGuard<'_, EntryCache> {
+        self.inner.recent.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
@@ -576,10 +719,14 @@ impl Storage for SledStorage {
         if high > st.last_index() + 1 {
             return Err(::raft::Error::Store(::raft::StorageError::Unavailable));
         }
+        let recent = self.recent();
         let mut out = Vec::with_capacity(high.saturating_sub(low).min(1024) as usize);
         let mut size = 0u64;
         for index in low..high {
-            let e = self.read_entry(index)?;
+            let e = match recent.get(index) {
+                Some(e) => e.clone(),
+                None => self.read_entry(index)?,
+            };
             size += u64::from(e.compute_size());
             if !out.is_empty() && size > max_size {
                 break;
@@ -591,7 +738,13 @@ impl Storage for SledStorage {
 
     fn term(&self, idx: u64) -> ::raft::Result<u64> {
         let st = self.read();
-        Ok(term_at(&self.inner.db, &self.inner.keys, &st, idx)?)
+        Ok(term_at(
+            &self.inner.db,
+            &self.inner.keys,
+            &self.recent(),
+            &st,
+            idx,
+        )?)
     }
 
     fn first_index(&self) -> ::raft::Result<u64> {

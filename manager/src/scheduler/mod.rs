@@ -34,6 +34,7 @@ pub use pipeline::{Plan, plan};
 
 use crate::context::ManagerContext;
 use crate::passes::{Passes, Timing, drive};
+use crate::raft::node::Applied;
 use crate::store::{Commit, EventAction, Object, Tables};
 use node_info::holds_resources;
 use write::{Versions, Written, write_plan};
@@ -55,7 +56,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     let ((), watch) = ctx.store.view_and_watch(|_| ());
     let me = Loop {
         ctx,
-        own_index: None,
+        own_write: None,
         waiting: false,
     };
     drive(me, watch, shutdown, TIMING, "scheduling")
@@ -81,8 +82,8 @@ fn wants_node(task: &Task) -> bool {
 
 struct Loop {
     ctx: ManagerContext,
-    /// The log index of our last write, whose echo must not wake us.
-    own_index: Option<u64>,
+    /// Where our last write landed: its echo must not wake us.
+    own_write: Option<Applied>,
     /// Some tasks could not be placed: freed resources are worth a pass.
     waiting: bool,
 }
@@ -93,7 +94,7 @@ impl Passes for Loop {
         if commit.reset {
             return true;
         }
-        if Some(commit.index) == self.own_index {
+        if self.own_write.is_some_and(|w| w.is(commit)) {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
@@ -125,8 +126,9 @@ impl Passes for Loop {
         if batch.actions.is_empty() {
             return Ok(());
         }
-        let index = self.ctx.commit(batch).await?;
-        self.own_index = Some(index);
+        let own = self.ctx.commit_marked(batch).await?;
+        self.own_write = Some(own);
+        let index = own.index;
         tracing::debug!(
             assigned = written.assigned,
             explained = written.explained,

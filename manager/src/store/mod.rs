@@ -53,6 +53,9 @@ pub struct Event {
 pub struct Commit {
     /// The log index of the batch.
     pub index: u64,
+    /// Its place among the batches that log entry carries (proposals
+    /// that reach the leader together share an entry).
+    pub part: u32,
     /// The changes, in batch order.
     pub events: Vec<Event>,
     /// The whole store was replaced (snapshot restore): re-read everything.
@@ -200,12 +203,18 @@ impl Store {
     /// A batch that no longer fits the tables is refused whole (the same
     /// verdict on every manager); the index still counts as applied.
     pub fn apply(&self, index: u64, batch: &StoreBatch) -> Result<(), StoreError> {
+        self.apply_part(index, 0, batch)
+    }
+
+    /// [`Store::apply`] of batch `part` of the entry at `index`.
+    pub fn apply_part(&self, index: u64, part: u32, batch: &StoreBatch) -> Result<(), StoreError> {
         let mut inner = self.write();
         inner.applied_index = inner.applied_index.max(index);
         let events = inner.tables.apply(index, batch)?;
         if !events.is_empty() {
             let _ = self.events.send(Arc::new(Commit {
                 index,
+                part,
                 events,
                 reset: false,
             }));
@@ -234,6 +243,7 @@ impl Store {
         inner.applied_index = index;
         let _ = self.events.send(Arc::new(Commit {
             index,
+            part: 0,
             events: Vec::new(),
             reset: true,
         }));

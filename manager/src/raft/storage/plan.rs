@@ -4,11 +4,20 @@
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use protobuf::Message;
 
+use std::sync::RwLock;
+
+use super::cache::EntryCache;
 use super::codec::{self, K_CONF, K_HARD, K_SNAP, Keys, SnapRecord, chunk_key, entry_key};
 use super::{CHUNK_LEN, Result, State, StorageError};
 
 /// The term of entry `index` with MemStorage's errors.
-pub(super) fn term_at(db: &sled::Db, keys: &Keys, st: &State, index: u64) -> Result<u64> {
+pub(super) fn term_at(
+    db: &sled::Db,
+    keys: &Keys,
+    recent: &EntryCache,
+    st: &State,
+    index: u64,
+) -> Result<u64> {
     if index == st.snap.index {
         return Ok(st.snap.term);
     }
@@ -18,15 +27,21 @@ pub(super) fn term_at(db: &sled::Db, keys: &Keys, st: &State, index: u64) -> Res
     if index > st.last_index() {
         return Err(::raft::StorageError::Unavailable.into());
     }
-    Ok(codec::read_entry(db, keys, index)?.term)
+    match recent.get(index) {
+        Some(e) => Ok(e.term),
+        None => Ok(codec::read_entry(db, keys, index)?.term),
+    }
 }
 
 /// A change being prepared: the new state and the batch that writes it.
 pub(super) struct Plan<'a> {
     pub(super) db: &'a sled::Db,
     pub(super) keys: &'a Keys,
+    pub(super) recent: &'a RwLock<EntryCache>,
     pub(super) st: State,
     pub(super) batch: sled::Batch,
+    /// Entries this change appends, for the in-memory tail.
+    pub(super) appended: Vec<Entry>,
     /// Chunks of a new snapshot, for [`codec::CHUNK_TREE`]: made durable
     /// before `batch`, whose `m/snapshot` record names them.
     pub(super) new_chunks: Option<sled::Batch>,
@@ -53,7 +68,8 @@ impl Plan<'_> {
     }
 
     pub(super) fn term(&self, index: u64) -> Result<u64> {
-        term_at(self.db, self.keys, &self.st, index)
+        let recent = self.recent.read().unwrap_or_else(|e| e.into_inner());
+        term_at(self.db, self.keys, &recent, &self.st, index)
     }
 
     fn remove_entries(&mut self, from: u64, to_inclusive: u64) {
@@ -98,6 +114,7 @@ impl Plan<'_> {
             let bytes = e.write_to_bytes().unwrap_or_default();
             self.batch.insert(&key[..], self.keys.seal(&key, &bytes));
         }
+        self.appended.extend_from_slice(ents);
         let new_first = match self.st.entries {
             Some((f, _)) => f,
             None => head.index,

@@ -358,16 +358,29 @@ fn key_from_hex(s: &str) -> DataKey {
 
 const KILL_ENV: &str = "SHOAL_TEST_KILL_DIR";
 
-/// Child half of `kill_9_mid_write`: writes forever, printing each index
-/// once `persist_ready` (which flushes) has returned.
+/// Child half of `kill_9_mid_write`: writes batches forever without
+/// waiting for the disk (`write_ready`, as the Raft loop does), while a
+/// second thread flushes back to back (as the Raft node's flusher does)
+/// and prints the last index written before each flush began, once that
+/// flush has returned.
 #[test]
 #[ignore = "run as a child process by kill_9_mid_write"]
 fn kill_child_writer() {
+    use std::sync::atomic::{AtomicU64, Ordering};
     let Ok(dir) = std::env::var(KILL_ENV) else {
         return;
     };
     let key = key_from_hex(&std::env::var("SHOAL_TEST_KILL_KEY").unwrap());
     let s = SledStorage::open(Path::new(&dir), key).unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    let (flusher, seen) = (s.clone(), written.clone());
+    std::thread::spawn(move || {
+        loop {
+            let w = seen.load(Ordering::SeqCst);
+            flusher.flush().unwrap();
+            println!("durable {w}");
+        }
+    });
     let mut hs = HardState {
         term: 1,
         ..Default::default()
@@ -383,8 +396,8 @@ fn kill_child_writer() {
             })
             .collect();
         hs.commit = 5 * i;
-        s.persist_ready(&ents, Some(hs.clone()), None).unwrap();
-        println!("durable {}", 5 * i);
+        s.write_ready(&ents, Some(hs.clone()), None).unwrap();
+        written.store(5 * i, Ordering::SeqCst);
     }
 }
 

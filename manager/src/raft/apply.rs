@@ -1,0 +1,148 @@
+//! The apply side of the Raft node: committed entries into the store,
+//! membership changes into raft-rs and the transport, snapshots of the
+//! store into the log (and back, when a snapshot arrives from the leader).
+
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Snapshot};
+use shoal_proto::raft::{RaftMember, SnapshotData};
+use shoal_proto::store::{Proposal, ProposalGroup};
+
+use super::actor::Node;
+use super::log::RaftLog;
+use super::node::{Applied, ProposeError, Transport};
+
+impl<L: RaftLog, T: Transport> Node<L, T> {
+    pub(super) fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ProposeError> {
+        let data = SnapshotData::decode(snapshot.data.as_ref())
+            .map_err(|e| ProposeError::Raft(format!("snapshot data is damaged: {e}")))?;
+        let index = snapshot.get_metadata().index;
+        self.store.restore(index, data.store.unwrap_or_default());
+        tracing::info!(index, "restored store from raft snapshot");
+        self.members = data.members.into_iter().map(|m| (m.raft_id, m)).collect();
+        self.transport.set_members(&self.members);
+        self.applied = index;
+        self.last_snapshot = index;
+        self.snapshot_bytes = snapshot.data.len() as u64;
+        self.log_bytes = 0;
+        self.log_writes = 0;
+        let _ = self.applied_tx.send(index);
+        Ok(())
+    }
+
+    pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ProposeError> {
+        for entry in entries {
+            let index = entry.index;
+            self.log_bytes += entry.data.len() as u64;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => self.store.skip(index),
+                EntryType::EntryNormal => self.apply_proposal(index, &entry.data),
+                EntryType::EntryConfChange => self.apply_change(index, &entry)?,
+                EntryType::EntryConfChangeV2 => self.store.skip(index),
+            }
+            self.applied = index;
+        }
+        if self.applied > *self.applied_tx.borrow() {
+            let _ = self.applied_tx.send(self.applied);
+        }
+        Ok(())
+    }
+
+    fn apply_proposal(&mut self, index: u64, data: &[u8]) {
+        // Entries carry a group of proposals; a lone Proposal is the
+        // older form, and decodes as an empty group (other field numbers).
+        let proposals = match ProposalGroup::decode(data) {
+            Ok(group) if !group.proposals.is_empty() => group.proposals,
+            _ => match Proposal::decode(data) {
+                Ok(p) => vec![p],
+                Err(e) => {
+                    // Every manager skips it alike, so stores stay identical.
+                    tracing::error!(index, error = %e, "undecodable log entry skipped");
+                    self.store.skip(index);
+                    return;
+                }
+            },
+        };
+        self.log_writes += proposals.len() as u64;
+        for (part, proposal) in proposals.into_iter().enumerate() {
+            let part = part as u32;
+            let batch = proposal.batch.unwrap_or_default();
+            let result = self.store.apply_part(index, part, &batch);
+            if let Some((_, reply)) = self.pending.remove(&proposal.id) {
+                let applied = Applied { index, part };
+                let _ = reply.send(result.map(|()| applied).map_err(ProposeError::from));
+            }
+        }
+    }
+
+    fn apply_change(&mut self, index: u64, entry: &Entry) -> Result<(), ProposeError> {
+        let cc = ConfChange::parse_from_bytes(&entry.data)
+            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        let conf_state = self
+            .raw
+            .apply_conf_change(&cc)
+            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        self.raw
+            .store()
+            .set_conf_state(conf_state)
+            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        match cc.get_change_type() {
+            ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                if let Ok(member) = RaftMember::decode(entry.context.as_ref()) {
+                    self.members.insert(cc.node_id, member);
+                }
+            }
+            ConfChangeType::RemoveNode => {
+                self.members.remove(&cc.node_id);
+                if cc.node_id == self.config.id {
+                    self.status_tx.send_modify(|s| s.removed = true);
+                }
+            }
+        }
+        self.transport.set_members(&self.members);
+        self.store.skip(index);
+        self.snapshot_now = true;
+        if let Some((id, reply)) = self.pending_change.take() {
+            if id == cc.id {
+                let _ = reply.send(Ok(()));
+            } else {
+                self.pending_change = Some((id, reply));
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshots every `snapshot_interval` writes (proposals, however
+    /// many share an entry), but never before the
+    /// log since the last snapshot is as large as that snapshot: a
+    /// snapshot costs what the store weighs, so a store that grows with
+    /// every write would otherwise be encoded, sealed and written whole
+    /// ever more often. This keeps the cost per write constant and the
+    /// log at most about twice the store.
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), super::storage::StorageError> {
+        let due = self.log_writes >= self.config.snapshot_interval
+            && self.log_bytes >= self.snapshot_bytes;
+        if !(due || self.snapshot_now) || self.applied <= self.last_snapshot {
+            return Ok(());
+        }
+        self.snapshot_now = false;
+        let (index, store) = self.store.snapshot();
+        let data = SnapshotData {
+            store: Some(store),
+            members: self.members.values().cloned().collect(),
+        };
+        let conf_state: ConfState = self.raw.raft.prs().conf().to_conf_state();
+        let data = data.encode_to_vec();
+        self.snapshot_bytes = data.len() as u64;
+        self.log_bytes = 0;
+        self.log_writes = 0;
+        self.raw.store().create_snapshot(index, conf_state, data)?;
+        let keep_from = index.saturating_sub(self.config.keep_entries);
+        if keep_from > 1 {
+            self.raw.store().compact(keep_from)?;
+        }
+        self.last_snapshot = index;
+        tracing::debug!(index, "raft snapshot taken");
+        Ok(())
+    }
+}
