@@ -163,9 +163,10 @@ async fn resolve_all(
     let nodes = list(api, &Filters::default()).await?;
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for n in &nodes {
-        if let Some(d) = &n.description {
-            pairs.push((&n.id, &d.hostname));
-        }
+        // A node that just joined has no description (hostname) until its
+        // first session: its id still names it.
+        let hostname = n.description.as_ref().map_or("", |d| d.hostname.as_str());
+        pairs.push((&n.id, hostname));
         if let Some(a) = n.spec.as_ref().and_then(|s| s.annotations.as_ref())
             && !a.name.is_empty()
         {
