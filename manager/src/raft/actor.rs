@@ -41,9 +41,8 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
     pub(super) pending: HashMap<u64, (u64, Reply<Applied>)>,
     /// Proposals received since the last entry was proposed: they go into
     /// the log together, as one entry (see [`ProposalGroup`]).
-    group: Vec<Proposal>,
+    group: Vec<(Proposal, Reply<Applied>)>,
     group_bytes: usize,
-    group_waiters: Vec<(u64, Reply<Applied>)>,
     pub(super) pending_change: Option<(u64, Reply<()>)>,
     reads: HashMap<u64, Reply<u64>>,
     /// When each peer was last heard from (for `RaftStatus::reachable`).
@@ -65,11 +64,10 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
     pub(super) log_writes: u64,
     pub(super) log_bytes: u64,
     pub(super) snapshot_bytes: u64,
-    flusher: Option<Flusher>,
+    flusher: Flusher,
     /// Readys written but not yet durable, oldest first, with the
     /// messages that may leave only once they are.
     unsynced: VecDeque<(u64, Vec<Message>)>,
-    synced: Option<mpsc::UnboundedReceiver<Synced>>,
 }
 
 /// Bytes of proposals that fill an entry (raft-rs sends up to 1 MiB of
@@ -90,7 +88,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         members: BTreeMap<u64, RaftMember>,
         status_tx: watch::Sender<RaftStatus>,
         applied_tx: watch::Sender<u64>,
-    ) -> Self {
+    ) -> (Self, mpsc::UnboundedReceiver<Synced>) {
         let applied = *applied_tx.borrow();
         let (flusher, synced) = Flusher::start(raw.store().syncer());
         let mut node = Node {
@@ -102,7 +100,6 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             pending: HashMap::new(),
             group: Vec::new(),
             group_bytes: 0,
-            group_waiters: Vec::new(),
             pending_change: None,
             reads: HashMap::new(),
             heard: HashMap::new(),
@@ -116,34 +113,34 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             log_writes: 0,
             log_bytes: 0,
             snapshot_bytes: 0,
-            flusher: Some(flusher),
+            flusher,
             unsynced: VecDeque::new(),
-            synced: Some(synced),
         };
         node.transport.set_members(&node.members);
         node.publish_status();
-        node
+        (node, synced)
     }
 
+    /// Runs until `shutdown`, removal or a storage failure; `synced` is
+    /// the flusher's report channel from [`Node::new`].
     pub(super) async fn run(
         mut self,
         inbox: mpsc::Receiver<Request>,
+        synced: mpsc::UnboundedReceiver<Synced>,
         shutdown: CancellationToken,
     ) -> Result<(), ProposeError> {
-        let result = self.serve(inbox, shutdown).await;
+        let result = self.serve(inbox, synced, shutdown).await;
         self.fail_pending(ProposeError::Stopped);
-        if let Some(flusher) = self.flusher.take() {
-            flusher.stop().await;
-        }
+        self.flusher.stop().await;
         result
     }
 
     async fn serve(
         &mut self,
         mut inbox: mpsc::Receiver<Request>,
+        mut synced: mpsc::UnboundedReceiver<Synced>,
         shutdown: CancellationToken,
     ) -> Result<(), ProposeError> {
-        let mut synced = self.synced.take().expect("serve runs once");
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A lone voter need not wait an election timeout to lead.
@@ -264,8 +261,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             batch: Some(batch),
         };
         self.group_bytes += proposal.encoded_len();
-        self.group.push(proposal);
-        self.group_waiters.push((id, reply));
+        self.group.push((proposal, reply));
         if self.group_bytes >= GROUP_BYTES {
             self.propose_group();
         }
@@ -276,12 +272,10 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         if self.group.is_empty() {
             return;
         }
-        let data = ProposalGroup {
-            proposals: std::mem::take(&mut self.group),
-        }
-        .encode_to_vec();
         self.group_bytes = 0;
-        let waiters = std::mem::take(&mut self.group_waiters);
+        let (proposals, replies): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.group).into_iter().unzip();
+        let waiters: Vec<_> = proposals.iter().map(|p| p.id).zip(replies).collect();
         if !self.is_leader() {
             // Lost the lead while these were queued (a message stepped).
             for (_, reply) in waiters {
@@ -289,6 +283,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             }
             return;
         }
+        let data = ProposalGroup { proposals }.encode_to_vec();
         match self.raw.propose(Vec::new(), data) {
             Ok(()) => {
                 let term = self.raw.raft.term;
@@ -382,9 +377,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             }
         } else {
             self.unsynced.push_back((number, persisted));
-            if let Some(flusher) = &self.flusher {
-                flusher.submit(number, must_sync);
-            }
+            self.flusher.submit(number, must_sync);
         }
         self.raw.advance_apply();
         self.maybe_snapshot().map_err(fatal)?;
@@ -403,10 +396,9 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     pub(super) fn fail_pending(&mut self, error: ProposeError) {
-        for (_, reply) in self.group_waiters.drain(..) {
+        for (_, reply) in self.group.drain(..) {
             let _ = reply.send(Err(error.clone()));
         }
-        self.group.clear();
         self.group_bytes = 0;
         for (_, (_, reply)) in self.pending.drain() {
             let _ = reply.send(Err(error.clone()));

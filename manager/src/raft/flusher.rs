@@ -10,7 +10,7 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
 
-use super::log::Sync;
+use super::log::Syncer;
 use super::storage::StorageError;
 
 /// What the thread reports: Readys up to this number are durable.
@@ -24,7 +24,7 @@ pub struct Flusher {
 
 impl Flusher {
     /// Starts the thread; its reports arrive on the returned receiver.
-    pub fn start(mut sync: Sync) -> (Flusher, mpsc::UnboundedReceiver<Synced>) {
+    pub fn start(mut sync: Syncer) -> (Flusher, mpsc::UnboundedReceiver<Synced>) {
         let (queue, work) = std_mpsc::channel::<(u64, bool)>();
         let (done, reports) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -66,17 +66,10 @@ impl Flusher {
 
     /// Stops the thread once it has finished what was queued, and waits
     /// for it (it holds the storage, which a restart reopens).
-    pub async fn stop(mut self) {
+    pub async fn stop(&mut self) {
         self.queue.take();
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        // Dropped without `stop`: the thread ends on its own once idle.
-        self.queue.take();
     }
 }

@@ -10,7 +10,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use super::storage::{SledStorage, StorageError};
 
 /// Makes every write made so far durable; runs off the Raft thread.
-pub type Sync = Box<dyn FnMut() -> Result<(), StorageError> + Send>;
+pub type Syncer = Box<dyn FnMut() -> Result<(), StorageError> + Send>;
 
 /// Durable Raft state: log entries, hard state, conf state, snapshot.
 pub trait RaftLog: raft::Storage + Send + 'static {
@@ -28,7 +28,7 @@ pub trait RaftLog: raft::Storage + Send + 'static {
     fn write(&self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), StorageError>;
 
     /// A handle that makes the writes so far durable, for another thread.
-    fn syncer(&self) -> Sync;
+    fn syncer(&self) -> Syncer;
 
     /// Records the membership after a conf change was applied (durably).
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError>;
@@ -62,7 +62,7 @@ impl RaftLog for SledStorage {
         self.write_ready(entries, hard_state.cloned(), None)
     }
 
-    fn syncer(&self) -> Sync {
+    fn syncer(&self) -> Syncer {
         let storage = self.clone();
         Box::new(move || storage.flush())
     }

@@ -37,6 +37,7 @@
 mod cache;
 mod codec;
 mod disk;
+mod flushes;
 mod plan;
 
 use std::collections::VecDeque;
@@ -49,8 +50,8 @@ use protobuf::Message;
 
 use crate::seal::{DataKey, SealError};
 use cache::EntryCache;
-use codec::{CHUNK_TREE, K_FLUSHES, K_MARKER, Keys, chunk_key};
-use disk::DiskSync;
+use codec::{CHUNK_TREE, K_MARKER, Keys, chunk_key};
+use flushes::Flushes;
 use plan::{Plan, term_at};
 
 /// Name of the sled database directory inside the state directory.
@@ -58,10 +59,6 @@ const SLED_DIR: &str = "db";
 /// File written once the marker is durable: "this directory was initialised".
 const INIT_FILE: &str = "raft-state";
 const INIT_CONTENTS: &[u8] = b"shoal raft state v1\n";
-/// File counting the flushes made durable (see the module doc).
-const FLUSHES_FILE: &str = "raft-flushes";
-const FLUSHES_MAGIC: &[u8; 8] = b"SHOALFL1";
-const FLUSHES_LEN: usize = 24;
 /// Plaintext of the marker record.
 const MARKER: &[u8] = b"shoal raft storage v1";
 /// Snapshot data is stored in chunks of this many bytes.
@@ -180,16 +177,6 @@ struct Inner {
     flushes: std::sync::Mutex<Flushes>,
 }
 
-/// What a flush updates besides sled.
-struct Flushes {
-    /// The `raft-flushes` file.
-    file: std::fs::File,
-    /// Flushes made so far.
-    count: u64,
-    /// sled's files, synced after sled's own flush.
-    disk: DiskSync,
-}
-
 impl Drop for Inner {
     /// A clean stop keeps what was written but not flushed yet (at most a
     /// commit index: whatever promised persistence was flushed already);
@@ -278,44 +265,7 @@ impl SledStorage {
         codec::migrate_legacy_chunks(&db, &chunks, &keys)?;
         let state = codec::load_state(&db, &chunks, &keys)?;
         codec::drop_stale_chunks(&chunks, &keys, state.snap.index)?;
-        let flushes_path = path.join(FLUSHES_FILE);
-        let durable = read_flushes_file(&flushes_path, &keys)?;
-        let stored = match db.get(K_FLUSHES).map_err(sled_err)? {
-            Some(sealed) => {
-                let plain =
-                    keys.open_aad(&sealed, &codec::aad(K_FLUSHES), || "flush counter".into())?;
-                <[u8; 8]>::try_from(&plain[..])
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| keys.damaged("the flush counter does not decode"))?
-            }
-            None => 0,
-        };
-        if durable > stored {
-            return Err(keys.damaged(&format!(
-                "{durable} flushes were made durable here ({FLUSHES_FILE}) but the \
-                 database holds only the first {stored}: sled dropped records that \
-                 failed their checksums, and every write after them"
-            )));
-        }
-        let flushes_file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&flushes_path)
-            .map_err(|e| {
-                io(SealError::Io {
-                    action: "cannot open",
-                    path: flushes_path.clone(),
-                    source: e,
-                })
-            })?;
-        let disk = DiskSync::open(&path.join(SLED_DIR)).map_err(|e| {
-            io(SealError::Io {
-                action: "cannot sync",
-                path: path.join(SLED_DIR),
-                source: e,
-            })
-        })?;
+        let flushes = Flushes::open(path, &db, &keys)?;
         Ok(SledStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -326,11 +276,7 @@ impl SledStorage {
                 recent: RwLock::default(),
                 staged: std::sync::Mutex::default(),
                 applying: std::sync::Mutex::default(),
-                flushes: std::sync::Mutex::new(Flushes {
-                    file: flushes_file,
-                    count: stored,
-                    disk,
-                }),
+                flushes: std::sync::Mutex::new(flushes),
             }),
         })
     }
@@ -505,34 +451,11 @@ impl SledStorage {
 
     /// [`SledStorage::flush`] of what sled already holds.
     fn flush_applied(&self) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut flushes = self.inner.flushes.lock().unwrap_or_else(|e| e.into_inner());
-        let count = flushes.count + 1;
         self.inner
-            .db
-            .insert(
-                K_FLUSHES,
-                self.inner.keys.seal(K_FLUSHES, &count.to_be_bytes()),
-            )
-            .map_err(|e| self.sled(e))?;
-        self.inner.db.flush().map_err(|e| self.sled(e))?;
-        let io = |action, file: &str, e| StorageError::Io {
-            path: self.inner.path.clone(),
-            source: SealError::Io {
-                action,
-                path: self.inner.path.join(file),
-                source: e,
-            },
-        };
-        flushes
-            .disk
-            .sync()
-            .map_err(|e| io("cannot sync", SLED_DIR, e))?;
-        flushes.count = count;
-        flushes
-            .file
-            .write_all_at(&encode_flushes(count), 0)
-            .map_err(|e| io("cannot write", FLUSHES_FILE, e))
+            .flushes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush(&self.inner.db, &self.inner.keys)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -657,44 +580,6 @@ impl SledStorage {
         snap.set_metadata(st.snap.clone());
         snap.data = data.into();
         Ok(snap)
-    }
-}
-
-/// The `raft-flushes` record: magic, the count, and the count inverted (a
-/// record that does not hold together is damage, not a lower count).
-fn encode_flushes(count: u64) -> [u8; FLUSHES_LEN] {
-    let mut out = [0u8; FLUSHES_LEN];
-    out[..8].copy_from_slice(FLUSHES_MAGIC);
-    out[8..16].copy_from_slice(&count.to_be_bytes());
-    out[16..].copy_from_slice(&(!count).to_be_bytes());
-    out
-}
-
-/// The flushes the `raft-flushes` file counts (0 if there is none).
-fn read_flushes_file(path: &Path, keys: &Keys) -> Result<u64> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => {
-            return Err(StorageError::Io {
-                path: path.parent().unwrap_or(path).to_path_buf(),
-                source: SealError::Io {
-                    action: "cannot read",
-                    path: path.to_path_buf(),
-                    source: e,
-                },
-            });
-        }
-    };
-    let count = bytes
-        .get(8..16)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_be_bytes);
-    match count {
-        Some(c) if bytes.len() == FLUSHES_LEN && bytes[..] == encode_flushes(c)[..] => Ok(c),
-        // Created, never written: nothing was flushed yet.
-        _ if bytes.is_empty() => Ok(0),
-        _ => Err(keys.damaged(&format!("{FLUSHES_FILE} does not hold a flush count"))),
     }
 }
 

@@ -135,6 +135,15 @@ async fn join(hub: &Hub, leader: &TestNode, id: u64) -> TestNode {
     joiner
 }
 
+/// Member 1 founds the cluster and leads; 2 and 3 join it.
+async fn three_members(hub: &Hub) -> (TestNode, TestNode, TestNode) {
+    let n1 = bootstrap(hub, 1);
+    leader_among(&[&n1], Duration::from_secs(2)).await;
+    let n2 = join(hub, &n1, 2).await;
+    let n3 = join(hub, &n1, 3).await;
+    (n1, n2, n3)
+}
+
 fn stop(hub: &Hub, node: TestNode) -> (u64, tempfile::TempDir, DataKey) {
     node.stop.cancel();
     hub.nodes.lock().unwrap().remove(&node.id);
@@ -207,10 +216,7 @@ async fn a_lone_founder_leads_at_once_and_commits() {
 #[tokio::test]
 async fn three_members_replicate_and_survive_losing_the_leader() {
     let hub = Hub::default();
-    let n1 = bootstrap(&hub, 1);
-    leader_among(&[&n1], Duration::from_secs(2)).await;
-    let n2 = join(&hub, &n1, 2).await;
-    let n3 = join(&hub, &n1, 3).await;
+    let (n1, n2, n3) = three_members(&hub).await;
     for i in 0..20 {
         write(&n1, &format!("s{i}")).await.unwrap();
     }
@@ -233,10 +239,7 @@ async fn three_members_replicate_and_survive_losing_the_leader() {
 #[tokio::test]
 async fn a_minority_leader_cannot_commit_and_steps_down_after_healing() {
     let hub = Hub::default();
-    let n1 = bootstrap(&hub, 1);
-    leader_among(&[&n1], Duration::from_secs(2)).await;
-    let n2 = join(&hub, &n1, 2).await;
-    let n3 = join(&hub, &n1, 3).await;
+    let (n1, n2, n3) = three_members(&hub).await;
     write(&n1, "before").await.unwrap();
     converge(&[&n1, &n2, &n3], 1).await;
     hub.isolate(1, &[2, 3]);
@@ -267,10 +270,7 @@ async fn a_minority_leader_cannot_commit_and_steps_down_after_healing() {
 #[tokio::test]
 async fn a_follower_far_behind_catches_up_by_snapshot_and_restarts_from_disk() {
     let hub = Hub::default();
-    let n1 = bootstrap(&hub, 1);
-    leader_among(&[&n1], Duration::from_secs(2)).await;
-    let n2 = join(&hub, &n1, 2).await;
-    let n3 = join(&hub, &n1, 3).await;
+    let (n1, n2, n3) = three_members(&hub).await;
     converge(&[&n1, &n2, &n3], 0).await;
 
     let (id3, dir3, key3) = stop(&hub, n3);
@@ -331,10 +331,7 @@ async fn proposals_on_a_follower_are_refused_with_the_leader() {
 #[tokio::test]
 async fn proposals_arriving_together_share_an_entry_with_their_own_verdicts() {
     let hub = Hub::default();
-    let n1 = bootstrap(&hub, 1);
-    leader_among(&[&n1], Duration::from_secs(2)).await;
-    let n2 = join(&hub, &n1, 2).await;
-    let n3 = join(&hub, &n1, 3).await;
+    let (n1, n2, n3) = three_members(&hub).await;
     let build = |id: String, name: &str| {
         let mut s = secret(name);
         s.id = id;

@@ -134,7 +134,7 @@ impl Keys {
         }
     }
 
-    fn sled(&self, source: sled::Error) -> StorageError {
+    pub(super) fn sled(&self, source: sled::Error) -> StorageError {
         StorageError::Sled {
             path: self.path.clone(),
             source,
