@@ -113,12 +113,11 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     /// Snapshots every `snapshot_interval` writes (proposals, however
-    /// many share an entry), but never before the
-    /// log since the last snapshot is as large as that snapshot: a
-    /// snapshot costs what the store weighs, so a store that grows with
-    /// every write would otherwise be encoded, sealed and written whole
-    /// ever more often. This keeps the cost per write constant and the
-    /// log at most about twice the store.
+    /// many share an entry), but never before the log since the last
+    /// snapshot is as large as that snapshot: a snapshot costs what the
+    /// store weighs, so a store that grows with every write would otherwise
+    /// be encoded, sealed and written whole ever more often. This keeps the
+    /// cost per write constant and the log at most about twice the store.
     pub(super) fn maybe_snapshot(&mut self) -> Result<(), super::storage::StorageError> {
         let due = self.log_writes >= self.config.snapshot_interval
             && self.log_bytes >= self.snapshot_bytes;
