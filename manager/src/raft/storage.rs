@@ -1,10 +1,15 @@
-//! Durable, sealed Raft storage on sled, implementing raft-rs `Storage`.
+//! Durable, sealed Raft storage, implementing raft-rs `Storage`.
 //!
 //! Why it is shaped so:
-//! - One sled tree with key prefixes (`m/` metadata, `e/<index>` log
-//!   entries), so every change — an append with its hard state, a snapshot
-//!   replacing the log — is ONE sled batch, which sled applies atomically:
-//!   a kill -9 leaves the old state or the new one.
+//! - Log entries and the hard state go to a write-ahead log of our own
+//!   ([`wal`]): every write is one sealed record appended to a segment
+//!   file, atomic (a torn record is cut off at open), and a sync is one
+//!   `fdatasync`. The whole log since the last compaction is also kept in
+//!   memory ([`memlog`]); the WAL is read back only at open.
+//! - What changes rarely — membership (conf state), snapshot metadata and
+//!   data — lives in sled, in one tree with key prefixes (`m/`), each
+//!   change one sled batch, flushed before the WAL record that depends on
+//!   it (a snapshot replacing the log) is written.
 //! - Snapshot data lives in a second tree, as chunks keyed by the
 //!   snapshot's index (a generation). sled rewrites a whole leaf when it
 //!   splits or consolidates it, and the leaf that takes every append and
@@ -13,12 +18,13 @@
 //!   flushed before the batch whose `m/snapshot` record names it; the old
 //!   one is removed only once that batch is durable, and stray generations
 //!   (a crash in between) are removed at open.
-//! - Every value is sealed with the [`DataKey`], with the record's key as
-//!   AAD, so a value moved to another key fails authentication.
+//! - Every value is sealed with the [`DataKey`], with the record's key (or
+//!   WAL position) as AAD, so a value moved elsewhere fails authentication.
 //! - A sealed marker record written at creation tells a fresh directory
 //!   from a damaged one, and a wrong data key from a damaged record; a
-//!   `raft-state` file beside the sled database notices a database that was
-//!   lost or replaced by an empty one.
+//!   `raft-state` file beside the sled database notices a database (or
+//!   WAL) that was lost or replaced by an empty one. Its first version
+//!   kept the log in sled too: such a directory is moved to the WAL at open.
 //! - sled takes a record that fails its checksum during recovery for the
 //!   torn end of its log, and silently drops it and everything written
 //!   after it: the database opens as it was some flushes ago, consistent
@@ -34,31 +40,35 @@
 //! - Positions and metadata are cached in memory; writers hold the cache's
 //!   write lock across their batch, so readers see whole changes only.
 
-mod cache;
 mod codec;
 mod disk;
 mod flushes;
+mod memlog;
 mod plan;
+mod recover;
+mod wal;
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use ::raft::{GetEntriesContext, RaftState, Storage};
-use protobuf::Message;
 
 use crate::seal::{DataKey, SealError};
-use cache::EntryCache;
 use codec::{CHUNK_TREE, K_MARKER, Keys, chunk_key};
 use flushes::Flushes;
+use memlog::MemLog;
 use plan::{Plan, term_at};
+use recover::{migrate_log, recover_log};
+use wal::{Record, Wal};
 
 /// Name of the sled database directory inside the state directory.
 const SLED_DIR: &str = "db";
 /// File written once the marker is durable: "this directory was initialised".
 const INIT_FILE: &str = "raft-state";
-const INIT_CONTENTS: &[u8] = b"shoal raft state v1\n";
+/// Its contents: v2 keeps the log in the WAL; v1 kept it in sled.
+const INIT_CONTENTS: &[u8] = b"shoal raft state v2\n";
+const INIT_V1: &[u8] = b"shoal raft state v1\n";
 /// Plaintext of the marker record.
 const MARKER: &[u8] = b"shoal raft storage v1";
 /// Snapshot data is stored in chunks of this many bytes.
@@ -166,33 +176,16 @@ struct Inner {
     chunks: sled::Tree,
     keys: Keys,
     state: RwLock<State>,
-    /// The newest entries (taken after `state`, never alone by a writer).
-    recent: RwLock<EntryCache>,
-    /// Batches written but not yet applied to sled, oldest first, each
-    /// with the lowest entry index it writes (pushed under `state`).
-    staged: std::sync::Mutex<VecDeque<(sled::Batch, u64)>>,
-    /// Held while staged batches go into sled, so they go in order.
-    applying: std::sync::Mutex<()>,
-    /// Flushes are one at a time.
+    /// The entries (taken after `state`, never alone by a writer).
+    log: RwLock<MemLog>,
+    /// Entries and hard state on disk (appended under `state`).
+    wal: Wal,
+    /// sled flushes are one at a time.
     flushes: std::sync::Mutex<Flushes>,
 }
 
-impl Drop for Inner {
-    /// A clean stop keeps what was written but not flushed yet (at most a
-    /// commit index: whatever promised persistence was flushed already);
-    /// sled flushes when its last handle goes.
-    fn drop(&mut self) {
-        let staged = std::mem::take(self.staged.get_mut().unwrap_or_else(|e| e.into_inner()));
-        for (batch, _) in staged {
-            if self.db.apply_batch(batch).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// Raft log, hard state, conf state and snapshot in a sled database,
-/// every value sealed. Cheap to clone: clones share the database.
+/// Raft log and hard state in a WAL, conf state and snapshot in a sled
+/// database, every record sealed. Cheap to clone: clones share them.
 #[derive(Clone)]
 pub struct SledStorage {
     inner: Arc<Inner>,
@@ -210,6 +203,11 @@ impl SledStorage {
     /// Opens the Raft state in `path`, creating it if the directory is new
     /// or empty. Fails clearly on a wrong key or a damaged directory.
     pub fn open(path: &Path, key: DataKey) -> Result<SledStorage> {
+        SledStorage::open_segments(path, key, wal::SEGMENT_BYTES)
+    }
+
+    /// [`SledStorage::open`] with WAL segments closed at `segment_bytes`.
+    fn open_segments(path: &Path, key: DataKey, segment_bytes: u64) -> Result<SledStorage> {
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,
@@ -221,7 +219,8 @@ impl SledStorage {
                 source: e,
             })
         })?;
-        let initialised = path.join(INIT_FILE).exists();
+        let init = std::fs::read(path.join(INIT_FILE)).ok();
+        let initialised = init.is_some();
         let sled_err = |source| StorageError::Sled {
             path: path.to_path_buf(),
             source,
@@ -258,14 +257,29 @@ impl SledStorage {
                 db.flush().map_err(sled_err)?;
             }
         }
-        if !initialised {
-            crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
-        }
         let chunks = db.open_tree(CHUNK_TREE).map_err(sled_err)?;
         codec::migrate_legacy_chunks(&db, &chunks, &keys)?;
-        let state = codec::load_state(&db, &chunks, &keys)?;
+        let mut state = codec::load_state(&db, &chunks, &keys)?;
         codec::drop_stale_chunks(&chunks, &keys, state.snap.index)?;
         let flushes = Flushes::open(path, &db, &keys)?;
+        let wal_expected = init.as_deref().is_some_and(|c| c != INIT_V1);
+        let (wal, mut replayed) = Wal::open(path, &keys, !wal_expected, segment_bytes)?;
+        if replayed.torn > 0 {
+            tracing::info!(
+                path = %path.display(),
+                bytes = replayed.torn,
+                "raft log: cut off the torn end of a write that never completed"
+            );
+        }
+        let legacy = codec::take_legacy_log(&db, &keys, &state)?;
+        if let Some((hard, entries)) = legacy {
+            migrate_log(&wal, &keys, &mut replayed, hard, entries)?;
+            codec::drop_legacy_log(&db, &keys)?;
+        }
+        if init.as_deref() != Some(INIT_CONTENTS) {
+            crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
+        }
+        let entries = recover_log(&keys, &mut state, replayed)?;
         Ok(SledStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -273,9 +287,8 @@ impl SledStorage {
                 chunks,
                 keys,
                 state: RwLock::new(state),
-                recent: RwLock::default(),
-                staged: std::sync::Mutex::default(),
-                applying: std::sync::Mutex::default(),
+                log: RwLock::new(MemLog::new(entries)),
+                wal,
                 flushes: std::sync::Mutex::new(flushes),
             }),
         })
@@ -369,9 +382,9 @@ impl SledStorage {
         self.write_plan(|p| p.compact(compact_index))
     }
 
-    /// Persists what a raft-rs `Ready` asks for in ONE atomic batch, in the
-    /// documented order (snapshot, then entries, then hard state), then
-    /// flushes to disk.
+    /// Persists what a raft-rs `Ready` asks for in ONE atomic write, in
+    /// the documented order (snapshot, then entries, then hard state),
+    /// then makes it durable.
     pub fn persist_ready(
         &self,
         entries: &[Entry],
@@ -383,11 +396,11 @@ impl SledStorage {
     }
 
     /// Writes what a `Ready` asks for as [`SledStorage::persist_ready`]
-    /// does, but without touching the disk: readable at once (from memory),
-    /// handed to sled and made durable by the next [`SledStorage::flush`],
-    /// which the Raft node runs on a thread of its own. Batches reach sled
-    /// in order and sled recovers a prefix of them, so a crash loses a
-    /// suffix of what was not yet flushed, never a batch in the middle.
+    /// does, but durable only after the next [`SledStorage::flush`], which
+    /// the Raft node runs on a thread of its own. Readable at once (from
+    /// memory). Records reach the WAL in order and a torn one is cut off at
+    /// open, so a crash loses a suffix of what was not yet flushed, never
+    /// a write in the middle.
     pub fn write_ready(
         &self,
         entries: &[Entry],
@@ -397,8 +410,7 @@ impl SledStorage {
         if entries.is_empty() && hard_state.is_none() && snapshot.is_none() {
             return Ok(());
         }
-        let staged = snapshot.is_none();
-        self.plan(staged, |p| {
+        self.write_plan(|p| {
             if let Some(snap) = snapshot {
                 p.apply_snapshot(snap)?;
             }
@@ -410,47 +422,15 @@ impl SledStorage {
         })
     }
 
-    /// Makes everything written so far durable (sled's flush, then
-    /// `fdatasync` of its files), counting the flush in the database and,
-    /// once durable, in the `raft-flushes` file. Safe to call from another
-    /// thread while the Raft thread writes.
+    /// Makes everything written so far durable: one `fdatasync` of the
+    /// WAL (sled's rare changes are flushed as they are made). Safe to
+    /// call from another thread while the Raft thread writes.
     pub fn flush(&self) -> Result<()> {
-        self.apply_staged()?;
-        self.trim_recent(&self.read());
-        self.flush_applied()
+        self.inner.wal.sync()
     }
 
-    /// Puts the staged batches into sled, in order.
-    fn apply_staged(&self) -> Result<()> {
-        let _order = self
-            .inner
-            .applying
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let batches = std::mem::take(&mut *self.staged());
-        for (batch, _) in batches {
-            self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
-        }
-        Ok(())
-    }
-
-    fn staged(&self) -> std::sync::MutexGuard<'_, VecDeque<(sled::Batch, u64)>> {
-        self.inner.staged.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Bounds the in-memory tail, keeping every entry sled does not have
-    /// yet. The caller holds `state`, so nothing is staged meanwhile.
-    fn trim_recent(&self, _state: &State) {
-        let keep = self.staged().iter().map(|(_, low)| *low).min();
-        self.inner
-            .recent
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .trim(keep.unwrap_or(u64::MAX));
-    }
-
-    /// [`SledStorage::flush`] of what sled already holds.
-    fn flush_applied(&self) -> Result<()> {
+    /// sled's flush of what it holds, counted (see [`flushes`]).
+    fn flush_sled(&self) -> Result<()> {
         self.inner
             .flushes
             .lock()
@@ -473,66 +453,71 @@ impl SledStorage {
         }
     }
 
-    /// Runs `f` on a plan over a copy of the state, applies its batch
-    /// atomically (after every staged one), then publishes the new state.
+    /// Runs `f` on a plan over a copy of the state, writes what it plans
+    /// (sled first, durably, then the WAL record), then publishes the new
+    /// state.
     fn write_plan(&self, f: impl FnOnce(&mut Plan<'_>) -> Result<()>) -> Result<()> {
-        self.plan(false, f)
-    }
-
-    /// [`SledStorage::write_plan`], or with `stage`, queues the batch for
-    /// the next flush instead (unless it carries snapshot chunks, whose
-    /// order of writes and flushes matters).
-    fn plan(&self, stage: bool, f: impl FnOnce(&mut Plan<'_>) -> Result<()>) -> Result<()> {
         let mut guard = self.write();
         let mut plan = Plan {
-            db: &self.inner.db,
             keys: &self.inner.keys,
-            recent: &self.inner.recent,
+            log: &self.inner.log,
             st: guard.clone(),
+            record: Record::default(),
             batch: sled::Batch::default(),
-            appended: Vec::new(),
+            sled_writes: false,
             new_chunks: None,
             old_chunks: None,
         };
         f(&mut plan)?;
         let Plan {
             st,
+            record,
             batch,
-            appended,
+            sled_writes,
             new_chunks,
             old_chunks,
             ..
         } = plan;
-        if stage && new_chunks.is_none() && old_chunks.is_none() {
-            let low = appended.first().map_or(u64::MAX, |e| e.index);
-            self.inner
-                .recent
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .follow(&appended, st.entries);
-            self.staged().push_back((batch, low));
-            *guard = st;
-            return Ok(());
+        let sled_change = new_chunks.is_some() || sled_writes;
+        if sled_change {
+            // What sled records (membership, a snapshot) follows the log
+            // it came from, and a snapshot is durable before the WAL
+            // record that drops the log for it.
+            self.inner.wal.sync()?;
+            if let Some(chunks) = new_chunks {
+                // Durable before any record names them.
+                self.inner
+                    .chunks
+                    .apply_batch(chunks)
+                    .map_err(|e| self.sled(e))?;
+                self.flush_sled()?;
+            }
+            self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
+            self.flush_sled()?;
         }
-        self.apply_staged()?;
-        if let Some(chunks) = new_chunks {
-            // Durable before any record names them.
-            self.inner
-                .chunks
-                .apply_batch(chunks)
-                .map_err(|e| self.sled(e))?;
-            self.flush_applied()?;
+        if !record.is_empty() {
+            if self.inner.wal.full() {
+                self.inner
+                    .wal
+                    .rotate(&self.inner.keys, &recover::segment_header(&guard))?;
+            }
+            self.inner.wal.append(&self.inner.keys, &record)?;
         }
-        self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
-        {
-            let mut recent = self.inner.recent.write().unwrap_or_else(|e| e.into_inner());
-            recent.follow(&appended, st.entries);
-            recent.trim(u64::MAX);
+        self.inner
+            .log
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .follow(&record.entries, st.entries);
+        if let Some(compact) = record.compact {
+            // Whole segments older than both the compaction and the
+            // snapshot (restart replays from the snapshot on).
+            self.inner
+                .wal
+                .remove_before(compact.min(st.snap.index + 1))?;
         }
         *guard = st;
         if let Some((generation, count)) = old_chunks {
             // Only once no durable record names them any more.
-            self.flush_applied()?;
             let mut stale = sled::Batch::default();
             for n in 0..count {
                 stale.remove(&chunk_key(generation, n)[..]);
@@ -545,13 +530,8 @@ impl SledStorage {
         Ok(())
     }
 
-    /// Reads and authenticates entry `index` (which the state says exists).
-    fn read_entry(&self, index: u64) -> Result<Entry> {
-        codec::read_entry(&self.inner.db, &self.inner.keys, index)
-    }
-
-    fn recent(&self) -> RwLockReadGuard<'_, EntryCache> {
-        self.inner.recent.read().unwrap_or_else(|e| e.into_inner())
+    fn mem_log(&self) -> RwLockReadGuard<'_, MemLog> {
+        self.inner.log.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
@@ -604,32 +584,15 @@ impl Storage for SledStorage {
         if high > st.last_index() + 1 {
             return Err(::raft::Error::Store(::raft::StorageError::Unavailable));
         }
-        let recent = self.recent();
-        let mut out = Vec::with_capacity(high.saturating_sub(low).min(1024) as usize);
-        let mut size = 0u64;
-        for index in low..high {
-            let e = match recent.get(index) {
-                Some(e) => e.clone(),
-                None => self.read_entry(index)?,
-            };
-            size += u64::from(e.compute_size());
-            if !out.is_empty() && size > max_size {
-                break;
-            }
-            out.push(e);
-        }
-        Ok(out)
+        Ok(self
+            .mem_log()
+            .slice(low, high, max_size)
+            .ok_or_else(|| StorageError::Invalid(format!("entries {low}..{high} not in memory")))?)
     }
 
     fn term(&self, idx: u64) -> ::raft::Result<u64> {
         let st = self.read();
-        Ok(term_at(
-            &self.inner.db,
-            &self.inner.keys,
-            &self.recent(),
-            &st,
-            idx,
-        )?)
+        Ok(term_at(&self.mem_log(), &st, idx)?)
     }
 
     fn first_index(&self) -> ::raft::Result<u64> {
@@ -658,3 +621,5 @@ impl Storage for SledStorage {
 mod tests;
 #[cfg(test)]
 mod tests_disk;
+#[cfg(test)]
+mod tests_wal;

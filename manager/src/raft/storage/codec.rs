@@ -109,6 +109,11 @@ impl Keys {
         &self.key
     }
 
+    /// The state directory.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(super) fn seal(&self, key: &[u8], plain: &[u8]) -> Vec<u8> {
         self.key.seal(plain, &aad(key))
     }
@@ -177,8 +182,9 @@ impl SnapRecord {
     }
 }
 
-/// Reads and authenticates log entry `index`; a missing one is damage.
-pub(super) fn read_entry(db: &sled::Db, keys: &Keys, index: u64) -> Result<Entry> {
+/// Reads and authenticates log entry `index` of the first layout; a
+/// missing one is damage (a hole in the log).
+fn read_entry(db: &sled::Db, keys: &Keys, index: u64) -> Result<Entry> {
     let key = entry_key(index);
     let sealed = db
         .get(key)
@@ -203,20 +209,16 @@ fn entry_index(keys: &Keys, key: &[u8]) -> Result<u64> {
         .ok_or_else(|| keys.damaged("a raft log key is malformed"))
 }
 
-/// Loads the cached state and checks it hangs together: metadata
-/// authenticates, the log has no holes, its ends authenticate, snapshot
-/// chunks are all there, and the commit index is within the log.
+/// Loads the cached metadata and checks it hangs together: it
+/// authenticates and the snapshot's chunks are all there. The hard state
+/// and entries come from the WAL (or [`take_legacy_log`]).
 pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Result<State> {
     let mut st = State {
-        hard: keys
-            .get_message::<HardState>(db, K_HARD, "hard state")?
-            .unwrap_or_default(),
         conf: keys
             .get_message::<ConfState>(db, K_CONF, "conf state")?
             .unwrap_or_default(),
         ..State::default()
     };
-
     if let Some(sealed) = db.get(K_SNAP).map_err(|e| keys.sled(e))? {
         let plain = keys.open_aad(&sealed, &aad(K_SNAP), || "snapshot metadata".into())?;
         let rec = SnapRecord::decode(&plain)
@@ -233,33 +235,60 @@ pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Res
         st.snap_chunks = rec.chunks;
         st.snap_len = rec.len;
     }
+    Ok(st)
+}
 
+/// The log of the first layout, which kept entries (`e/<index>`) and the
+/// hard state in sled: checked (no holes, every entry authenticates, the
+/// commit within the log) and read whole, if there is one.
+pub(super) fn take_legacy_log(
+    db: &sled::Db,
+    keys: &Keys,
+    st: &State,
+) -> Result<Option<(HardState, Vec<Entry>)>> {
+    let hard = keys.get_message::<HardState>(db, K_HARD, "hard state")?;
     let mut iter = db.scan_prefix(P_ENTRY).keys();
-    if let Some(first) = iter.next() {
-        let first = entry_index(keys, &first.map_err(|e| keys.sled(e))?)?;
-        let last = match iter.next_back() {
-            Some(k) => entry_index(keys, &k.map_err(|e| keys.sled(e))?)?,
-            None => first,
-        };
-        let count = db.scan_prefix(P_ENTRY).keys().count() as u64;
-        if count != last - first + 1 {
-            return Err(keys.damaged(&format!(
-                "the raft log has holes: {count} entries stored between {first} and {last}"
-            )));
+    let range = match iter.next() {
+        Some(first) => {
+            let first = entry_index(keys, &first.map_err(|e| keys.sled(e))?)?;
+            let last = match iter.next_back() {
+                Some(k) => entry_index(keys, &k.map_err(|e| keys.sled(e))?)?,
+                None => first,
+            };
+            Some((first, last))
         }
-        read_entry(db, keys, first)?;
-        read_entry(db, keys, last)?;
-        st.entries = Some((first, last));
+        None => None,
+    };
+    if hard.is_none() && range.is_none() {
+        return Ok(None);
     }
-
-    if st.hard.commit > st.last_index() {
+    let hard = hard.unwrap_or_default();
+    let entries = match range {
+        Some((first, last)) => (first..=last)
+            .map(|i| read_entry(db, keys, i))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let last = entries.last().map_or(st.snap.index, |e| e.index);
+    if hard.commit > last {
         return Err(keys.damaged(&format!(
-            "the hard state commits index {} but the log ends at {}: the log was truncated",
-            st.hard.commit,
-            st.last_index()
+            "the hard state commits index {} but the log ends at {last}: the log was truncated",
+            hard.commit
         )));
     }
-    Ok(st)
+    Ok(Some((hard, entries)))
+}
+
+/// Removes the first layout's log from sled, once the WAL holds it.
+pub(super) fn drop_legacy_log(db: &sled::Db, keys: &Keys) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    batch.remove(K_HARD);
+    for key in db.scan_prefix(P_ENTRY).keys() {
+        batch.remove(key.map_err(|e| keys.sled(e))?);
+    }
+    db.apply_batch(batch).map_err(|e| keys.sled(e))?;
+    db.flush().map_err(|e| keys.sled(e))?;
+    Ok(())
 }
 
 /// Moves snapshot chunks of the old layout (`s/<n>` in the main tree) into

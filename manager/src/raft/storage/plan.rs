@@ -1,23 +1,20 @@
-//! Writes: a [`Plan`] stages a change on a copy of the cached state and
-//! in one sled batch, so the caller applies both or neither.
+//! Writes: a [`Plan`] stages a change on a copy of the cached metadata,
+//! as one WAL [`Record`] (entries, hard state, compaction, a snapshot
+//! replacing the log) plus, for what lives in sled (membership, snapshot
+//! metadata and chunks), one sled batch: the caller applies all or none.
 
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use protobuf::Message;
 
 use std::sync::RwLock;
 
-use super::cache::EntryCache;
-use super::codec::{self, K_CONF, K_HARD, K_SNAP, Keys, SnapRecord, chunk_key, entry_key};
+use super::codec::{self, K_CONF, K_SNAP, Keys, SnapRecord, chunk_key};
+use super::memlog::MemLog;
+use super::wal::Record;
 use super::{CHUNK_LEN, Result, State, StorageError};
 
 /// The term of entry `index` with MemStorage's errors.
-pub(super) fn term_at(
-    db: &sled::Db,
-    keys: &Keys,
-    recent: &EntryCache,
-    st: &State,
-    index: u64,
-) -> Result<u64> {
+pub(super) fn term_at(log: &MemLog, st: &State, index: u64) -> Result<u64> {
     if index == st.snap.index {
         return Ok(st.snap.term);
     }
@@ -27,21 +24,22 @@ pub(super) fn term_at(
     if index > st.last_index() {
         return Err(::raft::StorageError::Unavailable.into());
     }
-    match recent.get(index) {
-        Some(e) => Ok(e.term),
-        None => Ok(codec::read_entry(db, keys, index)?.term),
-    }
+    log.get(index)
+        .map(|e| e.term)
+        .ok_or_else(|| StorageError::Invalid(format!("entry {index} is not in memory")))
 }
 
-/// A change being prepared: the new state and the batch that writes it.
+/// A change being prepared: the new state and what writes it.
 pub(super) struct Plan<'a> {
-    pub(super) db: &'a sled::Db,
     pub(super) keys: &'a Keys,
-    pub(super) recent: &'a RwLock<EntryCache>,
+    pub(super) log: &'a RwLock<MemLog>,
     pub(super) st: State,
+    /// What goes into the WAL (its entries are also what the in-memory
+    /// log appends).
+    pub(super) record: Record,
+    /// What goes into sled, if anything does.
     pub(super) batch: sled::Batch,
-    /// Entries this change appends, for the in-memory tail.
-    pub(super) appended: Vec<Entry>,
+    pub(super) sled_writes: bool,
     /// Chunks of a new snapshot, for [`codec::CHUNK_TREE`]: made durable
     /// before `batch`, whose `m/snapshot` record names them.
     pub(super) new_chunks: Option<sled::Batch>,
@@ -52,7 +50,7 @@ pub(super) struct Plan<'a> {
 
 impl Plan<'_> {
     pub(super) fn set_hard_state(&mut self, hs: HardState) {
-        self.put_message(K_HARD, &hs);
+        self.record.hard = Some(hs.clone());
         self.st.hard = hs;
     }
 
@@ -65,17 +63,12 @@ impl Plan<'_> {
         // Writing a protobuf message to a Vec cannot fail.
         let bytes = msg.write_to_bytes().unwrap_or_default();
         self.batch.insert(key, self.keys.seal(key, &bytes));
+        self.sled_writes = true;
     }
 
     pub(super) fn term(&self, index: u64) -> Result<u64> {
-        let recent = self.recent.read().unwrap_or_else(|e| e.into_inner());
-        term_at(self.db, self.keys, &recent, &self.st, index)
-    }
-
-    fn remove_entries(&mut self, from: u64, to_inclusive: u64) {
-        for i in from..=to_inclusive {
-            self.batch.remove(&entry_key(i)[..]);
-        }
+        let log = self.log.read().unwrap_or_else(|e| e.into_inner());
+        term_at(&log, &self.st, index)
     }
 
     pub(super) fn append(&mut self, ents: &[Entry]) -> Result<()> {
@@ -105,16 +98,15 @@ impl Plan<'_> {
             }
         }
         let new_last = head.index + ents.len() as u64 - 1;
-        // Drop the conflicting suffix beyond what the new entries overwrite.
-        if self.st.entries.is_some() && last > new_last {
-            self.remove_entries(new_last + 1, last);
+        // A conflicting suffix goes: replay truncates at the first index.
+        if let Some(prev) = self.record.entries.first().map(|e| e.index)
+            && head.index < prev + self.record.entries.len() as u64
+        {
+            self.record
+                .entries
+                .truncate(head.index.saturating_sub(prev) as usize);
         }
-        for e in ents {
-            let key = entry_key(e.index);
-            let bytes = e.write_to_bytes().unwrap_or_default();
-            self.batch.insert(&key[..], self.keys.seal(&key, &bytes));
-        }
-        self.appended.extend_from_slice(ents);
+        self.record.entries.extend_from_slice(ents);
         let new_first = match self.st.entries {
             Some((f, _)) => f,
             None => head.index,
@@ -133,10 +125,10 @@ impl Plan<'_> {
                 "compact to {compact_index} past the last index {last}"
             )));
         }
-        if let Some((f, l)) = self.st.entries {
-            self.remove_entries(f, compact_index - 1);
+        if let Some((_, l)) = self.st.entries {
             self.st.entries = (compact_index <= l).then_some((compact_index, l));
         }
+        self.record.compact = Some(compact_index);
         Ok(())
     }
 
@@ -146,9 +138,9 @@ impl Plan<'_> {
         if self.st.first_index() > index {
             return Err(::raft::StorageError::SnapshotOutOfDate.into());
         }
-        if let Some((f, l)) = self.st.entries.take() {
-            self.remove_entries(f, l);
-        }
+        self.st.entries = None;
+        self.record.entries.clear();
+        self.record.reset = Some((index, meta.term));
         let mut hs = self.st.hard.clone();
         hs.term = hs.term.max(meta.term);
         hs.commit = index;
@@ -190,6 +182,7 @@ impl Plan<'_> {
         };
         self.batch
             .insert(K_SNAP, self.keys.seal(K_SNAP, &record.encode()));
+        self.sled_writes = true;
         self.st.snap = meta;
         self.st.snap_chunks = chunks;
         self.st.snap_len = data.len() as u64;

@@ -2,6 +2,7 @@
 
 use super::*;
 use ::raft::{Error as RaftError, StorageError as RaftStorageError};
+use protobuf::Message;
 
 pub(super) fn new_entry(index: u64, term: u64) -> Entry {
     Entry {
