@@ -271,7 +271,7 @@ impl SledStorage {
                 "raft log: cut off the torn end of a write that never completed"
             );
         }
-        let legacy = codec::take_legacy_log(&db, &keys, &state)?;
+        let legacy = codec::take_legacy_log(&db, &keys)?;
         if let Some((hard, entries)) = legacy {
             migrate_log(&wal, &keys, &mut replayed, hard, entries)?;
             codec::drop_legacy_log(&db, &keys)?;

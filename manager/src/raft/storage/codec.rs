@@ -239,12 +239,12 @@ pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Res
 }
 
 /// The log of the first layout, which kept entries (`e/<index>`) and the
-/// hard state in sled: checked (no holes, every entry authenticates, the
-/// commit within the log) and read whole, if there is one.
+/// hard state in sled: checked (no holes, every entry authenticates) and
+/// read whole, if there is one. The commit is checked against the log
+/// with the WAL's, once the log is put together.
 pub(super) fn take_legacy_log(
     db: &sled::Db,
     keys: &Keys,
-    st: &State,
 ) -> Result<Option<(HardState, Vec<Entry>)>> {
     let hard = keys.get_message::<HardState>(db, K_HARD, "hard state")?;
     let mut iter = db.scan_prefix(P_ENTRY).keys();
@@ -269,13 +269,6 @@ pub(super) fn take_legacy_log(
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    let last = entries.last().map_or(st.snap.index, |e| e.index);
-    if hard.commit > last {
-        return Err(keys.damaged(&format!(
-            "the hard state commits index {} but the log ends at {last}: the log was truncated",
-            hard.commit
-        )));
-    }
     Ok(Some((hard, entries)))
 }
 

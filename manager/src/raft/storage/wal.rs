@@ -118,7 +118,7 @@ impl Wal {
             std::fs::create_dir(&dir).map_err(io_error(state_dir, "cannot create", &dir))?;
         }
         let mut replayed = replay::replay(&dir, keys, durable)?;
-        let segments: VecDeque<Segment> = replayed.segments.drain(..).collect();
+        let mut segments: VecDeque<Segment> = replayed.segments.drain(..).collect();
         let (file, seq, len) = match segments.back() {
             Some(last) => {
                 let path = dir.join(segment_name(last.seq));
@@ -137,7 +137,6 @@ impl Wal {
             }
             None => (create_segment(state_dir, &dir, 1)?, 1, 0),
         };
-        let mut segments = segments;
         if segments.is_empty() {
             segments.push_back(Segment { seq, max_index: 0 });
         }
