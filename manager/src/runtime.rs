@@ -250,8 +250,12 @@ impl Manager {
         let dispatcher = DispatcherService::new(ctx.clone(), shutdown.child_token());
         let server = tonic::transport::Server::builder()
             .add_service(
-                RaftServer::new(RaftService::new(raft.clone(), authorize))
-                    .max_decoding_message_size(64 << 20),
+                RaftServer::new(RaftService::new(
+                    raft.clone(),
+                    authorize,
+                    shutdown.child_token(),
+                ))
+                .max_decoding_message_size(64 << 20),
             )
             .add_service(RaftMembershipServer::new(MembershipService::new(
                 ctx.clone(),

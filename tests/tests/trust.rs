@@ -66,9 +66,9 @@ fn a_worker_certificate_opens_only_what_workers_may_use() -> anyhow::Result<()> 
                 );
                 let raft = outcome(
                     RaftClient::new(channel.clone())
-                        .process_raft_message(RaftMessage {
+                        .pipe_raft_messages(tokio_stream::iter([RaftMessage {
                             messages: vec![vec![1, 2, 3]],
-                        })
+                        }]))
                         .await,
                 );
                 let own = outcome(

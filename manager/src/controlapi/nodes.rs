@@ -157,6 +157,9 @@ pub async fn node_update(
     })
 }
 
+/// How long a membership check waits for followers to be heard from.
+const REACHABLE_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Takes a manager being demoted out of Raft, first checking the managers
 /// left keep a reachable quorum. Demoting the leader itself hands
 /// leadership to another manager first and lets it finish the demotion
@@ -186,11 +189,25 @@ async fn leave_raft(
             "attempting to demote the last manager of the swarm; promote another node first",
         ));
     }
-    let reachable = remaining
-        .iter()
-        .filter(|id| status.reachable.contains(id) || **id == status.leader)
-        .count();
-    if reachable < remaining.len() / 2 + 1 {
+    let quorum = remaining.len() / 2 + 1;
+    let reachable_of = |s: &crate::raft::node::RaftStatus| {
+        remaining
+            .iter()
+            .filter(|id| s.reachable.contains(id) || **id == s.leader)
+            .count()
+    };
+    // A leader elected a moment ago (a demoted leader hands over, then
+    // forwards here) has not heard every follower yet: give them a
+    // heartbeat or two before counting.
+    let mut watch = ctx.raft.watch_status();
+    let _ = tokio::time::timeout(
+        REACHABLE_SETTLE,
+        watch.wait_for(|s| reachable_of(s) >= quorum),
+    )
+    .await;
+    let status = ctx.raft.status();
+    let reachable = reachable_of(&status);
+    if reachable < quorum {
         return Err(Status::failed_precondition(format!(
             "demoting node {node_id} would leave the other managers without a reachable quorum ({reachable} of {} reachable); bring managers back first",
             remaining.len()

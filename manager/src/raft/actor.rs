@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::flusher::{Flusher, Synced};
 use super::log::RaftLog;
 use super::node::{Applied, ProposeError, RaftConfig, RaftStatus, Reply, Request, Transport};
+use super::snapshotter::{Snapshotter, TakenReport};
 use crate::store::Store;
 
 pub(super) struct Node<L: RaftLog, T: Transport> {
@@ -65,6 +66,9 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
     pub(super) log_bytes: u64,
     pub(super) snapshot_bytes: u64,
     flusher: Flusher,
+    pub(super) snapshotter: Snapshotter,
+    /// A snapshot is being written by the snapshotter (one at a time).
+    pub(super) snapshotting: bool,
     /// Readys written but not yet durable, oldest first, with the
     /// messages that may leave only once they are.
     unsynced: VecDeque<(u64, Vec<Message>)>,
@@ -73,6 +77,12 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
 /// Bytes of proposals that fill an entry (raft-rs sends up to 1 MiB of
 /// entries per message).
 const GROUP_BYTES: usize = 512 * 1024;
+
+/// What the node's threads report back to its loop.
+pub(super) struct Reports {
+    synced: mpsc::UnboundedReceiver<Synced>,
+    snapshots: mpsc::UnboundedReceiver<TakenReport>,
+}
 
 fn fatal(e: super::storage::StorageError) -> ProposeError {
     tracing::error!(error = %e, "raft storage failed; stopping");
@@ -88,9 +98,10 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         members: BTreeMap<u64, RaftMember>,
         status_tx: watch::Sender<RaftStatus>,
         applied_tx: watch::Sender<u64>,
-    ) -> (Self, mpsc::UnboundedReceiver<Synced>) {
+    ) -> (Self, Reports) {
         let applied = *applied_tx.borrow();
         let (flusher, synced) = Flusher::start(raw.store().syncer());
+        let (snapshotter, snapshots) = Snapshotter::start(raw.store().snapshot_writer());
         let mut node = Node {
             config,
             raw,
@@ -114,33 +125,40 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             log_bytes: 0,
             snapshot_bytes: 0,
             flusher,
+            snapshotter,
+            snapshotting: false,
             unsynced: VecDeque::new(),
         };
         node.transport.set_members(&node.members);
         node.publish_status();
-        (node, synced)
+        (node, Reports { synced, snapshots })
     }
 
-    /// Runs until `shutdown`, removal or a storage failure; `synced` is
-    /// the flusher's report channel from [`Node::new`].
+    /// Runs until `shutdown`, removal or a storage failure; `reports` are
+    /// the threads' report channels from [`Node::new`].
     pub(super) async fn run(
         mut self,
         inbox: mpsc::Receiver<Request>,
-        synced: mpsc::UnboundedReceiver<Synced>,
+        reports: Reports,
         shutdown: CancellationToken,
     ) -> Result<(), ProposeError> {
-        let result = self.serve(inbox, synced, shutdown).await;
+        let result = self.serve(inbox, reports, shutdown).await;
         self.fail_pending(ProposeError::Stopped);
         self.flusher.stop().await;
+        self.snapshotter.stop().await;
         result
     }
 
     async fn serve(
         &mut self,
         mut inbox: mpsc::Receiver<Request>,
-        mut synced: mpsc::UnboundedReceiver<Synced>,
+        reports: Reports,
         shutdown: CancellationToken,
     ) -> Result<(), ProposeError> {
+        let Reports {
+            mut synced,
+            mut snapshots,
+        } = reports;
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A lone voter need not wait an election timeout to lead.
@@ -156,6 +174,11 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
                     Some(Ok(number)) => self.on_synced(number),
                     Some(Err(e)) => return Err(fatal(e)),
                     None => return Err(ProposeError::Raft("the raft flusher stopped".into())),
+                },
+                report = snapshots.recv() => match report {
+                    Some(Ok(taken)) => self.on_snapshot_taken(taken),
+                    Some(Err(e)) => return Err(fatal(e)),
+                    None => return Err(ProposeError::Raft("the raft snapshot thread stopped".into())),
                 },
                 _ = ticker.tick() => { self.raw.tick(); }
                 request = inbox.recv() => match request {

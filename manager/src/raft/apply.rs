@@ -4,13 +4,14 @@
 
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::prelude::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Snapshot};
+use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType, Snapshot};
 use shoal_proto::raft::{RaftMember, SnapshotData};
 use shoal_proto::store::{Proposal, ProposalGroup};
 
 use super::actor::Node;
 use super::log::RaftLog;
 use super::node::{Applied, ProposeError, Transport};
+use super::snapshotter::{self, SnapshotJob};
 
 impl<L: RaftLog, T: Transport> Node<L, T> {
     pub(super) fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ProposeError> {
@@ -118,30 +119,56 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     /// store weighs, so a store that grows with every write would otherwise
     /// be encoded, sealed and written whole ever more often. This keeps the
     /// cost per write constant and the log at most about twice the store.
+    /// The loop only copies the tables; the snapshotter thread does the
+    /// rest. After a membership change the snapshot is written here, at
+    /// once: raft-rs offers a new member the stored snapshot, and refuses
+    /// one whose membership does not name it (rare, and small stores).
     pub(super) fn maybe_snapshot(&mut self) -> Result<(), super::storage::StorageError> {
-        let due = self.log_writes >= self.config.snapshot_interval
-            && self.log_bytes >= self.snapshot_bytes;
-        if !(due || self.snapshot_now) || self.applied <= self.last_snapshot {
+        if self.applied <= self.last_snapshot {
             return Ok(());
         }
-        self.snapshot_now = false;
-        let (index, store) = self.store.snapshot();
-        let data = SnapshotData {
-            store: Some(store),
-            members: self.members.values().cloned().collect(),
-        };
-        let conf_state: ConfState = self.raw.raft.prs().conf().to_conf_state();
-        let data = data.encode_to_vec();
-        self.snapshot_bytes = data.len() as u64;
+        if self.snapshot_now {
+            self.snapshot_now = false;
+            let job = self.snapshot_job();
+            let bytes = snapshotter::take(&mut self.raw.store().snapshot_writer(), job)?;
+            self.on_snapshot_stored(bytes);
+            return Ok(());
+        }
+        let due = self.log_writes >= self.config.snapshot_interval
+            && self.log_bytes >= self.snapshot_bytes;
+        if due && !self.snapshotting {
+            self.snapshotting = true;
+            let job = self.snapshot_job();
+            self.snapshotter.submit(job);
+        }
+        Ok(())
+    }
+
+    /// A copy of the store as applied, to snapshot; counts start again.
+    fn snapshot_job(&mut self) -> SnapshotJob {
+        let (index, objects) = self.store.frozen();
         self.log_bytes = 0;
         self.log_writes = 0;
-        self.raw.store().create_snapshot(index, conf_state, data)?;
-        let keep_from = index.saturating_sub(self.config.keep_entries);
-        if keep_from > 1 {
-            self.raw.store().compact(keep_from)?;
-        }
         self.last_snapshot = index;
-        tracing::debug!(index, "raft snapshot taken");
-        Ok(())
+        SnapshotJob {
+            index,
+            conf_state: self.raw.raft.prs().conf().to_conf_state(),
+            objects,
+            members: self.members.values().cloned().collect(),
+            compact_to: index.saturating_sub(self.config.keep_entries),
+        }
+    }
+
+    fn on_snapshot_stored(&mut self, bytes: Option<u64>) {
+        if let Some(bytes) = bytes {
+            self.snapshot_bytes = bytes;
+        }
+    }
+
+    /// The snapshotter stored a snapshot of `bytes` (`None`: one from the
+    /// leader replaced it first).
+    pub(super) fn on_snapshot_taken(&mut self, bytes: Option<u64>) {
+        self.snapshotting = false;
+        self.on_snapshot_stored(bytes);
     }
 }

@@ -12,6 +12,22 @@ use super::storage::{SledStorage, StorageError};
 /// Makes every write made so far durable; runs off the Raft thread.
 pub type Syncer = Box<dyn FnMut() -> Result<(), StorageError> + Send>;
 
+/// A snapshot for [`SnapshotWriter`] to store.
+pub struct SnapshotWrite {
+    /// The last log index it covers.
+    pub index: u64,
+    /// The membership at `index`.
+    pub conf_state: ConfState,
+    /// The state machine's data.
+    pub data: Vec<u8>,
+    /// Compact the log before this index once it is stored (ignored at
+    /// or below the first index).
+    pub compact_to: u64,
+}
+
+/// Stores snapshots and compacts the log; runs off the Raft thread.
+pub type SnapshotWriter = Box<dyn FnMut(SnapshotWrite) -> Result<(), StorageError> + Send>;
+
 /// Durable Raft state: log entries, hard state, conf state, snapshot.
 pub trait RaftLog: raft::Storage + Send + 'static {
     /// Persists, atomically and durably, a snapshot (replacing the log),
@@ -33,16 +49,9 @@ pub trait RaftLog: raft::Storage + Send + 'static {
     /// Records the membership after a conf change was applied (durably).
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError>;
 
-    /// Keeps a snapshot of the state machine taken at `index`.
-    fn create_snapshot(
-        &self,
-        index: u64,
-        conf_state: ConfState,
-        data: Vec<u8>,
-    ) -> Result<(), StorageError>;
-
-    /// Drops entries before `index` (they are in the snapshot).
-    fn compact(&self, index: u64) -> Result<(), StorageError>;
+    /// A handle that keeps snapshots of the state machine (durably) and
+    /// drops the entries they cover, for another thread.
+    fn snapshot_writer(&self) -> SnapshotWriter;
 }
 
 impl RaftLog for SledStorage {
@@ -72,17 +81,16 @@ impl RaftLog for SledStorage {
         self.flush()
     }
 
-    fn create_snapshot(
-        &self,
-        index: u64,
-        conf_state: ConfState,
-        data: Vec<u8>,
-    ) -> Result<(), StorageError> {
-        SledStorage::create_snapshot(self, index, conf_state, data)?;
-        self.flush()
-    }
-
-    fn compact(&self, index: u64) -> Result<(), StorageError> {
-        SledStorage::compact(self, index)
+    fn snapshot_writer(&self) -> SnapshotWriter {
+        let storage = self.clone();
+        Box::new(move |snapshot: SnapshotWrite| {
+            storage.create_snapshot(snapshot.index, snapshot.conf_state, snapshot.data)?;
+            // The compaction record is durable with the next sync; lost, a
+            // restart keeps a few more entries.
+            if snapshot.compact_to > 1 {
+                storage.compact(snapshot.compact_to)?;
+            }
+            Ok(())
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! Raft for the managers: the node actor ([`node`], its loop in `actor`
-//! and apply side in `apply`, its disk thread in `flusher`) around
+//! and apply side in `apply`, its disk thread in `flusher`, its snapshot
+//! thread in `snapshotter`) around
 //! raft-rs's `RawNode`, durable sealed storage on sled ([`storage`])
 //! behind the storage seam ([`log`]), and the gRPC transport
 //! ([`transport`], [`service`]) between peers.
@@ -10,6 +11,7 @@ mod flusher;
 pub mod log;
 pub mod node;
 pub mod service;
+mod snapshotter;
 pub mod storage;
 pub mod transport;
 

@@ -358,9 +358,9 @@ pub fn start<L: RaftLog, T: Transport>(
         applied: applied_rx,
     };
     let transport = make_transport(handle.clone());
-    let (node, synced) = Node::new(
+    let (node, reports) = Node::new(
         config, raw, store, transport, members, status_tx, applied_tx,
     );
-    let task = tokio::spawn(node.run(inbox, synced, shutdown));
+    let task = tokio::spawn(node.run(inbox, reports, shutdown));
     Ok((handle, task))
 }

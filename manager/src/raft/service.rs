@@ -12,6 +12,7 @@ use shoal_proto::raft::{
     RaftMessage, RaftMessageAck, RaftMessageChunk, ResolveAddressRequest, ResolveAddressResponse,
 };
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::node::RaftHandle;
@@ -28,12 +29,24 @@ pub type Authorize = Arc<dyn Fn(Option<&[Vec<u8>]>) -> Result<(), Status> + Send
 pub struct RaftService {
     handle: RaftHandle,
     authorize: Authorize,
+    /// Ends the peers' long-lived streams, which a graceful server
+    /// shutdown would otherwise wait for forever.
+    stopping: CancellationToken,
 }
 
 impl RaftService {
-    /// A service feeding `handle`, admitting what `authorize` allows.
-    pub fn new(handle: RaftHandle, authorize: Authorize) -> RaftService {
-        RaftService { handle, authorize }
+    /// A service feeding `handle`, admitting what `authorize` allows,
+    /// until `stopping` fires.
+    pub fn new(
+        handle: RaftHandle,
+        authorize: Authorize,
+        stopping: CancellationToken,
+    ) -> RaftService {
+        RaftService {
+            handle,
+            authorize,
+            stopping,
+        }
     }
 
     fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -51,17 +64,27 @@ fn decode(bytes: &[u8]) -> Result<Message, Status> {
 
 #[tonic::async_trait]
 impl Raft for RaftService {
-    async fn process_raft_message(
+    async fn pipe_raft_messages(
         &self,
-        request: Request<RaftMessage>,
+        request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<RaftMessageAck>, Status> {
         self.check(&request)?;
-        for bytes in request.into_inner().messages {
-            let message = decode(&bytes)?;
-            self.handle
-                .step(message)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut stream = request.into_inner();
+        loop {
+            let batch = tokio::select! {
+                _ = self.stopping.cancelled() => {
+                    return Err(Status::unavailable("this manager is stopping"));
+                }
+                batch = stream.message() => batch?,
+            };
+            let Some(batch) = batch else { break };
+            for bytes in batch.messages {
+                let message = decode(&bytes)?;
+                self.handle
+                    .step(message)
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            }
         }
         Ok(Response::new(RaftMessageAck {}))
     }

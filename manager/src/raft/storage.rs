@@ -182,6 +182,9 @@ struct Inner {
     wal: Wal,
     /// sled flushes are one at a time.
     flushes: std::sync::Mutex<Flushes>,
+    /// Snapshots are written one at a time ([`SledStorage::create_snapshot`]
+    /// runs beside the Raft thread).
+    snapshots: std::sync::Mutex<()>,
 }
 
 /// Raft log and hard state in a WAL, conf state and snapshot in a sled
@@ -290,6 +293,7 @@ impl SledStorage {
                 log: RwLock::new(MemLog::new(entries)),
                 wal,
                 flushes: std::sync::Mutex::new(flushes),
+                snapshots: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -355,24 +359,46 @@ impl SledStorage {
 
     /// Stores the snapshot the state machine made of everything up to
     /// `index` (which must be in the log). Does not compact the log.
+    ///
+    /// Made to run beside the Raft thread: the slow part (sealing and
+    /// storing the chunks) holds no lock the Raft thread takes; only the
+    /// small metadata record is written under the state lock. A snapshot
+    /// received meanwhile makes this one out of date (`SnapshotOutOfDate`).
     pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<()> {
-        self.write_plan(|p| {
-            if index <= p.st.snap.index {
+        // Chunks are keyed by index: one snapshot written at a time.
+        let _one = self.one_snapshot();
+        let meta = {
+            let st = self.read();
+            if index <= st.snap.index {
                 return Err(::raft::StorageError::SnapshotOutOfDate.into());
             }
-            if index > p.st.last_index() {
+            if index > st.last_index() {
                 return Err(StorageError::Invalid(format!(
                     "snapshot at index {index} beyond the last log index {}",
-                    p.st.last_index()
+                    st.last_index()
                 )));
             }
             let mut meta = SnapshotMetadata {
                 index,
-                term: p.term(index)?,
+                term: term_at(&self.mem_log(), &st, index)?,
                 ..Default::default()
             };
             meta.set_conf_state(conf_state);
-            p.write_snapshot(meta, &data)
+            meta
+        };
+        let (batch, chunks) = plan::seal_chunks(&self.inner.keys, &meta, &data);
+        // Durable before any record names them.
+        self.inner
+            .chunks
+            .apply_batch(batch)
+            .map_err(|e| self.sled(e))?;
+        self.flush_sled()?;
+        // Chunks no record names (this failed) go at the next open.
+        self.write_plan(|p| {
+            if index <= p.st.snap.index {
+                return Err(::raft::StorageError::SnapshotOutOfDate.into());
+            }
+            p.record_snapshot(meta, chunks, data.len() as u64)
         })
     }
 
@@ -410,6 +436,7 @@ impl SledStorage {
         if entries.is_empty() && hard_state.is_none() && snapshot.is_none() {
             return Ok(());
         }
+        let _one = snapshot.is_some().then(|| self.one_snapshot());
         self.write_plan(|p| {
             if let Some(snap) = snapshot {
                 p.apply_snapshot(snap)?;
@@ -438,6 +465,14 @@ impl SledStorage {
             .flush(&self.inner.db, &self.inner.keys)
     }
 
+    /// Held while a snapshot's chunks are written (chunk keys are by index).
+    fn one_snapshot(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.inner.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -460,7 +495,6 @@ impl SledStorage {
         let mut guard = self.write();
         let mut plan = Plan {
             keys: &self.inner.keys,
-            log: &self.inner.log,
             st: guard.clone(),
             record: Record::default(),
             batch: sled::Batch::default(),

@@ -46,11 +46,17 @@ impl Transport for HubTransport {
         let nodes = self.hub.nodes.lock().unwrap();
         let cut = self.hub.cut.lock().unwrap();
         for m in messages {
-            if cut.contains(&(self.me, m.to)) {
-                continue;
-            }
-            if let Some(h) = nodes.get(&m.to) {
+            let to = m.to;
+            let snapshot = m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot;
+            let target = nodes.get(&to).filter(|_| !cut.contains(&(self.me, to)));
+            let sent = target.is_some();
+            if let Some(h) = target {
                 h.try_step(m);
+            }
+            // As the gRPC transport does: raft-rs waits for this before it
+            // tries a member that missed a snapshot again.
+            if snapshot && let Some(me) = nodes.get(&self.me) {
+                me.report_snapshot(to, sent);
             }
         }
     }

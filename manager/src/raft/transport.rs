@@ -1,7 +1,8 @@
 //! Raft messages between managers over gRPC. One sender task per peer
 //! owns that peer's connection and queue, so a slow or dead peer never
-//! holds up the others; messages queued together go in one RPC. Snapshots
-//! go as a chunked stream. Failures are reported back to the node, which
+//! holds up the others; messages queued together go as one batch down a
+//! long-lived stream to the peer, as etcd's and TiKV's transports do.
+//! Snapshots go as a chunked stream of their own. Failures are reported back to the node, which
 //! lets raft-rs pace retries (probe state), never a busy loop here.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,8 +21,11 @@ use super::node::{RaftHandle, Transport};
 const CHUNK: usize = 1 << 20;
 /// Messages queued for one peer before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
-/// An RPC to a peer that takes longer than this counts as a failure.
-const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Batches written to a peer's stream and not yet taken by HTTP/2 before
+/// the peer counts as not keeping up (new batches are dropped meanwhile).
+const PIPE_DEPTH: usize = 256;
+/// A snapshot transfer that takes longer than this counts as a failure.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Makes (lazy) channels to peers: where mutual TLS is set up.
 pub trait Dial: Send + Sync + 'static {
@@ -94,14 +98,34 @@ impl Transport for GrpcTransport {
 }
 
 /// Sends everything queued for one peer; ends when the peer is dropped.
+/// Batches go down one long-lived stream ([`Pipe`]): no round trip per
+/// batch, so a batch never waits for the answer to the one before.
 async fn send_loop(
     to: u64,
     mut client: RaftClient<Channel>,
     mut rx: mpsc::Receiver<Message>,
     handle: RaftHandle,
 ) {
+    let mut pipe: Option<Pipe> = None;
     let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = match pipe.as_mut() {
+            Some(open) => tokio::select! {
+                message = rx.recv() => message,
+                ended = &mut open.ended => {
+                    // The stream broke (peer gone, connection lost): what
+                    // was in it may be lost; raft-rs resends from a probe.
+                    if let Ok(Err(status)) = ended {
+                        tracing::debug!(to, error = %status.message(), "raft stream to peer ended");
+                    }
+                    pipe = None;
+                    handle.report_unreachable(to);
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         while batch.len() < 256 {
             match rx.try_recv() {
@@ -117,14 +141,14 @@ async fn send_loop(
                 .iter()
                 .filter_map(|m| m.write_to_bytes().ok())
                 .collect();
-            let call = client.process_raft_message(RaftMessage { messages });
-            match tokio::time::timeout(RPC_TIMEOUT, call).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(status)) => {
-                    tracing::debug!(to, error = %status.message(), "raft peer refused messages");
+            let open = pipe.get_or_insert_with(|| Pipe::open(&client));
+            match open.batches.try_send(RaftMessage { messages }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => handle.report_unreachable(to),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    pipe = None;
                     handle.report_unreachable(to);
                 }
-                Err(_) => handle.report_unreachable(to),
             }
         }
         for snapshot in snapshots {
@@ -134,6 +158,27 @@ async fn send_loop(
             }
             handle.report_snapshot(to, ok);
         }
+    }
+}
+
+/// An open `PipeRaftMessages` stream to a peer.
+struct Pipe {
+    batches: mpsc::Sender<RaftMessage>,
+    /// The call: it ends when the stream breaks (or after `batches` drops).
+    ended: tokio::task::JoinHandle<Result<(), tonic::Status>>,
+}
+
+impl Pipe {
+    fn open(client: &RaftClient<Channel>) -> Pipe {
+        let (batches, rx) = mpsc::channel(PIPE_DEPTH);
+        let mut client = client.clone();
+        let ended = tokio::spawn(async move {
+            client
+                .pipe_raft_messages(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .map(|_| ())
+        });
+        Pipe { batches, ended }
     }
 }
 
@@ -150,7 +195,7 @@ async fn send_snapshot(client: &mut RaftClient<Channel>, message: &Message) -> b
         .collect();
     let call = client.stream_raft_message(tokio_stream::iter(chunks));
     matches!(
-        tokio::time::timeout(RPC_TIMEOUT * 12, call).await,
+        tokio::time::timeout(SNAPSHOT_TIMEOUT, call).await,
         Ok(Ok(_))
     )
 }

@@ -21,7 +21,7 @@ use shoal_proto::store::{StoreBatch, StoreSnapshot};
 use tokio::sync::broadcast;
 
 pub use object::{Kind, Object, Stored, id_of, kind_of};
-pub use tables::Tables;
+pub use tables::{Frozen, Tables};
 pub use tx::Tx;
 
 /// How many commits a slow watcher may fall behind before it must resync.
@@ -233,6 +233,13 @@ impl Store {
     pub fn snapshot(&self) -> (u64, StoreSnapshot) {
         let inner = self.read();
         (inner.applied_index, inner.tables.snapshot())
+    }
+
+    /// The objects as they are now and the index they reflect, for a
+    /// snapshot made elsewhere (O(1): later writes do not change it).
+    pub fn frozen(&self) -> (u64, Frozen) {
+        let inner = self.read();
+        (inner.applied_index, inner.tables.frozen())
     }
 
     /// Replaces the whole store with a snapshot taken at `index`.

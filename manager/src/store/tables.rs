@@ -4,7 +4,9 @@
 //! first, then all are written, so a conflict leaves the tables untouched
 //! and every manager reaches the same verdict from the same log.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use imbl::OrdMap;
 
 use shoal_proto::objects::{Cluster, Config, Network, Node, Secret, Service, Task};
 use shoal_proto::store::store_action::Kind as ActionKind;
@@ -13,17 +15,20 @@ use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
 use super::object::{Kind, Object, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
 
-/// Every object the store holds.
+/// Every object the store holds. The tables are persistent maps: a copy
+/// ([`Tables::frozen`]) costs nothing and shares what does not change
+/// afterwards, so a snapshot is encoded off the Raft loop.
 #[derive(Debug, Default, Clone)]
 pub struct Tables {
-    pub(super) nodes: BTreeMap<String, Node>,
-    pub(super) services: BTreeMap<String, Service>,
-    pub(super) tasks: BTreeMap<String, Task>,
-    pub(super) networks: BTreeMap<String, Network>,
-    pub(super) secrets: BTreeMap<String, Secret>,
-    pub(super) configs: BTreeMap<String, Config>,
-    pub(super) clusters: BTreeMap<String, Cluster>,
-    names: HashMap<(Kind, String), String>,
+    pub(super) nodes: OrdMap<String, Node>,
+    pub(super) services: OrdMap<String, Service>,
+    pub(super) tasks: OrdMap<String, Task>,
+    pub(super) networks: OrdMap<String, Network>,
+    pub(super) secrets: OrdMap<String, Secret>,
+    pub(super) configs: OrdMap<String, Config>,
+    pub(super) clusters: OrdMap<String, Cluster>,
+    /// Unique names, per kind: name → id.
+    names: HashMap<Kind, HashMap<String, String>>,
     tasks_by_service: HashMap<String, BTreeSet<String>>,
     tasks_by_node: HashMap<String, BTreeSet<String>>,
 }
@@ -36,7 +41,7 @@ impl Tables {
 
     /// The object of kind `T` with this (unique) name.
     pub fn get_by_name<T: Stored>(&self, name: &str) -> Option<&T> {
-        let id = self.names.get(&(T::KIND, name.to_string()))?;
+        let id = self.names.get(&T::KIND)?.get(name)?;
         self.get(id)
     }
 
@@ -100,15 +105,17 @@ impl Tables {
     /// Checks a whole batch: no object twice, creates are new, updates
     /// carry the current version, removes name something, names stay unique.
     pub fn check_batch(&self, actions: &[StoreAction]) -> Result<(), StoreError> {
-        let mut seen = HashSet::new();
-        let mut claimed: HashMap<(Kind, String), &str> = HashMap::new();
+        // A lone action cannot clash with the rest of its batch.
+        let single = actions.len() == 1;
+        let mut seen: HashSet<(Kind, &str)> = HashSet::new();
+        let mut claimed: HashMap<(Kind, &str), &str> = HashMap::new();
         for action in actions {
             let object = action.target.as_ref().ok_or(StoreError::EmptyAction)?;
             let (kind, id) = (kind_of(object), id_of(object));
             if id.is_empty() {
                 return Err(StoreError::EmptyId { kind });
             }
-            if !seen.insert((kind, id.to_string())) {
+            if !single && !seen.insert((kind, id)) {
                 return Err(StoreError::Duplicate {
                     kind,
                     id: id.to_string(),
@@ -116,10 +123,11 @@ impl Tables {
             }
             crate::with_object!(object, |x| self.check_one(action.kind(), x))?;
             let name = crate::with_object!(object, |x| x.name());
-            if action.kind() != ActionKind::Remove
+            if !single
+                && action.kind() != ActionKind::Remove
                 && kind.unique_names()
                 && !name.is_empty()
-                && claimed.insert((kind, name.to_string()), id).is_some()
+                && claimed.insert((kind, name), id).is_some()
             {
                 return Err(StoreError::NameConflict {
                     kind,
@@ -160,7 +168,7 @@ impl Tables {
         if action != ActionKind::Remove
             && T::KIND.unique_names()
             && !obj.name().is_empty()
-            && let Some(holder) = self.names.get(&(T::KIND, obj.name().to_string()))
+            && let Some(holder) = self.names.get(&T::KIND).and_then(|n| n.get(obj.name()))
             && holder != obj.id()
         {
             return Err(StoreError::NameConflict {
@@ -206,7 +214,7 @@ impl Tables {
     fn put<T: Stored>(&mut self, index: u64, mut obj: T) -> Object {
         obj.meta_mut().version = index;
         let id = obj.id().to_string();
-        if let Some(old) = T::table(self).get(&id).cloned() {
+        if let Some(old) = T::table_mut(self).remove(&id) {
             self.unindex(&old.into_object());
         }
         let object = obj.clone().into_object();
@@ -224,9 +232,12 @@ impl Tables {
 
     fn index(&mut self, object: &Object) {
         let kind = kind_of(object);
-        let name = crate::with_object!(object, |x| x.name()).to_string();
+        let name = crate::with_object!(object, |x| x.name());
         if kind.unique_names() && !name.is_empty() {
-            self.names.insert((kind, name), id_of(object).to_string());
+            self.names
+                .entry(kind)
+                .or_default()
+                .insert(name.to_string(), id_of(object).to_string());
         }
         if let Object::Task(task) = object {
             self.tasks_by_service
@@ -244,9 +255,11 @@ impl Tables {
 
     fn unindex(&mut self, object: &Object) {
         let kind = kind_of(object);
-        let name = crate::with_object!(object, |x| x.name()).to_string();
-        if self.names.get(&(kind, name.clone())).map(String::as_str) == Some(id_of(object)) {
-            self.names.remove(&(kind, name));
+        let name = crate::with_object!(object, |x| x.name());
+        if let Some(names) = self.names.get_mut(&kind)
+            && names.get(name).map(String::as_str) == Some(id_of(object))
+        {
+            names.remove(name);
         }
         if let Object::Task(task) = object {
             for (index, key) in [
@@ -265,15 +278,21 @@ impl Tables {
 
     /// The whole store as one message, for Raft snapshots.
     pub fn snapshot(&self) -> StoreSnapshot {
-        StoreSnapshot {
-            nodes: self.nodes.values().cloned().collect(),
-            services: self.services.values().cloned().collect(),
-            tasks: self.tasks.values().cloned().collect(),
-            networks: self.networks.values().cloned().collect(),
-            secrets: self.secrets.values().cloned().collect(),
-            configs: self.configs.values().cloned().collect(),
-            clusters: self.clusters.values().cloned().collect(),
-        }
+        self.frozen().snapshot()
+    }
+
+    /// The objects as they are now, unchanged by later writes; O(1).
+    pub fn frozen(&self) -> Frozen {
+        Frozen(Tables {
+            nodes: self.nodes.clone(),
+            services: self.services.clone(),
+            tasks: self.tasks.clone(),
+            networks: self.networks.clone(),
+            secrets: self.secrets.clone(),
+            configs: self.configs.clone(),
+            clusters: self.clusters.clone(),
+            ..Tables::default()
+        })
     }
 
     /// Tables rebuilt from a snapshot (indexes included).
@@ -296,5 +315,26 @@ impl Tables {
             });
         }
         tables
+    }
+}
+
+/// The objects of [`Tables`] at one moment (no indexes): what a snapshot
+/// is made of.
+#[derive(Debug, Clone)]
+pub struct Frozen(Tables);
+
+impl Frozen {
+    /// The objects as one message.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        let t = &self.0;
+        StoreSnapshot {
+            nodes: t.nodes.values().cloned().collect(),
+            services: t.services.values().cloned().collect(),
+            tasks: t.tasks.values().cloned().collect(),
+            networks: t.networks.values().cloned().collect(),
+            secrets: t.secrets.values().cloned().collect(),
+            configs: t.configs.values().cloned().collect(),
+            clusters: t.clusters.values().cloned().collect(),
+        }
     }
 }

@@ -6,8 +6,6 @@
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use protobuf::Message;
 
-use std::sync::RwLock;
-
 use super::codec::{self, K_CONF, K_SNAP, Keys, SnapRecord, chunk_key};
 use super::memlog::MemLog;
 use super::wal::Record;
@@ -32,7 +30,6 @@ pub(super) fn term_at(log: &MemLog, st: &State, index: u64) -> Result<u64> {
 /// A change being prepared: the new state and what writes it.
 pub(super) struct Plan<'a> {
     pub(super) keys: &'a Keys,
-    pub(super) log: &'a RwLock<MemLog>,
     pub(super) st: State,
     /// What goes into the WAL (its entries are also what the in-memory
     /// log appends).
@@ -64,11 +61,6 @@ impl Plan<'_> {
         let bytes = msg.write_to_bytes().unwrap_or_default();
         self.batch.insert(key, self.keys.seal(key, &bytes));
         self.sled_writes = true;
-    }
-
-    pub(super) fn term(&self, index: u64) -> Result<u64> {
-        let log = self.log.read().unwrap_or_else(|e| e.into_inner());
-        term_at(&log, &self.st, index)
     }
 
     pub(super) fn append(&mut self, ents: &[Entry]) -> Result<()> {
@@ -154,30 +146,38 @@ impl Plan<'_> {
     /// and the metadata record naming them; the old generation is dropped
     /// after the record is durable.
     pub(super) fn write_snapshot(&mut self, meta: SnapshotMetadata, data: &[u8]) -> Result<()> {
-        if self.new_chunks.is_some()
-            || (self.st.snap.index != 0 && meta.index <= self.st.snap.index)
-        {
+        if self.new_chunks.is_some() {
+            return Err(StorageError::Invalid(
+                "two snapshots in one write".to_string(),
+            ));
+        }
+        let (batch, chunks) = seal_chunks(self.keys, &meta, data);
+        self.record_snapshot(meta, chunks, data.len() as u64)?;
+        self.new_chunks = Some(batch);
+        Ok(())
+    }
+
+    /// Records the metadata of a snapshot whose `chunks` are already
+    /// durable (see [`seal_chunks`]); the old generation is dropped after
+    /// the record is durable.
+    pub(super) fn record_snapshot(
+        &mut self,
+        meta: SnapshotMetadata,
+        chunks: u32,
+        len: u64,
+    ) -> Result<()> {
+        if self.st.snap.index != 0 && meta.index <= self.st.snap.index {
             return Err(StorageError::Invalid(format!(
                 "snapshot at index {} does not follow the stored one at {}",
                 meta.index, self.st.snap.index
             )));
         }
-        let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
-        let mut batch = sled::Batch::default();
-        for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
-            let aad = codec::chunk_aad(&meta, n as u32, chunks);
-            batch.insert(
-                &chunk_key(meta.index, n as u32)[..],
-                self.keys.key().seal(chunk, &aad),
-            );
-        }
-        self.new_chunks = Some(batch);
         if self.st.snap_chunks > 0 && self.st.snap.index != meta.index {
             self.old_chunks = Some((self.st.snap.index, self.st.snap_chunks));
         }
         let record = SnapRecord {
             chunks,
-            len: data.len() as u64,
+            len,
             meta: meta.clone(),
         };
         self.batch
@@ -185,7 +185,22 @@ impl Plan<'_> {
         self.sled_writes = true;
         self.st.snap = meta;
         self.st.snap_chunks = chunks;
-        self.st.snap_len = data.len() as u64;
+        self.st.snap_len = len;
         Ok(())
     }
+}
+
+/// Snapshot `data` sealed as chunks of generation `meta.index` (each bound
+/// to the snapshot and its place), ready for the chunk tree.
+pub(super) fn seal_chunks(keys: &Keys, meta: &SnapshotMetadata, data: &[u8]) -> (sled::Batch, u32) {
+    let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
+    let mut batch = sled::Batch::default();
+    for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
+        let aad = codec::chunk_aad(meta, n as u32, chunks);
+        batch.insert(
+            &chunk_key(meta.index, n as u32)[..],
+            keys.key().seal(chunk, &aad),
+        );
+    }
+    (batch, chunks)
 }

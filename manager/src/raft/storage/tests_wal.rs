@@ -203,7 +203,6 @@ fn a_snapshot_durable_before_its_log_reset_wins_by_raft_rules() {
         let mut guard = s.write();
         let mut plan = Plan {
             keys: &s.inner.keys,
-            log: &s.inner.log,
             st: plan_state,
             record: Record::default(),
             batch: sled::Batch::default(),
