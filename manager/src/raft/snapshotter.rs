@@ -86,11 +86,15 @@ impl Snapshotter {
 /// when it must be there at once).
 pub fn take(write: &mut SnapshotWriter, job: SnapshotJob) -> TakenReport {
     let started = std::time::Instant::now();
-    let data = SnapshotData {
-        store: Some(job.objects.snapshot()),
+    // SnapshotData { store = 1, members = 2 }, the store encoded in place.
+    let mut data = Vec::new();
+    job.objects.encode_snapshot_field(1, &mut data);
+    SnapshotData {
+        store: None,
         members: job.members,
     }
-    .encode_to_vec();
+    .encode(&mut data)
+    .expect("a Vec grows as needed");
     let bytes = data.len() as u64;
     let stored = write(SnapshotWrite {
         index: job.index,

@@ -281,3 +281,32 @@ fn snapshot_and_restore_round_trip() {
         assert_eq!(t.tasks_of_node("n1").count(), 1);
     });
 }
+
+#[test]
+fn a_frozen_copy_encodes_as_the_snapshot_and_ignores_later_writes() {
+    use prost::Message as _;
+    let store = Store::new();
+    commit(&store, 5, |tx| {
+        tx.create(service("a", "web"))?;
+        tx.create(service("b", "db"))?;
+        tx.create(task("t1", "a", "n1"))
+    })
+    .unwrap();
+    let (index, frozen) = store.frozen();
+    let (_, snap) = store.snapshot();
+    commit(&store, 6, |tx| tx.create(service("c", "cache"))).unwrap();
+    assert_eq!(index, 5);
+    assert_eq!(
+        frozen.snapshot(),
+        snap,
+        "later writes do not reach a frozen copy"
+    );
+
+    // As field 1 of a message, byte for byte what prost writes.
+    let mut direct = Vec::new();
+    frozen.encode_snapshot_field(1, &mut direct);
+    let mut expected = Vec::new();
+    prost::encoding::message::encode(1, &snap, &mut expected);
+    assert_eq!(direct, expected);
+    assert!(!snap.encode_to_vec().is_empty());
+}
