@@ -96,6 +96,7 @@ pub fn take(write: &mut SnapshotWriter, job: SnapshotJob) -> TakenReport {
     .encode(&mut data)
     .expect("a Vec grows as needed");
     let bytes = data.len() as u64;
+    let encoded = started.elapsed();
     let stored = write(SnapshotWrite {
         index: job.index,
         conf_state: job.conf_state,
@@ -104,7 +105,7 @@ pub fn take(write: &mut SnapshotWriter, job: SnapshotJob) -> TakenReport {
     });
     match stored {
         Ok(()) => {
-            tracing::debug!(index = job.index, bytes, took = ?started.elapsed(), "raft snapshot taken");
+            tracing::debug!(index = job.index, bytes, ?encoded, took = ?started.elapsed(), "raft snapshot taken");
             Ok(Some(bytes))
         }
         Err(StorageError::Raft(raft::StorageError::SnapshotOutOfDate)) => Ok(None),

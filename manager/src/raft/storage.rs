@@ -46,6 +46,7 @@ mod flushes;
 mod memlog;
 mod plan;
 mod recover;
+mod snapfile;
 mod wal;
 
 use std::path::{Path, PathBuf};
@@ -58,7 +59,7 @@ use crate::seal::{DataKey, SealError};
 use codec::{CHUNK_TREE, K_MARKER, Keys, chunk_key};
 use flushes::Flushes;
 use memlog::MemLog;
-use plan::{Plan, term_at};
+use plan::{OldSnapshot, Plan, term_at};
 use recover::{migrate_log, recover_log};
 use wal::{Record, Wal};
 
@@ -149,6 +150,9 @@ struct State {
     snap: SnapshotMetadata,
     snap_chunks: u32,
     snap_len: u64,
+    /// The snapshot's data is in a file (else in sled chunks: earlier
+    /// versions).
+    snap_in_file: bool,
     /// Indexes of the first and last stored entries, if any.
     entries: Option<(u64, u64)>,
 }
@@ -263,7 +267,13 @@ impl SledStorage {
         let chunks = db.open_tree(CHUNK_TREE).map_err(sled_err)?;
         codec::migrate_legacy_chunks(&db, &chunks, &keys)?;
         let mut state = codec::load_state(&db, &chunks, &keys)?;
-        codec::drop_stale_chunks(&chunks, &keys, state.snap.index)?;
+        let file_snap = state.snap_in_file.then_some(state.snap.index);
+        codec::drop_stale_chunks(
+            &chunks,
+            &keys,
+            (!state.snap_in_file).then_some(state.snap.index),
+        )?;
+        snapfile::drop_stale(&keys, file_snap)?;
         let flushes = Flushes::open(path, &db, &keys)?;
         let wal_expected = init.as_deref().is_some_and(|c| c != INIT_V1);
         let (wal, mut replayed) = Wal::open(path, &keys, !wal_expected, segment_bytes)?;
@@ -361,11 +371,11 @@ impl SledStorage {
     /// `index` (which must be in the log). Does not compact the log.
     ///
     /// Made to run beside the Raft thread: the slow part (sealing and
-    /// storing the chunks) holds no lock the Raft thread takes; only the
-    /// small metadata record is written under the state lock. A snapshot
+    /// writing the snapshot file) holds no lock the Raft thread takes; only
+    /// the small metadata record is written under the state lock. A snapshot
     /// received meanwhile makes this one out of date (`SnapshotOutOfDate`).
     pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<()> {
-        // Chunks are keyed by index: one snapshot written at a time.
+        // Files are named by index: one snapshot written at a time.
         let _one = self.one_snapshot();
         let meta = {
             let st = self.read();
@@ -386,14 +396,8 @@ impl SledStorage {
             meta.set_conf_state(conf_state);
             meta
         };
-        let (batch, chunks) = plan::seal_chunks(&self.inner.keys, &meta, &data);
-        // Durable before any record names them.
-        self.inner
-            .chunks
-            .apply_batch(batch)
-            .map_err(|e| self.sled(e))?;
-        self.flush_sled()?;
-        // Chunks no record names (this failed) go at the next open.
+        let chunks = snapfile::write(&self.inner.keys, &meta, &data)?;
+        // A file no record names (this failed) goes at the next open.
         self.write_plan(|p| {
             if index <= p.st.snap.index {
                 return Err(::raft::StorageError::SnapshotOutOfDate.into());
@@ -499,8 +503,7 @@ impl SledStorage {
             record: Record::default(),
             batch: sled::Batch::default(),
             sled_writes: false,
-            new_chunks: None,
-            old_chunks: None,
+            old_snapshot: None,
         };
         f(&mut plan)?;
         let Plan {
@@ -508,24 +511,14 @@ impl SledStorage {
             record,
             batch,
             sled_writes,
-            new_chunks,
-            old_chunks,
+            old_snapshot,
             ..
         } = plan;
-        let sled_change = new_chunks.is_some() || sled_writes;
-        if sled_change {
+        if sled_writes {
             // What sled records (membership, a snapshot) follows the log
             // it came from, and a snapshot is durable before the WAL
             // record that drops the log for it.
             self.inner.wal.sync()?;
-            if let Some(chunks) = new_chunks {
-                // Durable before any record names them.
-                self.inner
-                    .chunks
-                    .apply_batch(chunks)
-                    .map_err(|e| self.sled(e))?;
-                self.flush_sled()?;
-            }
             self.inner.db.apply_batch(batch).map_err(|e| self.sled(e))?;
             self.flush_sled()?;
         }
@@ -550,16 +543,20 @@ impl SledStorage {
                 .remove_before(compact.min(st.snap.index + 1))?;
         }
         *guard = st;
-        if let Some((generation, count)) = old_chunks {
-            // Only once no durable record names them any more.
-            let mut stale = sled::Batch::default();
-            for n in 0..count {
-                stale.remove(&chunk_key(generation, n)[..]);
+        // Only once no durable record names it any more.
+        match old_snapshot {
+            Some(OldSnapshot::File(index)) => snapfile::remove(&self.inner.keys, index)?,
+            Some(OldSnapshot::Chunks(generation, count)) => {
+                let mut stale = sled::Batch::default();
+                for n in 0..count {
+                    stale.remove(&chunk_key(generation, n)[..]);
+                }
+                self.inner
+                    .chunks
+                    .apply_batch(stale)
+                    .map_err(|e| self.sled(e))?;
             }
-            self.inner
-                .chunks
-                .apply_batch(stale)
-                .map_err(|e| self.sled(e))?;
+            None => {}
         }
         Ok(())
     }
@@ -569,6 +566,19 @@ impl SledStorage {
     }
 
     fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
+        let data = if st.snap_in_file {
+            snapfile::read(&self.inner.keys, &st.snap, st.snap_chunks, st.snap_len)?
+        } else {
+            self.read_snapshot_chunks(st)?
+        };
+        let mut snap = Snapshot::default();
+        snap.set_metadata(st.snap.clone());
+        snap.data = data.into();
+        Ok(snap)
+    }
+
+    /// A snapshot kept in sled chunks by an earlier version.
+    fn read_snapshot_chunks(&self, st: &State) -> Result<Vec<u8>> {
         let mut data = Vec::with_capacity(st.snap_len.min(1 << 30) as usize);
         for n in 0..st.snap_chunks {
             let key = chunk_key(st.snap.index, n);
@@ -590,10 +600,7 @@ impl SledStorage {
                 st.snap_len
             )));
         }
-        let mut snap = Snapshot::default();
-        snap.set_metadata(st.snap.clone());
-        snap.data = data.into();
-        Ok(snap)
+        Ok(data)
     }
 }
 

@@ -158,27 +158,39 @@ impl Keys {
     }
 }
 
-/// Snapshot metadata plus how its data is chunked.
+/// Snapshot metadata plus how its data is chunked and where it is.
 pub(super) struct SnapRecord {
     pub(super) chunks: u32,
     pub(super) len: u64,
     pub(super) meta: SnapshotMetadata,
+    /// In a snapshot file ([`super::snapfile`]), not in [`CHUNK_TREE`]
+    /// (where earlier versions kept every snapshot).
+    pub(super) in_file: bool,
 }
+
+/// Set in the stored chunk count of a snapshot kept in a file.
+const IN_FILE: u32 = 1 << 31;
 
 impl SnapRecord {
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&self.chunks.to_be_bytes());
+        let flag = if self.in_file { IN_FILE } else { 0 };
+        out.extend_from_slice(&(self.chunks | flag).to_be_bytes());
         out.extend_from_slice(&self.len.to_be_bytes());
         out.extend_from_slice(&self.meta.write_to_bytes().unwrap_or_default());
         out
     }
 
     fn decode(bytes: &[u8]) -> Option<SnapRecord> {
-        let chunks = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+        let stored = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
         let len = u64::from_be_bytes(bytes.get(4..12)?.try_into().ok()?);
         let meta = SnapshotMetadata::parse_from_bytes(bytes.get(12..)?).ok()?;
-        Some(SnapRecord { chunks, len, meta })
+        Some(SnapRecord {
+            chunks: stored & !IN_FILE,
+            len,
+            meta,
+            in_file: stored & IN_FILE != 0,
+        })
     }
 }
 
@@ -223,7 +235,14 @@ pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Res
         let plain = keys.open_aad(&sealed, &aad(K_SNAP), || "snapshot metadata".into())?;
         let rec = SnapRecord::decode(&plain)
             .ok_or_else(|| keys.damaged("snapshot metadata does not decode"))?;
-        for n in 0..rec.chunks {
+        if rec.in_file && !super::snapfile::exists(keys, rec.meta.index) {
+            return Err(keys.damaged(&format!(
+                "the file of the snapshot at index {} is missing from {}/",
+                rec.meta.index,
+                super::snapfile::SNAP_DIR
+            )));
+        }
+        for n in (0..rec.chunks).filter(|_| !rec.in_file) {
             let key = chunk_key(rec.meta.index, n);
             if !chunks.contains_key(key).map_err(|e| keys.sled(e))? {
                 return Err(
@@ -234,6 +253,7 @@ pub(super) fn load_state(db: &sled::Db, chunks: &sled::Tree, keys: &Keys) -> Res
         st.snap = rec.meta;
         st.snap_chunks = rec.chunks;
         st.snap_len = rec.len;
+        st.snap_in_file = rec.in_file;
     }
     Ok(st)
 }
@@ -324,12 +344,13 @@ pub(super) fn migrate_legacy_chunks(db: &sled::Db, chunks: &sled::Tree, keys: &K
 }
 
 /// Removes chunks of every generation but `keep` (left by a crash between
-/// writing a snapshot and dropping the one it replaced).
-pub(super) fn drop_stale_chunks(chunks: &sled::Tree, keys: &Keys, keep: u64) -> Result<()> {
+/// writing a snapshot and dropping the one it replaced; `None` once the
+/// snapshot is in a file).
+pub(super) fn drop_stale_chunks(chunks: &sled::Tree, keys: &Keys, keep: Option<u64>) -> Result<()> {
     let mut stale = sled::Batch::default();
     for key in chunks.iter().keys() {
         let key = key.map_err(|e| keys.sled(e))?;
-        if chunk_gen(&key) != Some(keep) {
+        if keep.is_none() || chunk_gen(&key) != keep {
             stale.remove(key);
         }
     }

@@ -6,10 +6,11 @@
 use ::raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use protobuf::Message;
 
-use super::codec::{self, K_CONF, K_SNAP, Keys, SnapRecord, chunk_key};
+use super::codec::{K_CONF, K_SNAP, Keys, SnapRecord};
 use super::memlog::MemLog;
+use super::snapfile;
 use super::wal::Record;
-use super::{CHUNK_LEN, Result, State, StorageError};
+use super::{Result, State, StorageError};
 
 /// The term of entry `index` with MemStorage's errors.
 pub(super) fn term_at(log: &MemLog, st: &State, index: u64) -> Result<u64> {
@@ -37,12 +38,18 @@ pub(super) struct Plan<'a> {
     /// What goes into sled, if anything does.
     pub(super) batch: sled::Batch,
     pub(super) sled_writes: bool,
-    /// Chunks of a new snapshot, for [`codec::CHUNK_TREE`]: made durable
-    /// before `batch`, whose `m/snapshot` record names them.
-    pub(super) new_chunks: Option<sled::Batch>,
-    /// The generation and chunk count of the snapshot being replaced: its
-    /// chunks are removed once `batch` is durable.
-    pub(super) old_chunks: Option<(u64, u32)>,
+    /// The snapshot being replaced, removed once `batch` is durable: its
+    /// file, or its generation and chunk count in [`super::codec::CHUNK_TREE`].
+    pub(super) old_snapshot: Option<OldSnapshot>,
+}
+
+/// Where the data of a replaced snapshot is, to remove it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OldSnapshot {
+    /// In a snapshot file (index).
+    File(u64),
+    /// In sled chunks (generation, count).
+    Chunks(u64, u32),
 }
 
 impl Plan<'_> {
@@ -142,43 +149,49 @@ impl Plan<'_> {
         self.write_snapshot(meta, &data)
     }
 
-    /// Writes snapshot data chunks (a new generation, in their own tree)
-    /// and the metadata record naming them; the old generation is dropped
-    /// after the record is durable.
+    /// Writes a snapshot received from the leader: its file at once
+    /// (durable before any record names it; a crash before the record
+    /// leaves a stray file that the next open removes), then the record.
     pub(super) fn write_snapshot(&mut self, meta: SnapshotMetadata, data: &[u8]) -> Result<()> {
-        if self.new_chunks.is_some() {
-            return Err(StorageError::Invalid(
-                "two snapshots in one write".to_string(),
-            ));
-        }
-        let (batch, chunks) = seal_chunks(self.keys, &meta, data);
-        self.record_snapshot(meta, chunks, data.len() as u64)?;
-        self.new_chunks = Some(batch);
-        Ok(())
+        self.check_snapshot_follows(&meta)?;
+        let chunks = snapfile::write(self.keys, &meta, data)?;
+        self.record_snapshot(meta, chunks, data.len() as u64)
     }
 
-    /// Records the metadata of a snapshot whose `chunks` are already
-    /// durable (see [`seal_chunks`]); the old generation is dropped after
-    /// the record is durable.
-    pub(super) fn record_snapshot(
-        &mut self,
-        meta: SnapshotMetadata,
-        chunks: u32,
-        len: u64,
-    ) -> Result<()> {
+    fn check_snapshot_follows(&self, meta: &SnapshotMetadata) -> Result<()> {
         if self.st.snap.index != 0 && meta.index <= self.st.snap.index {
             return Err(StorageError::Invalid(format!(
                 "snapshot at index {} does not follow the stored one at {}",
                 meta.index, self.st.snap.index
             )));
         }
-        if self.st.snap_chunks > 0 && self.st.snap.index != meta.index {
-            self.old_chunks = Some((self.st.snap.index, self.st.snap_chunks));
+        Ok(())
+    }
+
+    /// Records the metadata of a snapshot whose file is already durable
+    /// (see [`snapfile::write`]); the old one's data goes after the record
+    /// is durable.
+    pub(super) fn record_snapshot(
+        &mut self,
+        meta: SnapshotMetadata,
+        chunks: u32,
+        len: u64,
+    ) -> Result<()> {
+        self.check_snapshot_follows(&meta)?;
+        if self.st.snap.index != meta.index {
+            self.old_snapshot = if self.st.snap_in_file {
+                Some(OldSnapshot::File(self.st.snap.index))
+            } else if self.st.snap_chunks > 0 {
+                Some(OldSnapshot::Chunks(self.st.snap.index, self.st.snap_chunks))
+            } else {
+                None
+            };
         }
         let record = SnapRecord {
             chunks,
             len,
             meta: meta.clone(),
+            in_file: true,
         };
         self.batch
             .insert(K_SNAP, self.keys.seal(K_SNAP, &record.encode()));
@@ -186,19 +199,22 @@ impl Plan<'_> {
         self.st.snap = meta;
         self.st.snap_chunks = chunks;
         self.st.snap_len = len;
+        self.st.snap_in_file = true;
         Ok(())
     }
 }
 
 /// Snapshot `data` sealed as chunks of generation `meta.index` (each bound
-/// to the snapshot and its place), ready for the chunk tree.
+/// to the snapshot and its place), as earlier versions stored them in the
+/// chunk tree (tests make such directories with it).
+#[cfg(test)]
 pub(super) fn seal_chunks(keys: &Keys, meta: &SnapshotMetadata, data: &[u8]) -> (sled::Batch, u32) {
-    let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
+    let chunks = data.len().div_ceil(super::CHUNK_LEN) as u32;
     let mut batch = sled::Batch::default();
-    for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
-        let aad = codec::chunk_aad(meta, n as u32, chunks);
+    for (n, chunk) in data.chunks(super::CHUNK_LEN).enumerate() {
+        let aad = super::codec::chunk_aad(meta, n as u32, chunks);
         batch.insert(
-            &chunk_key(meta.index, n as u32)[..],
+            &super::codec::chunk_key(meta.index, n as u32)[..],
             keys.key().seal(chunk, &aad),
         );
     }

@@ -92,8 +92,39 @@ fn lost_database_is_not_a_fresh_node() {
     assert!(err.contains("marker record is missing"), "{err}");
 }
 
+/// Stores snapshot `meta` as earlier versions did: sealed chunks in the
+/// chunk tree, and a record without the file flag.
+fn write_chunked_snapshot(dir: &Path, key: &DataKey, meta: &SnapshotMetadata, data: &[u8]) {
+    let keys = codec::Keys::new(dir.to_path_buf(), key.clone());
+    let db = codec::open_sled(&dir.join(SLED_DIR)).unwrap();
+    let chunks_tree = db.open_tree(codec::CHUNK_TREE).unwrap();
+    let (batch, chunks) = super::plan::seal_chunks(&keys, meta, data);
+    chunks_tree.apply_batch(batch).unwrap();
+    let record = codec::SnapRecord {
+        chunks,
+        len: data.len() as u64,
+        meta: meta.clone(),
+        in_file: false,
+    };
+    db.insert(codec::K_SNAP, keys.seal(codec::K_SNAP, &record.encode()))
+        .unwrap();
+    db.flush().unwrap();
+}
+
+fn snapshot_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(super::snapfile::SNAP_DIR))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 #[test]
-fn missing_snapshot_chunk_fails_open() {
+fn a_missing_or_damaged_snapshot_file_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
@@ -102,18 +133,29 @@ fn missing_snapshot_chunk_fails_open() {
         s.create_snapshot(1, ConfState::default(), vec![7; CHUNK_LEN + 1])
             .unwrap();
     }
-    {
-        let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
-        let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
-        chunks.remove(codec::chunk_key(1, 1)).unwrap();
-        db.flush().unwrap();
-    }
+    let file = dir.path().join("snap").join("0000000000000001.snap");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let err = s.snapshot(0, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("chunk 1 of 2 of snapshot file snap/0000000000000001.snap"),
+        "{err}"
+    );
+    drop(s);
+
+    std::fs::remove_file(&file).unwrap();
     let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
-    assert!(err.contains("snapshot chunk 1 of 2 is missing"), "{err}");
+    assert!(
+        err.contains("file of the snapshot at index 1 is missing"),
+        "{err}"
+    );
 }
 
 #[test]
-fn snapshots_stay_out_of_the_log_tree_and_old_ones_go() {
+fn snapshots_stay_out_of_sled_and_old_ones_go() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
@@ -125,37 +167,43 @@ fn snapshots_stay_out_of_the_log_tree_and_old_ones_go() {
         s.create_snapshot(3, ConfState::default(), b"later".to_vec())
             .unwrap();
     }
+    // A crash mid-write leaves a temporary file; one before the record, a
+    // file no record names.
+    let snap = dir.path().join("snap");
+    std::fs::write(snap.join("0000000000000009.tmp"), b"torn").unwrap();
+    std::fs::write(snap.join("0000000000000008.snap"), b"stray").unwrap();
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"later");
+    assert_eq!(snapshot_files(dir.path()), vec!["0000000000000003.snap"]);
+    drop(s);
     let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
     assert!(
         db.iter().values().all(|v| v.unwrap().len() < 1024),
-        "no snapshot data in the main tree"
+        "no snapshot data in sled"
     );
-    let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
-    let gens: Vec<Vec<u8>> = chunks.iter().keys().map(|k| k.unwrap().to_vec()).collect();
-    assert_eq!(
-        gens,
-        vec![codec::chunk_key(3, 0).to_vec()],
-        "only the last snapshot"
-    );
-    drop((chunks, db));
-    let s = SledStorage::open(dir.path(), key).unwrap();
-    assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"later");
+    assert_eq!(db.open_tree(codec::CHUNK_TREE).unwrap().len(), 0);
 }
 
 #[test]
-fn chunks_in_the_old_layout_are_moved_and_strays_dropped() {
+fn chunks_of_earlier_layouts_still_open_and_give_way_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     let big = vec![9; CHUNK_LEN + 5];
     {
         let s = SledStorage::open(dir.path(), key.clone()).unwrap();
-        s.append(&[new_entry(1, 1), new_entry(2, 1)]).unwrap();
-        s.create_snapshot(2, ConfState::default(), big.clone())
+        s.append(&[new_entry(1, 1), new_entry(2, 1), new_entry(3, 1)])
             .unwrap();
     }
+    let mut meta = SnapshotMetadata {
+        index: 2,
+        term: 1,
+        ..Default::default()
+    };
+    meta.set_conf_state(ConfState::default());
+    write_chunked_snapshot(dir.path(), &key, &meta, &big);
     {
-        // Put the chunks back where the old layout kept them, and leave a
-        // stray generation behind as a crash would.
+        // The first layout kept chunks in the main tree (`s/<n>`); leave
+        // a stray generation behind as a crash would.
         let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
         let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
         for n in 0..2 {
@@ -167,14 +215,27 @@ fn chunks_in_the_old_layout_are_moved_and_strays_dropped() {
             .unwrap();
         db.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
     assert!(s.snapshot(0, 1).unwrap().data[..] == big[..]);
     drop(s);
+    {
+        let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
+        assert_eq!(db.scan_prefix(b"s/").count(), 0);
+        let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert!(!chunks.contains_key(codec::chunk_key(7, 0)).unwrap());
+    }
+    // The next snapshot is a file, and the chunks go.
+    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    s.create_snapshot(3, ConfState::default(), b"now a file".to_vec())
+        .unwrap();
+    drop(s);
+    let s = SledStorage::open(dir.path(), key).unwrap();
+    assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"now a file");
+    assert_eq!(snapshot_files(dir.path()), vec!["0000000000000003.snap"]);
+    drop(s);
     let db = codec::open_sled(&dir.path().join(SLED_DIR)).unwrap();
-    assert_eq!(db.scan_prefix(b"s/").count(), 0);
-    let chunks = db.open_tree(codec::CHUNK_TREE).unwrap();
-    assert_eq!(chunks.len(), 2);
-    assert!(!chunks.contains_key(codec::chunk_key(7, 0)).unwrap());
+    assert_eq!(db.open_tree(codec::CHUNK_TREE).unwrap().len(), 0);
 }
 
 #[test]

@@ -207,14 +207,9 @@ fn a_snapshot_durable_before_its_log_reset_wins_by_raft_rules() {
             record: Record::default(),
             batch: sled::Batch::default(),
             sled_writes: false,
-            new_chunks: None,
-            old_chunks: None,
+            old_snapshot: None,
         };
         plan.write_snapshot(meta, b"snap").unwrap();
-        s.inner
-            .chunks
-            .apply_batch(plan.new_chunks.take().unwrap())
-            .unwrap();
         s.inner.db.apply_batch(plan.batch).unwrap();
         s.flush_sled().unwrap();
         *guard = plan.st;
