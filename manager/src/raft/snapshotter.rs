@@ -47,6 +47,7 @@ impl Snapshotter {
         let thread = std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
+                lower_priority();
                 while let Ok(job) = jobs.recv() {
                     let report = take(&mut write, job);
                     let failed = report.is_err();
@@ -79,6 +80,21 @@ impl Snapshotter {
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+/// Snapshots are background work: on a busy machine the Raft loop and the
+/// request path come first (three managers on one host otherwise encode
+/// their snapshots at once, at full weight, and commits wait for CPU).
+fn lower_priority() {
+    // SAFETY: plain system calls on this thread's own id; setpriority
+    // changes only its nice value.
+    let failed = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0
+    };
+    if failed {
+        tracing::debug!("could not lower the raft snapshot thread's priority");
     }
 }
 

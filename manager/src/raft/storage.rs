@@ -6,18 +6,17 @@
 //!   file, atomic (a torn record is cut off at open), and a sync is one
 //!   `fdatasync`. The whole log since the last compaction is also kept in
 //!   memory ([`memlog`]); the WAL is read back only at open.
-//! - What changes rarely — membership (conf state), snapshot metadata and
-//!   data — lives in sled, in one tree with key prefixes (`m/`), each
-//!   change one sled batch, flushed before the WAL record that depends on
-//!   it (a snapshot replacing the log) is written.
-//! - Snapshot data lives in a second tree, as chunks keyed by the
-//!   snapshot's index (a generation). sled rewrites a whole leaf when it
-//!   splits or consolidates it, and the leaf that takes every append and
-//!   hard state would otherwise also hold the last megabytes of snapshot:
-//!   every few appends rewrote them all. A new generation is written and
-//!   flushed before the batch whose `m/snapshot` record names it; the old
-//!   one is removed only once that batch is durable, and stray generations
-//!   (a crash in between) are removed at open.
+//! - What changes rarely — membership (conf state), snapshot metadata —
+//!   lives in sled, in one tree with key prefixes (`m/`), each change one
+//!   sled batch, flushed before the WAL record that depends on it (a
+//!   snapshot replacing the log) is written.
+//! - Snapshot data lives in files of their own ([`snapfile`],
+//!   `snap/<index>.snap`), written whole, synced and renamed before the
+//!   `m/snapshot` record names one; the old file goes only once that
+//!   record is durable, and strays (a crash in between) go at open. sled
+//!   writing a large snapshot took most of its time. Earlier versions kept
+//!   snapshots as chunks in a sled tree of their own; those still open,
+//!   and give way to a file at the next snapshot.
 //! - Every value is sealed with the [`DataKey`], with the record's key (or
 //!   WAL position) as AAD, so a value moved elsewhere fails authentication.
 //! - A sealed marker record written at creation tells a fresh directory
@@ -47,6 +46,7 @@ mod memlog;
 mod plan;
 mod recover;
 mod snapfile;
+mod snapshot;
 mod wal;
 
 use std::path::{Path, PathBuf};
@@ -367,45 +367,6 @@ impl SledStorage {
         self.write_plan(|p| p.apply_snapshot(snapshot))
     }
 
-    /// Stores the snapshot the state machine made of everything up to
-    /// `index` (which must be in the log). Does not compact the log.
-    ///
-    /// Made to run beside the Raft thread: the slow part (sealing and
-    /// writing the snapshot file) holds no lock the Raft thread takes; only
-    /// the small metadata record is written under the state lock. A snapshot
-    /// received meanwhile makes this one out of date (`SnapshotOutOfDate`).
-    pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<()> {
-        // Files are named by index: one snapshot written at a time.
-        let _one = self.one_snapshot();
-        let meta = {
-            let st = self.read();
-            if index <= st.snap.index {
-                return Err(::raft::StorageError::SnapshotOutOfDate.into());
-            }
-            if index > st.last_index() {
-                return Err(StorageError::Invalid(format!(
-                    "snapshot at index {index} beyond the last log index {}",
-                    st.last_index()
-                )));
-            }
-            let mut meta = SnapshotMetadata {
-                index,
-                term: term_at(&self.mem_log(), &st, index)?,
-                ..Default::default()
-            };
-            meta.set_conf_state(conf_state);
-            meta
-        };
-        let chunks = snapfile::write(&self.inner.keys, &meta, &data)?;
-        // A file no record names (this failed) goes at the next open.
-        self.write_plan(|p| {
-            if index <= p.st.snap.index {
-                return Err(::raft::StorageError::SnapshotOutOfDate.into());
-            }
-            p.record_snapshot(meta, chunks, data.len() as u64)
-        })
-    }
-
     /// Drops the entries before `compact_index`. Compacting at or below
     /// the first index does nothing; past `last_index + 1` is an error.
     pub fn compact(&self, compact_index: u64) -> Result<()> {
@@ -467,14 +428,6 @@ impl SledStorage {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .flush(&self.inner.db, &self.inner.keys)
-    }
-
-    /// Held while a snapshot's chunks are written (chunk keys are by index).
-    fn one_snapshot(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.inner
-            .snapshots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -563,44 +516,6 @@ impl SledStorage {
 
     fn mem_log(&self) -> RwLockReadGuard<'_, MemLog> {
         self.inner.log.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn read_snapshot(&self, st: &State) -> Result<Snapshot> {
-        let data = if st.snap_in_file {
-            snapfile::read(&self.inner.keys, &st.snap, st.snap_chunks, st.snap_len)?
-        } else {
-            self.read_snapshot_chunks(st)?
-        };
-        let mut snap = Snapshot::default();
-        snap.set_metadata(st.snap.clone());
-        snap.data = data.into();
-        Ok(snap)
-    }
-
-    /// A snapshot kept in sled chunks by an earlier version.
-    fn read_snapshot_chunks(&self, st: &State) -> Result<Vec<u8>> {
-        let mut data = Vec::with_capacity(st.snap_len.min(1 << 30) as usize);
-        for n in 0..st.snap_chunks {
-            let key = chunk_key(st.snap.index, n);
-            let what = || format!("snapshot chunk {n} of {}", st.snap_chunks);
-            let sealed = self
-                .inner
-                .chunks
-                .get(key)
-                .map_err(|e| self.sled(e))?
-                .ok_or_else(|| self.inner.keys.damaged(&format!("{} is missing", what())))?;
-            let aad = codec::chunk_aad(&st.snap, n, st.snap_chunks);
-            let plain = self.inner.keys.open_aad(&sealed, &aad, what)?;
-            data.extend_from_slice(&plain);
-        }
-        if data.len() as u64 != st.snap_len {
-            return Err(self.inner.keys.damaged(&format!(
-                "snapshot data is {} bytes, {} expected",
-                data.len(),
-                st.snap_len
-            )));
-        }
-        Ok(data)
     }
 }
 
