@@ -249,6 +249,10 @@ impl Manager {
         });
         let dispatcher = DispatcherService::new(ctx.clone(), shutdown.child_token());
         let server = tonic::transport::Server::builder()
+            // Peers' raft streams are long-lived: a peer that vanished
+            // without closing its connection is noticed and dropped.
+            .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .add_service(
                 RaftServer::new(RaftService::new(
                     raft.clone(),

@@ -246,13 +246,18 @@ impl RaftHandle {
     }
 
     /// The transport finished (or failed) sending a snapshot to `id`.
-    pub fn report_snapshot(&self, id: u64, ok: bool) {
+    /// Waits for room in the node's queue: raft-rs holds the member back
+    /// until it hears, so this report must not be dropped.
+    pub async fn report_snapshot(&self, id: u64, ok: bool) {
         let status = if ok {
             SnapshotStatus::Finish
         } else {
             SnapshotStatus::Failure
         };
-        let _ = self.requests.try_send(Request::SnapshotReport(id, status));
+        let _ = self
+            .requests
+            .send(Request::SnapshotReport(id, status))
+            .await;
     }
 
     /// The latest status.

@@ -55,8 +55,8 @@ impl Transport for HubTransport {
             }
             // As the gRPC transport does: raft-rs waits for this before it
             // tries a member that missed a snapshot again.
-            if snapshot && let Some(me) = nodes.get(&self.me) {
-                me.report_snapshot(to, sent);
+            if snapshot && let Some(me) = nodes.get(&self.me).cloned() {
+                tokio::spawn(async move { me.report_snapshot(to, sent).await });
             }
         }
     }

@@ -24,6 +24,8 @@ const PEER_QUEUE: usize = 4096;
 /// Batches written to a peer's stream and not yet taken by HTTP/2 before
 /// the peer counts as not keeping up (new batches are dropped meanwhile).
 const PIPE_DEPTH: usize = 256;
+/// Bytes of messages sent as one batch (the peer's decode limit is 64 MiB).
+const BATCH_BYTES: u64 = 16 << 20;
 /// A snapshot transfer that takes longer than this counts as a failure.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -74,13 +76,18 @@ impl Transport for GrpcTransport {
     fn send(&mut self, messages: Vec<Message>) {
         for message in messages {
             let to = message.to;
-            match self.peers.get(&to) {
-                Some(peer) => {
-                    if peer.queue.try_send(message).is_err() {
-                        self.handle.report_unreachable(to);
-                    }
+            let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+            let queued = self
+                .peers
+                .get(&to)
+                .is_some_and(|peer| peer.queue.try_send(message).is_ok());
+            if !queued {
+                self.handle.report_unreachable(to);
+                if snapshot {
+                    // raft-rs waits for word on a snapshot it sent.
+                    let handle = self.handle.clone();
+                    tokio::spawn(async move { handle.report_snapshot(to, false).await });
                 }
-                None => self.handle.report_unreachable(to),
             }
         }
     }
@@ -126,10 +133,16 @@ async fn send_loop(
             None => rx.recv().await,
         };
         let Some(first) = first else { break };
+        let mut bytes = u64::from(first.compute_size());
         batch.push(first);
-        while batch.len() < 256 {
+        // Bounded in count and in bytes: a batch past the message size
+        // limit would break the stream and everything queued behind it.
+        while batch.len() < 256 && bytes < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(m) => {
+                    bytes += u64::from(m.compute_size());
+                    batch.push(m);
+                }
                 Err(_) => break,
             }
         }
@@ -144,8 +157,9 @@ async fn send_loop(
             let open = pipe.get_or_insert_with(|| Pipe::open(&client));
             match open.batches.try_send(RaftMessage { messages }) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => handle.report_unreachable(to),
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                // Full: the peer (or its handler) is not keeping up; a
+                // fresh stream replaces a wedged one. Closed: it broke.
+                Err(_) => {
                     pipe = None;
                     handle.report_unreachable(to);
                 }
@@ -156,7 +170,7 @@ async fn send_loop(
             if !ok {
                 tracing::warn!(to, "sending a snapshot failed; raft will retry");
             }
-            handle.report_snapshot(to, ok);
+            handle.report_snapshot(to, ok).await;
         }
     }
 }
@@ -166,6 +180,13 @@ struct Pipe {
     batches: mpsc::Sender<RaftMessage>,
     /// The call: it ends when the stream breaks (or after `batches` drops).
     ended: tokio::task::JoinHandle<Result<(), tonic::Status>>,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // A call stuck on a wedged connection does not outlive its pipe.
+        self.ended.abort();
+    }
 }
 
 impl Pipe {

@@ -48,7 +48,14 @@ fn io(
 /// how many chunks it holds.
 pub(super) fn write(keys: &Keys, meta: &SnapshotMetadata, data: &[u8]) -> Result<u32> {
     let dir = dir(keys);
-    fs::create_dir_all(&dir).map_err(io(keys, "cannot create", dir.clone()))?;
+    if !dir.is_dir() {
+        // The directory's own entry must be durable before a record can
+        // name a file in it.
+        fs::create_dir_all(&dir).map_err(io(keys, "cannot create", dir.clone()))?;
+        File::open(keys.path())
+            .and_then(|d| d.sync_all())
+            .map_err(io(keys, "cannot sync", keys.path().to_path_buf()))?;
+    }
     let path = file(keys, meta.index);
     let tmp = path.with_extension("tmp");
     let chunks = data.len().div_ceil(CHUNK_LEN) as u32;

@@ -39,6 +39,9 @@ impl SledStorage {
             meta
         };
         let chunks = snapfile::write(&self.inner.keys, &meta, &data)?;
+        // The record must follow a durable log; syncing it here leaves
+        // little for the sync under the state lock the Raft loop waits on.
+        self.flush()?;
         // A file no record names (this failed) goes at the next open.
         self.write_plan(|p| {
             if index <= p.st.snap.index {
