@@ -1,6 +1,6 @@
 //! Raft for the managers: the node actor ([`node`], its loop in `actor`
 //! and apply side in `apply`, its disk thread in `flusher`, its snapshot
-//! thread in `snapshotter`) around
+//! thread in `snapshotter`, both on `worker`) around
 //! raft-rs's `RawNode`, durable sealed storage on sled ([`storage`])
 //! behind the storage seam ([`log`]), and the gRPC transport
 //! ([`transport`], [`service`]) between peers.
@@ -14,6 +14,7 @@ pub mod service;
 mod snapshotter;
 pub mod storage;
 pub mod transport;
+mod worker;
 
 pub use storage::{SledStorage, StorageError};
 

@@ -4,8 +4,6 @@
 //! weighs (tens of MB for a few hundred thousand objects), and writing it
 //! in the loop stalled every commit for as long as that took.
 
-use std::sync::mpsc as std_mpsc;
-
 use prost::Message as _;
 use raft::prelude::ConfState;
 use shoal_proto::raft::{RaftMember, SnapshotData};
@@ -13,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::log::{SnapshotWrite, SnapshotWriter};
 use super::storage::StorageError;
+use super::worker::{Report, Worker};
 use crate::store::Frozen;
 
 /// A snapshot to take: the tables as they were at `index`.
@@ -31,55 +30,33 @@ pub struct SnapshotJob {
 
 /// What the thread reports for each job: the stored snapshot's size, or
 /// `None` when a snapshot from the leader made it out of date first.
-pub type TakenReport = Result<Option<u64>, StorageError>;
+pub type TakenReport = Report<Option<u64>>;
 
 /// The node's end of the snapshot thread.
-pub struct Snapshotter {
-    queue: Option<std_mpsc::Sender<SnapshotJob>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Snapshotter(Worker<SnapshotJob>);
 
 impl Snapshotter {
     /// Starts the thread; its reports arrive on the returned receiver.
     pub fn start(mut write: SnapshotWriter) -> (Snapshotter, mpsc::UnboundedReceiver<TakenReport>) {
-        let (queue, jobs) = std_mpsc::channel::<SnapshotJob>();
-        let (done, reports) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new()
-            .name("raft-snapshot".into())
-            .spawn(move || {
-                lower_priority();
-                while let Ok(job) = jobs.recv() {
-                    let report = take(&mut write, job);
-                    let failed = report.is_err();
-                    if done.send(report).is_err() || failed {
-                        return;
-                    }
+        let (worker, reports) = Worker::start("raft-snapshot", move |jobs, report| {
+            lower_priority();
+            while let Ok(job) = jobs.recv() {
+                if !report.send(take(&mut write, job)) {
+                    return;
                 }
-            })
-            .expect("spawning the raft snapshot thread");
-        let snapshotter = Snapshotter {
-            queue: Some(queue),
-            thread: Some(thread),
-        };
-        (snapshotter, reports)
+            }
+        });
+        (Snapshotter(worker), reports)
     }
 
     /// Queues a snapshot (the node sends one at a time).
     pub fn submit(&self, job: SnapshotJob) {
-        if let Some(queue) = &self.queue {
-            // A send fails only when the thread ended on an error it
-            // already reported.
-            let _ = queue.send(job);
-        }
+        self.0.submit(job);
     }
 
-    /// Stops the thread once it has finished what was queued, and waits
-    /// for it (it holds the storage, which a restart reopens).
+    /// Stops the thread once it has stored what was queued.
     pub async fn stop(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        self.0.stop().await;
     }
 }
 

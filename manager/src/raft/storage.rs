@@ -364,6 +364,7 @@ impl SledStorage {
     /// is emptied, the first index becomes `snapshot index + 1`, and the
     /// hard state and conf state follow the snapshot (as MemStorage).
     pub fn apply_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        let _one = self.one_snapshot();
         self.write_plan(|p| p.apply_snapshot(snapshot))
     }
 

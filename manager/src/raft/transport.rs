@@ -2,8 +2,9 @@
 //! owns that peer's connection and queue, so a slow or dead peer never
 //! holds up the others; messages queued together go as one batch down a
 //! long-lived stream to the peer, as etcd's and TiKV's transports do.
-//! Snapshots go as a chunked stream of their own. Failures are reported back to the node, which
-//! lets raft-rs pace retries (probe state), never a busy loop here.
+//! Snapshots go as a chunked stream of their own. Failures are reported
+//! back to the node, which lets raft-rs pace retries (probe state), never
+//! a busy loop here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
