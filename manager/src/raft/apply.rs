@@ -68,7 +68,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         for (part, proposal) in proposals.into_iter().enumerate() {
             let part = part as u32;
             let batch = proposal.batch.unwrap_or_default();
-            let result = self.store.apply_part(index, part, &batch);
+            let result = self.store.apply_part(index, part, batch);
             if let Some((_, reply)) = self.pending.remove(&proposal.id) {
                 let applied = Applied { index, part };
                 let _ = reply.send(result.map(|()| applied).map_err(ProposeError::from));

@@ -203,11 +203,11 @@ impl Store {
     /// A batch that no longer fits the tables is refused whole (the same
     /// verdict on every manager); the index still counts as applied.
     pub fn apply(&self, index: u64, batch: &StoreBatch) -> Result<(), StoreError> {
-        self.apply_part(index, 0, batch)
+        self.apply_part(index, 0, batch.clone())
     }
 
     /// [`Store::apply`] of batch `part` of the entry at `index`.
-    pub fn apply_part(&self, index: u64, part: u32, batch: &StoreBatch) -> Result<(), StoreError> {
+    pub fn apply_part(&self, index: u64, part: u32, batch: StoreBatch) -> Result<(), StoreError> {
         let mut inner = self.write();
         inner.applied_index = inner.applied_index.max(index);
         let events = inner.tables.apply(index, batch)?;

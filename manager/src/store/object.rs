@@ -1,12 +1,10 @@
 //! What the store holds: the seven object kinds behind one trait, so the
 //! tables, transactions and events are written once for all of them.
 
-use imbl::OrdMap;
-
 use shoal_proto::objects::{Cluster, Config, Meta, Network, Node, Secret, Service, Task};
 use shoal_proto::store::store_action::Target;
 
-use super::tables::Tables;
+use super::tables::{Table, Tables};
 
 /// Any stored object (the Raft log's own oneof).
 pub type Object = Target;
@@ -74,9 +72,9 @@ pub trait Stored: Clone + Sized + 'static {
     /// Unwraps an [`Object`] of this kind.
     fn from_object(object: &Object) -> Option<&Self>;
     /// Its table.
-    fn table(tables: &Tables) -> &OrdMap<String, Self>;
+    fn table(tables: &Tables) -> &Table<Self>;
     /// Its table, for writes.
-    fn table_mut(tables: &mut Tables) -> &mut OrdMap<String, Self>;
+    fn table_mut(tables: &mut Tables) -> &mut Table<Self>;
     /// Its version (0 for an object never stored).
     fn version(&self) -> u64 {
         self.meta().map_or(0, |m| m.version)
@@ -109,10 +107,10 @@ macro_rules! stored {
                     _ => None,
                 }
             }
-            fn table(tables: &Tables) -> &OrdMap<String, Self> {
+            fn table(tables: &Tables) -> &Table<Self> {
                 &tables.$field
             }
-            fn table_mut(tables: &mut Tables) -> &mut OrdMap<String, Self> {
+            fn table_mut(tables: &mut Tables) -> &mut Table<Self> {
                 &mut tables.$field
             }
         }

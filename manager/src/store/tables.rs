@@ -4,7 +4,10 @@
 //! first, then all are written, so a conflict leaves the tables untouched
 //! and every manager reaches the same verdict from the same log.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use imbl::OrdMap;
 
@@ -15,18 +18,27 @@ use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
 use super::object::{Kind, Object, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
 
+/// A table's key: an object id, inline up to 32 bytes (ours are 25), so
+/// the comparisons of a lookup read the node itself.
+pub type Id = smallstr::SmallString<[u8; 32]>;
+
+/// One kind's objects by id. Values are shared: copying a node of the map
+/// (the first write to it after [`Tables::frozen`]) copies pointers, not
+/// objects.
+pub type Table<T> = OrdMap<Id, Arc<T>>;
+
 /// Every object the store holds. The tables are persistent maps: a copy
 /// ([`Tables::frozen`]) costs nothing and shares what does not change
 /// afterwards, so a snapshot is encoded off the Raft loop.
 #[derive(Debug, Default, Clone)]
 pub struct Tables {
-    pub(super) nodes: OrdMap<String, Node>,
-    pub(super) services: OrdMap<String, Service>,
-    pub(super) tasks: OrdMap<String, Task>,
-    pub(super) networks: OrdMap<String, Network>,
-    pub(super) secrets: OrdMap<String, Secret>,
-    pub(super) configs: OrdMap<String, Config>,
-    pub(super) clusters: OrdMap<String, Cluster>,
+    pub(super) nodes: Table<Node>,
+    pub(super) services: Table<Service>,
+    pub(super) tasks: Table<Task>,
+    pub(super) networks: Table<Network>,
+    pub(super) secrets: Table<Secret>,
+    pub(super) configs: Table<Config>,
+    pub(super) clusters: Table<Cluster>,
     /// Unique names, per kind: name → id.
     names: HashMap<Kind, HashMap<String, String>>,
     tasks_by_service: HashMap<String, BTreeSet<String>>,
@@ -36,7 +48,7 @@ pub struct Tables {
 impl Tables {
     /// The object of kind `T` with this id.
     pub fn get<T: Stored>(&self, id: &str) -> Option<&T> {
-        T::table(self).get(id)
+        T::table(self).get(id).map(Arc::as_ref)
     }
 
     /// The object of kind `T` with this (unique) name.
@@ -52,7 +64,7 @@ impl Tables {
             return Ok(x);
         }
         let mut matches = T::table(self)
-            .range(what.to_string()..)
+            .range::<_, str>((Bound::Included(what), Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(what));
         match (matches.next(), matches.next()) {
             (Some((_, x)), None) if !what.is_empty() => Ok(x),
@@ -69,7 +81,7 @@ impl Tables {
 
     /// Every object of kind `T`, by id.
     pub fn all<T: Stored>(&self) -> impl Iterator<Item = &T> {
-        T::table(self).values()
+        T::table(self).values().map(Arc::as_ref)
     }
 
     /// Tasks of a service.
@@ -88,12 +100,12 @@ impl Tables {
     ) -> impl Iterator<Item = &'a Task> {
         ids.into_iter()
             .flatten()
-            .filter_map(|id| self.tasks.get(id))
+            .filter_map(|id| self.tasks.get(id.as_str()).map(Arc::as_ref))
     }
 
     /// The cluster object, once `swarm init` has made it.
     pub fn cluster(&self) -> Option<&Cluster> {
-        self.clusters.values().next()
+        self.clusters.values().next().map(Arc::as_ref)
     }
 
     /// Checks one action against the tables as they are (used by
@@ -181,17 +193,18 @@ impl Tables {
 
     /// Applies a committed batch at Raft `index`: checks it whole, then
     /// writes it, stamping every written object's version with `index`.
-    pub fn apply(&mut self, index: u64, batch: &StoreBatch) -> Result<Vec<Event>, StoreError> {
+    pub fn apply(&mut self, index: u64, batch: StoreBatch) -> Result<Vec<Event>, StoreError> {
         self.check_batch(&batch.actions)?;
         let mut events = Vec::with_capacity(batch.actions.len());
-        for action in &batch.actions {
-            let Some(object) = action.target.clone() else {
+        for action in batch.actions {
+            let kind = action.kind();
+            let Some(object) = action.target else {
                 continue;
             };
-            let event = match action.kind() {
+            let event = match kind {
                 ActionKind::Create | ActionKind::Update => {
                     let object = crate::with_object!(object, |x| self.put(index, x));
-                    let action = if action.kind() == ActionKind::Create {
+                    let action = if kind == ActionKind::Create {
                         EventAction::Create
                     } else {
                         EventAction::Update
@@ -211,35 +224,40 @@ impl Tables {
         Ok(events)
     }
 
+    /// Stores `obj` at version `index` (one walk down the map: the insert
+    /// hands back what it replaced) and returns it for the event.
     fn put<T: Stored>(&mut self, index: u64, mut obj: T) -> Object {
         obj.meta_mut().version = index;
-        let id = obj.id().to_string();
-        if let Some(old) = T::table_mut(self).remove(&id) {
-            self.unindex(&old.into_object());
+        let obj = Arc::new(obj);
+        if let Some(old) = T::table_mut(self).insert(Id::from(obj.id()), obj.clone()) {
+            self.unindex(&*old);
         }
-        let object = obj.clone().into_object();
-        self.index(&object);
-        T::table_mut(self).insert(id, obj);
-        object
+        self.index(&*obj);
+        T::clone(&obj).into_object()
     }
 
     fn delete<T: Stored>(&mut self, obj: T) -> Object {
-        let removed = T::table_mut(self).remove(obj.id()).map(Stored::into_object);
-        let object = removed.unwrap_or_else(|| obj.into_object());
-        self.unindex(&object);
-        object
+        match T::table_mut(self).remove(obj.id()) {
+            Some(removed) => {
+                self.unindex(&*removed);
+                Arc::unwrap_or_clone(removed).into_object()
+            }
+            None => {
+                self.unindex(&obj);
+                obj.into_object()
+            }
+        }
     }
 
-    fn index(&mut self, object: &Object) {
-        let kind = kind_of(object);
-        let name = crate::with_object!(object, |x| x.name());
-        if kind.unique_names() && !name.is_empty() {
+    fn index<T: Stored>(&mut self, obj: &T) {
+        let name = obj.name();
+        if T::KIND.unique_names() && !name.is_empty() {
             self.names
-                .entry(kind)
+                .entry(T::KIND)
                 .or_default()
-                .insert(name.to_string(), id_of(object).to_string());
+                .insert(name.to_string(), obj.id().to_string());
         }
-        if let Object::Task(task) = object {
+        if let Some(task) = (obj as &dyn Any).downcast_ref::<Task>() {
             self.tasks_by_service
                 .entry(task.service_id.clone())
                 .or_default()
@@ -253,15 +271,14 @@ impl Tables {
         }
     }
 
-    fn unindex(&mut self, object: &Object) {
-        let kind = kind_of(object);
-        let name = crate::with_object!(object, |x| x.name());
-        if let Some(names) = self.names.get_mut(&kind)
-            && names.get(name).map(String::as_str) == Some(id_of(object))
+    fn unindex<T: Stored>(&mut self, obj: &T) {
+        let name = obj.name();
+        if let Some(names) = self.names.get_mut(&T::KIND)
+            && names.get(name).map(String::as_str) == Some(obj.id())
         {
             names.remove(name);
         }
-        if let Object::Task(task) = object {
+        if let Some(task) = (obj as &dyn Any).downcast_ref::<Task>() {
             for (index, key) in [
                 (&mut self.tasks_by_service, &task.service_id),
                 (&mut self.tasks_by_node, &task.node_id),
@@ -328,13 +345,13 @@ impl Frozen {
     pub fn snapshot(&self) -> StoreSnapshot {
         let t = &self.0;
         StoreSnapshot {
-            nodes: t.nodes.values().cloned().collect(),
-            services: t.services.values().cloned().collect(),
-            tasks: t.tasks.values().cloned().collect(),
-            networks: t.networks.values().cloned().collect(),
-            secrets: t.secrets.values().cloned().collect(),
-            configs: t.configs.values().cloned().collect(),
-            clusters: t.clusters.values().cloned().collect(),
+            nodes: copies(&t.nodes),
+            services: copies(&t.services),
+            tasks: copies(&t.tasks),
+            networks: copies(&t.networks),
+            secrets: copies(&t.secrets),
+            configs: copies(&t.configs),
+            clusters: copies(&t.clusters),
         }
     }
 
@@ -365,8 +382,13 @@ impl Frozen {
     }
 }
 
+/// A table's objects, copied out in id order.
+fn copies<T: Clone>(table: &Table<T>) -> Vec<T> {
+    table.values().map(|x| T::clone(x)).collect()
+}
+
 /// Encoded length of a table as repeated message field `field`.
-fn field_len<M: prost::Message>(field: u32, table: &OrdMap<String, M>) -> usize {
+fn field_len<M: prost::Message>(field: u32, table: &Table<M>) -> usize {
     use prost::encoding::{encoded_len_varint, key_len};
     table
         .values()
@@ -378,8 +400,8 @@ fn field_len<M: prost::Message>(field: u32, table: &OrdMap<String, M>) -> usize 
 }
 
 /// A table as repeated message field `field`.
-fn put_field<M: prost::Message>(field: u32, table: &OrdMap<String, M>, buf: &mut Vec<u8>) {
+fn put_field<M: prost::Message>(field: u32, table: &Table<M>, buf: &mut Vec<u8>) {
     for m in table.values() {
-        prost::encoding::message::encode(field, m, buf);
+        prost::encoding::message::encode(field, &**m, buf);
     }
 }
