@@ -33,7 +33,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::load::Phase;
-use crate::plan::{Plan, Row};
+use crate::plan::{Mode, Plan, Row};
 
 /// Shoal's replicated write path against etcd, closed loop.
 #[derive(Debug, Parser)]
@@ -42,6 +42,9 @@ struct Args {
     /// Concurrent clients, one step each.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     concurrency: Vec<usize>,
+    /// Modes run (a profile of one mode needs only that one).
+    #[arg(long, value_delimiter = ',', default_value = "single,batched")]
+    modes: Vec<Mode>,
     /// Seconds of warm-up per step (sent, not counted).
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     );
     let plan = Plan {
         concurrency: args.concurrency.clone(),
+        modes: args.modes.clone(),
         phase: Phase {
             warmup: Duration::from_secs_f64(args.warmup),
             measure: Duration::from_secs_f64(args.duration),

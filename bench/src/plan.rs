@@ -8,7 +8,7 @@ use crate::load::{Phase, Stats};
 
 /// One request creates one object, or a batch of `Plan::batch` objects in
 /// one atomic write (Shoal: a `Batch` RPC; etcd: a txn of puts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// One object per request.
     Single,
@@ -30,6 +30,8 @@ impl fmt::Display for Mode {
 pub struct Plan {
     /// Concurrent closed-loop clients, one step each.
     pub concurrency: Vec<usize>,
+    /// The modes run, each at every concurrency.
+    pub modes: Vec<Mode>,
     /// Warm-up and measured time per step.
     pub phase: Phase,
     /// Objects per request in batched mode.
@@ -43,9 +45,9 @@ pub struct Plan {
 impl Plan {
     /// Every (mode, concurrency) step, in the order they run.
     pub fn steps(&self) -> Vec<(Mode, usize)> {
-        [Mode::Single, Mode::Batched]
-            .into_iter()
-            .flat_map(|m| self.concurrency.iter().map(move |&c| (m, c)))
+        self.modes
+            .iter()
+            .flat_map(|&m| self.concurrency.iter().map(move |&c| (m, c)))
             .collect()
     }
 

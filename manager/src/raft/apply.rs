@@ -13,6 +13,12 @@ use super::log::RaftLog;
 use super::node::{Applied, ProposeError, Transport};
 use super::snapshotter::{self, SnapshotJob};
 
+/// How many times the last snapshot's size the log must grow before the
+/// next snapshot. Each snapshot also makes every node of the tables a
+/// write touches be copied once (the copy shares them), so both costs
+/// halve from 1 to 2; a restart replays at most this many snapshots' worth.
+const LOG_PER_SNAPSHOT: u64 = 2;
+
 impl<L: RaftLog, T: Transport> Node<L, T> {
     pub(super) fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ProposeError> {
         let data = SnapshotData::decode(snapshot.data.as_ref())
@@ -115,10 +121,12 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
 
     /// Snapshots every `snapshot_interval` writes (proposals, however
     /// many share an entry), but never before the log since the last
-    /// snapshot is as large as that snapshot: a snapshot costs what the
-    /// store weighs, so a store that grows with every write would otherwise
-    /// be encoded, sealed and written whole ever more often. This keeps the
-    /// cost per write constant and the log at most about twice the store.
+    /// snapshot is [`LOG_PER_SNAPSHOT`] times as large as that snapshot: a
+    /// snapshot costs what the store weighs, so a store that grows with
+    /// every write would otherwise be encoded, sealed and written whole
+    /// ever more often. This keeps the cost per write constant (half a
+    /// byte of snapshot per byte of log) and the log at most about twice
+    /// the store.
     /// The loop only copies the tables; the snapshotter thread does the
     /// rest. After a membership change the snapshot is written here, at
     /// once: raft-rs offers a new member the stored snapshot, and refuses
@@ -135,7 +143,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             return Ok(());
         }
         let due = self.log_writes >= self.config.snapshot_interval
-            && self.log_bytes >= self.snapshot_bytes;
+            && self.log_bytes >= LOG_PER_SNAPSHOT * self.snapshot_bytes;
         if due && !self.snapshotting {
             self.snapshotting = true;
             let job = self.snapshot_job();
@@ -147,6 +155,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     /// A copy of the store as applied, to snapshot; counts start again.
     fn snapshot_job(&mut self) -> SnapshotJob {
         let (index, objects) = self.store.frozen();
+        let size_hint = (self.snapshot_bytes + self.log_bytes) as usize;
         self.log_bytes = 0;
         self.log_writes = 0;
         self.last_snapshot = index;
@@ -156,6 +165,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             objects,
             members: self.members.values().cloned().collect(),
             compact_to: index.saturating_sub(self.config.keep_entries),
+            size_hint,
         }
     }
 

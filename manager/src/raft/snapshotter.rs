@@ -26,6 +26,9 @@ pub struct SnapshotJob {
     pub members: Vec<RaftMember>,
     /// Compact the log before this index once the snapshot is stored.
     pub compact_to: u64,
+    /// About how many bytes the snapshot takes (the last one's size plus
+    /// the log since), to allocate its buffer once.
+    pub size_hint: usize,
 }
 
 /// What the thread reports for each job: the stored snapshot's size, or
@@ -80,7 +83,7 @@ fn lower_priority() {
 pub fn take(write: &mut SnapshotWriter, job: SnapshotJob) -> TakenReport {
     let started = std::time::Instant::now();
     // SnapshotData { store = 1, members = 2 }, the store encoded in place.
-    let mut data = Vec::new();
+    let mut data = Vec::with_capacity(job.size_hint);
     job.objects.encode_snapshot_field(1, &mut data);
     SnapshotData {
         store: None,

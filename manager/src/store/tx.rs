@@ -73,10 +73,8 @@ impl<'a> Tx<'a> {
 
     pub(super) fn finish(self) -> Result<StoreBatch, StoreError> {
         // Each action was checked against the tables as it was added; what
-        // is left is how several fit together.
-        if self.actions.len() > 1 {
-            self.tables.check_batch(&self.actions)?;
-        }
+        // is left is how they fit together.
+        super::tables::check_together(&self.actions)?;
         Ok(StoreBatch {
             actions: self.actions,
         })
