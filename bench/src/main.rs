@@ -86,6 +86,20 @@ fn main() -> anyhow::Result<()> {
         args.batch >= 1 && args.conns >= 1 && args.payload >= 1,
         "--batch, --conns and --payload must be at least 1"
     );
+    // A step run twice would create the same names again.
+    let distinct =
+        |v: &[String]| v.iter().collect::<std::collections::HashSet<_>>().len() == v.len();
+    anyhow::ensure!(
+        distinct(&args.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+            && distinct(
+                &args
+                    .concurrency
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+            ),
+        "--modes and --concurrency must not repeat a value"
+    );
     let plan = Plan {
         concurrency: args.concurrency.clone(),
         modes: args.modes.clone(),

@@ -212,7 +212,8 @@ pub(crate) fn random_bytes(buf: &mut [u8]) {
 }
 
 /// A new random object id: 25 lowercase base36 characters (about 128
-/// bits), made exactly as Docker's `identity.NewID`.
+/// bits), in the form of Docker's `identity.NewID` (which reads
+/// crypto/rand; this, the thread's CSPRNG).
 pub fn new_id() -> String {
     let mut p = [0u8; 17];
     // The thread's CSPRNG (ChaCha, seeded and reseeded from the system):
@@ -334,7 +335,7 @@ mod tests {
             let text = to_base36(&bytes[..len]);
             let mut padded = [0u8; 17];
             padded[17 - len..].copy_from_slice(&bytes[..len]);
-            assert_eq!(from_base36::<17>(&text), Some(padded), "{text}");
+            assert_eq!(from_base36::<17>(&text), Some(padded), "{bytes:?}");
             assert!(text == "0" || !text.starts_with('0'), "{text}");
             if len <= 16 {
                 let mut n = u128::from_be_bytes(padded[1..].try_into().unwrap());

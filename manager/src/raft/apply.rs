@@ -16,7 +16,8 @@ use super::snapshotter::{self, SnapshotJob};
 /// How many times the last snapshot's size the log must grow before the
 /// next snapshot. Each snapshot also makes every node of the tables a
 /// write touches be copied once (the copy shares them), so both costs
-/// halve from 1 to 2; a restart replays at most this many snapshots' worth.
+/// halve from 1 to 2. The price: the log (in memory on every manager, and
+/// replayed at a restart) grows to about this many times the store.
 const LOG_PER_SNAPSHOT: u64 = 2;
 
 impl<L: RaftLog, T: Transport> Node<L, T> {
@@ -155,7 +156,10 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     /// A copy of the store as applied, to snapshot; counts start again.
     fn snapshot_job(&mut self) -> SnapshotJob {
         let (index, objects) = self.store.frozen();
-        let size_hint = (self.snapshot_bytes + self.log_bytes) as usize;
+        // About the last one, grown by what the log since may have added.
+        let size_hint = (self.snapshot_bytes + self.log_bytes)
+            .min(self.snapshot_bytes + self.snapshot_bytes / 4 + (1 << 16))
+            as usize;
         self.log_bytes = 0;
         self.log_writes = 0;
         self.last_snapshot = index;

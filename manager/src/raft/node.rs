@@ -37,7 +37,7 @@ pub struct RaftConfig {
     /// Ticks between leader heartbeats.
     pub heartbeat_tick: usize,
     /// Applied writes (proposals) between snapshots; a snapshot also waits
-    /// until the log since the last one is as large as that one.
+    /// until the log since the last one is twice as large as that one.
     pub snapshot_interval: u64,
     /// Entries kept behind a snapshot so a briefly slow follower catches up
     /// from the log instead of a whole snapshot.
@@ -363,9 +363,11 @@ pub fn start<L: RaftLog, T: Transport>(
         applied: applied_rx,
     };
     let transport = make_transport(handle.clone());
-    let (node, reports) = Node::new(
+    let (mut node, reports) = Node::new(
         config, raw, store, transport, members, status_tx, applied_tx,
     );
+    // The snapshot it restarted from sets when the next one is due.
+    node.snapshot_bytes = snapshot.data.len() as u64;
     let task = tokio::spawn(node.run(inbox, reports, shutdown));
     Ok((handle, task))
 }

@@ -26,8 +26,8 @@ pub struct SnapshotJob {
     pub members: Vec<RaftMember>,
     /// Compact the log before this index once the snapshot is stored.
     pub compact_to: u64,
-    /// About how many bytes the snapshot takes (the last one's size plus
-    /// the log since), to allocate its buffer once.
+    /// A guess at the snapshot's size (the last one's, plus a quarter),
+    /// to allocate its buffer once in the usual case; it grows if short.
     pub size_hint: usize,
 }
 

@@ -372,10 +372,11 @@ impl Frozen {
     pub fn encode_snapshot_field(&self, tag: u32, buf: &mut Vec<u8>) {
         use prost::encoding::{WireType, encode_key, encode_varint};
         // The field's key and length come first, but the length is known
-        // only once the objects are written: they are written once, after
-        // room for the longest key and length, which then go right before
-        // them. (Measuring first was a second walk over every object in
-        // memory: a third of a large snapshot's cost.)
+        // only once the objects are written: they are written after room
+        // for the longest key and length, which then go right before them,
+        // and the gap is closed (one move of the bytes; measuring first was
+        // a second walk over every object in memory, a third of a large
+        // snapshot's cost).
         const ROOM: usize = 5 + 10;
         let start = buf.len();
         buf.resize(start + ROOM, 0);

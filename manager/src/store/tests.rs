@@ -310,3 +310,28 @@ fn a_frozen_copy_encodes_as_the_snapshot_and_ignores_later_writes() {
     assert_eq!(direct, expected);
     assert!(!snap.encode_to_vec().is_empty());
 }
+
+#[test]
+fn snapshot_encoding_matches_prost_at_every_length_and_offset() {
+    // Empty, and lengths whose varint takes 1, 2 and 3 bytes; after bytes
+    // already in the buffer; with a one- and a two-byte field key.
+    let store = Store::new();
+    let mut index = 0;
+    for objects in [0usize, 1, 40, 400] {
+        while store.view(|t| t.all::<Service>().count()) < objects {
+            index += 1;
+            let id = format!("s{index:04}");
+            commit(&store, index, |tx| tx.create(service(&id, &id))).unwrap();
+        }
+        let (_, frozen) = store.frozen();
+        let (_, snap) = store.snapshot();
+        for (tag, prefix) in [(1, &b""[..]), (1, b"abc"), (300, b"x")] {
+            let mut direct = prefix.to_vec();
+            frozen.encode_snapshot_field(tag, &mut direct);
+            let mut expected = prefix.to_vec();
+            prost::encoding::message::encode(tag, &snap, &mut expected);
+            assert_eq!(direct, expected, "{objects} objects, tag {tag}");
+            assert!(objects < 400 || expected.len() > 1 << 14, "a 3-byte length");
+        }
+    }
+}

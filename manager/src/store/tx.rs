@@ -1,6 +1,6 @@
 //! A transaction: reads see the tables as they were when it began; writes
 //! are recorded as actions and checked one by one as they are added, then
-//! as a whole when it finishes. Timestamps are set here, on the proposer,
+//! against each other when it finishes. Timestamps are set here, on the proposer,
 //! so they travel in the log and every manager stores the same ones.
 
 use std::time::SystemTime;

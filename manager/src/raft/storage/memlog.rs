@@ -2,7 +2,7 @@
 //! etcd's `MemoryStorage` does): raft-rs reads entries and terms all the
 //! time (appends to followers, commit checks, conflict probes), and the
 //! WAL on disk is only ever read back at open. The snapshot policy bounds
-//! the log to about the size of the store.
+//! the log to about twice the size of the store.
 
 use std::collections::VecDeque;
 
