@@ -87,17 +87,8 @@ fn main() -> anyhow::Result<()> {
         "--batch, --conns and --payload must be at least 1"
     );
     // A step run twice would create the same names again.
-    let distinct =
-        |v: &[String]| v.iter().collect::<std::collections::HashSet<_>>().len() == v.len();
     anyhow::ensure!(
-        distinct(&args.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>())
-            && distinct(
-                &args
-                    .concurrency
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-            ),
+        distinct(&args.modes) && distinct(&args.concurrency),
         "--modes and --concurrency must not repeat a value"
     );
     let plan = Plan {
@@ -157,6 +148,11 @@ fn main() -> anyhow::Result<()> {
         println!("written to {}", args.doc.display());
     }
     Ok(())
+}
+
+/// Whether no value of `v` comes twice.
+fn distinct<T: Eq + std::hash::Hash>(v: &[T]) -> bool {
+    v.iter().collect::<std::collections::HashSet<_>>().len() == v.len()
 }
 
 /// Points the harness at `shoal` next to this executable unless

@@ -8,7 +8,7 @@ use crate::load::{Phase, Stats};
 
 /// One request creates one object, or a batch of `Plan::batch` objects in
 /// one atomic write (Shoal: a `Batch` RPC; etcd: a txn of puts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Mode {
     /// One object per request.
     Single,

@@ -112,7 +112,7 @@ fn node(id: &str) -> Node {
 fn store(f: impl FnOnce(&mut Tx<'_>) -> Result<(), StoreError>) -> Store {
     let store = Store::new();
     let (batch, ()) = store.build(f).expect("build");
-    store.apply(1, &batch).expect("apply");
+    store.apply(1, batch).expect("apply");
     store
 }
 
@@ -135,7 +135,7 @@ fn apply(store: &Store, out: Outcome) {
         })
         .expect("build");
     store
-        .apply(store.applied_index() + 1, &batch)
+        .apply(store.applied_index() + 1, batch)
         .expect("apply");
 }
 
@@ -304,13 +304,13 @@ fn ended_and_removed_holders_free_their_addresses() {
         .get_or_insert_default()
         .set_state(TaskState::Failed);
     let (batch, ()) = store.build(|tx| tx.update(t1)).expect("build");
-    store.apply(store.applied_index() + 1, &batch).expect("end");
+    store.apply(store.applied_index() + 1, batch).expect("end");
     assert_eq!(held(&store), "10.0.1.3");
     // The service goes: its VIP and its port go with it.
     let (batch, ()) = store
         .build(|tx| tx.remove::<Service>("web"))
         .expect("build");
-    store.apply(store.applied_index() + 1, &batch).expect("rm");
+    store.apply(store.applied_index() + 1, batch).expect("rm");
     assert_eq!(held(&store), "10.0.1.2");
     store.view(|t| {
         let mut pools = Pools::from_tables(t, &HashMap::new());

@@ -267,13 +267,10 @@ impl SledStorage {
         let chunks = db.open_tree(CHUNK_TREE).map_err(sled_err)?;
         codec::migrate_legacy_chunks(&db, &chunks, &keys)?;
         let mut state = codec::load_state(&db, &chunks, &keys)?;
-        let file_snap = state.snap_in_file.then_some(state.snap.index);
-        codec::drop_stale_chunks(
-            &chunks,
-            &keys,
-            (!state.snap_in_file).then_some(state.snap.index),
-        )?;
-        snapfile::drop_stale(&keys, file_snap)?;
+        // The stored snapshot's data is a file or chunks: the rest goes.
+        let stored = Some(state.snap.index);
+        codec::drop_stale_chunks(&chunks, &keys, stored.filter(|_| !state.snap_in_file))?;
+        snapfile::drop_stale(&keys, stored.filter(|_| state.snap_in_file))?;
         let flushes = Flushes::open(path, &db, &keys)?;
         let wal_expected = init.as_deref().is_some_and(|c| c != INIT_V1);
         let (wal, mut replayed) = Wal::open(path, &keys, !wal_expected, segment_bytes)?;

@@ -115,7 +115,6 @@ async fn send_loop(
     handle: RaftHandle,
 ) {
     let mut pipe: Option<Pipe> = None;
-    let mut batch = Vec::new();
     loop {
         let first = match pipe.as_mut() {
             Some(open) => tokio::select! {
@@ -134,27 +133,26 @@ async fn send_loop(
             None => rx.recv().await,
         };
         let Some(first) = first else { break };
-        let mut bytes = u64::from(first.compute_size());
-        batch.push(first);
-        // Bounded in count and in bytes: a batch past the message size
-        // limit would break the stream and everything queued behind it.
-        while batch.len() < 256 && bytes < BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(m) => {
-                    bytes += u64::from(m.compute_size());
-                    batch.push(m);
-                }
-                Err(_) => break,
+        // Encoded as taken, bounded in count and in bytes: a batch past
+        // the message size limit would break the stream and everything
+        // queued behind it. Snapshots go on a stream of their own.
+        let mut messages: Vec<Vec<u8>> = Vec::new();
+        let mut snapshots = Vec::new();
+        let (mut taken, mut bytes) = (0, 0);
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            taken += 1;
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                snapshots.push(m);
+            } else if let Ok(encoded) = m.write_to_bytes() {
+                bytes += encoded.len() as u64;
+                messages.push(encoded);
+            }
+            if taken < 256 && bytes < BATCH_BYTES {
+                next = rx.try_recv().ok();
             }
         }
-        let (snapshots, others): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
-        if !others.is_empty() {
-            let messages = others
-                .iter()
-                .filter_map(|m| m.write_to_bytes().ok())
-                .collect();
+        if !messages.is_empty() {
             let open = pipe.get_or_insert_with(|| Pipe::open(&client));
             match open.batches.try_send(RaftMessage { messages }) {
                 Ok(()) => {}

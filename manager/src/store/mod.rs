@@ -202,8 +202,8 @@ impl Store {
     /// Applies a committed batch at log `index` and tells the watchers.
     /// A batch that no longer fits the tables is refused whole (the same
     /// verdict on every manager); the index still counts as applied.
-    pub fn apply(&self, index: u64, batch: &StoreBatch) -> Result<(), StoreError> {
-        self.apply_part(index, 0, batch.clone())
+    pub fn apply(&self, index: u64, batch: StoreBatch) -> Result<(), StoreError> {
+        self.apply_part(index, 0, batch)
     }
 
     /// [`Store::apply`] of batch `part` of the entry at `index`.

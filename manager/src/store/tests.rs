@@ -32,7 +32,7 @@ fn commit(
     f: impl FnOnce(&mut Tx<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let (batch, ()) = store.build(f)?;
-    store.apply(index, &batch)
+    store.apply(index, batch)
 }
 
 #[test]
@@ -150,9 +150,9 @@ fn a_stale_update_is_refused_and_changes_nothing() {
     let current = store2.view(|t| t.get::<Service>("a").unwrap().clone());
     let (batch_a, ()) = store2.build(|tx| tx.update(current.clone())).unwrap();
     let (batch_b, ()) = store2.build(|tx| tx.update(current.clone())).unwrap();
-    store2.apply(2, &batch_a).unwrap();
+    store2.apply(2, batch_a).unwrap();
     assert!(matches!(
-        store2.apply(3, &batch_b),
+        store2.apply(3, batch_b),
         Err(StoreError::VersionConflict { .. })
     ));
     assert_eq!(
@@ -185,7 +185,7 @@ fn batches_are_all_or_nothing() {
         s.spec.as_mut().unwrap().annotations.as_mut().unwrap().name = "web".into();
     }
     assert!(matches!(
-        store.apply(2, &mixed),
+        store.apply(2, mixed),
         Err(StoreError::NameConflict { .. })
     ));
     store.view(|t| {

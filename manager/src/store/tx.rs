@@ -1,7 +1,8 @@
 //! A transaction: reads see the tables as they were when it began; writes
 //! are recorded as actions and checked one by one as they are added, then
-//! against each other when it finishes. Timestamps are set here, on the proposer,
-//! so they travel in the log and every manager stores the same ones.
+//! against each other when it finishes. Timestamps are set here, on the
+//! proposer, so they travel in the log and every manager stores the same
+//! ones.
 
 use std::time::SystemTime;
 

@@ -131,7 +131,7 @@ fn a_name_already_stored_is_refused() {
             Ok::<_, Status>(())
         })
         .unwrap();
-    store.apply(2, &batch).unwrap();
+    store.apply(2, batch).unwrap();
     let r = BatchRequest {
         configs: vec![config("new"), config("taken")],
         ..Default::default()

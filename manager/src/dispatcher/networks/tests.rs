@@ -107,7 +107,7 @@ fn task(id: &str, service: &str, node: &str, state: TaskState, on: &[(&str, &str
 fn store(f: impl FnOnce(&mut Tx<'_>) -> Result<(), StoreError>) -> Store {
     let store = Store::new();
     let (batch, ()) = store.build(f).expect("build");
-    store.apply(1, &batch).expect("apply");
+    store.apply(1, batch).expect("apply");
     store
 }
 
@@ -290,6 +290,6 @@ fn readiness_follows_health_and_desired_state() {
         .set_health(task_status::Health::Healthy);
     checked.meta.get_or_insert_default().version = 1;
     let (batch, ()) = store.build(|tx| tx.update(checked)).expect("build");
-    store.apply(2, &batch).expect("apply");
+    store.apply(2, batch).expect("apply");
     assert_eq!(ready(&store, "h1"), Some(true));
 }

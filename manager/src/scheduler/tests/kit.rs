@@ -174,7 +174,7 @@ pub fn store(nodes: Vec<Node>, tasks: Vec<Task>) -> Store {
 pub fn commit(store: &Store, f: impl FnOnce(&mut Tx<'_>) -> Result<(), crate::store::StoreError>) {
     let (batch, ()) = store.build(f).expect("build");
     store
-        .apply(store.applied_index() + 1, &batch)
+        .apply(store.applied_index() + 1, batch)
         .expect("apply");
 }
 

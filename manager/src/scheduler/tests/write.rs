@@ -20,7 +20,7 @@ fn plan_and_write(store: &Store, meanwhile: impl FnOnce(&Store)) -> Written {
         .expect("build");
     if !batch.actions.is_empty() {
         store
-            .apply(store.applied_index() + 1, &batch)
+            .apply(store.applied_index() + 1, batch)
             .expect("apply");
     }
     written
