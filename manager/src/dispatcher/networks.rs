@@ -145,7 +145,11 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
         });
     }
 
-    let services = t
+    // In id order, as is every list of the view: it reads (and compares)
+    // the same whatever order the tables iterate in.
+    tasks.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
+
+    let mut services: Vec<EndpointService> = t
         .all::<Service>()
         .filter(|s| service_ids.contains(s.id.as_str()) || publishes_ingress(s))
         .map(|s| {
@@ -175,7 +179,9 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
         })
         .collect();
 
-    let ingress_sandboxes = t
+    services.sort_unstable_by(|a, b| a.service_id.cmp(&b.service_id));
+
+    let mut ingress_sandboxes: Vec<EndpointTask> = t
         .all::<Node>()
         .filter(|n| {
             n.status
@@ -194,6 +200,7 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
             })
         })
         .collect();
+    ingress_sandboxes.sort_unstable_by(|a, b| a.node_id.cmp(&b.node_id));
 
     NetworkView {
         networks,
