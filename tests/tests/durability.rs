@@ -323,12 +323,7 @@ fn a_follower_down_for_20000_writes_catches_up_by_snapshot() -> anyhow::Result<(
     let log_before = cluster.log_tail(follower, usize::MAX).len();
     let started = Instant::now();
     cluster.restart(follower)?;
-    let agreed = converged(
-        &cluster,
-        &[0, 1, 2],
-        ahead.applied,
-        Duration::from_secs(120),
-    )?;
+    let agreed = converged(&cluster, &[0, 1, 2], ahead.applied, Duration::from_secs(60))?;
     eprintln!(
         "node-{follower} caught up to index {} in {:.1}s",
         agreed.applied,
@@ -369,7 +364,7 @@ fn a_follower_down_for_20000_writes_catches_up_by_snapshot() -> anyhow::Result<(
         &cluster,
         &[0, 1, 2],
         agreed.applied,
-        Duration::from_secs(90),
+        Duration::from_secs(60),
     )?;
     let again = eventually("configs listed", Duration::from_secs(30), || {
         config_ids(&cluster, follower)

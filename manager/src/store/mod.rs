@@ -242,6 +242,12 @@ impl Store {
         (inner.applied_index, inner.tables.frozen())
     }
 
+    /// The index applied and [`Frozen::digest`] of the objects then.
+    pub fn digest(&self) -> (u64, [u8; 32]) {
+        let (index, frozen) = self.frozen();
+        (index, frozen.digest())
+    }
+
     /// Replaces the whole store with a snapshot taken at `index`.
     pub fn restore(&self, index: u64, snapshot: StoreSnapshot) {
         let tables = Tables::from_snapshot(snapshot);

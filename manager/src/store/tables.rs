@@ -25,9 +25,10 @@ pub type Id = smallstr::SmallString<[u8; 32]>;
 /// Hashes of names (and the task indexes): fast, seeded per process.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Hashes of ids: one fixed seed, so that every manager (and every copy)
-/// walks a table in the same order and encodes the same snapshot. Ids
-/// are random and made by managers, not chosen by clients.
+/// Hashes of ids: one fixed seed, the same on every manager. (The walk
+/// order of a table still depends on the order of its inserts, so
+/// [`Frozen::digest`] sorts.) Ids are random and made by managers, not
+/// chosen by clients.
 type IdHasher = foldhash::fast::FixedState;
 
 /// One kind's objects by id: a persistent hash trie (HAMT), not an
@@ -379,6 +380,24 @@ impl Frozen {
         }
     }
 
+    /// SHA-256 of the objects, each table in id order: the same on every
+    /// manager holding the same objects, however they came to hold them
+    /// (a snapshot's bytes follow a table's walk order, which does not).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let t = &self.0;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = Vec::new();
+        hash_field(1, &t.nodes, &mut hasher, &mut buf);
+        hash_field(2, &t.services, &mut hasher, &mut buf);
+        hash_field(3, &t.tasks, &mut hasher, &mut buf);
+        hash_field(4, &t.networks, &mut hasher, &mut buf);
+        hash_field(5, &t.secrets, &mut hasher, &mut buf);
+        hash_field(6, &t.configs, &mut hasher, &mut buf);
+        hash_field(7, &t.clusters, &mut hasher, &mut buf);
+        hasher.finalize().into()
+    }
+
     /// [`Frozen::snapshot`] as message field `tag` of `buf`, encoded
     /// straight from the tables: the same bytes, without copying every
     /// object first (for a large store, most of a snapshot's cost).
@@ -415,6 +434,23 @@ impl Frozen {
 /// A table's objects, copied out.
 fn copies<T: Clone>(table: &Table<T>) -> Vec<T> {
     table.values().map(|x| T::clone(x)).collect()
+}
+
+/// A table as repeated message field `field`, in id order, into `hasher`.
+fn hash_field<M: prost::Message>(
+    field: u32,
+    table: &Table<M>,
+    hasher: &mut sha2::Sha256,
+    buf: &mut Vec<u8>,
+) {
+    use sha2::Digest as _;
+    let mut sorted: Vec<(&Id, &Arc<M>)> = table.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (_, m) in sorted {
+        buf.clear();
+        prost::encoding::message::encode(field, &**m, buf);
+        hasher.update(&buf[..]);
+    }
 }
 
 /// A table as repeated message field `field`.

@@ -419,12 +419,8 @@ impl SwarmNode {
         let (managers, nodes, applied, digest) = match &inner.manager {
             Some(m) => {
                 let ctx = m.context();
-                let (applied, snapshot) = ctx.store.snapshot();
-                let digest = ring::digest::digest(
-                    &ring::digest::SHA256,
-                    &prost::Message::encode_to_vec(&snapshot),
-                );
-                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                let (applied, digest) = ctx.store.digest();
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 (
                     ctx.raft.status().members.len() as u32,
                     ctx.store.view(|t| t.all::<Node>().count()) as u32,
