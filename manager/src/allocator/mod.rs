@@ -38,7 +38,7 @@ pub use pools::{VXLAN_OPTION, is_allocated};
 use crate::context::ManagerContext;
 use crate::passes::{Passes, Timing, drive};
 use crate::raft::node::Applied;
-use crate::store::{Commit, EventAction, Object};
+use crate::store::{Changed, Commit, EventAction};
 
 /// Quiet time after a change before a pass (5 ms, at most 50 ms): a task
 /// must reach Pending within tens of milliseconds, yet a `--replicas 100`
@@ -82,9 +82,9 @@ impl Passes for Loop {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
-            Object::Network(_) | Object::Service(_) | Object::Cluster(_) => true,
-            Object::Node(node) => event.action != EventAction::Remove && node.ingress.is_none(),
-            Object::Task(task) => {
+            Changed::Network(_) | Changed::Service(_) | Changed::Cluster(_) => true,
+            Changed::Node(node) => event.action != EventAction::Remove && node.ingress.is_none(),
+            Changed::Task(task) => {
                 wants_allocation(task)
                     || (self.waiting && (event.action == EventAction::Remove || ended(task)))
             }

@@ -17,7 +17,7 @@ use shoal_proto::dispatcher::{
 use shoal_proto::objects::{Config, Secret, Task, TaskState};
 use shoal_proto::task_state::observed;
 
-use crate::store::{Commit, Object, Tables};
+use crate::store::{Changed, Commit, Tables};
 
 /// Whether the worker on the task's node must know of it.
 fn belongs(task: &Task) -> bool {
@@ -91,9 +91,9 @@ impl AssignmentSet {
     pub fn concerns(&self, commit: &Commit) -> bool {
         commit.reset
             || commit.events.iter().any(|e| match &e.object {
-                Object::Task(t) => t.node_id == self.node_id || self.tasks.contains_key(&t.id),
-                Object::Secret(s) => self.secrets.contains_key(&s.id),
-                Object::Config(c) => self.configs.contains_key(&c.id),
+                Changed::Task(t) => t.node_id == self.node_id || self.tasks.contains_key(&t.id),
+                Changed::Secret(s) => self.secrets.contains_key(&s.id),
+                Changed::Config(c) => self.configs.contains_key(&c.id),
                 _ => false,
             })
     }

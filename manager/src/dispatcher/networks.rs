@@ -23,7 +23,7 @@ use tonic::Status;
 
 use crate::allocator::ports::is_ingress;
 use crate::context::ManagerContext;
-use crate::store::{Commit, Object, Tables};
+use crate::store::{Changed, Commit, Tables};
 
 /// Docker's VXLAN port, when the cluster sets none.
 pub const DEFAULT_DATA_PATH_PORT: u32 = 4789;
@@ -222,11 +222,11 @@ fn concerns(commit: &Commit) -> bool {
         || commit.events.iter().any(|e| {
             matches!(
                 e.object,
-                Object::Task(_)
-                    | Object::Node(_)
-                    | Object::Service(_)
-                    | Object::Network(_)
-                    | Object::Cluster(_)
+                Changed::Task(_)
+                    | Changed::Node(_)
+                    | Changed::Service(_)
+                    | Changed::Network(_)
+                    | Changed::Cluster(_)
             )
         })
 }

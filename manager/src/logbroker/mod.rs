@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::context::ManagerContext;
-use crate::store::{Object, Tables};
+use crate::store::{Changed, Tables};
 
 pub use api::LogsApi;
 pub use registry::{LogBroker, Selected};
@@ -171,7 +171,7 @@ async fn watch_over(
             }
             commit = commits.recv(), if follow => {
                 let relevant = match commit {
-                    Ok(c) => c.reset || c.events.iter().any(|e| matches!(&e.object, Object::Task(_))),
+                    Ok(c) => c.reset || c.events.iter().any(|e| matches!(&e.object, Changed::Task(_))),
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => break,
                 };

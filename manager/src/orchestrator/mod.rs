@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ManagerContext;
-use crate::store::{Object, Tables};
+use crate::store::{Changed, Tables};
 
 /// How long changes are gathered before reconciling (a burst of commits,
 /// like `--replicas 100` being scheduled, becomes one pass).
@@ -131,16 +131,16 @@ fn mark(
     ctx.store.view(|tables| {
         for event in &commit.events {
             match &event.object {
-                Object::Service(s) => {
+                Changed::Service(s) => {
                     dirty.insert(s.id.clone());
                 }
-                Object::Task(t) if tables.get::<Service>(&t.service_id).is_some() => {
+                Changed::Task(t) if tables.get::<Service>(&t.service_id).is_some() => {
                     dirty.insert(t.service_id.clone());
                 }
                 // A task of a removed service: the reaper's business.
-                Object::Task(_) => *all = true,
+                Changed::Task(_) => *all = true,
                 // Nodes come and go, go down, drain: every service may care.
-                Object::Node(_) | Object::Cluster(_) => *all = true,
+                Changed::Node(_) | Changed::Cluster(_) => *all = true,
                 _ => {}
             }
         }

@@ -18,8 +18,11 @@ pub struct SnapshotWrite {
     pub index: u64,
     /// The membership at `index`.
     pub conf_state: ConfState,
-    /// The state machine's data.
+    /// The state machine's data: `data[skip..]` (the encoder leaves room
+    /// before it, which is not copied away).
     pub data: Vec<u8>,
+    /// Bytes at the start of `data` that are not part of it.
+    pub skip: usize,
     /// Compact the log before this index once it is stored (ignored at
     /// or below the first index).
     pub compact_to: u64,
@@ -84,7 +87,8 @@ impl RaftLog for SledStorage {
     fn snapshot_writer(&self) -> SnapshotWriter {
         let storage = self.clone();
         Box::new(move |snapshot: SnapshotWrite| {
-            storage.create_snapshot(snapshot.index, snapshot.conf_state, snapshot.data)?;
+            let data = &snapshot.data[snapshot.skip..];
+            storage.create_snapshot(snapshot.index, snapshot.conf_state, data)?;
             // The compaction record is durable with the next sync; lost, a
             // restart keeps a few more entries.
             if snapshot.compact_to > 1 {

@@ -26,8 +26,8 @@ pub struct SnapshotJob {
     pub members: Vec<RaftMember>,
     /// Compact the log before this index once the snapshot is stored.
     pub compact_to: u64,
-    /// A guess at the snapshot's size (the last one's, plus a quarter),
-    /// to allocate its buffer once in the usual case; it grows if short.
+    /// A bound on the snapshot's size (the last one's, plus the log's
+    /// since), to allocate its buffer once; it grows if short.
     pub size_hint: usize,
 }
 
@@ -84,19 +84,20 @@ pub fn take(write: &mut SnapshotWriter, job: SnapshotJob) -> TakenReport {
     let started = std::time::Instant::now();
     // SnapshotData { store = 1, members = 2 }, the store encoded in place.
     let mut data = Vec::with_capacity(job.size_hint);
-    job.objects.encode_snapshot_field(1, &mut data);
+    let skip = job.objects.encode_snapshot_field(1, &mut data);
     SnapshotData {
         store: None,
         members: job.members,
     }
     .encode(&mut data)
     .expect("a Vec grows as needed");
-    let bytes = data.len() as u64;
+    let bytes = (data.len() - skip) as u64;
     let encoded = started.elapsed();
     let stored = write(SnapshotWrite {
         index: job.index,
         conf_state: job.conf_state,
         data,
+        skip,
         compact_to: job.compact_to,
     });
     match stored {

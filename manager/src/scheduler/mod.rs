@@ -35,7 +35,7 @@ pub use pipeline::{Plan, plan};
 use crate::context::ManagerContext;
 use crate::passes::{Passes, Timing, drive};
 use crate::raft::node::Applied;
-use crate::store::{Commit, EventAction, Object, Tables};
+use crate::store::{Changed, Commit, EventAction, Tables};
 use node_info::holds_resources;
 use write::{Versions, Written, write_plan};
 
@@ -98,8 +98,8 @@ impl Passes for Loop {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
-            Object::Node(_) => true,
-            Object::Task(task) => {
+            Changed::Node(_) => true,
+            Changed::Task(task) => {
                 let frees = event.action == EventAction::Remove || !holds_resources(task);
                 wants_node(task) || (self.waiting && frees)
             }

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use shoal_proto::store::{StoreBatch, StoreSnapshot};
 use tokio::sync::broadcast;
 
-pub use object::{Kind, Object, Stored, id_of, kind_of};
+pub use object::{Changed, Kind, Object, Stored, id_of, kind_of};
 pub use tables::{Frozen, Tables};
 pub use tx::Tx;
 
@@ -45,7 +45,7 @@ pub struct Event {
     /// What happened.
     pub action: EventAction,
     /// The object.
-    pub object: Object,
+    pub object: Changed,
 }
 
 /// One applied batch, as watchers see it.

@@ -1,6 +1,8 @@
 //! What the store holds: the seven object kinds behind one trait, so the
 //! tables, transactions and events are written once for all of them.
 
+use std::sync::Arc;
+
 use shoal_proto::objects::{Cluster, Config, Meta, Network, Node, Secret, Service, Task};
 use shoal_proto::store::store_action::Target;
 
@@ -8,6 +10,42 @@ use super::tables::{Table, Tables};
 
 /// Any stored object (the Raft log's own oneof).
 pub type Object = Target;
+
+/// An object as a commit's events carry it: the table's own copy, shared
+/// (copying every object a write stores, for its event, was a tenth of
+/// applying it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Changed {
+    /// A node.
+    Node(Arc<Node>),
+    /// A service.
+    Service(Arc<Service>),
+    /// A task.
+    Task(Arc<Task>),
+    /// A network.
+    Network(Arc<Network>),
+    /// A secret.
+    Secret(Arc<Secret>),
+    /// A config.
+    Config(Arc<Config>),
+    /// The cluster object.
+    Cluster(Arc<Cluster>),
+}
+
+impl Changed {
+    /// The object's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Changed::Node(x) => &x.id,
+            Changed::Service(x) => &x.id,
+            Changed::Task(x) => &x.id,
+            Changed::Network(x) => &x.id,
+            Changed::Secret(x) => &x.id,
+            Changed::Config(x) => &x.id,
+            Changed::Cluster(x) => &x.id,
+        }
+    }
+}
 
 /// The kinds of object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +107,8 @@ pub trait Stored: Clone + Sized + 'static {
     fn meta_mut(&mut self) -> &mut Meta;
     /// Wraps it as an [`Object`].
     fn into_object(self) -> Object;
+    /// Wraps it, shared, for an event.
+    fn changed(this: Arc<Self>) -> Changed;
     /// Unwraps an [`Object`] of this kind.
     fn from_object(object: &Object) -> Option<&Self>;
     /// Its table.
@@ -100,6 +140,9 @@ macro_rules! stored {
             }
             fn into_object(self) -> Object {
                 Target::$kind(self)
+            }
+            fn changed(this: Arc<Self>) -> Changed {
+                Changed::$kind(this)
             }
             fn from_object(object: &Object) -> Option<&Self> {
                 match object {

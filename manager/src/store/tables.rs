@@ -5,7 +5,9 @@
 //! and every manager reaches the same verdict from the same log.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashSet};
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use imbl::GenericHashMap;
@@ -15,15 +17,12 @@ use shoal_proto::objects::{Cluster, Config, Network, Node, Secret, Service, Task
 use shoal_proto::store::store_action::Kind as ActionKind;
 use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
 
-use super::object::{Kind, Object, Stored, id_of, kind_of};
+use super::object::{Changed, Kind, Object, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
-
-/// A table's key: an object id, inline up to 32 bytes (ours are 25), so
-/// the comparison at the end of a lookup reads the node itself.
-pub type Id = smallstr::SmallString<[u8; 32]>;
 
 /// Hashes of names (and the task indexes): fast, seeded per process.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Hashes of ids: one fixed seed, the same on every manager. (The walk
 /// order of a table still depends on the order of its inserts, so
@@ -36,10 +35,48 @@ type IdHasher = foldhash::fast::FixedState;
 /// six levels, a binary search in each) missed the cache ~25 times and
 /// was a fifth of a manager's CPU under load; the trie goes straight to
 /// one slot in each of ~4 levels. Ids are random, so their order meant
-/// nothing: only a lookup by id prefix pays (it scans). Values are
-/// shared: copying a node (the first write to it after
-/// [`Tables::frozen`]) copies pointers, not objects.
-pub type Table<T> = GenericHashMap<Id, Arc<T>, IdHasher, DefaultSharedPtr>;
+/// nothing: only a lookup by id prefix pays (it scans).
+///
+/// Each entry is one pointer, [`Row`]: the key is the object's own id.
+/// A trie node has room for 32 entries whatever it holds, and every write
+/// to a node shared with a snapshot ([`Tables::frozen`]) copies the node
+/// whole; with the id inline beside the pointer an entry took 56 bytes,
+/// and those copies and fresh pages were a third of a manager's CPU under
+/// load. The trie keeps part of each hash beside the entry, so a lookup
+/// reads the object's id only where the hashes agree.
+pub type Table<T> = GenericHashMap<Row<T>, (), IdHasher, DefaultSharedPtr>;
+
+/// A stored object as a table's key: hashed and compared by its id, and
+/// found by a `&str` id ([`Borrow`]).
+#[derive(Debug)]
+pub struct Row<T>(Arc<T>);
+
+impl<T> Clone for Row<T> {
+    fn clone(&self) -> Self {
+        Row(self.0.clone())
+    }
+}
+
+impl<T: Stored> Borrow<str> for Row<T> {
+    fn borrow(&self) -> &str {
+        self.0.id()
+    }
+}
+
+impl<T: Stored> Hash for Row<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As the id's own `str` hash, so a lookup by `&str` finds it.
+        self.0.id().hash(state)
+    }
+}
+
+impl<T: Stored> PartialEq for Row<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl<T: Stored> Eq for Row<T> {}
 
 /// Every object the store holds. The tables are persistent maps: a copy
 /// ([`Tables::frozen`]) costs nothing and shares what does not change
@@ -62,7 +99,7 @@ pub struct Tables {
 impl Tables {
     /// The object of kind `T` with this id.
     pub fn get<T: Stored>(&self, id: &str) -> Option<&T> {
-        T::table(self).get(id).map(Arc::as_ref)
+        T::table(self).get_key_value(id).map(|(row, ())| &*row.0)
     }
 
     /// The object of kind `T` with this (unique) name.
@@ -79,9 +116,9 @@ impl Tables {
         }
         // A scan: rare (a user typing part of an id) and still only
         // milliseconds at a million objects.
-        let mut matches = T::table(self).iter().filter(|(id, _)| id.starts_with(what));
+        let mut matches = self.all::<T>().filter(|x| x.id().starts_with(what));
         match (matches.next(), matches.next()) {
-            (Some((_, x)), None) if !what.is_empty() => Ok(x),
+            (Some(x), None) if !what.is_empty() => Ok(x),
             (Some(_), Some(_)) => Err(StoreError::Ambiguous {
                 kind: T::KIND,
                 what: what.to_string(),
@@ -95,7 +132,7 @@ impl Tables {
 
     /// Every object of kind `T`, in no particular order.
     pub fn all<T: Stored>(&self) -> impl Iterator<Item = &T> {
-        T::table(self).values().map(Arc::as_ref)
+        T::table(self).keys().map(|row| &*row.0)
     }
 
     /// Tasks of a service.
@@ -114,12 +151,12 @@ impl Tables {
     ) -> impl Iterator<Item = &'a Task> {
         ids.into_iter()
             .flatten()
-            .filter_map(|id| self.tasks.get(id.as_str()).map(Arc::as_ref))
+            .filter_map(|id| self.get::<Task>(id))
     }
 
     /// The cluster object, once `swarm init` has made it.
     pub fn cluster(&self) -> Option<&Cluster> {
-        self.clusters.values().next().map(Arc::as_ref)
+        self.all::<Cluster>().next()
     }
 
     /// Checks one action against the tables as they are: creates are new,
@@ -195,7 +232,8 @@ impl Tables {
             };
             let event = match kind {
                 ActionKind::Create | ActionKind::Update => {
-                    let object = crate::with_object!(object, |x| self.put(index, x));
+                    let new = kind == ActionKind::Create;
+                    let object = crate::with_object!(object, |x| self.put(index, x, new));
                     let action = if kind == ActionKind::Create {
                         EventAction::Create
                     } else {
@@ -216,27 +254,35 @@ impl Tables {
         Ok(events)
     }
 
-    /// Stores `obj` at version `index` (one walk down the map: the insert
-    /// hands back what it replaced) and returns it for the event.
-    fn put<T: Stored>(&mut self, index: u64, mut obj: T) -> Object {
+    /// Stores `obj` at version `index` and returns it for the event;
+    /// `new`: checked, no object has its id.
+    fn put<T: Stored>(&mut self, index: u64, mut obj: T, new: bool) -> Changed {
         obj.meta_mut().version = index;
         let obj = Arc::new(obj);
-        if let Some(old) = T::table_mut(self).insert(Id::from(obj.id()), obj.clone()) {
+        // The insert replaces the key (the old object) without handing it
+        // back: an update looks it up first (the walk also brings the path
+        // into the cache for the insert).
+        let table = T::table_mut(self);
+        let old = (!new)
+            .then(|| table.get_key_value(obj.id()).map(|(row, ())| row.clone()))
+            .flatten();
+        table.insert(Row(obj.clone()), ());
+        if let Some(Row(old)) = old {
             self.unindex(&*old);
         }
         self.index(&*obj);
-        T::clone(&obj).into_object()
+        T::changed(obj)
     }
 
-    fn delete<T: Stored>(&mut self, obj: T) -> Object {
-        match T::table_mut(self).remove(obj.id()) {
-            Some(removed) => {
+    fn delete<T: Stored>(&mut self, obj: T) -> Changed {
+        match T::table_mut(self).remove_with_key(obj.id()) {
+            Some((Row(removed), ())) => {
                 self.unindex(&*removed);
-                Arc::unwrap_or_clone(removed).into_object()
+                T::changed(removed)
             }
             None => {
                 self.unindex(&obj);
-                obj.into_object()
+                T::changed(Arc::new(obj))
             }
         }
     }
@@ -320,7 +366,7 @@ impl Tables {
         for object in objects {
             crate::with_object!(object, |x| {
                 let version = x.version();
-                tables.put(version, x);
+                tables.put(version, x, false);
             });
         }
         tables
@@ -334,8 +380,9 @@ pub fn check_together(actions: &[StoreAction]) -> Result<(), StoreError> {
     if actions.len() < 2 {
         return Ok(());
     }
-    let mut seen: HashSet<(Kind, &str)> = HashSet::with_capacity(actions.len());
-    let mut claimed: HashSet<(Kind, &str)> = HashSet::new();
+    let mut seen: HashSet<(Kind, &str)> =
+        HashSet::with_capacity_and_hasher(actions.len(), Default::default());
+    let mut claimed: HashSet<(Kind, &str)> = HashSet::default();
     for action in actions {
         let object = action.target.as_ref().ok_or(StoreError::EmptyAction)?;
         let (kind, id) = (kind_of(object), id_of(object));
@@ -398,17 +445,20 @@ impl Frozen {
         hasher.finalize().into()
     }
 
-    /// [`Frozen::snapshot`] as message field `tag` of `buf`, encoded
+    /// [`Frozen::snapshot`] as message field `tag`, appended to `buf`
     /// straight from the tables: the same bytes, without copying every
     /// object first (for a large store, most of a snapshot's cost).
-    pub fn encode_snapshot_field(&self, tag: u32, buf: &mut Vec<u8>) {
+    ///
+    /// The field's key and length come first, but the length is known
+    /// only once the objects are written: they go after room for the
+    /// longest key and length, which are then written at the end of that
+    /// room. Returns where the field begins; the bytes between the old end
+    /// of `buf` and that offset are unused room for the caller to skip
+    /// (closing the gap moved every byte of a snapshot once more, and
+    /// measuring first was a second walk over every object).
+    #[must_use = "the field begins at the returned offset"]
+    pub fn encode_snapshot_field(&self, tag: u32, buf: &mut Vec<u8>) -> usize {
         use prost::encoding::{WireType, encode_key, encode_varint};
-        // The field's key and length come first, but the length is known
-        // only once the objects are written: they are written after room
-        // for the longest key and length, which then go right before them,
-        // and the gap is closed (one move of the bytes; measuring first was
-        // a second walk over every object in memory, a third of a large
-        // snapshot's cost).
         const ROOM: usize = 5 + 10;
         let start = buf.len();
         buf.resize(start + ROOM, 0);
@@ -427,35 +477,35 @@ impl Frozen {
         encode_varint(len as u64, &mut head);
         let at = start + ROOM - head.len();
         buf[at..start + ROOM].copy_from_slice(&head);
-        buf.drain(start..at);
+        at
     }
 }
 
 /// A table's objects, copied out.
-fn copies<T: Clone>(table: &Table<T>) -> Vec<T> {
-    table.values().map(|x| T::clone(x)).collect()
+fn copies<T: Stored>(table: &Table<T>) -> Vec<T> {
+    table.keys().map(|row| T::clone(&row.0)).collect()
 }
 
 /// A table as repeated message field `field`, in id order, into `hasher`.
-fn hash_field<M: prost::Message>(
+fn hash_field<M: Stored + prost::Message>(
     field: u32,
     table: &Table<M>,
     hasher: &mut sha2::Sha256,
     buf: &mut Vec<u8>,
 ) {
     use sha2::Digest as _;
-    let mut sorted: Vec<(&Id, &Arc<M>)> = table.iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (_, m) in sorted {
+    let mut sorted: Vec<&M> = table.keys().map(|row| &*row.0).collect();
+    sorted.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    for m in sorted {
         buf.clear();
-        prost::encoding::message::encode(field, &**m, buf);
+        prost::encoding::message::encode(field, m, buf);
         hasher.update(&buf[..]);
     }
 }
 
 /// A table as repeated message field `field`.
-fn put_field<M: prost::Message>(field: u32, table: &Table<M>, buf: &mut Vec<u8>) {
-    for m in table.values() {
-        prost::encoding::message::encode(field, &**m, buf);
+fn put_field<M: Stored + prost::Message>(field: u32, table: &Table<M>, buf: &mut Vec<u8>) {
+    for row in table.keys() {
+        prost::encoding::message::encode(field, &*row.0, buf);
     }
 }

@@ -255,7 +255,7 @@ fn watchers_see_commits_in_order_without_gaps() {
         (second.index, second.events[0].action),
         (3, EventAction::Remove)
     );
-    assert_eq!(id_of(&second.events[0].object), "a");
+    assert_eq!(second.events[0].object.id(), "a");
     assert!(rx.try_recv().is_err());
 }
 
@@ -304,7 +304,8 @@ fn a_frozen_copy_encodes_as_the_snapshot_and_ignores_later_writes() {
 
     // As field 1 of a message, byte for byte what prost writes.
     let mut direct = Vec::new();
-    frozen.encode_snapshot_field(1, &mut direct);
+    let at = frozen.encode_snapshot_field(1, &mut direct);
+    direct.drain(..at);
     let mut expected = Vec::new();
     prost::encoding::message::encode(1, &snap, &mut expected);
     assert_eq!(direct, expected);
@@ -327,7 +328,12 @@ fn snapshot_encoding_matches_prost_at_every_length_and_offset() {
         let (_, snap) = store.snapshot();
         for (tag, prefix) in [(1, &b""[..]), (1, b"abc"), (300, b"x")] {
             let mut direct = prefix.to_vec();
-            frozen.encode_snapshot_field(tag, &mut direct);
+            let at = frozen.encode_snapshot_field(tag, &mut direct);
+            assert!(
+                direct[prefix.len()..at].iter().all(|&b| b == 0),
+                "room only"
+            );
+            direct.drain(prefix.len()..at);
             let mut expected = prefix.to_vec();
             prost::encoding::message::encode(tag, &snap, &mut expected);
             assert_eq!(direct, expected, "{objects} objects, tag {tag}");
@@ -362,4 +368,49 @@ fn the_digest_depends_on_the_objects_not_on_the_order_they_came_in() {
 
     commit(&sorted, index + 1, |tx| tx.create(service("one more", "x"))).unwrap();
     assert_ne!(leader.digest().1, sorted.digest().1);
+}
+
+#[test]
+fn events_share_the_stored_object_and_a_rename_frees_the_old_name() {
+    let store = Store::new();
+    let mut watch = store.watch();
+    commit(&store, 1, |tx| tx.create(service("a", "web"))).unwrap();
+    let created = watch.try_recv().unwrap();
+    let Changed::Service(shared) = &created.events[0].object else {
+        panic!("a service event");
+    };
+    store.view(|t| {
+        let stored = t.get::<Service>("a").unwrap();
+        assert!(
+            std::ptr::eq(&**shared, stored),
+            "the event is the table's own copy"
+        );
+    });
+
+    // A rename replaces the object under its id and moves its name.
+    let mut renamed = store.view(|t| t.get::<Service>("a").cloned()).unwrap();
+    renamed
+        .spec
+        .as_mut()
+        .unwrap()
+        .annotations
+        .as_mut()
+        .unwrap()
+        .name = "api".into();
+    commit(&store, 2, |tx| tx.update(renamed)).unwrap();
+    store.view(|t| {
+        assert_eq!(t.all::<Service>().count(), 1);
+        assert_eq!(t.get::<Service>("a").unwrap().version(), 2);
+        assert!(t.get_by_name::<Service>("web").is_none());
+        assert_eq!(t.get_by_name::<Service>("api").unwrap().id, "a");
+    });
+    assert_eq!(shared.version(), 1, "an event keeps the object as it was");
+    commit(&store, 3, |tx| tx.create(service("b", "web"))).unwrap();
+
+    commit(&store, 4, |tx| tx.remove::<Service>("a")).unwrap();
+    store.view(|t| {
+        assert!(t.get::<Service>("a").is_none());
+        assert!(t.get_by_name::<Service>("api").is_none());
+        assert_eq!(t.all::<Service>().count(), 1);
+    });
 }

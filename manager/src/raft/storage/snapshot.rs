@@ -16,7 +16,7 @@ impl SledStorage {
     /// writing the snapshot file) holds no lock the Raft thread takes; only
     /// the small metadata record is written under the state lock. A snapshot
     /// received meanwhile makes this one out of date (`SnapshotOutOfDate`).
-    pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: Vec<u8>) -> Result<()> {
+    pub fn create_snapshot(&self, index: u64, conf_state: ConfState, data: &[u8]) -> Result<()> {
         // Files are named by index: one snapshot written at a time.
         let _one = self.one_snapshot();
         let meta = {
@@ -38,7 +38,7 @@ impl SledStorage {
             meta.set_conf_state(conf_state);
             meta
         };
-        let chunks = snapfile::write(&self.inner.keys, &meta, &data)?;
+        let chunks = snapfile::write(&self.inner.keys, &meta, data)?;
         // The record must follow a durable log; syncing it here leaves
         // little for the sync under the state lock the Raft loop waits on.
         self.flush()?;

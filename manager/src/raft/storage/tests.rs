@@ -310,8 +310,7 @@ fn create_snapshot_then_compact() {
                 .collect::<Vec<_>>(),
         )
         .unwrap();
-        s.create_snapshot(5, cs.clone(), b"state at 5".to_vec())
-            .unwrap();
+        s.create_snapshot(5, cs.clone(), b"state at 5").unwrap();
         s.compact(5).unwrap();
         s.flush().unwrap();
     }
@@ -333,11 +332,11 @@ fn create_snapshot_then_compact() {
         ))
     );
     assert!(matches!(
-        s.create_snapshot(5, cs.clone(), vec![]),
+        s.create_snapshot(5, cs.clone(), &[]),
         Err(StorageError::Raft(RaftStorageError::SnapshotOutOfDate))
     ));
     assert!(matches!(
-        s.create_snapshot(11, cs, vec![]),
+        s.create_snapshot(11, cs, &[]),
         Err(StorageError::Invalid(_))
     ));
 }

@@ -51,7 +51,7 @@ fn plaintext_never_reaches_disk() {
         let s = SledStorage::open(dir.path(), DataKey::generate()).unwrap();
         let ents: Vec<Entry> = (1..=20).map(|i| data_entry(i, 1, secret_entry)).collect();
         s.append(&ents).unwrap();
-        s.create_snapshot(10, ConfState::from((vec![1], vec![])), secret_snap.to_vec())
+        s.create_snapshot(10, ConfState::from((vec![1], vec![])), secret_snap)
             .unwrap();
         s.flush().unwrap();
         assert_eq!(all_entries(&s).unwrap().len(), 20);
@@ -130,7 +130,7 @@ fn a_missing_or_damaged_snapshot_file_is_refused_by_name() {
     {
         let s = SledStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&[new_entry(1, 1)]).unwrap();
-        s.create_snapshot(1, ConfState::default(), vec![7; CHUNK_LEN + 1])
+        s.create_snapshot(1, ConfState::default(), &vec![7; CHUNK_LEN + 1])
             .unwrap();
     }
     let file = dir.path().join("snap").join("0000000000000001.snap");
@@ -162,9 +162,9 @@ fn snapshots_stay_out_of_sled_and_old_ones_go() {
         let s = SledStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&(1..=3).map(|i| new_entry(i, 1)).collect::<Vec<_>>())
             .unwrap();
-        s.create_snapshot(1, ConfState::default(), vec![1; CHUNK_LEN + 1])
+        s.create_snapshot(1, ConfState::default(), &vec![1; CHUNK_LEN + 1])
             .unwrap();
-        s.create_snapshot(3, ConfState::default(), b"later".to_vec())
+        s.create_snapshot(3, ConfState::default(), b"later")
             .unwrap();
     }
     // A crash mid-write leaves a temporary file; one before the record, a
@@ -227,7 +227,7 @@ fn chunks_of_earlier_layouts_still_open_and_give_way_to_a_file() {
     }
     // The next snapshot is a file, and the chunks go.
     let s = SledStorage::open(dir.path(), key.clone()).unwrap();
-    s.create_snapshot(3, ConfState::default(), b"now a file".to_vec())
+    s.create_snapshot(3, ConfState::default(), b"now a file")
         .unwrap();
     drop(s);
     let s = SledStorage::open(dir.path(), key).unwrap();

@@ -152,7 +152,7 @@ fn segments_rotate_compaction_deletes_old_ones_and_a_missing_one_is_damage() {
     }
     let before = s.inner.wal.segment_seqs();
     assert!(before.len() > 10, "segments: {before:?}");
-    s.create_snapshot(50, ConfState::from((vec![1], vec![])), b"store".to_vec())
+    s.create_snapshot(50, ConfState::from((vec![1], vec![])), b"store")
         .unwrap();
     s.compact(45).unwrap();
     let after = s.inner.wal.segment_seqs();
