@@ -25,6 +25,11 @@ fn task(id: &str, service: &str, node: &str) -> Task {
     }
 }
 
+fn rename(s: &mut Service, name: &str) {
+    let spec = s.spec.get_or_insert_with(Default::default);
+    spec.annotations.get_or_insert_with(Default::default).name = name.into();
+}
+
 /// Builds and applies at `index`, as a committed log entry would.
 fn commit(
     store: &Store,
@@ -111,14 +116,7 @@ fn a_stale_update_is_refused_and_changes_nothing() {
     let stale = store.view(|t| t.get::<Service>("a").unwrap().clone());
 
     let mut fresh = stale.clone();
-    fresh
-        .spec
-        .as_mut()
-        .unwrap()
-        .annotations
-        .as_mut()
-        .unwrap()
-        .name = "web2".into();
+    rename(&mut fresh, "web2");
     commit(&store, 2, |tx| tx.update(fresh)).unwrap();
 
     // Built against version 1 but the store is at 2: refused at build time...
@@ -389,14 +387,7 @@ fn events_share_the_stored_object_and_a_rename_frees_the_old_name() {
 
     // A rename replaces the object under its id and moves its name.
     let mut renamed = store.view(|t| t.get::<Service>("a").cloned()).unwrap();
-    renamed
-        .spec
-        .as_mut()
-        .unwrap()
-        .annotations
-        .as_mut()
-        .unwrap()
-        .name = "api".into();
+    rename(&mut renamed, "api");
     commit(&store, 2, |tx| tx.update(renamed)).unwrap();
     store.view(|t| {
         assert_eq!(t.all::<Service>().count(), 1);
