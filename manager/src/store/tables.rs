@@ -234,7 +234,7 @@ impl Tables {
                 ActionKind::Create | ActionKind::Update => {
                     let new = kind == ActionKind::Create;
                     let object = crate::with_object!(object, |x| self.put(index, x, new));
-                    let action = if kind == ActionKind::Create {
+                    let action = if new {
                         EventAction::Create
                     } else {
                         EventAction::Update
@@ -263,9 +263,10 @@ impl Tables {
         // back: an update looks it up first (the walk also brings the path
         // into the cache for the insert).
         let table = T::table_mut(self);
-        let old = (!new)
-            .then(|| table.get_key_value(obj.id()).map(|(row, ())| row.clone()))
-            .flatten();
+        let old = match new {
+            true => None,
+            false => table.get_key_value(obj.id()).map(|(row, ())| row.clone()),
+        };
         table.insert(Row(obj.clone()), ());
         if let Some(Row(old)) = old {
             self.unindex(&*old);
