@@ -11,6 +11,7 @@
 //! none. An object's `meta.version` is the log index that last wrote it:
 //! that is what optimistic concurrency compares.
 
+mod names;
 mod object;
 mod tables;
 mod tx;

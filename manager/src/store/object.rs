@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shoal_proto::objects::{Cluster, Config, Meta, Network, Node, Secret, Service, Task};
 use shoal_proto::store::store_action::Target;
 
+use super::names::Names;
 use super::tables::{Table, Tables};
 
 /// Any stored object (the Raft log's own oneof).
@@ -115,6 +116,10 @@ pub trait Stored: Clone + Sized + 'static {
     fn table(tables: &Tables) -> &Table<Self>;
     /// Its table, for writes.
     fn table_mut(tables: &mut Tables) -> &mut Table<Self>;
+    /// Its unique names (`None`: names of this kind need not be unique).
+    fn names(tables: &Tables) -> Option<&Names<Self>>;
+    /// Its unique names, for writes.
+    fn names_mut(tables: &mut Tables) -> Option<&mut Names<Self>>;
     /// Its version (0 for an object never stored).
     fn version(&self) -> u64 {
         self.meta().map_or(0, |m| m.version)
@@ -122,7 +127,27 @@ pub trait Stored: Clone + Sized + 'static {
 }
 
 macro_rules! stored {
+    ($ty:ty, $kind:ident, $field:ident, names: $names:ident, |$o:ident| $name:expr) => {
+        stored!($ty, $kind, $field, |$o| $name, {
+            fn names(tables: &Tables) -> Option<&Names<Self>> {
+                Some(&tables.$names)
+            }
+            fn names_mut(tables: &mut Tables) -> Option<&mut Names<Self>> {
+                Some(&mut tables.$names)
+            }
+        });
+    };
     ($ty:ty, $kind:ident, $field:ident, |$o:ident| $name:expr) => {
+        stored!($ty, $kind, $field, |$o| $name, {
+            fn names(_: &Tables) -> Option<&Names<Self>> {
+                None
+            }
+            fn names_mut(_: &mut Tables) -> Option<&mut Names<Self>> {
+                None
+            }
+        });
+    };
+    ($ty:ty, $kind:ident, $field:ident, |$o:ident| $name:expr, { $($names:item)* }) => {
         impl Stored for $ty {
             const KIND: Kind = Kind::$kind;
             fn id(&self) -> &str {
@@ -156,6 +181,7 @@ macro_rules! stored {
             fn table_mut(tables: &mut Tables) -> &mut Table<Self> {
                 &mut tables.$field
             }
+            $($names)*
         }
     };
 }
@@ -167,20 +193,20 @@ fn spec_name(annotations: Option<&shoal_proto::objects::Annotations>) -> &str {
 stored!(Node, Node, nodes, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
-stored!(Service, Service, services, |o| spec_name(
+stored!(Service, Service, services, names: service_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
 stored!(Task, Task, tasks, |_o| "");
-stored!(Network, Network, networks, |o| spec_name(
+stored!(Network, Network, networks, names: network_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
-stored!(Secret, Secret, secrets, |o| spec_name(
+stored!(Secret, Secret, secrets, names: secret_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
-stored!(Config, Config, configs, |o| spec_name(
+stored!(Config, Config, configs, names: config_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
-stored!(Cluster, Cluster, clusters, |o| spec_name(
+stored!(Cluster, Cluster, clusters, names: cluster_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
 

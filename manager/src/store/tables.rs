@@ -17,12 +17,12 @@ use shoal_proto::objects::{Cluster, Config, Network, Node, Secret, Service, Task
 use shoal_proto::store::store_action::Kind as ActionKind;
 use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
 
+use super::names::Names;
 use super::object::{Changed, Kind, Object, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
 
-/// Hashes of names (and the task indexes): fast, seeded per process.
+/// Hashes of the task indexes: fast, seeded per process.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// Hashes of ids: one fixed seed, the same on every manager. (The walk
 /// order of a table still depends on the order of its inserts, so
@@ -50,6 +50,13 @@ pub type Table<T> = GenericHashMap<Row<T>, (), IdHasher, DefaultSharedPtr>;
 /// found by a `&str` id ([`Borrow`]).
 #[derive(Debug)]
 pub struct Row<T>(Arc<T>);
+
+impl<T> Row<T> {
+    /// The stored object.
+    pub(super) fn object(&self) -> &T {
+        &self.0
+    }
+}
 
 impl<T> Clone for Row<T> {
     fn clone(&self) -> Self {
@@ -90,8 +97,12 @@ pub struct Tables {
     pub(super) secrets: Table<Secret>,
     pub(super) configs: Table<Config>,
     pub(super) clusters: Table<Cluster>,
-    /// Unique names, per kind: name → id.
-    names: HashMap<Kind, HashMap<String, String>>,
+    // Unique names, for the kinds whose names are unique.
+    pub(super) service_names: Names<Service>,
+    pub(super) network_names: Names<Network>,
+    pub(super) secret_names: Names<Secret>,
+    pub(super) config_names: Names<Config>,
+    pub(super) cluster_names: Names<Cluster>,
     tasks_by_service: HashMap<String, BTreeSet<String>>,
     tasks_by_node: HashMap<String, BTreeSet<String>>,
 }
@@ -104,8 +115,7 @@ impl Tables {
 
     /// The object of kind `T` with this (unique) name.
     pub fn get_by_name<T: Stored>(&self, name: &str) -> Option<&T> {
-        let id = self.names.get(&T::KIND)?.get(name)?;
-        self.get(id)
+        T::names(self)?.get(name)
     }
 
     /// Resolves what a user typed (full id, unique name, or unique id
@@ -209,8 +219,8 @@ impl Tables {
         if action != ActionKind::Remove
             && T::KIND.unique_names()
             && !obj.name().is_empty()
-            && let Some(holder) = self.names.get(&T::KIND).and_then(|n| n.get(obj.name()))
-            && holder != obj.id()
+            && let Some(holder) = T::names(self).and_then(|n| n.get(obj.name()))
+            && holder.id() != obj.id()
         {
             return Err(StoreError::NameConflict {
                 kind: T::KIND,
@@ -271,7 +281,7 @@ impl Tables {
         if let Some(Row(old)) = old {
             self.unindex(&*old);
         }
-        self.index(&*obj);
+        self.index(&obj);
         T::changed(obj)
     }
 
@@ -288,15 +298,12 @@ impl Tables {
         }
     }
 
-    fn index<T: Stored>(&mut self, obj: &T) {
-        let name = obj.name();
-        if T::KIND.unique_names() && !name.is_empty() {
-            self.names
-                .entry(T::KIND)
-                .or_default()
-                .insert(name.to_string(), obj.id().to_string());
+    /// Indexes a stored object (after its old version was unindexed).
+    fn index<T: Stored>(&mut self, obj: &Arc<T>) {
+        if let Some(names) = T::names_mut(self) {
+            names.claim(Row(obj.clone()));
         }
-        if let Some(task) = (obj as &dyn Any).downcast_ref::<Task>() {
+        if let Some(task) = (&**obj as &dyn Any).downcast_ref::<Task>() {
             self.tasks_by_service
                 .entry(task.service_id.clone())
                 .or_default()
@@ -311,11 +318,8 @@ impl Tables {
     }
 
     fn unindex<T: Stored>(&mut self, obj: &T) {
-        let name = obj.name();
-        if let Some(names) = self.names.get_mut(&T::KIND)
-            && names.get(name).map(String::as_str) == Some(obj.id())
-        {
-            names.remove(name);
+        if let Some(names) = T::names_mut(self) {
+            names.release(obj);
         }
         if let Some(task) = (obj as &dyn Any).downcast_ref::<Task>() {
             for (index, key) in [
@@ -376,36 +380,42 @@ impl Tables {
 
 /// What the actions of one batch must not do to each other: touch an
 /// object twice, or claim one name twice. (Each was checked against the
-/// tables already; this needs no lookup in them.)
+/// tables already; this needs no lookup in them.) Sorted pairs, not hash
+/// sets: a batch is small, and growing two sets was most of this check.
 pub fn check_together(actions: &[StoreAction]) -> Result<(), StoreError> {
     if actions.len() < 2 {
         return Ok(());
     }
-    let mut seen: HashSet<(Kind, &str)> =
-        HashSet::with_capacity_and_hasher(actions.len(), Default::default());
-    let mut claimed: HashSet<(Kind, &str)> = HashSet::default();
+    let mut ids = Vec::with_capacity(actions.len());
+    let mut names = Vec::with_capacity(actions.len());
     for action in actions {
         let object = action.target.as_ref().ok_or(StoreError::EmptyAction)?;
-        let (kind, id) = (kind_of(object), id_of(object));
-        if !seen.insert((kind, id)) {
-            return Err(StoreError::Duplicate {
-                kind,
-                id: id.to_string(),
-            });
-        }
+        let kind = kind_of(object);
+        ids.push((kind, id_of(object)));
         let name = crate::with_object!(object, |x| x.name());
-        if action.kind() != ActionKind::Remove
-            && kind.unique_names()
-            && !name.is_empty()
-            && !claimed.insert((kind, name))
-        {
-            return Err(StoreError::NameConflict {
-                kind,
-                name: name.to_string(),
-            });
+        if action.kind() != ActionKind::Remove && kind.unique_names() && !name.is_empty() {
+            names.push((kind, name));
         }
     }
+    if let Some((kind, id)) = first_repeat(&mut ids) {
+        return Err(StoreError::Duplicate {
+            kind,
+            id: id.to_string(),
+        });
+    }
+    if let Some((kind, name)) = first_repeat(&mut names) {
+        return Err(StoreError::NameConflict {
+            kind,
+            name: name.to_string(),
+        });
+    }
     Ok(())
+}
+
+/// The smallest pair that occurs twice (sorts `pairs`).
+fn first_repeat<'a>(pairs: &mut [(Kind, &'a str)]) -> Option<(Kind, &'a str)> {
+    pairs.sort_unstable();
+    pairs.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 /// The objects of [`Tables`] at one moment (no indexes): what a snapshot

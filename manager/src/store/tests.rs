@@ -405,3 +405,40 @@ fn events_share_the_stored_object_and_a_rename_frees_the_old_name() {
         assert_eq!(t.all::<Service>().count(), 1);
     });
 }
+
+#[test]
+fn a_name_finds_the_object_as_it_is_now_through_growth_and_removal() {
+    let store = Store::new();
+    // Enough names that the index doubles many times.
+    for chunk in 0..40u64 {
+        commit(&store, chunk + 1, |tx| {
+            (0..100).try_for_each(|i| {
+                let n = chunk * 100 + i;
+                tx.create(service(&format!("id{n}"), &format!("svc{n}")))
+            })
+        })
+        .unwrap();
+    }
+    // An update that keeps the name: the name finds the new version.
+    let updated = store.view(|t| t.get::<Service>("id7").cloned()).unwrap();
+    commit(&store, 50, |tx| tx.update(updated)).unwrap();
+    // Every other one removed, then one name taken by a new object.
+    commit(&store, 51, |tx| {
+        (0..4000)
+            .step_by(2)
+            .try_for_each(|n| tx.remove::<Service>(&format!("id{n}")))
+    })
+    .unwrap();
+    commit(&store, 52, |tx| tx.create(service("fresh", "svc0"))).unwrap();
+    store.view(|t| {
+        assert_eq!(t.get_by_name::<Service>("svc7").unwrap().version(), 50);
+        for n in 1..4000 {
+            let found = t.get_by_name::<Service>(&format!("svc{n}"));
+            match n % 2 {
+                0 => assert!(found.is_none(), "svc{n} was removed"),
+                _ => assert_eq!(found.unwrap().id, format!("id{n}")),
+            }
+        }
+        assert_eq!(t.get_by_name::<Service>("svc0").unwrap().id, "fresh");
+    });
+}
