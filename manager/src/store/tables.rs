@@ -492,9 +492,9 @@ impl Frozen {
     }
 }
 
-/// A table's objects, copied out (in the order a snapshot has them).
+/// A table's objects, copied out.
 fn copies<T: Stored>(table: &Table<T>) -> Vec<T> {
-    in_memory_order(table).into_iter().cloned().collect()
+    table.keys().map(|row| T::clone(&row.0)).collect()
 }
 
 /// A table's objects in their order in memory: a walk in the trie's

@@ -8,14 +8,14 @@
 //! written once needs no more than a write and an `fdatasync`.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use ::raft::eraftpb::SnapshotMetadata;
 
 use super::codec::{Keys, chunk_aad};
 use super::{CHUNK_LEN, Result, StorageError};
-use crate::seal::SealError;
+use crate::seal::{NONCE_LEN, OVERHEAD, SealError};
 
 /// The directory of snapshot files, in the state directory.
 pub(super) const SNAP_DIR: &str = "snap";
@@ -60,13 +60,21 @@ pub(super) fn write(keys: &Keys, meta: &SnapshotMetadata, data: &[u8]) -> Result
     let tmp = path.with_extension("tmp");
     let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
     let written = (|| {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let mut out = File::create(&tmp)?;
+        // One buffer for every chunk: its length, then the chunk sealed in
+        // place (a fresh buffer each time was fresh pages each time).
+        let mut buf = Vec::with_capacity(4 + CHUNK_LEN + OVERHEAD);
         for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
-            let sealed = keys.key().seal(chunk, &chunk_aad(meta, n as u32, chunks));
-            out.write_all(&(sealed.len() as u32).to_le_bytes())?;
-            out.write_all(&sealed)?;
+            buf.clear();
+            buf.resize(4 + NONCE_LEN, 0);
+            buf.extend_from_slice(chunk);
+            let aad = chunk_aad(meta, n as u32, chunks);
+            keys.key().seal_in_place(&mut buf, 4, &aad);
+            let sealed_len = (buf.len() - 4) as u32;
+            buf[..4].copy_from_slice(&sealed_len.to_le_bytes());
+            out.write_all(&buf)?;
         }
-        out.into_inner().map_err(|e| e.into_error())?.sync_data()
+        out.sync_data()
     })();
     written.map_err(io(keys, "cannot write", tmp.clone()))?;
     fs::rename(&tmp, &path).map_err(io(keys, "cannot rename", tmp))?;

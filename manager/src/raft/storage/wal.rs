@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::codec::Keys;
 use super::{Result, StorageError};
-use crate::seal::SealError;
+use crate::seal::{NONCE_LEN, SealError};
 
 pub(super) use record::Record;
 pub(super) use replay::Replayed;
@@ -179,10 +179,12 @@ impl Wal {
     /// sequence of whole records.
     pub(super) fn append(&self, keys: &Keys, rec: &Record) -> Result<()> {
         let mut w = self.writer();
-        let sealed = keys.key().seal(&rec.encode(), &aad((w.seq, w.len)));
-        let mut buf = Vec::with_capacity(sealed.len() + 4);
-        buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&sealed);
+        // The length, room for the nonce, the record; sealed where it lies.
+        let mut buf = vec![0; 4 + NONCE_LEN];
+        rec.encode_into(&mut buf);
+        keys.key().seal_in_place(&mut buf, 4, &aad((w.seq, w.len)));
+        let sealed_len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&sealed_len.to_le_bytes());
         let path = self.dir.join(segment_name(w.seq));
         if let Err(e) = w.file.write_all_at(&buf, w.len) {
             let _ = w.file.set_len(w.len);

@@ -40,13 +40,21 @@ impl Record {
         self.entries.last().map(|e| e.index)
     }
 
+    #[cfg(test)]
     pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the record's byte form to `out`.
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
         let size: usize = self
             .entries
             .iter()
             .map(|e| e.compute_size() as usize + 4)
             .sum();
-        let mut out = Vec::with_capacity(size + 64);
+        out.reserve(size + 64 + crate::seal::TAG_LEN);
         let flag = |present: bool, bit: u8| if present { bit } else { 0 };
         let flags = flag(self.reset.is_some(), F_RESET)
             | flag(self.compact.is_some(), F_COMPACT)
@@ -60,13 +68,12 @@ impl Record {
             out.extend_from_slice(&index.to_le_bytes());
         }
         if let Some(hs) = &self.hard {
-            put_message(&mut out, hs);
+            put_message(out, hs);
         }
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
-            put_message(&mut out, e);
+            put_message(out, e);
         }
-        out
     }
 
     /// Decodes what [`Record::encode`] made; `None` if it does not parse.
