@@ -23,6 +23,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Ordered maps: encoding is deterministic, so equal stores encode
         // (and digest) equally on every manager.
         .btree_map(".")
+        // A store action holds one object inline, so it is as large as
+        // the largest kind (a service, 2 KB): every config written moved
+        // 2 KB around as it was batched, logged and applied. The large
+        // kinds live behind a box; configs and secrets (150 bytes) stay.
+        .boxed(".shoal.store.StoreAction.target.node")
+        .boxed(".shoal.store.StoreAction.target.service")
+        .boxed(".shoal.store.StoreAction.target.task")
+        .boxed(".shoal.store.StoreAction.target.network")
+        .boxed(".shoal.store.StoreAction.target.cluster")
         .compile_fds(fds)?;
 
     // Build facts shown by `shoal version`.

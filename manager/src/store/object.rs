@@ -164,14 +164,18 @@ macro_rules! stored {
                 self.meta.get_or_insert_with(Meta::default)
             }
             fn into_object(self) -> Object {
-                Target::$kind(self)
+                // Boxed or not, as the generated oneof has it.
+                Target::$kind(self.into())
             }
             fn changed(this: Arc<Self>) -> Changed {
                 Changed::$kind(this)
             }
             fn from_object(object: &Object) -> Option<&Self> {
                 match object {
-                    Target::$kind(x) => Some(x),
+                    Target::$kind(x) => {
+                        let x: &Self = x;
+                        Some(x)
+                    }
                     _ => None,
                 }
             }
@@ -210,21 +214,67 @@ stored!(Cluster, Cluster, clusters, names: cluster_names, |o| spec_name(
     o.spec.as_ref().and_then(|s| s.annotations.as_ref())
 ));
 
-/// Calls `$f` with the concrete object inside an [`Object`].
+/// Calls `$f` with the concrete object inside an [`Object`]: `&T` from a
+/// `&Object`, or `T` from an `Object` with `owned`. (The large kinds are
+/// boxed in the oneof: see `proto/build.rs`.)
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_object {
-    ($obj:expr, |$x:ident| $body:expr) => {
+    ($obj:expr, |$x:ident| $body:expr) => {{
+        use shoal_proto::objects as o;
+        use shoal_proto::store::store_action::Target;
         match $obj {
-            shoal_proto::store::store_action::Target::Node($x) => $body,
-            shoal_proto::store::store_action::Target::Service($x) => $body,
-            shoal_proto::store::store_action::Target::Task($x) => $body,
-            shoal_proto::store::store_action::Target::Network($x) => $body,
-            shoal_proto::store::store_action::Target::Secret($x) => $body,
-            shoal_proto::store::store_action::Target::Config($x) => $body,
-            shoal_proto::store::store_action::Target::Cluster($x) => $body,
+            Target::Node(x) => {
+                let $x: &o::Node = x;
+                $body
+            }
+            Target::Service(x) => {
+                let $x: &o::Service = x;
+                $body
+            }
+            Target::Task(x) => {
+                let $x: &o::Task = x;
+                $body
+            }
+            Target::Network(x) => {
+                let $x: &o::Network = x;
+                $body
+            }
+            Target::Secret($x) => $body,
+            Target::Config($x) => $body,
+            Target::Cluster(x) => {
+                let $x: &o::Cluster = x;
+                $body
+            }
         }
-    };
+    }};
+    (owned $obj:expr, |$x:ident| $body:expr) => {{
+        use shoal_proto::store::store_action::Target;
+        match $obj {
+            Target::Node(x) => {
+                let $x = *x;
+                $body
+            }
+            Target::Service(x) => {
+                let $x = *x;
+                $body
+            }
+            Target::Task(x) => {
+                let $x = *x;
+                $body
+            }
+            Target::Network(x) => {
+                let $x = *x;
+                $body
+            }
+            Target::Secret($x) => $body,
+            Target::Config($x) => $body,
+            Target::Cluster(x) => {
+                let $x = *x;
+                $body
+            }
+        }
+    }};
 }
 
 /// The kind of an [`Object`].

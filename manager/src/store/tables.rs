@@ -18,7 +18,7 @@ use shoal_proto::store::store_action::Kind as ActionKind;
 use shoal_proto::store::{StoreAction, StoreBatch, StoreSnapshot};
 
 use super::names::Names;
-use super::object::{Changed, Kind, Object, Stored, id_of, kind_of};
+use super::object::{Changed, Kind, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
 
 /// Hashes of the task indexes: fast, seeded per process.
@@ -243,7 +243,7 @@ impl Tables {
             let event = match kind {
                 ActionKind::Create | ActionKind::Update => {
                     let new = kind == ActionKind::Create;
-                    let object = crate::with_object!(object, |x| self.put(index, x, new));
+                    let object = crate::with_object!(owned object, |x| self.put(index, x, new));
                     let action = if new {
                         EventAction::Create
                     } else {
@@ -252,7 +252,7 @@ impl Tables {
                     Event { action, object }
                 }
                 ActionKind::Remove => {
-                    let object = crate::with_object!(object, |x| self.delete(x));
+                    let object = crate::with_object!(owned object, |x| self.delete(x));
                     Event {
                         action: EventAction::Remove,
                         object,
@@ -358,23 +358,22 @@ impl Tables {
     /// Tables rebuilt from a snapshot (indexes included).
     pub fn from_snapshot(snapshot: StoreSnapshot) -> Tables {
         let mut tables = Tables::default();
-        let objects = snapshot
-            .nodes
-            .into_iter()
-            .map(Object::Node)
-            .chain(snapshot.services.into_iter().map(Object::Service))
-            .chain(snapshot.tasks.into_iter().map(Object::Task))
-            .chain(snapshot.networks.into_iter().map(Object::Network))
-            .chain(snapshot.secrets.into_iter().map(Object::Secret))
-            .chain(snapshot.configs.into_iter().map(Object::Config))
-            .chain(snapshot.clusters.into_iter().map(Object::Cluster));
-        for object in objects {
-            crate::with_object!(object, |x| {
-                let version = x.version();
-                tables.put(version, x, false);
-            });
-        }
+        tables.restore(snapshot.nodes);
+        tables.restore(snapshot.services);
+        tables.restore(snapshot.tasks);
+        tables.restore(snapshot.networks);
+        tables.restore(snapshot.secrets);
+        tables.restore(snapshot.configs);
+        tables.restore(snapshot.clusters);
         tables
+    }
+
+    /// Stores `objects` as they were, versions included.
+    fn restore<T: Stored>(&mut self, objects: Vec<T>) {
+        for x in objects {
+            let version = x.version();
+            self.put(version, x, false);
+        }
     }
 }
 
