@@ -156,13 +156,14 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     /// A copy of the store as applied, to snapshot; counts start again.
     fn snapshot_job(&mut self) -> SnapshotJob {
         let (index, objects) = self.store.frozen();
-        // At most the last one plus everything the log added since (a
-        // store that only grows adds about the log's bytes): a buffer that
-        // falls short is copied whole into fresh pages as it doubles, which
-        // was two thirds of a snapshot's cost. Room reserved but never
-        // written costs no memory (the kernel maps pages as they are
-        // touched).
-        let size_hint = (self.snapshot_bytes + self.log_bytes + (1 << 16)) as usize;
+        // The last one plus everything the log added since (a store that
+        // only grows adds about the log's bytes), and a quarter more: an
+        // object stored weighs a little more than in the log (its
+        // version), and a buffer that falls short by one byte is copied
+        // whole into fresh pages as it doubles, which was two thirds of a
+        // snapshot's cost. Room reserved but never written costs no memory
+        // (the kernel maps pages as they are touched).
+        let size_hint = ((self.snapshot_bytes + self.log_bytes) * 5 / 4 + (1 << 16)) as usize;
         self.log_bytes = 0;
         self.log_writes = 0;
         self.last_snapshot = index;
