@@ -40,6 +40,7 @@ impl Record {
         self.entries.last().map(|e| e.index)
     }
 
+    /// The record's byte form (the WAL encodes into its write buffer).
     #[cfg(test)]
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
