@@ -162,8 +162,10 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         // version), and a buffer that falls short by one byte is copied
         // whole into fresh pages as it doubles, which was two thirds of a
         // snapshot's cost. Room reserved but never written costs no memory
-        // (the kernel maps pages as they are touched).
-        let size_hint = ((self.snapshot_bytes + self.log_bytes) * 5 / 4 + (1 << 16)) as usize;
+        // (the kernel maps pages as they are touched), but not past what a
+        // follower accepts: under strict overcommit a reservation counts.
+        let size_hint = ((self.snapshot_bytes + self.log_bytes) * 5 / 4).min(1 << 30) + (1 << 16);
+        let size_hint = size_hint as usize;
         self.log_bytes = 0;
         self.log_writes = 0;
         self.last_snapshot = index;

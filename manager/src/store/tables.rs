@@ -456,8 +456,9 @@ impl Frozen {
     }
 
     /// [`Frozen::snapshot`] as message field `tag`, appended to `buf`
-    /// straight from the tables: the same bytes, without copying every
-    /// object first (for a large store, most of a snapshot's cost).
+    /// straight from the tables: the same objects (each table in memory
+    /// order, see `in_memory_order`), without copying every object first
+    /// (for a large store, most of a snapshot's cost).
     ///
     /// The field's key and length come first, but the length is known
     /// only once the objects are written: they go after room for the
