@@ -3,6 +3,10 @@
 //! before acknowledging), driven with the same closed-loop shape through
 //! the `etcd-client` crate: a put per request, or a txn of puts.
 //!
+//! With `--etcd-tls` every member serves, and talks to its peers, over
+//! mutual TLS (certificates from [`crate::certs`]), as Shoal's managers
+//! always do; by default etcd runs plaintext, its own default.
+//!
 //! The benchmark installs nothing: it needs an `etcd` binary (Debian's
 //! `etcd-server`). [`Etcd`] stops the members and removes their data when
 //! dropped — also when the run fails halfway.
@@ -14,8 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use etcd_client::{Client, ConnectOptions, KvClient, Txn, TxnOp};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, Identity, KvClient, TlsOptions, Txn, TxnOp,
+};
 
+use crate::certs::{self, Certs};
 use crate::load;
 use crate::plan::{Mode, Plan, Row};
 
@@ -24,6 +31,8 @@ pub struct Etcd {
     members: Vec<Child>,
     /// Client URLs, one per member.
     pub endpoints: Vec<String>,
+    /// Set when the members speak mutual TLS.
+    certs: Option<Certs>,
     dir: tempfile::TempDir,
 }
 
@@ -60,30 +69,48 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Etcd {
-    /// Starts `n` members in a fresh temporary directory.
-    pub fn start(bin: &Path, n: usize) -> anyhow::Result<Etcd> {
+    /// Starts `n` members in a fresh temporary directory, over mutual TLS
+    /// if `tls`.
+    pub fn start(bin: &Path, n: usize, tls: bool) -> anyhow::Result<Etcd> {
         let dir = tempfile::Builder::new()
             .prefix("raft-bench-etcd-")
             .tempdir()?;
+        let certs = tls.then(|| certs::make(dir.path())).transpose()?;
+        let scheme = if tls { "https" } else { "http" };
         let ports: Vec<(u16, u16)> = (0..n)
             .map(|_| Ok((free_port()?, free_port()?)))
             .collect::<anyhow::Result<_>>()?;
         let cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer))| format!("m{i}={scheme}://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut etcd = Etcd {
             members: Vec::new(),
             endpoints: Vec::new(),
+            certs,
             dir,
         };
         for (i, (client, peer)) in ports.into_iter().enumerate() {
             let log = std::fs::File::create(etcd.dir.path().join(format!("m{i}.log")))?;
-            let client_url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
-            let child = Command::new(bin)
+            let client_url = format!("{scheme}://127.0.0.1:{client}");
+            let peer_url = format!("{scheme}://127.0.0.1:{peer}");
+            let mut command = Command::new(bin);
+            if let Some(c) = &etcd.certs {
+                for (flag, file) in [
+                    ("--cert-file", &c.cert_file),
+                    ("--key-file", &c.key_file),
+                    ("--trusted-ca-file", &c.ca_file),
+                    ("--peer-cert-file", &c.cert_file),
+                    ("--peer-key-file", &c.key_file),
+                    ("--peer-trusted-ca-file", &c.ca_file),
+                ] {
+                    command.arg(flag).arg(file);
+                }
+                command.args(["--client-cert-auth", "--peer-client-cert-auth"]);
+            }
+            let child = command
                 .args(["--name", &format!("m{i}")])
                 .arg("--data-dir")
                 .arg(etcd.dir.path().join(format!("m{i}.etcd")))
@@ -119,7 +146,8 @@ impl Etcd {
                 }
             }
             for ep in &self.endpoints {
-                let options = ConnectOptions::new()
+                let options = self
+                    .options()
                     .with_connect_timeout(Duration::from_secs(1))
                     .with_timeout(Duration::from_secs(2));
                 if let Ok(mut c) = Client::connect([ep.as_str()], Some(options)).await
@@ -134,6 +162,20 @@ impl Etcd {
                 bail!("the etcd cluster elected no leader within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How a client connects: with the member certificate and the CA
+    /// when the members speak TLS.
+    fn options(&self) -> ConnectOptions {
+        let options = ConnectOptions::new();
+        match &self.certs {
+            Some(c) => options.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&c.ca_pem))
+                    .identity(Identity::from_pem(&c.cert_pem, &c.key_pem)),
+            ),
+            None => options,
         }
     }
 
@@ -165,11 +207,11 @@ impl Drop for Etcd {
 
 /// Starts etcd, runs every step of `plan` against its leader, stops it.
 pub async fn run(bin: &Path, plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let mut etcd = Etcd::start(bin, 3)?;
+    let mut etcd = Etcd::start(bin, 3, plan.etcd_tls)?;
     let leader = etcd.leader().await?;
     let mut kvs = Vec::new();
     for _ in 0..plan.conns.max(1) {
-        let client = Client::connect([leader.as_str()], None)
+        let client = Client::connect([leader.as_str()], Some(etcd.options()))
             .await
             .context("connecting to etcd")?;
         kvs.push(client.kv_client());

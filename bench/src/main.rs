@@ -19,6 +19,7 @@
 //! removed at the end, also when a step fails; Ctrl-C ends the run early
 //! and cleans up the same way.
 
+mod certs;
 mod etcd;
 mod load;
 mod plan;
@@ -66,6 +67,10 @@ struct Args {
     /// Run Shoal only.
     #[arg(long)]
     skip_etcd: bool,
+    /// etcd over mutual TLS (members, peers and client), as Shoal always
+    /// runs; without it etcd runs plaintext, its default.
+    #[arg(long)]
+    etcd_tls: bool,
     /// Run etcd only.
     #[arg(long)]
     skip_shoal: bool,
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         batch: args.batch,
         conns: args.conns,
         payload: args.payload,
+        etcd_tls: args.etcd_tls,
     };
     locate_shoal()?;
     stop_on_ctrl_c();

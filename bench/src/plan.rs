@@ -40,6 +40,8 @@ pub struct Plan {
     pub conns: usize,
     /// Bytes of each object's value.
     pub payload: usize,
+    /// etcd's members and client speak mutual TLS, as Shoal's always do.
+    pub etcd_tls: bool,
 }
 
 impl Plan {

@@ -227,12 +227,17 @@ pub fn section(command: &str, machine: &Machine, plan: &Plan, rows: &[Row]) -> S
     }
     let _ = writeln!(
         out,
-        "\nShape: closed loop; per step {} s warm-up then {} s measured; {} client connection(s) shared round robin; {}-byte values; batched = {} objects in one atomic write (Shoal `Batch` RPC, etcd txn). Throughput counts committed objects; latency is per request.\n",
+        "\nShape: closed loop; per step {} s warm-up then {} s measured; {} client connection(s) shared round robin; {}-byte values; batched = {} objects in one atomic write (Shoal `Batch` RPC, etcd txn); Shoal over mutual TLS, etcd {}. Throughput counts committed objects; latency is per request.\n",
         plan.phase.warmup.as_secs_f64(),
         plan.phase.measure.as_secs_f64(),
         plan.conns,
         plan.payload,
-        plan.batch
+        plan.batch,
+        if plan.etcd_tls {
+            "over mutual TLS too (`--etcd-tls`)"
+        } else {
+            "plaintext (its default)"
+        },
     );
     out.push_str(&table(plan, rows));
     let _ = writeln!(out, "\n{END}");
