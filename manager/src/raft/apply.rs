@@ -164,8 +164,8 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         // snapshot's cost. Room reserved but never written costs no memory
         // (the kernel maps pages as they are touched), but not past what a
         // follower accepts: under strict overcommit a reservation counts.
-        let size_hint = ((self.snapshot_bytes + self.log_bytes) * 5 / 4).min(1 << 30) + (1 << 16);
-        let size_hint = size_hint as usize;
+        let bound = (self.snapshot_bytes + self.log_bytes) as usize * 5 / 4;
+        let size_hint = bound.min(super::service::MAX_SNAPSHOT) + (1 << 16);
         self.log_bytes = 0;
         self.log_writes = 0;
         self.last_snapshot = index;

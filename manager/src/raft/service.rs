@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::node::RaftHandle;
 
 /// Largest snapshot accepted from a peer.
-const MAX_SNAPSHOT: usize = 1 << 30;
+pub(super) const MAX_SNAPSHOT: usize = 1 << 30;
 
 /// Decides whether a request may reach Raft (manager certificates only).
 /// It gets the peer's certificate chain (DER), `None` off TLS.

@@ -110,7 +110,9 @@ pub struct Tables {
 impl Tables {
     /// The object of kind `T` with this id.
     pub fn get<T: Stored>(&self, id: &str) -> Option<&T> {
-        T::table(self).get_key_value(id).map(|(row, ())| &*row.0)
+        T::table(self)
+            .get_key_value(id)
+            .map(|(row, ())| row.object())
     }
 
     /// The object of kind `T` with this (unique) name.
@@ -142,7 +144,7 @@ impl Tables {
 
     /// Every object of kind `T`, in no particular order.
     pub fn all<T: Stored>(&self) -> impl Iterator<Item = &T> {
-        T::table(self).keys().map(|row| &*row.0)
+        objects(T::table(self))
     }
 
     /// Tasks of a service.
@@ -217,7 +219,6 @@ impl Tables {
             _ => {}
         }
         if action != ActionKind::Remove
-            && T::KIND.unique_names()
             && !obj.name().is_empty()
             && let Some(holder) = T::names(self).and_then(|n| n.get(obj.name()))
             && holder.id() != obj.id()
@@ -494,7 +495,12 @@ impl Frozen {
 
 /// A table's objects, copied out.
 fn copies<T: Stored>(table: &Table<T>) -> Vec<T> {
-    table.keys().map(|row| T::clone(&row.0)).collect()
+    objects(table).cloned().collect()
+}
+
+/// A table's objects, in its walk order.
+fn objects<T>(table: &Table<T>) -> impl Iterator<Item = &T> {
+    table.keys().map(Row::object)
 }
 
 /// A table's objects in their order in memory: a walk in the trie's
@@ -504,7 +510,7 @@ fn copies<T: Stored>(table: &Table<T>) -> Vec<T> {
 /// a snapshot takes a third of the time. (The order means nothing: a
 /// digest sorts by id.)
 fn in_memory_order<T: Stored>(table: &Table<T>) -> Vec<&T> {
-    let mut objects: Vec<&T> = table.keys().map(|row| &*row.0).collect();
+    let mut objects: Vec<&T> = objects(table).collect();
     objects.sort_unstable_by_key(|&x| x as *const T as usize);
     objects
 }
@@ -517,7 +523,7 @@ fn hash_field<M: Stored + prost::Message>(
     buf: &mut Vec<u8>,
 ) {
     use sha2::Digest as _;
-    let mut sorted: Vec<&M> = table.keys().map(|row| &*row.0).collect();
+    let mut sorted: Vec<&M> = objects(table).collect();
     sorted.sort_unstable_by(|a, b| a.id().cmp(b.id()));
     for m in sorted {
         buf.clear();
