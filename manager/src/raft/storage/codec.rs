@@ -94,6 +94,10 @@ pub(super) fn chunk_aad(meta: &SnapshotMetadata, n: u32, chunks: u32) -> Vec<u8>
     a
 }
 
+/// Room [`Keys::seal_frame`] needs before the plaintext: the length, then
+/// the nonce.
+pub(super) const FRAME_ROOM: usize = 4 + crate::seal::NONCE_LEN;
+
 /// The data key plus the directory to name in errors.
 pub(super) struct Keys {
     path: PathBuf,
@@ -116,6 +120,16 @@ impl Keys {
 
     pub(super) fn seal(&self, key: &[u8], plain: &[u8]) -> Vec<u8> {
         self.key.seal(plain, &aad(key))
+    }
+
+    /// Seals `frame[FRAME_ROOM..]` where it lies into a frame as the WAL
+    /// and snapshot files store them: the sealed part's length (u32 LE),
+    /// then nonce, ciphertext and tag. The caller leaves [`FRAME_ROOM`]
+    /// bytes before the plaintext.
+    pub(super) fn seal_frame(&self, frame: &mut Vec<u8>, aad: &[u8]) {
+        self.key.seal_in_place(frame, 4, aad);
+        let sealed_len = (frame.len() - 4) as u32;
+        frame[..4].copy_from_slice(&sealed_len.to_le_bytes());
     }
 
     pub(super) fn open_aad(

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 
 use ::raft::eraftpb::SnapshotMetadata;
 
-use super::codec::{Keys, chunk_aad};
+use super::codec::{FRAME_ROOM, Keys, chunk_aad};
 use super::{CHUNK_LEN, Result, StorageError};
-use crate::seal::{NONCE_LEN, OVERHEAD, SealError};
+use crate::seal::{SealError, TAG_LEN};
 
 /// The directory of snapshot files, in the state directory.
 pub(super) const SNAP_DIR: &str = "snap";
@@ -61,17 +61,14 @@ pub(super) fn write(keys: &Keys, meta: &SnapshotMetadata, data: &[u8]) -> Result
     let chunks = data.len().div_ceil(CHUNK_LEN) as u32;
     let written = (|| {
         let mut out = File::create(&tmp)?;
-        // One buffer for every chunk: its length, then the chunk sealed in
-        // place (a fresh buffer each time was fresh pages each time).
-        let mut buf = Vec::with_capacity(4 + CHUNK_LEN + OVERHEAD);
+        // One buffer for every chunk's frame (a fresh buffer each time was
+        // fresh pages each time).
+        let mut buf = Vec::with_capacity(FRAME_ROOM + CHUNK_LEN + TAG_LEN);
         for (n, chunk) in data.chunks(CHUNK_LEN).enumerate() {
             buf.clear();
-            buf.resize(4 + NONCE_LEN, 0);
+            buf.resize(FRAME_ROOM, 0);
             buf.extend_from_slice(chunk);
-            let aad = chunk_aad(meta, n as u32, chunks);
-            keys.key().seal_in_place(&mut buf, 4, &aad);
-            let sealed_len = (buf.len() - 4) as u32;
-            buf[..4].copy_from_slice(&sealed_len.to_le_bytes());
+            keys.seal_frame(&mut buf, &chunk_aad(meta, n as u32, chunks));
             out.write_all(&buf)?;
         }
         out.sync_data()

@@ -31,9 +31,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::codec::Keys;
+use super::codec::{FRAME_ROOM, Keys};
 use super::{Result, StorageError};
-use crate::seal::{NONCE_LEN, SealError};
+use crate::seal::SealError;
 
 pub(super) use record::Record;
 pub(super) use replay::Replayed;
@@ -179,12 +179,10 @@ impl Wal {
     /// sequence of whole records.
     pub(super) fn append(&self, keys: &Keys, rec: &Record) -> Result<()> {
         let mut w = self.writer();
-        // The length, room for the nonce, the record; sealed where it lies.
-        let mut buf = vec![0; 4 + NONCE_LEN];
+        // Encoded straight into its frame and sealed there.
+        let mut buf = vec![0; FRAME_ROOM];
         rec.encode_into(&mut buf);
-        keys.key().seal_in_place(&mut buf, 4, &aad((w.seq, w.len)));
-        let sealed_len = (buf.len() - 4) as u32;
-        buf[..4].copy_from_slice(&sealed_len.to_le_bytes());
+        keys.seal_frame(&mut buf, &aad((w.seq, w.len)));
         let path = self.dir.join(segment_name(w.seq));
         if let Err(e) = w.file.write_all_at(&buf, w.len) {
             let _ = w.file.set_len(w.len);
