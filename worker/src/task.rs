@@ -144,7 +144,7 @@ pub async fn run(
             running = true;
             // A restarted daemon serves the adopted task's DNS again.
             if let (Some(plane), false) = (plane.as_ref(), first.task.networks.is_empty())
-                && let Some(netns) = engine.netns(&id)
+                && let Some(netns) = engine.netns(&id).await
                 && let Err(e) = plane.attach(&first.task, &netns).await
             {
                 tracing::warn!(task = %id, error = %e, "re-wiring an adopted task failed");
@@ -170,7 +170,14 @@ pub async fn run(
         watch_running(&mut actor, &mut input).await;
     }
 
-    // 3. Ended: wait to leave the set, then clean up on the engine.
+    // 3. Ended: its network goes now (as Docker releases a stopped
+    // container's), the rest once it left the set.
+    if let Some(plane) = plane.as_ref() {
+        plane.detach(&id).await;
+    }
+    if let Err(e) = engine.release(&id).await {
+        tracing::warn!(task = %id, error = %e, "releasing an ended task's sandbox failed");
+    }
     loop {
         let gone = input.borrow().is_none();
         if gone {
@@ -179,9 +186,6 @@ pub async fn run(
         if input.changed().await.is_err() {
             break;
         }
-    }
-    if let Some(plane) = plane.as_ref() {
-        plane.detach(&id).await;
     }
     if let Err(e) = engine.remove(&id).await {
         tracing::warn!(task = %id, error = %e, "removing task from the engine failed");
@@ -209,7 +213,7 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
     }
     // Networking is ready before the process starts: no race.
     if let (Some(plane), false) = (actor.plane.clone(), run.task.networks.is_empty())
-        && let Some(netns) = actor.engine.netns(&actor.id)
+        && let Some(netns) = actor.engine.netns(&actor.id).await
         && let Err(e) = plane.attach(&run.task, &netns).await
     {
         actor.report(

@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shoal_tests::{Cluster, leftovers};
 
-/// The image the Docker tests run, built by tests/docker-engine.sh.
-pub const IMAGE: &str = "shoal-test/busybox:1";
+pub use shoal_tests::leftovers::{IMAGE, docker};
 
 /// Manager node-0 and worker node-1, both Ready, on `cluster`'s engine.
 /// With `drain`, node-0 runs no tasks.
@@ -113,20 +112,6 @@ pub fn docker_answers(test: &str) -> bool {
         );
     }
     ok
-}
-
-/// `docker ARGS`, its stdout; an error with its stderr otherwise.
-pub fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A Shoal container as `docker ps -a` lists it.

@@ -206,6 +206,13 @@ pub trait Engine: Send + Sync + 'static {
     /// sandbox, files, cgroup. Removing an unknown task is a no-op.
     async fn remove(&self, task_id: &str) -> Result<(), ExecError>;
 
+    /// Frees what the task held only to run (the docker engine's network
+    /// sandbox) once it has ended; its container, exit and logs stay until
+    /// [`Engine::remove`], as Docker keeps a stopped task's container.
+    async fn release(&self, _task_id: &str) -> Result<(), ExecError> {
+        Ok(())
+    }
+
     /// Every task this engine holds, running or exited (adoption after a
     /// daemon restart).
     async fn list(&self) -> Result<Vec<EngineTask>, ExecError>;
@@ -221,10 +228,10 @@ pub trait Engine: Send + Sync + 'static {
     /// The task's log lines.
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
 
-    /// The task's network namespace, once prepared, when the engine lets
-    /// Shoal wire it (process engine); `None` where the engine owns the
-    /// task's networking.
-    fn netns(&self, _task_id: &str) -> Option<PathBuf> {
+    /// The task's network namespace, once prepared, for the data plane to
+    /// wire (the process engine's own, the docker engine's sandbox); `None`
+    /// where there is none (`sim`).
+    async fn netns(&self, _task_id: &str) -> Option<PathBuf> {
         None
     }
 }

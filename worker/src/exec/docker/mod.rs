@@ -7,6 +7,9 @@
 //! [`Engine::list`]. Secrets and configs live on a per-task tmpfs under
 //! the state dir ([`files`]) and are bound read-only into the container.
 //!
+//! - [`sandbox`]: the per-task network sandbox the container joins, so
+//!   Shoal wires its overlays before the task's process starts (the
+//!   module says why this design).
 //! - [`spec`]: task → container name, labels, create body (pure).
 //! - [`image`]: image present or pulled, else the task is rejected.
 //! - [`files`]: the task's tmpfs of secrets and configs.
@@ -19,6 +22,7 @@ pub mod files;
 pub mod image;
 pub mod lifecycle;
 pub mod logs;
+pub mod sandbox;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -31,6 +35,7 @@ use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
+use shoal_proto::objects::Task;
 
 use crate::engine::{EngineInfo, EngineKind};
 use crate::exec::{
@@ -51,6 +56,9 @@ pub struct DockerEngine {
     state_dir: PathBuf,
     info: EngineInfo,
     registry_auth: Option<RegistryAuth>,
+    /// Set once the sandbox image is on the node (imported at most once
+    /// however many tasks prepare together).
+    sandbox_image: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -96,6 +104,7 @@ impl DockerEngine {
                 version: version.version.unwrap_or_else(|| "unknown".into()),
             },
             registry_auth: None,
+            sandbox_image: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -110,22 +119,31 @@ impl DockerEngine {
         &self.docker
     }
 
-    /// Filters matching every container of this node, or of one task.
-    fn filters(&self, task_id: Option<&str>) -> HashMap<String, Vec<String>> {
+    /// Filters matching every container of this node (tasks and
+    /// sandboxes), or those with label `key` = `task_id`.
+    fn filters(&self, task: Option<(&str, &str)>) -> HashMap<String, Vec<String>> {
         let mut labels = vec![
             format!("{}=true", spec::LABEL_MANAGED),
             format!("{}={}", spec::LABEL_NODE_ID, self.node_id),
         ];
-        if let Some(id) = task_id {
-            labels.push(format!("{}={id}", spec::LABEL_TASK_ID));
+        if let Some((key, id)) = task {
+            labels.push(format!("{key}={id}"));
         }
         HashMap::from([("label".to_string(), labels)])
     }
 
     async fn containers(&self, task_id: Option<&str>) -> Result<Vec<ContainerSummary>, ExecError> {
+        self.list_labelled(task_id.map(|id| (spec::LABEL_TASK_ID, id)))
+            .await
+    }
+
+    async fn list_labelled(
+        &self,
+        label: Option<(&str, &str)>,
+    ) -> Result<Vec<ContainerSummary>, ExecError> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(self.filters(task_id)),
+            filters: Some(self.filters(label)),
             ..Default::default()
         };
         self.docker
@@ -150,18 +168,72 @@ impl DockerEngine {
             .ok_or_else(|| ExecError::NotFound(task_id.to_string()))
     }
 
-    async fn create(&self, run: &TaskRun) -> Result<(), ExecError> {
-        let task = &run.task;
-        let image = spec::image(task);
+    /// The task's sandbox, when it has one.
+    async fn find_sandbox(&self, task_id: &str) -> Result<Option<ContainerSummary>, ExecError> {
+        Ok(self
+            .list_labelled(Some((sandbox::LABEL_SANDBOX, task_id)))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The id of the task's running sandbox, created (and started) when
+    /// it has none; a sandbox that stopped is replaced, since its
+    /// namespace went with its process.
+    async fn sandbox(&self, task: &Task) -> Result<String, ExecError> {
+        if let Some(found) = self.find_sandbox(&task.id).await?
+            && let Some(id) = found.id
+        {
+            if found.state == Some(ContainerSummaryStateEnum::RUNNING) {
+                return Ok(id);
+            }
+            remove_container(&self.docker, &id).await?;
+        }
+        self.sandbox_image
+            .get_or_try_init(|| sandbox::ensure_image(&self.docker))
+            .await?;
+        let name = sandbox::name(&task.id);
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        let body = sandbox::create_body(task, &self.node_id);
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
+            // Another prepare won the race: use its sandbox.
+            Err(e) if status(&e) == Some(409) => self
+                .find_sandbox(&task.id)
+                .await?
+                .and_then(|c| c.id)
+                .ok_or_else(|| api(&format!("create container {name}"), &e))?,
+            Err(e) => return Err(api(&format!("create container {name}"), &e)),
+        };
+        match self.docker.start_container(&id, None).await {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(304) => {}
+            Err(e) => return Err(api(&format!("start sandbox {name}"), &e)),
+        }
+        Ok(id)
+    }
+
+    /// The task's image on the node, pulled with the task's credentials
+    /// when missing.
+    async fn ensure_image(&self, run: &TaskRun) -> Result<(), ExecError> {
+        let image = spec::image(&run.task);
         let credentials = self
             .registry_auth
             .as_ref()
             .and_then(|auth| auth(run, image));
-        image::ensure(&self.docker, image, credentials).await?;
+        image::ensure(&self.docker, image, credentials).await
+    }
+
+    async fn create(&self, run: &TaskRun, sandbox: &str) -> Result<(), ExecError> {
+        let task = &run.task;
         let dir = files::files_dir(&self.state_dir, &task.id);
         let binds = files::write(&dir, &run.files)?;
         let name = spec::container_name(task, &self.node_id);
-        let body = spec::create_body(run, &self.node_id, &binds);
+        let network = sandbox::network_mode(sandbox);
+        let body = spec::create_body(run, &self.node_id, &binds, &network);
         let options = CreateContainerOptions {
             name: Some(name.clone()),
             ..Default::default()
@@ -191,14 +263,35 @@ impl Engine for DockerEngine {
     }
 
     async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
-        if self.find(&run.task.id).await?.is_some() {
-            // Already created (by us before a restart, too). Its files are
-            // rewritten in place in case the node's tmpfs went away.
-            let dir = files::files_dir(&self.state_dir, &run.task.id);
-            files::write(&dir, &run.files)?;
-            return Ok(());
+        let existing = self
+            .containers(Some(&run.task.id))
+            .await?
+            .into_iter()
+            .next();
+        if existing.is_none() {
+            // Before the sandbox: a task that cannot run leaves nothing.
+            self.ensure_image(run).await?;
         }
-        self.create(run).await
+        let sandbox = self.sandbox(&run.task).await?;
+        if let Some(found) = existing {
+            let joined = found
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref())
+                == Some(sandbox::network_mode(&sandbox).as_str());
+            if joined || found.state == Some(ContainerSummaryStateEnum::RUNNING) {
+                // Already created (by us before a restart, too). Its files
+                // are rewritten in place in case the node's tmpfs went away.
+                let dir = files::files_dir(&self.state_dir, &run.task.id);
+                files::write(&dir, &run.files)?;
+                return Ok(());
+            }
+            // Created to join a sandbox that is gone: make it again.
+            if let Some(id) = found.id {
+                remove_container(&self.docker, &id).await?;
+            }
+        }
+        self.create(run, &sandbox).await
     }
 
     async fn start(&self, task_id: &str) -> Result<(), ExecError> {
@@ -238,30 +331,22 @@ impl Engine for DockerEngine {
 
     async fn remove(&self, task_id: &str) -> Result<(), ExecError> {
         if let Some(id) = self.find(task_id).await? {
-            let options = RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            };
-            match self.docker.remove_container(&id, Some(options)).await {
-                Ok(()) => tracing::info!(task = task_id, container = %id, "container removed"),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(api("remove container", &e)),
-            }
+            remove_container(&self.docker, &id).await?;
+            tracing::info!(task = task_id, container = %id, "container removed");
+        }
+        if let Some(id) = self.find_sandbox(task_id).await?.and_then(|c| c.id) {
+            remove_container(&self.docker, &id).await?;
         }
         files::remove(&self.state_dir, task_id)
     }
 
     async fn list(&self) -> Result<Vec<EngineTask>, ExecError> {
         let mut tasks = Vec::new();
-        for c in self.containers(None).await? {
-            let (Some(id), Some(task_id)) = (
-                c.id.clone(),
-                c.labels
-                    .as_ref()
-                    .and_then(|l| l.get(spec::LABEL_TASK_ID))
-                    .cloned(),
-            ) else {
+        let all = self.containers(None).await?;
+        let label =
+            |c: &ContainerSummary, key: &str| c.labels.as_ref().and_then(|l| l.get(key)).cloned();
+        for c in &all {
+            let (Some(id), Some(task_id)) = (c.id.clone(), label(c, spec::LABEL_TASK_ID)) else {
                 continue;
             };
             let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
@@ -282,7 +367,52 @@ impl Engine for DockerEngine {
                 pid,
             });
         }
+        // A sandbox whose task container was never made (a daemon killed
+        // in between): a task that never started, to finish or remove.
+        for c in &all {
+            if let (Some(id), Some(task_id)) = (c.id.clone(), label(c, sandbox::LABEL_SANDBOX))
+                && !tasks.iter().any(|t| t.task_id == task_id)
+            {
+                tasks.push(EngineTask {
+                    task_id,
+                    running: false,
+                    exit: None,
+                    handle: id,
+                    pid: None,
+                });
+            }
+        }
         Ok(tasks)
+    }
+
+    async fn release(&self, task_id: &str) -> Result<(), ExecError> {
+        if let Some(id) = self.find_sandbox(task_id).await?.and_then(|c| c.id) {
+            remove_container(&self.docker, &id).await?;
+        }
+        Ok(())
+    }
+
+    async fn netns(&self, task_id: &str) -> Option<PathBuf> {
+        // The sandbox's namespace; a task that outlived its sandbox (killed
+        // by hand) still holds the namespace through its own process.
+        let sandbox = self.find_sandbox(task_id).await.ok().flatten();
+        if let Some(id) = sandbox
+            .filter(|c| c.state == Some(ContainerSummaryStateEnum::RUNNING))
+            .and_then(|c| c.id)
+            && let Ok(inspect) = self.docker.inspect_container(&id, None).await
+            && let Some(key) = inspect
+                .network_settings
+                .and_then(|n| n.sandbox_key)
+                .filter(|k| !k.is_empty())
+        {
+            return Some(PathBuf::from(key));
+        }
+        let id = self.find(task_id).await.ok().flatten()?;
+        let pid = lifecycle::inspect_state(&self.docker, &id)
+            .await
+            .ok()?
+            .pid()?;
+        Some(PathBuf::from(format!("/proc/{pid}/ns/net")))
     }
 
     async fn exec(
@@ -300,6 +430,21 @@ impl Engine for DockerEngine {
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError> {
         let id = self.container_id(task_id).await?;
         Ok(logs::stream(&self.docker, &id, options))
+    }
+}
+
+/// Removes container `id` with its anonymous volumes, killing it if need
+/// be; gone already is fine.
+pub async fn remove_container(docker: &Docker, id: &str) -> Result<(), ExecError> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(api("remove container", &e)),
     }
 }
 

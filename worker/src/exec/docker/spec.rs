@@ -37,7 +37,8 @@ pub fn container_name(task: &Task, node_id: &str) -> String {
     }
 }
 
-fn service_name(task: &Task) -> &str {
+/// The task's service name (its id when the task does not carry it).
+pub fn service_name(task: &Task) -> &str {
     match task.service_annotations.as_ref().map(|a| a.name.as_str()) {
         Some(name) if !name.is_empty() => name,
         // A task without its service's name still needs a valid name.
@@ -85,7 +86,13 @@ pub struct FileBind {
 
 /// The create body for a task. `files` are the task's secrets and configs
 /// already written to tmpfs; they are bound read-only.
-pub fn create_body(run: &TaskRun, node_id: &str, files: &[FileBind]) -> ContainerCreateBody {
+/// `network_mode` joins the task's sandbox (`container:<id>`).
+pub fn create_body(
+    run: &TaskRun,
+    node_id: &str,
+    files: &[FileBind],
+    network_mode: &str,
+) -> ContainerCreateBody {
     let task = &run.task;
     let default = objects::ContainerSpec::default();
     let c = container(task).unwrap_or(&default);
@@ -108,9 +115,8 @@ pub fn create_body(run: &TaskRun, node_id: &str, files: &[FileBind]) -> Containe
     let positive = |n: i64| (n > 0).then_some(n);
 
     let host_config = HostConfig {
-        // No networking yet: the overlay data plane will hand the engine a
-        // prepared network namespace to join (`container:`/netns) later.
-        network_mode: Some("none".into()),
+        // The sandbox's namespace, wired before this container starts.
+        network_mode: Some(network_mode.to_string()),
         memory: limits.and_then(|l| positive(l.memory_bytes)),
         nano_cpus: limits.and_then(|l| positive(l.nano_cpus)),
         // CPU reservations only steer scheduling, as in Swarm; memory
@@ -130,7 +136,7 @@ pub fn create_body(run: &TaskRun, node_id: &str, files: &[FileBind]) -> Containe
         env: non_empty_vec(&c.env),
         user: non_empty(&c.user),
         working_dir: non_empty(&c.dir),
-        hostname: non_empty(&c.hostname),
+        // The host name is the sandbox's: Docker refuses one here.
         tty: c.tty.then_some(true),
         labels: Some(labels(task, node_id)),
         stop_signal: non_empty(&c.stop_signal),
@@ -276,7 +282,7 @@ mod tests {
             source: "/state/tasks/t1/files/run/secrets/s1".into(),
             target: "/run/secrets/s1".into(),
         }];
-        let body = create_body(&run, "n1", &files);
+        let body = create_body(&run, "n1", &files, "container:sb1");
         assert_eq!(
             body.entrypoint.as_deref(),
             Some(&["sh".into(), "-c".into()][..])
@@ -285,7 +291,7 @@ mod tests {
         assert_eq!(body.stop_timeout, Some(4), "grace rounds up");
         assert_eq!(body.healthcheck, None, "the image's own is kept");
         let hc = body.host_config.unwrap_or_default();
-        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.network_mode.as_deref(), Some("container:sb1"));
         assert_eq!(hc.memory, Some(64 << 20));
         assert_eq!(hc.nano_cpus, Some(500_000_000));
         let mounts = hc.mounts.unwrap_or_default();

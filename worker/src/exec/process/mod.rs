@@ -241,7 +241,7 @@ fn build_sandbox(
 
 #[tonic::async_trait]
 impl Engine for ProcessEngine {
-    fn netns(&self, task_id: &str) -> Option<PathBuf> {
+    async fn netns(&self, task_id: &str) -> Option<PathBuf> {
         self.dir(task_id)
             .ok()
             .map(|d| d.netns())

@@ -1,0 +1,438 @@
+//! Docker-engine tasks on the overlay, on real daemons and a real dockerd:
+//! the shape of Docker's example voting app stack (five services on two
+//! overlay networks, published ports, the database pinned to the manager)
+//! deployed as written, with locally built images. Services reach what
+//! they share a network with, by name and by VIP, and nothing else; the
+//! mesh answers on every node; a task's network is there at its first
+//! instruction; a daemon killed with -9 adopts its containers, and a dead
+//! node's tasks come back elsewhere, reachable through the mesh.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use shoal_tests::leftovers::{IMAGE, docker};
+use shoal_tests::{Cluster, eventually};
+
+/// Each service answers HTTP on port 80 with its name and host name.
+fn serve(name: &str) -> String {
+    format!(
+        "d=/tmp/www; mkdir -p $d; echo \"{name} $(hostname)\" > $d/index.html; exec httpd -f -p 80 -h $d"
+    )
+}
+
+/// The stack, as the voting app's docker-stack.yml lays it out.
+fn stack_file() -> String {
+    // Compose interpolates `$`: the file escapes it as `$$`.
+    let svc = |name: &str| format!("[\"sh\", \"-c\", {:?}]", serve(name).replace('$', "$$"));
+    format!(
+        r#"version: "3.9"
+services:
+  redis:
+    image: {IMAGE}
+    command: {redis}
+    networks: [frontend]
+  db:
+    image: {IMAGE}
+    command: {db}
+    networks: [backend]
+    deploy:
+      placement:
+        constraints: [node.role == manager]
+  vote:
+    image: {IMAGE}
+    command: {vote}
+    ports: ["8080:80"]
+    networks: [frontend]
+    deploy:
+      replicas: 2
+  result:
+    image: {IMAGE}
+    command: {result}
+    ports:
+      - target: 80
+        published: 8081
+        mode: host
+    networks: [backend]
+  worker:
+    image: {IMAGE}
+    command: {worker}
+    networks: [frontend, backend]
+    deploy:
+      replicas: 2
+      endpoint_mode: dnsrr
+networks:
+  frontend:
+  backend:
+"#,
+        redis = svc("redis"),
+        db = svc("db"),
+        vote = svc("vote"),
+        result = svc("result"),
+        worker = svc("worker"),
+    )
+}
+
+/// GET `url` from host `from`'s namespace; the body, trimmed.
+fn get(cluster: &Cluster, from: usize, url: &str) -> anyhow::Result<String> {
+    let out = cluster.exec(from, "curl", &["-s", "--max-time", "2", url]);
+    anyhow::ensure!(out.success(), "GET {url} from node-{from}: {}", out.stderr);
+    Ok(out.stdout.trim().to_string())
+}
+
+/// (task id, node index) of every running task of `service`.
+fn running(cluster: &Cluster, service: &str) -> anyhow::Result<Vec<(String, usize)>> {
+    let out = cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "ps",
+                service,
+                "--no-trunc",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.ID}} {{.Node}} {{.CurrentState}}",
+            ],
+        )
+        .ok()?;
+    let mut tasks = Vec::new();
+    for line in out.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [id, node, state, ..] = words[..]
+            && state == "Running"
+        {
+            tasks.push((id.to_string(), node.trim_start_matches("node-").parse()?));
+        }
+    }
+    Ok(tasks)
+}
+
+/// The container of task `task_id`.
+fn container(task_id: &str) -> anyhow::Result<String> {
+    let filter = format!("label=com.docker.swarm.task.id={task_id}");
+    let id = docker(&["ps", "-q", "--no-trunc", "--filter", &filter])?;
+    let id = id.trim();
+    anyhow::ensure!(!id.is_empty(), "no container for task {task_id}");
+    Ok(id.to_string())
+}
+
+/// Runs `cmd` with `sh -c` in a running task of `service`; its output
+/// and whether it succeeded.
+fn exec_in(cluster: &Cluster, service: &str, cmd: &str) -> anyhow::Result<(bool, String)> {
+    let (task, _) = running(cluster, service)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no running task of {service}"))?;
+    let out = std::process::Command::new("docker")
+        .args(["exec", &container(&task)?, "sh", "-c", cmd])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text.trim().to_string()))
+}
+
+/// `wget` from inside a task of `from`; busybox's `-T` crashes, so the
+/// whole call is bounded by `timeout`.
+fn fetch(cluster: &Cluster, from: &str, url: &str) -> anyhow::Result<(bool, String)> {
+    exec_in(
+        cluster,
+        from,
+        &format!("timeout 3 wget -q -O - {url} 2>&1; echo rc=$?"),
+    )
+    .map(|(_, out)| (out.ends_with("rc=0"), out))
+}
+
+/// The service's VIP on its (first) network.
+fn vip(cluster: &Cluster, service: &str) -> anyhow::Result<String> {
+    let out = cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "inspect",
+                service,
+                "--format",
+                "{{json .Endpoint.VirtualIPs}}",
+            ],
+        )
+        .ok()?;
+    let vips: serde_json::Value = serde_json::from_str(out.trim())?;
+    let addr = vips[0]["Addr"]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .ok_or_else(|| anyhow::anyhow!("{service} has no VIP: {out:?}"))?;
+    Ok(addr.to_string())
+}
+
+/// Sandboxes and task containers of the cluster's nodes, by task id.
+fn sandboxes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let mut all = Vec::new();
+    for node in cluster.node_ids() {
+        let filter = format!("label=com.docker.swarm.node.id={node}");
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=com.shoal.sandbox.task.id",
+            "--format",
+            r#"{{.Label "com.shoal.sandbox.task.id"}}"#,
+        ])?;
+        all.extend(out.lines().map(str::to_string));
+    }
+    Ok(all)
+}
+
+fn three_docker_nodes() -> anyhow::Result<Cluster> {
+    let cluster = Cluster::builder().hosts(3).engine("docker").start()?;
+    cluster.init_swarm(0)?;
+    for i in 1..3 {
+        cluster.join(i, 0, "worker")?;
+    }
+    cluster.wait_nodes_ready(0, 3, Duration::from_secs(30))?;
+    Ok(cluster)
+}
+
+#[test]
+fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Result<()> {
+    docker(&["image", "inspect", IMAGE])
+        .map_err(|e| e.context(format!("{IMAGE} is missing: run tests/docker-engine.sh")))?;
+    let mut cluster = three_docker_nodes()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("docker-stack.yml");
+    std::fs::write(&file, stack_file())?;
+    cluster
+        .shoal(
+            0,
+            &["stack", "deploy", "-c", &file.to_string_lossy(), "votes"],
+        )
+        .ok()?;
+    let counts = [
+        ("votes_redis", 1),
+        ("votes_db", 1),
+        ("votes_vote", 2),
+        ("votes_result", 1),
+        ("votes_worker", 2),
+    ];
+    eventually("every task runs", Duration::from_secs(90), || {
+        for (service, n) in counts {
+            let tasks = running(&cluster, service)?;
+            anyhow::ensure!(tasks.len() == n, "{service}: {tasks:?}");
+        }
+        Ok(())
+    })?;
+    let (_, db_node) = running(&cluster, "votes_db")?[0].clone();
+    assert_eq!(db_node, 0, "db is pinned to the manager");
+
+    // By name and by VIP on shared networks; nothing across them.
+    eventually(
+        "names resolve on shared networks",
+        Duration::from_secs(20),
+        || {
+            for (from, to) in [
+                ("votes_worker", "redis"),
+                ("votes_worker", "db"),
+                ("votes_vote", "redis"),
+                ("votes_result", "db"),
+                ("votes_worker", "votes_db"),
+            ] {
+                let (ok, out) = fetch(&cluster, from, &format!("http://{to}/"))?;
+                anyhow::ensure!(ok, "{from} → {to}: {out}");
+            }
+            Ok(())
+        },
+    )?;
+    let redis_vip = vip(&cluster, "votes_redis")?;
+    let (ok, out) = fetch(&cluster, "votes_worker", &format!("http://{redis_vip}/"))?;
+    assert!(ok && out.starts_with("redis "), "worker → redis VIP: {out}");
+    for (from, to) in [("votes_vote", "db"), ("votes_result", "redis")] {
+        let (ok, out) = fetch(&cluster, from, &format!("http://{to}/"))?;
+        assert!(!ok, "{from} reached {to} across networks: {out}");
+    }
+    let (ok, out) = fetch(&cluster, "votes_result", &format!("http://{redis_vip}/"))?;
+    assert!(!ok, "result reached redis's VIP across networks: {out}");
+
+    // dnsrr: the name is every task's address.
+    let (_, out) = exec_in(&cluster, "votes_redis", "nslookup worker 2>&1")?;
+    let addrs: BTreeSet<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("Address") && !l.contains("127.0.0.11"))
+        .collect();
+    assert_eq!(addrs.len(), 2, "nslookup worker: {out}");
+
+    // The mesh: 8080 on every node, over both vote replicas.
+    let mut seen = BTreeSet::new();
+    eventually(
+        "8080 answers on every node",
+        Duration::from_secs(30),
+        || {
+            for i in 0..3 {
+                let url = format!("http://{}:8080/", cluster.addr(i));
+                for _ in 0..4 {
+                    let body = get(&cluster, (i + 1) % 3, &url)?;
+                    anyhow::ensure!(body.starts_with("vote "), "{url}: {body}");
+                    seen.insert(body);
+                }
+            }
+            anyhow::ensure!(seen.len() == 2, "only reached {seen:?}");
+            Ok(())
+        },
+    )?;
+    // A host-mode port answers where its task runs, and only there.
+    let (_, result_node) = running(&cluster, "votes_result")?[0].clone();
+    let url = format!("http://{}:8081/", cluster.addr(result_node));
+    eventually("8081 on the result's node", Duration::from_secs(20), || {
+        get(&cluster, (result_node + 1) % 3, &url)
+    })?;
+    for i in (0..3).filter(|&i| i != result_node) {
+        let url = format!("http://{}:8081/", cluster.addr(i));
+        assert!(get(&cluster, result_node, &url).is_err(), "{url} answered");
+    }
+
+    // The network is there at the first instruction: a one-shot wget that
+    // never retries succeeds the first time.
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "probe",
+                "--network",
+                "votes_frontend",
+                "--restart-condition",
+                "none",
+                IMAGE,
+                "wget",
+                "-q",
+                "-O",
+                "/dev/null",
+                "http://redis/",
+            ],
+        )
+        .ok()?;
+    let states = eventually("probe ends", Duration::from_secs(60), || {
+        let out = cluster
+            .shoal(
+                0,
+                &["service", "ps", "probe", "--format", "{{.CurrentState}}"],
+            )
+            .ok()?;
+        anyhow::ensure!(
+            out.lines().any(|l| !l.starts_with("Running")
+                && !l.starts_with("Starting")
+                && !l.starts_with("Preparing")
+                && !l.starts_with("Assigned")
+                && !l.starts_with("Pending")
+                && !l.starts_with("New")),
+            "{out}"
+        );
+        Ok(out)
+    })?;
+    assert!(
+        states.lines().count() == 1 && states.starts_with("Complete"),
+        "the first wget failed: {states}"
+    );
+
+    // kill -9 a worker's daemon and start it again: same containers, still
+    // reachable, no second sandbox.
+    let victim = running(&cluster, "votes_vote")?
+        .iter()
+        .map(|(_, n)| *n)
+        .find(|n| *n != 0)
+        .unwrap_or(1);
+    let before: BTreeSet<String> = running(&cluster, "votes_vote")?
+        .into_iter()
+        .chain(running(&cluster, "votes_worker")?)
+        .filter(|(_, n)| *n == victim)
+        .map(|(t, _)| container(&t))
+        .collect::<anyhow::Result<_>>()?;
+    let sandboxes_before = sandboxes(&cluster)?;
+    cluster.kill(victim);
+    cluster.restart(victim)?;
+    eventually(
+        "the restarted node's tasks answer",
+        Duration::from_secs(30),
+        || {
+            let (ok, out) = fetch(&cluster, "votes_worker", "http://redis/")?;
+            anyhow::ensure!(ok, "{out}");
+            for i in 0..3 {
+                get(
+                    &cluster,
+                    i,
+                    &format!("http://{}:8080/", cluster.addr(victim)),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    let after: BTreeSet<String> = running(&cluster, "votes_vote")?
+        .into_iter()
+        .chain(running(&cluster, "votes_worker")?)
+        .filter(|(_, n)| *n == victim)
+        .map(|(t, _)| container(&t))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(before, after, "the restarted daemon adopted its containers");
+    let mut now = sandboxes(&cluster)?;
+    let mut then = sandboxes_before;
+    now.sort();
+    then.sort();
+    assert_eq!(now, then, "no sandbox appeared or vanished");
+
+    // A whole node dies: its tasks run elsewhere and answer through the mesh.
+    cluster.kill(victim);
+    // Its containers die with it (one dockerd serves every test host).
+    let victim_id = cluster.node_id(victim).unwrap_or_default();
+    shoal_tests::leftovers::remove_containers(&[victim_id]);
+    eventually(
+        "vote runs twice without the dead node",
+        Duration::from_secs(60),
+        || {
+            let tasks = running(&cluster, "votes_vote")?;
+            anyhow::ensure!(
+                tasks.len() == 2 && tasks.iter().all(|(_, n)| *n != victim),
+                "{tasks:?}"
+            );
+            Ok(())
+        },
+    )?;
+    let alive: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    let mut seen = BTreeSet::new();
+    eventually(
+        "the mesh reaches both new replicas",
+        Duration::from_secs(30),
+        || {
+            for &i in &alive {
+                for &from in &alive {
+                    seen.insert(get(
+                        &cluster,
+                        from,
+                        &format!("http://{}:8080/", cluster.addr(i)),
+                    )?);
+                }
+            }
+            anyhow::ensure!(seen.len() >= 2, "{seen:?}");
+            Ok(())
+        },
+    )?;
+
+    // stack rm leaves no container and no sandbox behind on live nodes.
+    cluster.shoal(0, &["service", "rm", "probe"]).ok()?;
+    cluster.shoal(0, &["stack", "rm", "votes"]).ok()?;
+    let ids = cluster.node_ids();
+    eventually("nothing left in dockerd", Duration::from_secs(60), || {
+        for &i in &alive {
+            let left = shoal_tests::leftovers::containers_of(&ids[i]);
+            anyhow::ensure!(left.is_empty(), "node-{i}: {left:?}");
+        }
+        Ok(())
+    })?;
+    Ok(())
+}

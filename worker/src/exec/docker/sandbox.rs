@@ -1,0 +1,191 @@
+//! A Docker task's network sandbox: a tiny container whose network
+//! namespace Shoal wires into the task's overlays, and which the task's
+//! container then joins (`network_mode: container:<sandbox>`), as
+//! Kubernetes' dockershim did with its pause containers.
+//!
+//! Why a sandbox and not a Docker network plugin: Docker creates a
+//! container's namespace in the same call that starts its process, so
+//! something must own the namespace before the task runs. A plugin would
+//! put dockerd's own calls (every start, stop and remove of a container on
+//! those networks) behind the Shoal daemon, so a daemon killed with -9
+//! would stall dockerd until it came back; Docker's embedded resolver would
+//! own 127.0.0.11 in plugin networks; and every Shoal network would need a
+//! Docker network on every node. A sandbox keeps dockerd independent of
+//! Shoal, lets the data plane wire Docker tasks exactly as it wires
+//! process-engine tasks (a namespace path), and costs one container that
+//! runs a static kilobyte-sized `pause` (`worker/pause/pause.rs`).
+//!
+//! Sandboxes are named `shoal-sandbox.<task id>` (so `docker ps -f
+//! name=<service>` finds only tasks) and labelled with Shoal's managed
+//! label, the node id and [`LABEL_SANDBOX`]; the engine removes a task's
+//! sandbox with its container, and reports a sandbox left without one so
+//! a restarted daemon removes or reuses it.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use shoal_proto::objects::Task;
+
+use super::{docker_message, spec};
+use crate::exec::ExecError;
+
+/// Marks a sandbox; the value is its task's id.
+pub const LABEL_SANDBOX: &str = "com.shoal.sandbox.task.id";
+
+/// The pause program, built by `worker/build.rs`.
+static PAUSE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shoal-pause"));
+
+/// Where the pause program sits in its image.
+const PAUSE_PATH: &str = "pause";
+
+/// A sandbox never needs more than its one process.
+const PIDS_LIMIT: i64 = 4;
+
+/// `shoal/pause:<digest of the program>`: a rebuilt program is a new tag,
+/// so a node never runs a stale one.
+pub fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let digest = Sha256::digest(PAUSE);
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("shoal/pause:{hex}")
+    })
+}
+
+/// The sandbox container's name.
+pub fn name(task_id: &str) -> String {
+    format!("shoal-sandbox.{task_id}")
+}
+
+/// The sandbox's labels: found by the engine, never taken for a task.
+pub fn labels(task: &Task, node_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (spec::LABEL_MANAGED.to_string(), "true".to_string()),
+        (spec::LABEL_NODE_ID.to_string(), node_id.to_string()),
+        (LABEL_SANDBOX.to_string(), task.id.clone()),
+        (
+            spec::LABEL_SERVICE_NAME.to_string(),
+            spec::service_name(task).to_string(),
+        ),
+    ])
+}
+
+/// The create body: no network of Docker's (Shoal wires the namespace),
+/// the task's hostname (a container that joins another's network takes
+/// its host name from it), and nothing it could use: no capabilities, a
+/// read-only root, no new privileges, a pids limit.
+pub fn create_body(task: &Task, node_id: &str) -> ContainerCreateBody {
+    let hostname = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.container.as_ref())
+        .map(|c| c.hostname.clone())
+        .filter(|h| !h.is_empty());
+    ContainerCreateBody {
+        image: Some(image().to_string()),
+        entrypoint: Some(vec![format!("/{PAUSE_PATH}")]),
+        hostname,
+        labels: Some(labels(task, node_id)),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            cap_drop: Some(vec!["ALL".into()]),
+            readonly_rootfs: Some(true),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            pids_limit: Some(PIDS_LIMIT),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The `network_mode` of a task container that joins sandbox `id`.
+pub fn network_mode(id: &str) -> String {
+    format!("container:{id}")
+}
+
+/// Imports the pause image when the node does not have it yet: a one-file
+/// root filesystem made in memory (no registry involved).
+pub async fn ensure_image(docker: &Docker) -> Result<(), ExecError> {
+    let image = image();
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(e) if super::is_not_found(&e) => {}
+        Err(e) => return Err(super::api(&format!("inspect image {image}"), &e)),
+    }
+    let (repo, tag) = image.split_once(':').unwrap_or((image, "latest"));
+    let options = CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(repo.into()),
+        tag: Some(tag.into()),
+        ..Default::default()
+    };
+    let root = root_fs().map_err(|e| ExecError::Failed(format!("pause image: {e}")))?;
+    docker
+        .create_image(Some(options), Some(bollard::body_full(root.into())), None)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .map_err(|e| ExecError::Failed(format!("import {image}: {}", docker_message(&e))))?;
+    tracing::info!(image, "imported the sandbox image");
+    Ok(())
+}
+
+/// The pause image's root filesystem as a tar archive.
+fn root_fs() -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(PAUSE.len() as u64);
+    header.set_mode(0o555);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive.append_data(&mut header, PAUSE_PATH, PAUSE)?;
+    archive.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_program_is_static_and_small() {
+        assert_eq!(&PAUSE[..4], b"\x7fELF");
+        assert!(PAUSE.len() < 16 * 1024, "{} bytes", PAUSE.len());
+        assert!(image().starts_with("shoal/pause:") && image().len() == 24);
+    }
+
+    #[test]
+    fn sandboxes_are_never_taken_for_tasks() {
+        let task = Task {
+            id: "t1".into(),
+            ..Default::default()
+        };
+        let body = create_body(&task, "n1");
+        let labels = body.labels.unwrap_or_default();
+        assert_eq!(labels[LABEL_SANDBOX], "t1");
+        assert!(!labels.contains_key(spec::LABEL_TASK_ID));
+        let host = body.host_config.unwrap_or_default();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(name("t1"), "shoal-sandbox.t1");
+    }
+
+    #[test]
+    fn the_root_fs_holds_one_executable() {
+        let tar = root_fs().unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(entries, [("pause".to_string(), 0o555)]);
+    }
+}
