@@ -8,6 +8,7 @@
 //!   them, kill -9, restart, cut and heal links (nftables drop).
 //! - [`node`]: a host's daemon alone: kill -9 it (tasks stay), CLI
 //!   input on stdin, the node's id.
+//! - [`outside`]: a host outside the cluster, linked to one node (egress).
 //! - [`leftovers`]: containers and mounts the dead daemons leave behind.
 //! - [`eventually`]: retry an assertion until it holds, with patience taken
 //!   from `SHOAL_TEST_PATIENCE` (a multiplier, default 1).
@@ -22,6 +23,7 @@ pub mod eventually;
 pub mod leftovers;
 pub mod netns;
 pub mod node;
+pub mod outside;
 pub mod swarm;
 
 pub use cluster::{Cluster, ClusterBuilder, Output};

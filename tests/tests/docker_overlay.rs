@@ -3,7 +3,8 @@
 //! overlay networks, published ports, the database pinned to the manager)
 //! deployed as written, with locally built images. Services reach what
 //! they share a network with, by name and by VIP, and nothing else; the
-//! mesh answers on every node; a task's network is there at its first
+//! mesh answers on every node; tasks reach outside the cluster through
+//! their node; a task's network is there at its first
 //! instruction; a daemon killed with -9 adopts its containers, and a dead
 //! node's tasks come back elsewhere, reachable through the mesh.
 
@@ -293,6 +294,14 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
         let url = format!("http://{}:8081/", cluster.addr(i));
         assert!(get(&cluster, result_node, &url).is_err(), "{url} answered");
     }
+
+    // Egress: out through the task's node, masqueraded (the outside host
+    // has no route back to task addresses).
+    let (_, redis_node) = running(&cluster, "votes_redis")?[0].clone();
+    let _outside = cluster.outside(redis_node, "outside\n")?;
+    let url = format!("http://{}/", shoal_tests::outside::OUTSIDE_ADDR);
+    let (ok, out) = fetch(&cluster, "votes_redis", &url)?;
+    assert!(ok && out.starts_with("outside"), "redis → outside: {out}");
 
     // The network is there at the first instruction: a one-shot wget that
     // never retries succeeds the first time.

@@ -303,3 +303,39 @@ fn host_mode_ports_answer_only_on_the_tasks_node() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn tasks_reach_outside_the_cluster_through_their_node() -> anyhow::Result<()> {
+    let cluster = swarm()?;
+    let _outside = cluster.outside(1, "outside\n")?;
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "client",
+                "--constraint",
+                "node.hostname==node-1",
+                "busybox",
+                "sleep",
+                "1000",
+            ],
+        )
+        .ok()?;
+    let url = format!("http://{}/", shoal_tests::outside::OUTSIDE_ADDR);
+    let out = eventually(
+        "the task reaches the outside host",
+        Duration::from_secs(30),
+        || {
+            let out =
+                exec_in_service(&cluster, "client", &format!("timeout 3 wget -q -O - {url}"))?;
+            anyhow::ensure!(out.starts_with("outside"), "{out}");
+            Ok(out)
+        },
+    )?;
+    println!("a task on no network reached {url}: {out}");
+    Ok(())
+}

@@ -143,7 +143,7 @@ pub async fn run(
         if found.running {
             running = true;
             // A restarted daemon serves the adopted task's DNS again.
-            if let (Some(plane), false) = (plane.as_ref(), first.task.networks.is_empty())
+            if let Some(plane) = plane.as_ref()
                 && let Some(netns) = engine.netns(&id).await
                 && let Err(e) = plane.attach(&first.task, &netns).await
             {
@@ -211,8 +211,8 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
         actor.fail(&e);
         return false;
     }
-    // Networking is ready before the process starts: no race.
-    if let (Some(plane), false) = (actor.plane.clone(), run.task.networks.is_empty())
+    // Networking (overlays, egress) is ready before the process starts.
+    if let Some(plane) = actor.plane.clone()
         && let Some(netns) = actor.engine.netns(&actor.id).await
         && let Err(e) = plane.attach(&run.task, &netns).await
     {

@@ -125,7 +125,8 @@ pub struct Container {
     pub node: String,
 }
 
-/// The Shoal containers of node `node_id`, running or not.
+/// The task containers of node `node_id`, running or not (not their
+/// network sandboxes).
 pub fn containers(node_id: &str) -> anyhow::Result<Vec<Container>> {
     let format = r#"{{.ID}}|{{.Names}}|{{.State}}|{{.Label "com.docker.swarm.service.name"}}|{{.Label "com.docker.swarm.task.id"}}|{{.Label "com.docker.swarm.node.id"}}"#;
     let managed = format!("label={}=true", leftovers::LABEL_MANAGED);
@@ -138,6 +139,8 @@ pub fn containers(node_id: &str) -> anyhow::Result<Vec<Container>> {
         &managed,
         "--filter",
         &node,
+        "--filter",
+        "label=com.docker.swarm.task.id",
         "--format",
         format,
     ])?;

@@ -181,6 +181,26 @@ impl NetAgent {
         }
     }
 
+    /// A task on no network: its egress link only (the overlay is made
+    /// once the node's first view arrives).
+    async fn egress_only(&self, task: &Task, netns: &Path) -> Result<(), String> {
+        let view = tokio::time::timeout(VIEW_WAIT, self.views.clone().wait_for(Option::is_some))
+            .await
+            .map_err(|_| format!("the managers sent no network view within {VIEW_WAIT:?}"))?
+            .map_err(|e| e.to_string())?
+            .clone()
+            .unwrap_or_default();
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return Ok(());
+        }
+        overlay(&mut state, &view)?
+            .egress(&task.id, netns, 0)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The newest view naming every network in `ids`, waiting a while.
     async fn view_with(&self, ids: &[String]) -> Result<NetworkView, String> {
         let mut views = self.views.clone();
@@ -233,15 +253,20 @@ impl DataPlane for NetAgent {
     async fn attach(&self, task: &Task, netns: &Path) -> Result<(), String> {
         let wanted = attachments(task);
         if wanted.is_empty() {
-            return Ok(());
+            return self.egress_only(task, netns).await;
         }
         let ids: Vec<String> = wanted.iter().map(|a| a.network_id.clone()).collect();
         let view = self.view_with(&ids).await?;
         self.sync(&view).await?;
         let mut state = self.state.lock().await;
         let state = &mut *state;
-        overlay(state, &view)?
+        let overlay = overlay(state, &view)?;
+        overlay
             .attach(&task.id, netns, &wanted)
+            .await
+            .map_err(|e| e.to_string())?;
+        overlay
+            .egress(&task.id, netns, wanted.len())
             .await
             .map_err(|e| e.to_string())?;
         let (dns, table) = watch::channel(Arc::new(super::dns::table(&view, &ids)));
@@ -270,10 +295,13 @@ impl DataPlane for NetAgent {
     async fn detach(&self, task_id: &str) {
         let mut state = self.state.lock().await;
         state.tasks.remove(task_id);
-        if let Some(overlay) = state.overlay.as_mut()
-            && let Err(e) = overlay.detach(task_id).await
-        {
-            tracing::warn!(task = %task_id, error = %e, "detaching task from its networks failed");
+        if let Some(overlay) = state.overlay.as_mut() {
+            if let Err(e) = overlay.detach(task_id).await {
+                tracing::warn!(task = %task_id, error = %e, "detaching task from its networks failed");
+            }
+            if let Err(e) = overlay.egress_remove(task_id).await {
+                tracing::warn!(task = %task_id, error = %e, "removing the task's egress link failed");
+            }
         }
     }
 }

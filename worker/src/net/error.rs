@@ -48,6 +48,9 @@ pub enum NetError {
     /// A prefix that would make names collide or overflow IFNAMSIZ.
     #[error("bad prefix {0:?}: 1 to 6 characters of [a-z0-9]")]
     BadPrefix(String),
+    /// Every address of the node's egress pool is taken.
+    #[error("the node's egress pool 172.31.0.0/16 has no free address")]
+    EgressPoolFull,
 }
 
 impl NetError {

@@ -15,6 +15,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessa
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use tokio::task::JoinHandle;
 
@@ -205,6 +206,53 @@ impl Netlink {
             .map_err(NetError::netlink(format!(
                 "route {dest}/{prefix} via {gateway}"
             )))
+    }
+
+    /// A link-scope route to `dest/prefix` out of link `index`; already
+    /// there is fine.
+    pub async fn route_dev(&self, dest: Ipv4Addr, prefix: u8, index: u32) -> Result<(), NetError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .replace()
+            .execute()
+            .await
+            .map_err(NetError::netlink(format!(
+                "route {dest}/{prefix} dev {index}"
+            )))
+    }
+
+    /// The IPv4 routes of the main table with a destination: (address,
+    /// prefix length, outgoing link).
+    pub async fn routes(&self) -> Result<Vec<(Ipv4Addr, u8, Option<u32>)>, NetError> {
+        let msgs: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(NetError::netlink("list routes"))?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let mut dest = None;
+                let mut oif = None;
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => dest = Some(*ip),
+                        RouteAttribute::Oif(i) => oif = Some(*i),
+                        _ => {}
+                    }
+                }
+                Some((dest?, m.header.destination_prefix_length, oif))
+            })
+            .collect())
     }
 
     /// The default route via `gateway`; already there is fine.

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use super::plan::{MeshPlan, NodePlan, SANDBOX_LINK_ADDR, VipPlan};
 use super::{LbError, LoadBalancer};
 use crate::net::nsenter;
+use crate::net::overlay::EGRESS_POOL;
 
 /// The table every rule of ours lives in.
 pub const TABLE: &str = "shoal";
@@ -255,6 +256,17 @@ pub fn node_rules(plan: &NodePlan) -> String {
         "publish-snat",
         "type nat hook postrouting priority srcnat",
         &masq,
+    );
+    // Tasks' egress links (`overlay::egress`): out as the node.
+    let (pool, bits) = EGRESS_POOL;
+    let egress = vec![format!(
+        "ip saddr {pool}/{bits} ip daddr != {pool}/{bits} masquerade"
+    )];
+    chain(
+        &mut s,
+        "egress",
+        "type nat hook postrouting priority srcnat",
+        &egress,
     );
     let fwd = vec!["ct status dnat accept".to_string()];
     chain(

@@ -12,6 +12,7 @@
 //! previous run made: every call is idempotent.
 
 mod attach;
+mod egress;
 pub mod names;
 mod network;
 pub mod plan;
@@ -22,6 +23,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub use attach::{MESH_HOST_ADDR, MESH_PREFIX, MESH_SANDBOX_ADDR, Sandbox};
+pub use egress::{EGRESS_GATEWAY, EGRESS_POOL};
 use network::NetNs;
 
 use super::netlink::Netlink;
@@ -197,13 +199,15 @@ impl Overlay {
         self.networks.clear();
         let prefix = self.prefix.clone();
         let home = self.home_nl().await?;
-        // The sandbox link's daemon-side end and half-made VXLAN devices
-        // (created, not yet moved) live in the daemon's namespace.
+        // The sandbox link's daemon-side end, tasks' egress links and
+        // half-made VXLAN devices (created, not yet moved) live in the
+        // daemon's namespace.
         match home.links().await {
             Ok(links) => {
                 for l in links {
-                    let ours =
-                        l.name == names::mesh_host_if(&prefix) || names::is_vxlan(&prefix, &l.name);
+                    let ours = l.name == names::mesh_host_if(&prefix)
+                        || names::is_vxlan(&prefix, &l.name)
+                        || names::is_egress_veth(&prefix, &l.name);
                     if ours && let Err(e) = home.del(l.index).await {
                         errors.push(e);
                     }

@@ -79,6 +79,17 @@ pub fn task_if(n: usize) -> String {
     format!("eth{n}")
 }
 
+/// The daemon-side end of a task's egress link: `e` + the prefix + a
+/// stable hash of the task id.
+pub fn egress_veth(prefix: &str, task_id: &str) -> String {
+    format!("e{prefix}{:08x}", fnv1a(task_id))
+}
+
+/// Whether a link in the daemon's namespace is one of our egress links.
+pub fn is_egress_veth(prefix: &str, name: &str) -> bool {
+    name.len() == 1 + prefix.len() + 8 && name.starts_with(&format!("e{prefix}"))
+}
+
 /// The daemon-side end of the link to the routing-mesh sandbox.
 pub fn mesh_host_if(prefix: &str) -> String {
     format!("m{prefix}")
@@ -111,5 +122,8 @@ mod tests {
         assert_ne!(task_veth("task-a", 0), task_veth("task-b", 0));
         assert!(!is_task_veth(BRIDGE));
         assert_eq!(network_ns("ab", "0123456789abcdef"), "ab-n-0123456789ab");
+        let egress = egress_veth("abc123", "a-very-long-task-identifier");
+        assert!(egress.len() <= 15 && is_egress_veth("abc123", &egress));
+        assert!(!is_egress_veth("abc12", &egress));
     }
 }
