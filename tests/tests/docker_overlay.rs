@@ -189,8 +189,43 @@ fn sandboxes(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
     Ok(all)
 }
 
+/// What dockerd does to the namespace it runs in: forwarding dropped but
+/// for what `DOCKER-USER` (empty, for others' rules) and its own chains
+/// accept. Shoal's nodes must still publish ports and give egress.
+fn as_on_a_docker_host(cluster: &Cluster, i: usize) -> anyhow::Result<()> {
+    for args in [
+        &["-N", "DOCKER-USER"][..],
+        &["-A", "DOCKER-USER", "-j", "RETURN"],
+        &["-A", "FORWARD", "-j", "DOCKER-USER"],
+        &["-P", "FORWARD", "DROP"],
+    ] {
+        cluster
+            .exec(i, "iptables", &[&["-w"], args].concat())
+            .ok()?;
+    }
+    Ok(())
+}
+
+/// The rules of host `i`'s `DOCKER-USER` chain.
+fn docker_user(cluster: &Cluster, i: usize) -> anyhow::Result<String> {
+    cluster
+        .exec(i, "iptables", &["-w", "-S", "DOCKER-USER"])
+        .ok()
+}
+
+/// `ip netns list`.
+fn netns_list() -> anyhow::Result<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 fn three_docker_nodes() -> anyhow::Result<Cluster> {
     let cluster = Cluster::builder().hosts(3).engine("docker").start()?;
+    for i in 0..3 {
+        as_on_a_docker_host(&cluster, i)?;
+    }
     cluster.init_swarm(0)?;
     for i in 1..3 {
         cluster.join(i, 0, "worker")?;
@@ -443,5 +478,23 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
         }
         Ok(())
     })?;
+
+    // A worker that leaves takes its accepts out of Docker's chain and
+    // its namespaces with it.
+    let leaver = alive[alive.len() - 1];
+    let prefix: String = ids[leaver].chars().take(6).collect();
+    assert!(docker_user(&cluster, leaver)?.contains(&format!("m{prefix}")));
+    cluster.shoal(leaver, &["swarm", "leave"]).ok()?;
+    let rules = docker_user(&cluster, leaver)?;
+    assert_eq!(
+        rules.trim(),
+        "-N DOCKER-USER\n-A DOCKER-USER -j RETURN",
+        "{rules}"
+    );
+    let netns = netns_list()?;
+    assert!(
+        !netns.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
+        "namespaces left: {netns}"
+    );
     Ok(())
 }

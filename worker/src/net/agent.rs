@@ -32,6 +32,8 @@ struct TaskNet {
 struct State {
     /// Set once the node left the swarm: nothing is built any more.
     closed: bool,
+    /// Set once Docker's FORWARD chain lets our interfaces through.
+    forwarding: bool,
     prefix: String,
     overlay: Option<Overlay>,
     sandbox: Option<Sandbox>,
@@ -62,6 +64,7 @@ impl NetAgent {
         let agent = Arc::new(NetAgent {
             state: Mutex::new(State {
                 closed: false,
+                forwarding: false,
                 prefix,
                 overlay: None,
                 sandbox: None,
@@ -144,6 +147,14 @@ impl NetAgent {
             t.dns
                 .send_replace(Arc::new(super::dns::table(view, &t.networks)));
         }
+        if !state.forwarding {
+            let prefix = state.prefix.clone();
+            tokio::task::spawn_blocking(move || super::forward::allow(&prefix))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            state.forwarding = true;
+        }
         tokio::task::spawn_blocking(move || {
             if let Some(ns) = sandbox {
                 lb.sync_sandbox(&ns, &mesh).map_err(|e| e.to_string())?;
@@ -160,14 +171,17 @@ impl NetAgent {
     }
 
     /// Removes everything the data plane made on this node (`swarm leave`):
-    /// task resolvers, the mesh's rules, every network namespace.
+    /// task resolvers, the mesh's rules, Docker FORWARD accepts, every
+    /// network namespace.
     pub async fn remove_all(&self) {
         let mut state = self.state.lock().await;
         state.closed = true;
         state.tasks.clear();
         let lb = state.lb.clone();
         let sandbox = state.sandbox.take().map(|s| s.netns);
+        let prefix = state.prefix.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            super::forward::revoke(&prefix);
             if let Some(ns) = sandbox {
                 let _ = lb.clear(&ns);
             }

@@ -14,6 +14,8 @@
 //!   mesh on the node (published ingress ports → the ingress sandbox →
 //!   ready tasks, with source NAT so replies come back); IPVS instead
 //!   where the kernel has it.
+//! - `forward`: accepts in Docker's `DOCKER-USER` chain where dockerd
+//!   filters forwarding in the daemon's namespace.
 //! - `nsenter`: running code (binding sockets, spawning `nft`) inside a
 //!   pinned namespace from a throwaway thread.
 //!
@@ -28,6 +30,7 @@ use std::net::Ipv4Addr;
 
 pub mod dns;
 mod error;
+pub mod forward;
 pub mod lb;
 pub mod netlink;
 pub mod ns;
