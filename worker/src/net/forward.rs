@@ -65,7 +65,7 @@ fn chain() -> Option<&'static str> {
 /// Lets the node forward for Shoal's interfaces (this daemon's `prefix`).
 /// Idempotent: present rules are kept.
 pub fn allow(prefix: &str) -> io::Result<()> {
-    let Some(chain) = chain().filter(|_| std::env::var_os("SHOAL_NOFWD").is_none()) else {
+    let Some(chain) = chain() else {
         return Ok(());
     };
     for rule in rules(prefix) {
