@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::CreateImageOptions;
+use bollard::query_parameters::ImportImageOptions;
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use shoal_proto::objects::Task;
@@ -50,11 +50,11 @@ const PIDS_LIMIT: i64 = 4;
 /// so a node never runs a stale one.
 pub fn image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let digest = Sha256::digest(PAUSE);
-        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-        format!("shoal/pause:{hex}")
-    })
+    IMAGE.get_or_init(|| format!("shoal/pause:{}", &hex(&Sha256::digest(PAUSE))[..12]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The sandbox container's name.
@@ -108,8 +108,10 @@ pub fn network_mode(id: &str) -> String {
     format!("container:{id}")
 }
 
-/// Imports the pause image when the node does not have it yet: a one-file
-/// root filesystem made in memory (no registry involved).
+/// Loads the pause image when the node does not have it yet, from a
+/// `docker save` archive made in memory (no registry involved). Every byte
+/// of it is fixed (no timestamps), so the image id is too: nodes sharing
+/// a dockerd that load it at once get one image, not a dangling copy.
 pub async fn ensure_image(docker: &Docker) -> Result<(), ExecError> {
     let image = image();
     match docker.inspect_image(image).await {
@@ -117,32 +119,77 @@ pub async fn ensure_image(docker: &Docker) -> Result<(), ExecError> {
         Err(e) if super::is_not_found(&e) => {}
         Err(e) => return Err(super::api(&format!("inspect image {image}"), &e)),
     }
-    let (repo, tag) = image.split_once(':').unwrap_or((image, "latest"));
-    let options = CreateImageOptions {
-        from_src: Some("-".into()),
-        repo: Some(repo.into()),
-        tag: Some(tag.into()),
+    let archive = save_archive().map_err(|e| ExecError::Failed(format!("pause image: {e}")))?;
+    let options = ImportImageOptions {
+        quiet: true,
         ..Default::default()
     };
-    let root = root_fs().map_err(|e| ExecError::Failed(format!("pause image: {e}")))?;
     docker
-        .create_image(Some(options), Some(bollard::body_full(root.into())), None)
+        .import_image(options, bollard::body_full(archive.into()), None)
         .try_for_each(|_| async { Ok(()) })
         .await
-        .map_err(|e| ExecError::Failed(format!("import {image}: {}", docker_message(&e))))?;
-    tracing::info!(image, "imported the sandbox image");
+        .map_err(|e| ExecError::Failed(format!("load {image}: {}", docker_message(&e))))?;
+    tracing::info!(image, "loaded the sandbox image");
     Ok(())
 }
 
-/// The pause image's root filesystem as a tar archive.
-fn root_fs() -> std::io::Result<Vec<u8>> {
+/// The image as `docker save` writes it: the layer, its config and a
+/// manifest naming [`image`].
+fn save_archive() -> std::io::Result<Vec<u8>> {
+    let layer = layer()?;
+    let diff_id = format!("sha256:{}", hex(&Sha256::digest(&layer)));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": { "Entrypoint": [format!("/{PAUSE_PATH}")] },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+    })
+    .to_string();
+    let config_name = format!("{}.json", hex(&Sha256::digest(config.as_bytes())));
+    let layer_name = format!("{}/layer.tar", &diff_id["sha256:".len()..]);
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": [image()],
+        "Layers": [layer_name],
+    }])
+    .to_string();
     let mut archive = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(PAUSE.len() as u64);
-    header.set_mode(0o555);
-    header.set_entry_type(tar::EntryType::Regular);
-    archive.append_data(&mut header, PAUSE_PATH, PAUSE)?;
+    for (name, data) in [
+        (config_name.as_str(), config.as_bytes()),
+        (layer_name.as_str(), &layer[..]),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        append(&mut archive, name, 0o644, data)?;
+    }
     archive.into_inner()
+}
+
+/// The pause image's one layer: the program at [`PAUSE_PATH`].
+fn layer() -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    append(&mut archive, PAUSE_PATH, 0o555, PAUSE)?;
+    archive.into_inner()
+}
+
+/// Appends a regular file with a fixed owner and time.
+fn append(
+    archive: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    mode: u32,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive.append_data(&mut header, name, data)
 }
 
 #[cfg(test)]
@@ -172,20 +219,19 @@ mod tests {
     }
 
     #[test]
-    fn the_root_fs_holds_one_executable() {
-        let tar = root_fs().unwrap();
-        let mut archive = tar::Archive::new(&tar[..]);
-        let entries: Vec<_> = archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.path().unwrap().display().to_string(),
-                    e.header().mode().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(entries, [("pause".to_string(), 0o555)]);
+    fn the_image_archive_is_the_same_every_time() {
+        let archive = save_archive().unwrap();
+        assert_eq!(archive, save_archive().unwrap());
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&archive[..]).entries().unwrap() {
+            names.push(e.unwrap().path().unwrap().display().to_string());
+        }
+        assert_eq!(names.len(), 3);
+        assert_eq!(names[2], "manifest.json");
+        let layer = layer().unwrap();
+        let mut files = tar::Archive::new(&layer[..]);
+        let entry = files.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some("pause"));
+        assert_eq!(entry.header().mode().unwrap(), 0o555);
     }
 }
