@@ -17,6 +17,8 @@ STATE=/var/lib/shoal-quickstart
 HUB=shoalqs-hub
 # CI sets SHOAL_PROFILE=dev to reuse the test build instead of a release one.
 PROFILE=${SHOAL_PROFILE:-release}
+# The nodes' engine: the embedded default; bench/docker-mesh.sh sets docker.
+ENGINE=${SHOAL_ENGINE:-process}
 if [[ $PROFILE == release ]]; then BIN=$PWD/target/release/shoal; else BIN=$PWD/target/debug/shoal; fi
 
 ns() { echo "shoalqs-node-$1"; }
@@ -87,7 +89,7 @@ up() {
     # Only the network namespace is the node's own: mounts and cgroups are
     # the machine's, as for a daemon on a real host.
     nsenter --net="/var/run/netns/$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
-      "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine process \
+      "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine "$ENGINE" \
       >"$RUN/node-$n.log" 2>&1 &
   done
   for n in $(seq 0 $((NODES - 1))); do wait_for "$n"; done

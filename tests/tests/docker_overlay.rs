@@ -498,3 +498,136 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[test]
+fn health_checks_and_rolling_updates_keep_working_on_docker_tasks() -> anyhow::Result<()> {
+    let cluster = Cluster::builder().hosts(2).engine("docker").start()?;
+    for i in 0..2 {
+        as_on_a_docker_host(&cluster, i)?;
+    }
+    cluster.init_swarm(0)?;
+    cluster.join(1, 0, "worker")?;
+    cluster.wait_nodes_ready(0, 2, Duration::from_secs(30))?;
+    cluster
+        .shoal(0, &["network", "create", "-d", "overlay", "front"])
+        .ok()?;
+    let serve = "d=/tmp/www; mkdir -p $d; echo \"$VERSION $(hostname)\" > $d/index.html; exec httpd -f -p 80 -h $d";
+    let create = |name: &str, extra: &[&str], cmd: &str| {
+        let mut args = vec![
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "front",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", cmd]);
+        cluster.shoal(0, &args).ok()
+    };
+    create(
+        "api",
+        &[
+            "--replicas",
+            "2",
+            "--env",
+            "VERSION=v1",
+            "--health-cmd",
+            "wget -q -O /dev/null http://localhost/",
+            "--health-interval",
+            "1s",
+            "--update-parallelism",
+            "1",
+        ],
+        serve,
+    )?;
+    create("client", &[], "sleep 1000")?;
+    eventually("api answers v1 by name", Duration::from_secs(60), || {
+        let (ok, out) = fetch(&cluster, "client", "http://api/")?;
+        anyhow::ensure!(ok && out.starts_with("v1 "), "{out}");
+        Ok(())
+    })?;
+    // Docker runs the health check; the task reports it.
+    eventually("api tasks are healthy", Duration::from_secs(30), || {
+        for (task, _) in running(&cluster, "api")? {
+            let health = docker(&[
+                "inspect",
+                "-f",
+                "{{.State.Health.Status}}",
+                &container(&task)?,
+            ])?;
+            anyhow::ensure!(health.trim() == "healthy", "{task}: {health}");
+        }
+        Ok(())
+    })?;
+
+    // A rolling update (the CLI follows it to the end): every replica is
+    // replaced, answers with the new version, and the old tasks' sandboxes
+    // are gone.
+    let before: BTreeSet<String> = running(&cluster, "api")?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    cluster
+        .shoal(0, &["service", "update", "--env-add", "VERSION=v2", "api"])
+        .ok()?;
+    let after: BTreeSet<String> = running(&cluster, "api")?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(after.len(), 2);
+    assert!(before.is_disjoint(&after), "{before:?} → {after:?}");
+    for _ in 0..6 {
+        let (ok, out) = fetch(&cluster, "client", "http://api/")?;
+        assert!(ok && out.starts_with("v2 "), "after the update: {out}");
+    }
+    eventually("old sandboxes removed", Duration::from_secs(20), || {
+        let left: Vec<String> = sandboxes(&cluster)?
+            .into_iter()
+            .filter(|t| before.contains(t))
+            .collect();
+        anyhow::ensure!(left.is_empty(), "{left:?}");
+        Ok(())
+    })?;
+
+    // An unhealthy task is replaced, as Swarm does.
+    create(
+        "sick",
+        &[
+            "--health-cmd",
+            "exit 1",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+        serve,
+    )?;
+    eventually(
+        "the unhealthy task is replaced",
+        Duration::from_secs(60),
+        || {
+            let out = cluster
+                .shoal(
+                    0,
+                    &[
+                        "service",
+                        "ps",
+                        "sick",
+                        "--no-trunc",
+                        "--format",
+                        "{{.CurrentState}}|{{.Error}}",
+                    ],
+                )
+                .ok()?;
+            anyhow::ensure!(
+                out.lines()
+                    .any(|l| l.starts_with("Failed") && l.contains("unhealthy")),
+                "{out}"
+            );
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
