@@ -19,7 +19,7 @@ use shoal_proto::objects::{Task, TaskState, TaskStatus, task_status};
 use shoal_proto::task_state::observed;
 use tokio::sync::{mpsc, watch};
 
-use crate::exec::{Engine, EngineTask, ExecError, Exit, TaskRun};
+use crate::exec::{Engine, EngineTask, ExecError, Exit, Started, TaskRun};
 use crate::health;
 
 /// A status the actor wants the managers to know.
@@ -82,10 +82,17 @@ impl Actor {
         }
     }
 
-    fn handle(&mut self, handle: &EngineTask) {
+    fn handle(&mut self, found: &EngineTask) {
+        self.started(&Started {
+            handle: found.handle.clone(),
+            pid: found.pid,
+        });
+    }
+
+    fn started(&mut self, started: &Started) {
         let c = self.last.container.get_or_insert_default();
-        c.container_id = handle.handle.clone();
-        c.pid = handle.pid.unwrap_or_default();
+        c.container_id = started.handle.clone();
+        c.pid = started.pid.unwrap_or_default();
     }
 
     async fn stop(&mut self, task: &Task) {
@@ -230,14 +237,12 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
         return false;
     }
     actor.report(TaskState::Starting, "starting", "", None);
-    if let Err(e) = actor.engine.start(&actor.id).await {
-        actor.fail(&e);
-        return false;
-    }
-    if let Ok(list) = actor.engine.list().await
-        && let Some(found) = list.iter().find(|t| t.task_id == actor.id)
-    {
-        actor.handle(found);
+    match actor.engine.start(&actor.id).await {
+        Ok(started) => actor.started(&started),
+        Err(e) => {
+            actor.fail(&e);
+            return false;
+        }
     }
     actor.report(TaskState::Running, "started", "", None);
     true

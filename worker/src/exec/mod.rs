@@ -109,6 +109,15 @@ pub struct EngineTask {
     pub pid: Option<i32>,
 }
 
+/// What [`Engine::start`] answers: the task's handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Started {
+    /// Engine-side handle shown to users: container id, or the pid.
+    pub handle: String,
+    /// The pid of its main process, where there is one.
+    pub pid: Option<i32>,
+}
+
 /// Output of [`Engine::exec`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -185,8 +194,10 @@ pub trait Engine: Send + Sync + 'static {
     /// left as it is.
     async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError>;
 
-    /// Starts the prepared task. Starting a running task is a no-op.
-    async fn start(&self, task_id: &str) -> Result<(), ExecError>;
+    /// Starts the prepared task and says how users find it (so nothing on
+    /// the start path lists every task of the node). Starting a running
+    /// task is a no-op that answers the same.
+    async fn start(&self, task_id: &str) -> Result<Started, ExecError>;
 
     /// Waits until the task's process exits. May be dropped and called
     /// again (by an adopting daemon, too); an exited task answers at once.

@@ -19,7 +19,9 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 
 use super::signal::{parse_signal, signal_exit_code};
-use super::{Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, TaskRun};
+use super::{
+    Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
+};
 use crate::engine::{EngineInfo, EngineKind};
 
 const REJECT: &str = "shoal.sim.reject";
@@ -163,10 +165,14 @@ impl Engine for SimEngine {
         Ok(())
     }
 
-    async fn start(&self, task_id: &str) -> Result<(), ExecError> {
+    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
         let task = self.task(task_id)?;
+        let started = Started {
+            handle: format!("sim-{task_id}"),
+            pid: None,
+        };
         if *task.state.borrow() != SimState::Prepared {
-            return Ok(());
+            return Ok(started);
         }
         if let Some(msg) = &task.script.fail_start {
             return Err(ExecError::Failed(msg.clone()));
@@ -188,7 +194,7 @@ impl Engine for SimEngine {
                 });
             });
         }
-        Ok(())
+        Ok(started)
     }
 
     async fn wait(&self, task_id: &str) -> Result<Exit, ExecError> {

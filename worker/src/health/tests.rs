@@ -3,7 +3,9 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::engine::{EngineInfo, EngineKind};
-use crate::exec::{EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, TaskRun};
+use crate::exec::{
+    EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
+};
 
 /// Answers `exec` from a script: `Some(code)`, or `None` to hang.
 struct Scripted {
@@ -35,7 +37,7 @@ impl Engine for Scripted {
     async fn prepare(&self, _: &TaskRun) -> Result<(), ExecError> {
         Err(unused())
     }
-    async fn start(&self, _: &str) -> Result<(), ExecError> {
+    async fn start(&self, _: &str) -> Result<Started, ExecError> {
         Err(unused())
     }
     async fn wait(&self, _: &str) -> Result<Exit, ExecError> {

@@ -39,7 +39,7 @@ use shoal_proto::objects::Task;
 
 use crate::engine::{EngineInfo, EngineKind};
 use crate::exec::{
-    Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, TaskRun,
+    Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
 
 pub use image::RegistryAuth;
@@ -294,14 +294,16 @@ impl Engine for DockerEngine {
         self.create(run, &sandbox).await
     }
 
-    async fn start(&self, task_id: &str) -> Result<(), ExecError> {
+    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
         let id = self.container_id(task_id).await?;
         match self.docker.start_container(&id, None).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // 304: already started.
-            Err(e) if status(&e) == Some(304) => Ok(()),
-            Err(e) => Err(api("start container", &e)),
+            Err(e) if status(&e) == Some(304) => {}
+            Err(e) => return Err(api("start container", &e)),
         }
+        let pid = lifecycle::inspect_state(&self.docker, &id).await?.pid();
+        Ok(Started { handle: id, pid })
     }
 
     async fn wait(&self, task_id: &str) -> Result<Exit, ExecError> {

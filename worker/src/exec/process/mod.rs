@@ -33,7 +33,9 @@ use self::config::{
 };
 use self::shim::{EXEC_ARG, SHIM_ARG};
 use super::signal::parse_signal;
-use super::{Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, TaskRun};
+use super::{
+    Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
+};
 use crate::engine::{EngineInfo, EngineKind};
 
 pub use self::shim::hidden_main;
@@ -271,11 +273,21 @@ impl Engine for ProcessEngine {
         write_json(&dir.config(), &cfg).map_err(|e| failed(&dir.config(), e))
     }
 
-    async fn start(&self, task_id: &str) -> Result<(), ExecError> {
+    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
         let _one_at_a_time = self.start_lock.lock().await;
         let (dir, _) = self.known(task_id)?;
+        let started = || {
+            let pid = read_json::<PidFile>(&dir.pid())
+                .ok()
+                .flatten()
+                .map(|p| p.pid);
+            Started {
+                handle: pid.map_or_else(String::new, |p| p.to_string()),
+                pid,
+            }
+        };
         if dir.pid().exists() {
-            return Ok(());
+            return Ok(started());
         }
         let shim_log = std::fs::OpenOptions::new()
             .create(true)
@@ -321,7 +333,7 @@ impl Engine for ProcessEngine {
             }
         };
         match line.trim_end().strip_prefix("error: ") {
-            None if line.trim_end() == "ok" => Ok(()),
+            None if line.trim_end() == "ok" => Ok(started()),
             Some(why) => Err(ExecError::Failed(why.to_string())),
             None => Err(ExecError::Failed(format!(
                 "the task shim exited without starting the task; see {}",
