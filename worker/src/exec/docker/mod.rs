@@ -59,6 +59,9 @@ pub struct DockerEngine {
     /// Set once the sandbox image is on the node (imported at most once
     /// however many tasks prepare together).
     sandbox_image: tokio::sync::OnceCell<()>,
+    /// Task id → its container's id, so the start path never scans every
+    /// container of the node.
+    ids: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for DockerEngine {
@@ -105,6 +108,7 @@ impl DockerEngine {
             },
             registry_auth: None,
             sandbox_image: tokio::sync::OnceCell::new(),
+            ids: Default::default(),
         })
     }
 
@@ -152,13 +156,26 @@ impl DockerEngine {
             .map_err(|e| api("list containers", &e))
     }
 
-    /// The task's container id, if it has one.
+    /// The task's container id, if it has one: remembered from its
+    /// creation, else looked up (after a restart).
     async fn find(&self, task_id: &str) -> Result<Option<String>, ExecError> {
-        Ok(self
+        if let Some(id) = self.known().get(task_id) {
+            return Ok(Some(id.clone()));
+        }
+        let found = self
             .containers(Some(task_id))
             .await?
             .into_iter()
-            .find_map(|c| c.id))
+            .find_map(|c| c.id);
+        if let Some(id) = &found {
+            self.known().insert(task_id.to_string(), id.clone());
+        }
+        Ok(found)
+    }
+
+    /// Task id → container id of the containers this engine made or found.
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The task's container id; `NotFound` when it has none.
@@ -168,26 +185,29 @@ impl DockerEngine {
             .ok_or_else(|| ExecError::NotFound(task_id.to_string()))
     }
 
-    /// The task's sandbox, when it has one.
-    async fn find_sandbox(&self, task_id: &str) -> Result<Option<ContainerSummary>, ExecError> {
-        Ok(self
-            .list_labelled(Some((sandbox::LABEL_SANDBOX, task_id)))
-            .await?
-            .into_iter()
-            .next())
+    /// The task's sandbox, when it has one of ours: found by its name (one
+    /// lookup, where a label filter scans every container).
+    async fn find_sandbox(&self, task_id: &str) -> Result<Option<sandbox::Found>, ExecError> {
+        match self
+            .docker
+            .inspect_container(&sandbox::name(task_id), None)
+            .await
+        {
+            Ok(c) => Ok(sandbox::Found::of(c, &self.node_id, task_id)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api("inspect sandbox", &e)),
+        }
     }
 
     /// The id of the task's running sandbox, created (and started) when
     /// it has none; a sandbox that stopped is replaced, since its
     /// namespace went with its process.
     async fn sandbox(&self, task: &Task) -> Result<String, ExecError> {
-        if let Some(found) = self.find_sandbox(&task.id).await?
-            && let Some(id) = found.id
-        {
-            if found.state == Some(ContainerSummaryStateEnum::RUNNING) {
-                return Ok(id);
+        if let Some(found) = self.find_sandbox(&task.id).await? {
+            if found.running {
+                return Ok(found.id);
             }
-            remove_container(&self.docker, &id).await?;
+            remove_container(&self.docker, &found.id).await?;
         }
         self.sandbox_image
             .get_or_try_init(|| sandbox::ensure_image(&self.docker))
@@ -204,7 +224,7 @@ impl DockerEngine {
             Err(e) if status(&e) == Some(409) => self
                 .find_sandbox(&task.id)
                 .await?
-                .and_then(|c| c.id)
+                .map(|found| found.id)
                 .ok_or_else(|| api(&format!("create container {name}"), &e))?,
             Err(e) => return Err(api(&format!("create container {name}"), &e)),
         };
@@ -241,6 +261,7 @@ impl DockerEngine {
         match self.docker.create_container(Some(options), body).await {
             Ok(created) => {
                 tracing::info!(task = %task.id, container = %created.id, %name, "container created");
+                self.known().insert(task.id.clone(), created.id);
                 Ok(())
             }
             // Another prepare won the race: reuse its container.
@@ -288,6 +309,7 @@ impl Engine for DockerEngine {
             }
             // Created to join a sandbox that is gone: make it again.
             if let Some(id) = found.id {
+                self.known().remove(&run.task.id);
                 remove_container(&self.docker, &id).await?;
             }
         }
@@ -336,8 +358,9 @@ impl Engine for DockerEngine {
             remove_container(&self.docker, &id).await?;
             tracing::info!(task = task_id, container = %id, "container removed");
         }
-        if let Some(id) = self.find_sandbox(task_id).await?.and_then(|c| c.id) {
-            remove_container(&self.docker, &id).await?;
+        self.known().remove(task_id);
+        if let Some(found) = self.find_sandbox(task_id).await? {
+            remove_container(&self.docker, &found.id).await?;
         }
         files::remove(&self.state_dir, task_id)
     }
@@ -388,8 +411,8 @@ impl Engine for DockerEngine {
     }
 
     async fn release(&self, task_id: &str) -> Result<(), ExecError> {
-        if let Some(id) = self.find_sandbox(task_id).await?.and_then(|c| c.id) {
-            remove_container(&self.docker, &id).await?;
+        if let Some(found) = self.find_sandbox(task_id).await? {
+            remove_container(&self.docker, &found.id).await?;
         }
         Ok(())
     }
@@ -398,16 +421,8 @@ impl Engine for DockerEngine {
         // The sandbox's namespace; a task that outlived its sandbox (killed
         // by hand) still holds the namespace through its own process.
         let sandbox = self.find_sandbox(task_id).await.ok().flatten();
-        if let Some(id) = sandbox
-            .filter(|c| c.state == Some(ContainerSummaryStateEnum::RUNNING))
-            .and_then(|c| c.id)
-            && let Ok(inspect) = self.docker.inspect_container(&id, None).await
-            && let Some(key) = inspect
-                .network_settings
-                .and_then(|n| n.sandbox_key)
-                .filter(|k| !k.is_empty())
-        {
-            return Some(PathBuf::from(key));
+        if let Some(netns) = sandbox.filter(|s| s.running).and_then(|s| s.netns) {
+            return Some(netns);
         }
         let id = self.find(task_id).await.ok().flatten()?;
         let pid = lifecycle::inspect_state(&self.docker, &id)

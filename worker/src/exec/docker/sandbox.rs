@@ -22,10 +22,11 @@
 //! a restarted daemon removes or reuses it.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
 use bollard::query_parameters::ImportImageOptions;
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -100,6 +101,38 @@ pub fn create_body(task: &Task, node_id: &str) -> ContainerCreateBody {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// A task's sandbox as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its container id.
+    pub id: String,
+    /// Whether its pause process runs (and so its namespace exists).
+    pub running: bool,
+    /// Its network namespace, while it runs.
+    pub netns: Option<PathBuf>,
+}
+
+impl Found {
+    /// The sandbox in `c`, if it is task `task_id`'s on node `node_id`.
+    pub fn of(c: ContainerInspectResponse, node_id: &str, task_id: &str) -> Option<Found> {
+        let labels = c.config.as_ref()?.labels.as_ref()?;
+        let ours = labels.get(spec::LABEL_NODE_ID).map(String::as_str) == Some(node_id)
+            && labels.get(LABEL_SANDBOX).map(String::as_str) == Some(task_id);
+        if !ours {
+            return None;
+        }
+        Some(Found {
+            id: c.id?,
+            running: c.state.and_then(|s| s.running).unwrap_or(false),
+            netns: c
+                .network_settings
+                .and_then(|n| n.sandbox_key)
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from),
+        })
     }
 }
 
