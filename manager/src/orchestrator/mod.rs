@@ -68,7 +68,9 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
                     pass(tx, t, id, &mut updates, now, &mut next_wake)?;
                 }
                 if all_dirty {
-                    reap_orphans(tx, t)?;
+                    // Not the tasks of services just passed: their pass
+                    // reaped them already (twice in one batch is refused).
+                    reap_orphans(tx, t, &dirty)?;
                 }
                 Ok::<_, crate::store::StoreError>(next_wake)
             }) {
@@ -215,10 +217,16 @@ fn pass(
     Ok(())
 }
 
-/// Tasks whose service or node is gone and which no longer run.
-fn reap_orphans(tx: &mut crate::store::Tx<'_>, t: &Tables) -> Result<(), crate::store::StoreError> {
+/// Tasks whose service or node is gone and which no longer run, but
+/// those of the services in `passed` (their own pass reaps them).
+fn reap_orphans(
+    tx: &mut crate::store::Tx<'_>,
+    t: &Tables,
+    passed: &BTreeSet<String>,
+) -> Result<(), crate::store::StoreError> {
     let orphans: Vec<String> = t
         .all::<Task>()
+        .filter(|task| !passed.contains(&task.service_id))
         .filter(|task| {
             let no_service = t.get::<Service>(&task.service_id).is_none();
             let no_node = !task.node_id.is_empty() && t.get::<Node>(&task.node_id).is_none();
@@ -232,4 +240,62 @@ fn reap_orphans(tx: &mut crate::store::Tx<'_>, t: &Tables) -> Result<(), crate::
         tx.remove::<Task>(&id)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_proto::objects::TaskStatus;
+
+    use super::*;
+    use crate::store::Store;
+
+    /// A task of a removed service that has stopped: both its service's
+    /// pass and the orphan reaper would remove it.
+    fn stopped_task(id: &str, service: &str) -> Task {
+        let mut status = TaskStatus::default();
+        status.set_state(TaskState::Shutdown);
+        let mut task = Task {
+            id: id.into(),
+            service_id: service.into(),
+            status: Some(status),
+            ..Default::default()
+        };
+        task.set_desired_state(TaskState::Shutdown);
+        task
+    }
+
+    #[test]
+    fn a_removed_services_tasks_are_reaped_once_when_everything_is_dirty() {
+        let store = Store::new();
+        let (batch, ()) = store
+            .build(|tx| tx.create(stopped_task("t1", "gone")))
+            .unwrap();
+        store.apply(1, batch).unwrap();
+        let dirty = BTreeSet::from(["gone".to_string()]);
+        let (batch, ()) = store
+            .build(|tx| {
+                let t = tx.tables();
+                let mut updates = update::Updates::default();
+                let mut wake = None;
+                pass(tx, t, "gone", &mut updates, SystemTime::now(), &mut wake)?;
+                reap_orphans(tx, t, &dirty)
+            })
+            .expect("one removal, not two");
+        store.apply(2, batch).unwrap();
+        assert!(store.view(|t| t.get::<Task>("t1").is_none()));
+
+        // A task no pass saw is still the reaper's.
+        let (batch, ()) = store
+            .build(|tx| tx.create(stopped_task("t2", "also-gone")))
+            .unwrap();
+        store.apply(3, batch).unwrap();
+        let (batch, ()) = store
+            .build(|tx| {
+                let t = tx.tables();
+                reap_orphans(tx, t, &BTreeSet::new())
+            })
+            .unwrap();
+        store.apply(4, batch).unwrap();
+        assert!(store.view(|t| t.get::<Task>("t2").is_none()));
+    }
 }
