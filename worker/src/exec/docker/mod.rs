@@ -185,6 +185,31 @@ impl DockerEngine {
             .ok_or_else(|| ExecError::NotFound(task_id.to_string()))
     }
 
+    /// The task's container, when it was created already: found by its
+    /// name (one lookup, where a label filter scans every container).
+    async fn find_created(&self, task: &Task) -> Result<Option<Created>, ExecError> {
+        let name = spec::container_name(task, &self.node_id);
+        let c = match self.docker.inspect_container(&name, None).await {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(api(&format!("inspect container {name}"), &e)),
+        };
+        let labels = c.config.as_ref().and_then(|c| c.labels.as_ref());
+        let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+        if label(spec::LABEL_TASK_ID) != Some(&task.id)
+            || label(spec::LABEL_NODE_ID) != Some(&self.node_id)
+        {
+            return Ok(None);
+        }
+        let Some(id) = c.id else { return Ok(None) };
+        self.known().insert(task.id.clone(), id.clone());
+        Ok(Some(Created {
+            id,
+            running: c.state.and_then(|s| s.running).unwrap_or(false),
+            network_mode: c.host_config.and_then(|h| h.network_mode),
+        }))
+    }
+
     /// The task's sandbox, when it has one of ours: found by its name (one
     /// lookup, where a label filter scans every container).
     async fn find_sandbox(&self, task_id: &str) -> Result<Option<sandbox::Found>, ExecError> {
@@ -284,23 +309,15 @@ impl Engine for DockerEngine {
     }
 
     async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
-        let existing = self
-            .containers(Some(&run.task.id))
-            .await?
-            .into_iter()
-            .next();
+        let existing = self.find_created(&run.task).await?;
         if existing.is_none() {
             // Before the sandbox: a task that cannot run leaves nothing.
             self.ensure_image(run).await?;
         }
         let sandbox = self.sandbox(&run.task).await?;
         if let Some(found) = existing {
-            let joined = found
-                .host_config
-                .as_ref()
-                .and_then(|h| h.network_mode.as_deref())
-                == Some(sandbox::network_mode(&sandbox).as_str());
-            if joined || found.state == Some(ContainerSummaryStateEnum::RUNNING) {
+            let joined = found.network_mode.as_deref() == Some(&sandbox::network_mode(&sandbox));
+            if joined || found.running {
                 // Already created (by us before a restart, too). Its files
                 // are rewritten in place in case the node's tmpfs went away.
                 let dir = files::files_dir(&self.state_dir, &run.task.id);
@@ -308,10 +325,8 @@ impl Engine for DockerEngine {
                 return Ok(());
             }
             // Created to join a sandbox that is gone: make it again.
-            if let Some(id) = found.id {
-                self.known().remove(&run.task.id);
-                remove_container(&self.docker, &id).await?;
-            }
+            self.known().remove(&run.task.id);
+            remove_container(&self.docker, &found.id).await?;
         }
         self.create(run, &sandbox).await
     }
@@ -448,6 +463,13 @@ impl Engine for DockerEngine {
         let id = self.container_id(task_id).await?;
         Ok(logs::stream(&self.docker, &id, options))
     }
+}
+
+/// A task's container as `inspect` shows it.
+struct Created {
+    id: String,
+    running: bool,
+    network_mode: Option<String>,
 }
 
 /// Removes container `id` with its anonymous volumes, killing it if need
