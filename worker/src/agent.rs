@@ -158,11 +158,44 @@ async fn flush(
     Ok(())
 }
 
-/// The next network view, if the stream is open.
+/// What a drained server stream yields: its messages, its end (`None`),
+/// or its error.
+type Drained<T> = mpsc::UnboundedReceiver<Result<Option<T>, tonic::Status>>;
+
+/// Reads a server stream on a task of its own until `stop`. The session
+/// loop awaits heartbeats and status flushes on the same HTTP/2
+/// connection as its streams; a stream left unread meanwhile fills the
+/// connection's flow-control window and holds back the very answer the
+/// loop waits for. That deadlock stopped a node's heartbeats for good
+/// while 50 tasks per node were being removed.
+fn drain<T: Send + 'static>(
+    mut stream: tonic::Streaming<T>,
+    stop: CancellationToken,
+) -> Drained<T> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.message() => next,
+            };
+            let ended = !matches!(next, Ok(Some(_)));
+            if tx.send(next).is_err() || ended {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next network view, if the stream is open (`None` once it closed).
 async fn next_view(
-    networks: &mut Option<tonic::Streaming<crate::net::NetworkView>>,
+    networks: &mut Option<Drained<crate::net::NetworkView>>,
 ) -> Option<Result<crate::net::NetworkView, tonic::Status>> {
-    networks.as_mut()?.message().await.transpose()
+    match networks.as_mut()?.recv().await {
+        Some(next) => next.transpose(),
+        None => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,6 +238,9 @@ async fn session(
         managers: known,
     });
     tracing::info!(manager = %addr, "session open");
+    // The session's stream readers stop when it ends, however it ends.
+    let readers = shutdown.child_token();
+    let _stop_readers = readers.clone().drop_guard();
 
     let mut assignments = match client
         .assignments(AssignmentsRequest {
@@ -212,7 +248,7 @@ async fn session(
         })
         .await
     {
-        Ok(r) => r.into_inner(),
+        Ok(r) => drain(r.into_inner(), readers.clone()),
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };
     if let Err(status) = flush(&mut client, &first.session_id, pending).await {
@@ -225,16 +261,17 @@ async fn session(
         })
         .await
     {
-        Ok(r) => Some(r.into_inner()),
+        Ok(r) => Some(drain(r.into_inner(), readers.clone())),
         Err(status) if status.code() == tonic::Code::Unimplemented => None,
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };
 
+    let mut stream = drain(stream, readers.clone());
     let mut period = Duration::from_secs(1);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
-            message = assignments.message() => match message {
+            message = assignments.recv() => match message.unwrap_or(Ok(None)) {
                 Ok(Some(m)) => {
                     if config.worker.send(crate::worker::Command::Assignments(m)).await.is_err() {
                         return Ended::Shutdown;
@@ -261,7 +298,7 @@ async fn session(
                     return Ended::Failed(status.message().to_string(), true);
                 }
             }
-            message = stream.message() => match message {
+            message = stream.recv() => match message.unwrap_or(Ok(None)) {
                 Ok(Some(update)) => {
                     let known: Vec<String> = update.managers.iter().map(|m| m.addr.clone()).collect();
                     if !known.is_empty() && known != *managers {
