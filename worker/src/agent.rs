@@ -21,7 +21,7 @@ use shoal_proto::dispatcher::{
 use shoal_proto::net::ClientTls;
 use shoal_proto::objects::NodeDescription;
 use shoal_proto::objects::TaskStatus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Backoff between failed attempts, doubling up to the maximum.
@@ -158,6 +158,45 @@ async fn flush(
     Ok(())
 }
 
+/// Heartbeats on a task of their own until `stop`, so a status flush or
+/// a slow worker never delays one (four late beats mark the node Down);
+/// answers the error that ended them.
+fn heartbeats(
+    mut client: DispatcherClient<tonic::transport::Channel>,
+    session_id: String,
+    stop: CancellationToken,
+) -> oneshot::Receiver<tonic::Status> {
+    let (failed, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut period = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let beat = HeartbeatRequest {
+                session_id: session_id.clone(),
+            };
+            match client.heartbeat(beat).await {
+                Ok(r) => {
+                    let given = r
+                        .into_inner()
+                        .period
+                        .and_then(|d| Duration::try_from(d).ok())
+                        .unwrap_or(period);
+                    // Beat at half the period so one late beat is not a miss.
+                    period = (given / 2).max(Duration::from_millis(100));
+                }
+                Err(status) => {
+                    let _ = failed.send(status);
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// What a drained server stream yields: its messages, its end (`None`),
 /// or its error.
 type Drained<T> = mpsc::UnboundedReceiver<Result<Option<T>, tonic::Status>>;
@@ -267,7 +306,7 @@ async fn session(
     };
 
     let mut stream = drain(stream, readers.clone());
-    let mut period = Duration::from_secs(1);
+    let mut beats = heartbeats(client.clone(), first.session_id.clone(), readers.clone());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
@@ -309,20 +348,12 @@ async fn session(
                 Ok(None) => return Ended::Failed("the manager closed the session".into(), true),
                 Err(status) => return Ended::Failed(status.message().to_string(), true),
             },
-            _ = tokio::time::sleep(period) => {
-                match client.heartbeat(HeartbeatRequest { session_id: first.session_id.clone() }).await {
-                    Ok(r) => {
-                        let given = r.into_inner().period.and_then(|d| Duration::try_from(d).ok()).unwrap_or(period);
-                        // Beat at half the period so one late beat is not a miss.
-                        period = (given / 2).max(Duration::from_millis(100));
-                    }
-                    Err(status) => {
-                        return match leader_hint(&status) {
-                            Some(leader) if leader != addr => Ended::Redirect(leader),
-                            _ => Ended::Failed(status.message().to_string(), true),
-                        };
-                    }
-                }
+            failed = &mut beats => {
+                let status = failed.unwrap_or_else(|_| tonic::Status::cancelled("heartbeats stopped"));
+                return match leader_hint(&status) {
+                    Some(leader) if leader != addr => Ended::Redirect(leader),
+                    _ => Ended::Failed(status.message().to_string(), true),
+                };
             }
         }
     }

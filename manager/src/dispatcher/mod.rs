@@ -294,13 +294,22 @@ impl Dispatcher for DispatcherService {
             return Err(err);
         }
         // A removed node's open connection outlives its certificate check.
-        if self
-            .ctx
-            .store
-            .view(|t| t.get::<Node>(&who.node_id).is_none())
-        {
+        let state = self.ctx.store.view(|t| {
+            t.get::<Node>(&who.node_id)
+                .map(|n| n.status.as_ref().map(|s| s.state()))
+        });
+        let Some(state) = state else {
             return Err(Status::permission_denied(format!(
                 "node {} was removed from the cluster",
+                who.node_id
+            )));
+        };
+        // Marked Down while its session stayed open (its beats were late):
+        // it registers again, which makes it Ready, as swarmkit's
+        // "node not registered" does. A beat alone never revives a node.
+        if state == Some(node_status::State::Down) {
+            return Err(Status::not_found(format!(
+                "node {} was marked down; open a new session",
                 who.node_id
             )));
         }
