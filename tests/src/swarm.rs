@@ -130,4 +130,37 @@ impl Cluster {
             .find(|&h| self.hostname(h) == leader)
             .with_context(|| format!("leader {leader} is no host"))
     }
+
+    /// (task id, host index) of every task of `service` that runs now, as
+    /// `service ps` on host 0 shows them.
+    pub fn running_tasks(&self, service: &str) -> anyhow::Result<Vec<(String, usize)>> {
+        let out = self
+            .shoal(
+                0,
+                &[
+                    "service",
+                    "ps",
+                    service,
+                    "--no-trunc",
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.ID}} {{.Node}} {{.CurrentState}}",
+                ],
+            )
+            .ok()?;
+        let mut tasks = Vec::new();
+        for line in out.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let [id, node, state, ..] = words[..]
+                && state == "Running"
+            {
+                let host = (0..self.len())
+                    .find(|&h| self.hostname(h) == node)
+                    .with_context(|| format!("node {node} is no host"))?;
+                tasks.push((id.to_string(), host));
+            }
+        }
+        Ok(tasks)
+    }
 }

@@ -82,31 +82,7 @@ fn get(cluster: &Cluster, from: usize, url: &str) -> anyhow::Result<String> {
 
 /// (task id, node index) of every running task of `service`.
 fn running(cluster: &Cluster, service: &str) -> anyhow::Result<Vec<(String, usize)>> {
-    let out = cluster
-        .shoal(
-            0,
-            &[
-                "service",
-                "ps",
-                service,
-                "--no-trunc",
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.ID}} {{.Node}} {{.CurrentState}}",
-            ],
-        )
-        .ok()?;
-    let mut tasks = Vec::new();
-    for line in out.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let [id, node, state, ..] = words[..]
-            && state == "Running"
-        {
-            tasks.push((id.to_string(), node.trim_start_matches("node-").parse()?));
-        }
-    }
-    Ok(tasks)
+    cluster.running_tasks(service)
 }
 
 /// The container of task `task_id`.

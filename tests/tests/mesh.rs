@@ -230,31 +230,15 @@ fn tasks_find_services_by_name_only_on_shared_networks() -> anyhow::Result<()> {
 
 /// Runs `cmd` in the namespaces of a running task of `service`.
 fn exec_in_service(cluster: &Cluster, service: &str, cmd: &str) -> anyhow::Result<String> {
-    let ps = cluster
-        .shoal(
-            0,
-            &[
-                "service",
-                "ps",
-                service,
-                "--no-trunc",
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.ID}} {{.Node}}",
-            ],
-        )
-        .ok()?;
-    let line = ps
-        .lines()
+    let (task_id, i) = cluster
+        .running_tasks(service)?
+        .into_iter()
         .next()
-        .ok_or_else(|| anyhow::anyhow!("no task of {service}"))?;
-    let (task_id, node) = line.split_once(' ').unwrap_or((line, ""));
-    let i: usize = node.trim_start_matches("node-").parse()?;
+        .ok_or_else(|| anyhow::anyhow!("no running task of {service}"))?;
     let pid_file = cluster
         .state_dir(i)
         .join("process/tasks")
-        .join(task_id)
+        .join(&task_id)
         .join("pid.json");
     let text = std::fs::read_to_string(&pid_file)?;
     let v: serde_json::Value = serde_json::from_str(&text)?;

@@ -197,15 +197,8 @@ impl Netlink {
             .destination_prefix(dest, prefix)
             .gateway(gateway)
             .build();
-        self.handle
-            .route()
-            .add(route)
-            .replace()
-            .execute()
+        self.add_route(route, format!("route {dest}/{prefix} via {gateway}"))
             .await
-            .map_err(NetError::netlink(format!(
-                "route {dest}/{prefix} via {gateway}"
-            )))
     }
 
     /// A link-scope route to `dest/prefix` out of link `index`; already
@@ -216,15 +209,19 @@ impl Netlink {
             .output_interface(index)
             .scope(RouteScope::Link)
             .build();
+        self.add_route(route, format!("route {dest}/{prefix} dev {index}"))
+            .await
+    }
+
+    /// Adds (or replaces) a route; `what` names it in errors.
+    async fn add_route(&self, route: RouteMessage, what: String) -> Result<(), NetError> {
         self.handle
             .route()
             .add(route)
             .replace()
             .execute()
             .await
-            .map_err(NetError::netlink(format!(
-                "route {dest}/{prefix} dev {index}"
-            )))
+            .map_err(NetError::netlink(what))
     }
 
     /// The IPv4 routes of the main table with a destination: (address,
@@ -260,13 +257,8 @@ impl Netlink {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
             .build();
-        self.handle
-            .route()
-            .add(route)
-            .replace()
-            .execute()
+        self.add_route(route, format!("default route via {gateway}"))
             .await
-            .map_err(NetError::netlink(format!("default route via {gateway}")))
     }
 
     /// The static VXLAN FDB entries on `vxlan`: (MAC, remote node).
