@@ -148,12 +148,16 @@ impl NetAgent {
                 .send_replace(Arc::new(super::dns::table(view, &t.networks)));
         }
         if !state.forwarding {
+            // Tried again at the next view when it fails; the rest of the
+            // data plane goes on meanwhile.
             let prefix = state.prefix.clone();
-            tokio::task::spawn_blocking(move || super::forward::allow(&prefix))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            state.forwarding = true;
+            match tokio::task::spawn_blocking(move || super::forward::allow(&prefix)).await {
+                Ok(Ok(())) => state.forwarding = true,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not let the node forward for Shoal")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not let the node forward for Shoal"),
+            }
         }
         tokio::task::spawn_blocking(move || {
             if let Some(ns) = sandbox {
