@@ -275,10 +275,13 @@ impl DataPlane for NetAgent {
         }
         let ids: Vec<String> = wanted.iter().map(|a| a.network_id.clone()).collect();
         let view = self.view_with(&ids).await?;
-        self.sync(&view).await?;
         let mut state = self.state.lock().await;
         let state = &mut *state;
         let overlay = overlay(state, &view)?;
+        // The task's networks (and their peers) must exist; the node's and
+        // other tasks' rules are the view loop's (syncing them here made
+        // each start redo every local task's rules).
+        overlay.sync(&view).await.map_err(|e| e.to_string())?;
         overlay
             .attach(&task.id, netns, &wanted)
             .await
