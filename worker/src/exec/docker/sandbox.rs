@@ -252,6 +252,36 @@ mod tests {
     }
 
     #[test]
+    fn a_sandbox_is_found_only_for_its_task_and_node() {
+        use bollard::models::{ContainerConfig, ContainerState, NetworkSettings};
+        let task = Task {
+            id: "t1".into(),
+            ..Default::default()
+        };
+        let inspect = |node: &str| ContainerInspectResponse {
+            id: Some("c1".into()),
+            config: Some(ContainerConfig {
+                labels: Some(labels(&task, node)),
+                ..Default::default()
+            }),
+            state: Some(ContainerState {
+                running: Some(true),
+                ..Default::default()
+            }),
+            network_settings: Some(NetworkSettings {
+                sandbox_key: Some("/var/run/docker/netns/abc".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let found = Found::of(inspect("n1"), "n1", "t1").expect("ours");
+        assert!(found.running);
+        assert_eq!(found.netns, Some(PathBuf::from("/var/run/docker/netns/abc")));
+        assert_eq!(Found::of(inspect("n2"), "n1", "t1"), None, "another node's");
+        assert_eq!(Found::of(inspect("n1"), "n1", "t2"), None, "another task's");
+    }
+
+    #[test]
     fn the_image_archive_is_the_same_every_time() {
         let archive = save_archive().unwrap();
         assert_eq!(archive, save_archive().unwrap());
