@@ -276,7 +276,10 @@ mod tests {
         };
         let found = Found::of(inspect("n1"), "n1", "t1").expect("ours");
         assert!(found.running);
-        assert_eq!(found.netns, Some(PathBuf::from("/var/run/docker/netns/abc")));
+        assert_eq!(
+            found.netns,
+            Some(PathBuf::from("/var/run/docker/netns/abc"))
+        );
         assert_eq!(Found::of(inspect("n2"), "n1", "t1"), None, "another node's");
         assert_eq!(Found::of(inspect("n1"), "n1", "t2"), None, "another task's");
     }
