@@ -11,23 +11,6 @@ pub const LABEL_MANAGED: &str = "com.shoal.managed";
 /// The label naming the node a container belongs to.
 pub const LABEL_NODE_ID: &str = "com.docker.swarm.node.id";
 
-/// The image the Docker tests run, built by tests/docker-engine.sh.
-pub const IMAGE: &str = "shoal-test/busybox:1";
-
-/// `docker ARGS`, its stdout; an error with its stderr otherwise.
-pub fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Ids of the Shoal containers of node `node_id`, running or not.
 pub fn containers_of(node_id: &str) -> Vec<String> {
     let out = Command::new("docker")

@@ -9,6 +9,7 @@
 //! - [`node`]: a host's daemon alone: kill -9 it (tasks stay), CLI
 //!   input on stdin, the node's id.
 //! - [`outside`]: a host outside the cluster, linked to one node (egress).
+//! - [`docker`]: the local test image and the `docker` CLI.
 //! - [`leftovers`]: containers and mounts the dead daemons leave behind.
 //! - [`eventually`]: retry an assertion until it holds, with patience taken
 //!   from `SHOAL_TEST_PATIENCE` (a multiplier, default 1).
@@ -19,6 +20,7 @@
 //! with a clear message otherwise rather than pretending to pass.
 
 pub mod cluster;
+pub mod docker;
 pub mod eventually;
 pub mod leftovers;
 pub mod netns;

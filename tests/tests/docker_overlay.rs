@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use shoal_tests::leftovers::{IMAGE, docker};
+use shoal_tests::docker::{IMAGE, docker};
 use shoal_tests::{Cluster, eventually};
 
 /// Each service answers HTTP on port 80 with its name and host name.
@@ -80,11 +80,6 @@ fn get(cluster: &Cluster, from: usize, url: &str) -> anyhow::Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
-/// (task id, node index) of every running task of `service`.
-fn running(cluster: &Cluster, service: &str) -> anyhow::Result<Vec<(String, usize)>> {
-    cluster.running_tasks(service)
-}
-
 /// The container of task `task_id`.
 fn container(task_id: &str) -> anyhow::Result<String> {
     let filter = format!("label=com.docker.swarm.task.id={task_id}");
@@ -97,7 +92,8 @@ fn container(task_id: &str) -> anyhow::Result<String> {
 /// Runs `cmd` with `sh -c` in a running task of `service`; its output
 /// and whether it succeeded.
 fn exec_in(cluster: &Cluster, service: &str, cmd: &str) -> anyhow::Result<(bool, String)> {
-    let (task, _) = running(cluster, service)?
+    let (task, _) = cluster
+        .running_tasks(service)?
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("no running task of {service}"))?;
@@ -233,12 +229,12 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
     ];
     eventually("every task runs", Duration::from_secs(90), || {
         for (service, n) in counts {
-            let tasks = running(&cluster, service)?;
+            let tasks = cluster.running_tasks(service)?;
             anyhow::ensure!(tasks.len() == n, "{service}: {tasks:?}");
         }
         Ok(())
     })?;
-    let (_, db_node) = running(&cluster, "votes_db")?[0].clone();
+    let (_, db_node) = cluster.running_tasks("votes_db")?[0].clone();
     assert_eq!(db_node, 0, "db is pinned to the manager");
 
     // By name and by VIP on shared networks; nothing across them.
@@ -296,7 +292,7 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
         },
     )?;
     // A host-mode port answers where its task runs, and only there.
-    let (_, result_node) = running(&cluster, "votes_result")?[0].clone();
+    let (_, result_node) = cluster.running_tasks("votes_result")?[0].clone();
     let url = format!("http://{}:8081/", cluster.addr(result_node));
     eventually("8081 on the result's node", Duration::from_secs(20), || {
         get(&cluster, (result_node + 1) % 3, &url)
@@ -308,7 +304,7 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
 
     // Egress: out through the task's node, masqueraded (the outside host
     // has no route back to task addresses).
-    let (_, redis_node) = running(&cluster, "votes_redis")?[0].clone();
+    let (_, redis_node) = cluster.running_tasks("votes_redis")?[0].clone();
     let _outside = cluster.outside(redis_node, "outside\n")?;
     let url = format!("http://{}/", shoal_tests::outside::OUTSIDE_ADDR);
     let (ok, out) = fetch(&cluster, "votes_redis", &url)?;
@@ -363,14 +359,16 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
 
     // kill -9 a worker's daemon and start it again: same containers, still
     // reachable, no second sandbox.
-    let victim = running(&cluster, "votes_vote")?
+    let victim = cluster
+        .running_tasks("votes_vote")?
         .iter()
         .map(|(_, n)| *n)
         .find(|n| *n != 0)
         .unwrap_or(1);
-    let before: BTreeSet<String> = running(&cluster, "votes_vote")?
+    let before: BTreeSet<String> = cluster
+        .running_tasks("votes_vote")?
         .into_iter()
-        .chain(running(&cluster, "votes_worker")?)
+        .chain(cluster.running_tasks("votes_worker")?)
         .filter(|(_, n)| *n == victim)
         .map(|(t, _)| container(&t))
         .collect::<anyhow::Result<_>>()?;
@@ -393,9 +391,10 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
             Ok(())
         },
     )?;
-    let after: BTreeSet<String> = running(&cluster, "votes_vote")?
+    let after: BTreeSet<String> = cluster
+        .running_tasks("votes_vote")?
         .into_iter()
-        .chain(running(&cluster, "votes_worker")?)
+        .chain(cluster.running_tasks("votes_worker")?)
         .filter(|(_, n)| *n == victim)
         .map(|(t, _)| container(&t))
         .collect::<anyhow::Result<_>>()?;
@@ -415,7 +414,7 @@ fn the_voting_app_stack_runs_on_docker_tasks_over_the_overlay() -> anyhow::Resul
         "vote runs twice without the dead node",
         Duration::from_secs(60),
         || {
-            let tasks = running(&cluster, "votes_vote")?;
+            let tasks = cluster.running_tasks("votes_vote")?;
             anyhow::ensure!(
                 tasks.len() == 2 && tasks.iter().all(|(_, n)| *n != victim),
                 "{tasks:?}"
@@ -526,7 +525,7 @@ fn health_checks_and_rolling_updates_keep_working_on_docker_tasks() -> anyhow::R
     })?;
     // Docker runs the health check; the task reports it.
     eventually("api tasks are healthy", Duration::from_secs(30), || {
-        for (task, _) in running(&cluster, "api")? {
+        for (task, _) in cluster.running_tasks("api")? {
             let health = docker(&[
                 "inspect",
                 "-f",
@@ -541,14 +540,16 @@ fn health_checks_and_rolling_updates_keep_working_on_docker_tasks() -> anyhow::R
     // A rolling update (the CLI follows it to the end): every replica is
     // replaced, answers with the new version, and the old tasks' sandboxes
     // are gone.
-    let before: BTreeSet<String> = running(&cluster, "api")?
+    let before: BTreeSet<String> = cluster
+        .running_tasks("api")?
         .into_iter()
         .map(|(t, _)| t)
         .collect();
     cluster
         .shoal(0, &["service", "update", "--env-add", "VERSION=v2", "api"])
         .ok()?;
-    let after: BTreeSet<String> = running(&cluster, "api")?
+    let after: BTreeSet<String> = cluster
+        .running_tasks("api")?
         .into_iter()
         .map(|(t, _)| t)
         .collect();

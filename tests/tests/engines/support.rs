@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use shoal_tests::{Cluster, leftovers};
 
-pub use shoal_tests::leftovers::{IMAGE, docker};
+pub use shoal_tests::docker::{IMAGE, docker};
 
 /// Manager node-0 and worker node-1, both Ready, on `cluster`'s engine.
 /// With `drain`, node-0 runs no tasks.

@@ -202,12 +202,7 @@ impl NetAgent {
     /// A task on no network: its egress link only (the overlay is made
     /// once the node's first view arrives).
     async fn egress_only(&self, task: &Task, netns: &Path) -> Result<(), String> {
-        let view = tokio::time::timeout(VIEW_WAIT, self.views.clone().wait_for(Option::is_some))
-            .await
-            .map_err(|_| format!("the managers sent no network view within {VIEW_WAIT:?}"))?
-            .map_err(|e| e.to_string())?
-            .clone()
-            .unwrap_or_default();
+        let view = self.view_with(&[]).await?;
         let mut state = self.state.lock().await;
         if state.closed {
             return Ok(());

@@ -124,30 +124,22 @@ impl DockerEngine {
     }
 
     /// Filters matching every container of this node (tasks and
-    /// sandboxes), or those with label `key` = `task_id`.
-    fn filters(&self, task: Option<(&str, &str)>) -> HashMap<String, Vec<String>> {
+    /// sandboxes), or of one task.
+    fn filters(&self, task_id: Option<&str>) -> HashMap<String, Vec<String>> {
         let mut labels = vec![
             format!("{}=true", spec::LABEL_MANAGED),
             format!("{}={}", spec::LABEL_NODE_ID, self.node_id),
         ];
-        if let Some((key, id)) = task {
-            labels.push(format!("{key}={id}"));
+        if let Some(id) = task_id {
+            labels.push(format!("{}={id}", spec::LABEL_TASK_ID));
         }
         HashMap::from([("label".to_string(), labels)])
     }
 
     async fn containers(&self, task_id: Option<&str>) -> Result<Vec<ContainerSummary>, ExecError> {
-        self.list_labelled(task_id.map(|id| (spec::LABEL_TASK_ID, id)))
-            .await
-    }
-
-    async fn list_labelled(
-        &self,
-        label: Option<(&str, &str)>,
-    ) -> Result<Vec<ContainerSummary>, ExecError> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(self.filters(label)),
+            filters: Some(self.filters(task_id)),
             ..Default::default()
         };
         self.docker
@@ -194,11 +186,7 @@ impl DockerEngine {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(api(&format!("inspect container {name}"), &e)),
         };
-        let labels = c.config.as_ref().and_then(|c| c.labels.as_ref());
-        let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-        if label(spec::LABEL_TASK_ID) != Some(&task.id)
-            || label(spec::LABEL_NODE_ID) != Some(&self.node_id)
-        {
+        if !spec::labelled_for(&c, spec::LABEL_TASK_ID, &task.id, &self.node_id) {
             return Ok(None);
         }
         let Some(id) = c.id else { return Ok(None) };
@@ -374,9 +362,7 @@ impl Engine for DockerEngine {
             tracing::info!(task = task_id, container = %id, "container removed");
         }
         self.known().remove(task_id);
-        if let Some(found) = self.find_sandbox(task_id).await? {
-            remove_container(&self.docker, &found.id).await?;
-        }
+        self.release(task_id).await?;
         files::remove(&self.state_dir, task_id)
     }
 

@@ -118,10 +118,7 @@ pub struct Found {
 impl Found {
     /// The sandbox in `c`, if it is task `task_id`'s on node `node_id`.
     pub fn of(c: ContainerInspectResponse, node_id: &str, task_id: &str) -> Option<Found> {
-        let labels = c.config.as_ref()?.labels.as_ref()?;
-        let ours = labels.get(spec::LABEL_NODE_ID).map(String::as_str) == Some(node_id)
-            && labels.get(LABEL_SANDBOX).map(String::as_str) == Some(task_id);
-        if !ours {
+        if !spec::labelled_for(&c, LABEL_SANDBOX, task_id, node_id) {
             return None;
         }
         Some(Found {

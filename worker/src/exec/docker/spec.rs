@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, Mount, MountTmpfsOptions, MountType,
+    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, Mount,
+    MountTmpfsOptions, MountType,
 };
 use shoal_proto::objects::{self, Task, mount::Type as MountKind};
 
@@ -63,6 +64,14 @@ pub fn labels(task: &Task, node_id: &str) -> HashMap<String, String> {
         labels.insert(key.to_string(), value);
     }
     labels
+}
+
+/// Whether inspected container `c` carries `key` = `task_id` and node
+/// `node_id`'s label: found by a name alone, it could be anyone's.
+pub fn labelled_for(c: &ContainerInspectResponse, key: &str, task_id: &str, node_id: &str) -> bool {
+    let labels = c.config.as_ref().and_then(|c| c.labels.as_ref());
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    label(key) == Some(task_id) && label(LABEL_NODE_ID) == Some(node_id)
 }
 
 fn container(task: &Task) -> Option<&objects::ContainerSpec> {

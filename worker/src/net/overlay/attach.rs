@@ -176,7 +176,7 @@ async fn plug(
 }
 
 /// The index of link `name` in a namespace described by `where_`.
-async fn need(nl: &Netlink, name: &str, where_: &str) -> Result<u32, NetError> {
+pub(super) async fn need(nl: &Netlink, name: &str, where_: &str) -> Result<u32, NetError> {
     nl.index(name).await?.ok_or_else(|| NetError::MissingLink {
         name: name.to_string(),
         ns: PathBuf::from(where_),

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use super::attach::need;
 use super::{Overlay, names};
 use crate::net::netlink::Netlink;
 use crate::net::{NetError, ns};
@@ -61,55 +62,42 @@ impl Overlay {
         let task_if = names::task_if(n);
         let home = self.home_nl().await?;
         let routes = home.routes().await?;
-        let mut host_end = home.index(&host_if).await?;
+        let host_end = home.index(&host_if).await?;
         let task_end = task.index(&task_if).await?;
-        let kept = host_end.and_then(|h| {
-            routes
+        // Both ends and a route: a link from before (a restarted daemon).
+        let kept = match (host_end, task_end) {
+            (Some(h), Some(_)) => routes
                 .iter()
                 .find(|(ip, prefix, oif)| *prefix == 32 && *oif == Some(h) && in_pool(*ip))
-                .map(|(ip, _, _)| *ip)
-        });
-        if kept.is_none() || task_end.is_none() {
-            // Nothing yet, or half of it from an interrupted attach.
-            if let Some(h) = host_end.take() {
-                home.del(h).await?;
-            }
-            if let Some(t) = task_end {
-                task.del(t).await?;
-            }
-        }
-        let addr = match kept.filter(|_| task_end.is_some()) {
+                .map(|(ip, _, _)| *ip),
+            _ => None,
+        };
+        let addr = match kept {
             Some(addr) => addr,
             None => {
+                // Half of one from an interrupted attach goes first.
+                if let Some(h) = host_end {
+                    home.del(h).await?;
+                }
+                if let Some(t) = task_end {
+                    task.del(t).await?;
+                }
                 let taken: BTreeSet<Ipv4Addr> = routes
                     .iter()
                     .filter(|(ip, prefix, _)| *prefix == 32 && in_pool(*ip))
                     .map(|(ip, _, _)| *ip)
                     .collect();
-                first_free(&taken).ok_or(NetError::EgressPoolFull)?
+                let addr = first_free(&taken).ok_or(NetError::EgressPoolFull)?;
+                home.add_veth(&host_if, &task_if, &task_ns, None, EGRESS_MTU)
+                    .await?;
+                addr
             }
         };
-        if host_end.is_none() {
-            home.add_veth(&host_if, &task_if, &task_ns, None, EGRESS_MTU)
-                .await?;
-        }
-        let h = home
-            .index(&host_if)
-            .await?
-            .ok_or_else(|| NetError::MissingLink {
-                name: host_if.clone(),
-                ns: "the daemon's namespace".into(),
-            })?;
+        let h = need(home, &host_if, "the daemon's namespace").await?;
         home.add_address(h, EGRESS_GATEWAY, 32).await?;
         home.up(h).await?;
         home.route_dev(addr, 32, h).await?;
-        let t = task
-            .index(&task_if)
-            .await?
-            .ok_or_else(|| NetError::MissingLink {
-                name: task_if.clone(),
-                ns: netns.to_path_buf(),
-            })?;
+        let t = need(&task, &task_if, "the task").await?;
         task.add_address(t, addr, 32).await?;
         task.up(t).await?;
         task.route_dev(EGRESS_GATEWAY, 32, t).await?;
