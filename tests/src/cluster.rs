@@ -153,6 +153,11 @@ impl Cluster {
     }
 
     /// Number of hosts.
+    /// The run's scratch directory (files a test hands to the CLI).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn len(&self) -> usize {
         self.hosts.len()
     }

@@ -10,6 +10,7 @@
 //!   input on stdin, the node's id.
 //! - [`outside`]: a host outside the cluster, linked to one node (egress).
 //! - [`docker`]: the local test image and the `docker` CLI.
+//! - [`registry`]: a real image registry on a host, with the demo images.
 //! - [`leftovers`]: containers and mounts the dead daemons leave behind.
 //! - [`eventually`]: retry an assertion until it holds, with patience taken
 //!   from `SHOAL_TEST_PATIENCE` (a multiplier, default 1).
@@ -26,6 +27,7 @@ pub mod leftovers;
 pub mod netns;
 pub mod node;
 pub mod outside;
+pub mod registry;
 pub mod swarm;
 
 pub use cluster::{Cluster, ClusterBuilder, Output};

@@ -1,6 +1,8 @@
 //! Choosing the local engine. `auto` picks Docker when its socket answers
-//! a ping and the built-in process engine otherwise; `sim` is only ever
-//! chosen explicitly, so a real cluster never silently runs nothing.
+//! a ping and the embedded engine (OCI images, confined) otherwise. The
+//! process engine (host commands, no image) and `sim` are only ever chosen
+//! explicitly: an image name never silently means a host binary, and a
+//! real cluster never silently runs nothing.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,10 @@ const DOCKER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum EngineKind {
     /// The local Docker Engine, through its API.
     Docker,
-    /// The built-in process engine (namespaces + cgroups).
+    /// The embedded engine: OCI images from registries, each task in its
+    /// own root with Docker's default confinement.
+    Embedded,
+    /// Host commands in namespaces and a cgroup, no image (explicit only).
     Process,
     /// No process at all: tasks run instantly. For benchmarks and tests.
     Sim,
@@ -29,6 +34,7 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Docker => "docker",
+            EngineKind::Embedded => "embedded",
             EngineKind::Process => "process",
             EngineKind::Sim => "sim",
         }
@@ -44,7 +50,7 @@ impl fmt::Display for EngineKind {
 /// What the user asked for with `--engine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineChoice {
-    /// Docker if it answers, else process.
+    /// Docker if it answers, else embedded.
     #[default]
     Auto,
     /// Exactly this engine.
@@ -57,6 +63,7 @@ impl FromStr for EngineChoice {
         Ok(match s {
             "auto" => EngineChoice::Auto,
             "docker" => EngineChoice::Exactly(EngineKind::Docker),
+            "embedded" => EngineChoice::Exactly(EngineKind::Embedded),
             "process" => EngineChoice::Exactly(EngineKind::Process),
             "sim" => EngineChoice::Exactly(EngineKind::Sim),
             other => return Err(EngineError::Unknown(other.to_string())),
@@ -87,11 +94,11 @@ impl EngineInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// `--engine` named something we do not have.
-    #[error("unknown engine {0:?}: choose one of auto, docker, process, sim")]
+    #[error("unknown engine {0:?}: choose one of auto, docker, embedded, process, sim")]
     Unknown(String),
     /// Docker was asked for explicitly and does not answer.
     #[error(
-        "cannot reach the Docker engine at unix://{socket}: {reason}; start dockerd, or run with --engine process"
+        "cannot reach the Docker engine at unix://{socket}: {reason}; start dockerd, or run with --engine embedded"
     )]
     DockerUnreachable {
         /// The socket tried.
@@ -117,8 +124,8 @@ pub async fn resolve(
         EngineChoice::Auto => match probe_docker(docker_socket).await {
             Ok(info) => Ok(info),
             Err(err) => {
-                tracing::info!(%err, "docker engine not available, using the process engine");
-                Ok(builtin(EngineKind::Process))
+                tracing::info!(%err, "docker engine not available, using the embedded engine");
+                Ok(builtin(EngineKind::Embedded))
             }
         },
     }
@@ -168,19 +175,19 @@ mod tests {
         );
         let err = "podman".parse::<EngineChoice>().unwrap_err().to_string();
         assert!(
-            err.contains("podman") && err.contains("auto, docker, process, sim"),
+            err.contains("podman") && err.contains("auto, docker, embedded, process, sim"),
             "{err}"
         );
     }
 
     #[tokio::test]
-    async fn auto_falls_back_to_process_without_docker() {
+    async fn auto_falls_back_to_embedded_without_docker() {
         let dir = std::env::temp_dir().join("shoal-no-docker-here");
         let info = resolve(EngineChoice::Auto, &dir.join("docker.sock"))
             .await
             .unwrap();
-        assert_eq!(info.kind, EngineKind::Process);
-        assert_eq!(info.display(), "process");
+        assert_eq!(info.kind, EngineKind::Embedded);
+        assert_eq!(info.display(), "embedded");
     }
 
     #[tokio::test]
@@ -193,7 +200,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("/nonexistent/docker.sock") && err.contains("--engine process"),
+            err.contains("/nonexistent/docker.sock") && err.contains("--engine embedded"),
             "{err}"
         );
     }

@@ -8,6 +8,8 @@
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
 //! - [`exec`]: engines behind one trait (process, sim; docker).
 //! - [`health`]: health checks run through any engine's `exec`.
+//! - [`image`]: the node-local OCI image store (pull, load, unpacked
+//!   layers for overlayfs) the embedded engine runs tasks from.
 //! - [`logs`]: publishes task logs for the log broker's subscriptions.
 //! - later: `task` (one actor per task),
 //!   `net` (overlay, DNS, load balancing).
@@ -20,6 +22,7 @@ pub mod engine;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod image;
 pub mod logs;
 pub mod net;
 pub mod task;

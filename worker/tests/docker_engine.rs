@@ -336,6 +336,7 @@ a=$(head -c 100000000 /dev/zero | tr '\0' x); echo survived"#;
             limits: Some(shoal_proto::objects::Resources {
                 memory_bytes: 16 << 20,
                 nano_cpus: 0,
+                pids: 0,
             }),
             reservations: None,
         });

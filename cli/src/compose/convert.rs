@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use shoal_proto::objects::{
     Annotations, ConfigReference, ConfigSpec, ContainerSpec, Driver, EndpointSpec, FileTarget,
-    GlobalJob, GlobalService, IpamConfig, IpamOptions, NetworkAttachmentConfig, NetworkSpec,
+    GlobalJob, GlobalService, IpamConfig, IpamOptions, Mount, NetworkAttachmentConfig, NetworkSpec,
     ReplicatedJob, ReplicatedService, RestartPolicy, SecretReference, SecretSpec, ServiceSpec,
     TaskSpec, mount, restart_policy, service_spec::Mode,
 };
@@ -164,6 +164,24 @@ fn object_name(stack: &str, key: &str, objs: &BTreeMap<String, FileObject>) -> S
         .map_or_else(|| format!("{stack}_{key}"), |o| scoped(stack, key, &o.name))
 }
 
+/// A service's mount as Docker's stack deploy makes it: a named volume
+/// gets its cluster name and, unless external, the stack's label, its own
+/// labels and its driver, so the engine creates it as declared.
+fn volume_mount(stack: &str, p: &Project, m: &Mount) -> Mount {
+    let mut m = m.clone();
+    if m.r#type != mount::Type::Volume as i32 || m.source.is_empty() {
+        return m;
+    }
+    let v = p.volumes.get(&m.source).cloned().unwrap_or_default();
+    m.source = scoped(stack, &m.source, &v.name);
+    if !v.external {
+        m.volume_labels = labels(stack, &v.labels);
+        m.volume_driver = v.driver;
+        m.volume_options = v.driver_opts;
+    }
+    m
+}
+
 fn service_spec(
     stack: &str,
     p: &Project,
@@ -190,18 +208,7 @@ fn service_spec(
             }
         })
         .collect();
-    let mounts = s
-        .mounts
-        .iter()
-        .cloned()
-        .map(|mut m| {
-            if m.r#type == mount::Type::Volume as i32 && !m.source.is_empty() {
-                let v = p.volumes.get(&m.source).cloned().unwrap_or_default();
-                m.source = scoped(stack, &m.source, &v.name);
-            }
-            m
-        })
-        .collect();
+    let mounts = s.mounts.iter().map(|m| volume_mount(stack, p, m)).collect();
     let secrets = s
         .secrets
         .iter()
@@ -263,6 +270,7 @@ fn service_spec(
         max_attempts: 0,
         window: None,
     });
+    let (cap_add, cap_drop) = crate::cmd::service_parse::effective_caps(&s.cap_add, &s.cap_drop);
     ServiceSpec {
         annotations: annotations(format!("{stack}_{}", s.name), svc_labels),
         task: Some(TaskSpec {
@@ -283,12 +291,19 @@ fn service_spec(
                 configs,
                 init: s.init,
                 tty: s.tty,
+                cap_add,
+                cap_drop,
+                read_only: s.read_only,
+                ulimits: s.ulimits.clone(),
+                sysctls: s.sysctls.clone(),
+                hosts: s.extra_hosts.clone(),
             }),
             resources: d.resources,
             restart: Some(restart),
             placement: Some(d.placement.clone()),
             networks: task_networks,
             force_update: 0,
+            log_driver: s.logging.clone(),
         }),
         mode: Some(mode),
         update: Some(

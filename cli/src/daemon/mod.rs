@@ -15,6 +15,7 @@ mod swarm;
 mod swarm_file;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use shoal_manager::controlapi::{ControlApi, ManagerSlot};
@@ -24,7 +25,8 @@ use shoal_proto::local::local_server::LocalServer;
 use shoal_proto::logs::logs_server::LogsServer;
 use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
 use shoal_proto::telemetry::{self, LogFormat};
-use shoal_worker::engine::{self, DEFAULT_DOCKER_SOCKET, EngineChoice};
+use shoal_worker::engine::{self, DEFAULT_DOCKER_SOCKET, EngineChoice, EngineKind};
+use shoal_worker::image::{ImageStore, RegistryConfig};
 
 use crate::host::Host;
 
@@ -35,9 +37,17 @@ pub struct DaemonArgs {
     #[arg(long, env = "SHOAL_STATE_DIR", default_value = "/var/lib/shoal")]
     state_dir: PathBuf,
 
-    /// Engine that runs tasks: auto picks docker when its socket answers, else process.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "docker", "process", "sim"])]
+    /// Engine that runs tasks: auto picks docker when its socket answers,
+    /// else embedded (OCI images). `process` runs host commands without an
+    /// image, and only when asked for.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "docker", "embedded", "process", "sim"])]
     engine: String,
+
+    /// A registry (host:port) the embedded engine reaches over plain HTTP,
+    /// as dockerd's --insecure-registry; repeatable. Loopback registries
+    /// always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
 
     /// The Docker Engine's socket, for the docker engine.
     #[arg(long, default_value = DEFAULT_DOCKER_SOCKET)]
@@ -76,11 +86,21 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     shoal_proto::tls::install_default_provider();
+    let images = match engine.kind {
+        EngineKind::Embedded => Some(Arc::new(ImageStore::open(
+            state.path().join("images"),
+            RegistryConfig {
+                insecure: args.insecure_registries.clone(),
+            },
+        )?)),
+        _ => None,
+    };
     let slot = ManagerSlot::default();
     let swarm = swarm::SwarmNode::new(
         state.path().to_path_buf(),
         engine.clone(),
         args.docker_socket.clone(),
+        images,
         slot.clone(),
     );
     swarm.resume().await?;

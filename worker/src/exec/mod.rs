@@ -19,6 +19,7 @@
 //! - `sim`: no process; for control-plane benchmarks and tests.
 
 pub mod docker;
+pub mod oci;
 pub mod process;
 pub mod signal;
 pub mod sim;
@@ -261,6 +262,8 @@ pub struct EngineParams {
     pub node_id: String,
     /// The Docker Engine's socket, for the docker engine.
     pub docker_socket: PathBuf,
+    /// The node's image store, for the embedded engine.
+    pub images: Option<std::sync::Arc<crate::image::ImageStore>>,
 }
 
 /// Builds the engine [`crate::engine::resolve`] chose.
@@ -275,6 +278,19 @@ pub async fn build(
             params.cgroup_root.clone(),
             &params.node_id,
         )),
+        EngineKind::Embedded => {
+            let images = params.images.clone().ok_or_else(|| {
+                ExecError::Failed("the embedded engine needs the node's image store".into())
+            })?;
+            std::sync::Arc::new(
+                process::ProcessEngine::new(
+                    params.state_dir.join("process"),
+                    params.cgroup_root.clone(),
+                    &params.node_id,
+                )
+                .with_images(images),
+            )
+        }
         EngineKind::Sim => std::sync::Arc::new(sim::SimEngine::new()),
         EngineKind::Docker => std::sync::Arc::new(
             docker::DockerEngine::connect(

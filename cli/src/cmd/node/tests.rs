@@ -38,6 +38,7 @@ fn node(id: &str, host: &str, state: State, avail: Availability) -> Node {
             resources: Some(Resources {
                 nano_cpus: 4_000_000_000,
                 memory_bytes: 8 << 30,
+                pids: 0,
             }),
             engine: Some(EngineDescription {
                 kind: "docker".into(),

@@ -4,7 +4,7 @@
 
 use clap::{Args, ValueEnum};
 use prost_types::Duration;
-use shoal_proto::objects::{Mount, PortConfig};
+use shoal_proto::objects::{Mount, PortConfig, Ulimit};
 
 use super::parse::{self, FileRef};
 
@@ -184,6 +184,31 @@ pub struct CommonFlags {
     /// Endpoint mode: vip (default) or dnsrr.
     #[arg(long = "endpoint-mode", value_enum)]
     pub endpoint_mode: Option<EndpointModeArg>,
+    /// Limit the maximum number of processes (0 = unlimited).
+    #[arg(long = "limit-pids", value_parser = parse::pids)]
+    pub limit_pids: Option<i64>,
+    /// Add Linux capabilities (`NET_ADMIN`, `ALL`; on update `RESET` first
+    /// forgets the added ones).
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = parse::capability)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (`ALL`, `NET_RAW`; on update `RESET` first
+    /// forgets the dropped ones).
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = parse::capability)]
+    pub cap_drop: Vec<String>,
+    /// Mount the container's root filesystem as read only (`=false` to undo).
+    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse::boolean, value_name = "BOOL")]
+    pub read_only: Option<bool>,
+    /// Use an init inside each service container to forward signals and
+    /// reap processes (`=false` to undo).
+    #[arg(long = "init", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse::boolean, value_name = "BOOL")]
+    pub init: Option<bool>,
+    /// Logging driver for the service (`json-file`, `syslog`, `none`...).
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Logging driver options (`max-size=10m`); given with --log-driver,
+    /// they replace the driver's options.
+    #[arg(long = "log-opt", value_name = "OPT", value_parser = parse::key_value)]
+    pub log_opt: Vec<(String, String)>,
     /// Exit immediately instead of waiting for the service to converge.
     #[arg(short, long)]
     pub detach: bool,
@@ -230,6 +255,21 @@ fn ratio(s: &str) -> Result<f32, String> {
     }
 }
 
+/// The list flags of `service create` that `service update` edits with
+/// `--*-add` / `--*-rm` twins.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContainerFlags {
+    /// Ulimit options (`nofile=1024:2048`, `nproc=512`).
+    #[arg(long = "ulimit", value_name = "ULIMIT", value_parser = parse::ulimit)]
+    pub ulimit: Vec<Ulimit>,
+    /// Sysctl options (`net.core.somaxconn=1024`).
+    #[arg(long = "sysctl", value_name = "SYSCTL", value_parser = parse::sysctl)]
+    pub sysctl: Vec<(String, String)>,
+    // Docker's `--host host:ip` cannot be declared here: the global
+    // `-H/--host` (the daemon's socket) owns the name in every subcommand.
+    // `service update --host-add` sets the same entries.
+}
+
 /// `service create` flags.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -274,6 +314,9 @@ pub struct CreateArgs {
     /// Placement preferences (`spread=node.labels.zone`).
     #[arg(long = "placement-pref", value_name = "PREF")]
     pub placement_pref: Vec<String>,
+    /// Container limits, kernel parameters and host entries.
+    #[command(flatten)]
+    pub container: ContainerFlags,
     /// The image to run.
     pub image: String,
     /// The command and its arguments (become the container's args).
@@ -362,6 +405,24 @@ pub struct UpdateArgs {
     /// Remove a placement preference.
     #[arg(long = "placement-pref-rm", value_name = "PREF")]
     pub placement_pref_rm: Vec<String>,
+    /// Add or update a ulimit (`nofile=1024:2048`).
+    #[arg(long = "ulimit-add", value_name = "ULIMIT", value_parser = parse::ulimit)]
+    pub ulimit_add: Vec<Ulimit>,
+    /// Remove a ulimit (by name).
+    #[arg(long = "ulimit-rm", value_name = "NAME")]
+    pub ulimit_rm: Vec<String>,
+    /// Add or update a sysctl (`net.core.somaxconn=1024`).
+    #[arg(long = "sysctl-add", value_name = "SYSCTL", value_parser = parse::sysctl)]
+    pub sysctl_add: Vec<(String, String)>,
+    /// Remove a sysctl (by key).
+    #[arg(long = "sysctl-rm", value_name = "KEY")]
+    pub sysctl_rm: Vec<String>,
+    /// Add a custom host-to-IP mapping (`host:ip`).
+    #[arg(long = "host-add", value_name = "HOST", value_parser = parse::host)]
+    pub host_add: Vec<String>,
+    /// Remove a custom host-to-IP mapping (`host`, or `host:ip`).
+    #[arg(long = "host-rm", value_name = "HOST")]
+    pub host_rm: Vec<String>,
     /// The service: name, id or id prefix.
     pub service: String,
 }

@@ -2,6 +2,10 @@
 //! secrets, configs and networks are resolved from a [`Lookup`] the
 //! command filled beforehand, so every rule here is testable offline.
 //! On update, removals (`-rm`) apply before additions (`-add`), as Docker's.
+//! The container's runtime keys (capabilities, ulimits, sysctls, hosts,
+//! logging...) are in [`runtime`].
+
+mod runtime;
 
 use anyhow::{Context, bail};
 use shoal_proto::objects::{
@@ -193,6 +197,9 @@ pub fn create_spec(args: &CreateArgs, lookup: &Lookup) -> anyhow::Result<Service
             ports: args.publish.clone(),
         }),
     };
+    if let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
+        runtime::create(container, c, &args.container)?;
+    }
     apply_common(&mut spec, c)?;
     Ok(spec)
 }
@@ -268,6 +275,7 @@ pub fn update_spec(
         });
         container.configs.push(new);
     }
+    runtime::update(container, args);
     let placement = task.placement.get_or_insert_with(Default::default);
     placement
         .constraints
@@ -379,6 +387,7 @@ fn apply_common(spec: &mut ServiceSpec, c: &CommonFlags) -> anyhow::Result<()> {
     };
     res(&mut resources.limits, c.limit_cpu, c.limit_memory);
     res(&mut resources.reservations, c.reserve_cpu, c.reserve_memory);
+    runtime::common(task, c)?;
     let restart = task.restart.get_or_insert_with(Default::default);
     if let Some(cond) = c.restart_condition {
         restart.set_condition(match cond {

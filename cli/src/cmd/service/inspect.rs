@@ -178,6 +178,12 @@ fn task_view(t: &TaskSpec) -> Value {
         })
         .collect();
     put(&mut m, "Networks", json!(nets));
+    if let Some(d) = &t.log_driver {
+        let mut o = Map::new();
+        put(&mut o, "Name", json!(d.name));
+        put(&mut o, "Options", json!(d.options));
+        m.insert("LogDriver".into(), Value::Object(o));
+    }
     m.insert("ForceUpdate".into(), json!(t.force_update));
     m.insert("Runtime".into(), json!("container"));
     Value::Object(m)
@@ -207,6 +213,14 @@ fn container_view(c: &ContainerSpec) -> Value {
             put(&mut o, "Source", json!(x.source));
             o.insert("Target".into(), json!(x.target));
             put(&mut o, "ReadOnly", json!(x.read_only));
+            let mut vo = Map::new();
+            put(&mut vo, "NoCopy", json!(x.volume_nocopy));
+            put(&mut vo, "Labels", json!(x.volume_labels));
+            let mut driver = Map::new();
+            put(&mut driver, "Name", json!(x.volume_driver));
+            put(&mut driver, "Options", json!(x.volume_options));
+            put(&mut vo, "DriverConfig", Value::Object(driver));
+            put(&mut o, "VolumeOptions", Value::Object(vo));
             Value::Object(o)
         })
         .collect();
@@ -240,6 +254,17 @@ fn container_view(c: &ContainerSpec) -> Value {
     put(&mut m, "Configs", json!(configs));
     put(&mut m, "Init", json!(c.init));
     put(&mut m, "TTY", json!(c.tty));
+    put(&mut m, "ReadOnly", json!(c.read_only));
+    put(&mut m, "Hosts", json!(c.hosts));
+    put(&mut m, "Sysctls", json!(c.sysctls));
+    put(&mut m, "CapabilityAdd", json!(c.cap_add));
+    put(&mut m, "CapabilityDrop", json!(c.cap_drop));
+    let ulimits: Vec<Value> = c
+        .ulimits
+        .iter()
+        .map(|u| json!({"Name": u.name, "Hard": u.hard, "Soft": u.soft}))
+        .collect();
+    put(&mut m, "Ulimits", json!(ulimits));
     m.insert("Isolation".into(), json!("default"));
     Value::Object(m)
 }
@@ -250,6 +275,7 @@ fn resources_view(r: &ResourceRequirements) -> Value {
         let mut o = Map::new();
         put(&mut o, "NanoCPUs", json!(x.nano_cpus));
         put(&mut o, "MemoryBytes", json!(x.memory_bytes));
+        put(&mut o, "Pids", json!(x.pids));
         Value::Object(o)
     };
     let mut m = Map::new();
@@ -398,9 +424,58 @@ pub fn pretty(s: &Service) -> String {
         let list: Vec<&str> = env.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(o, "{}", list.join("\n\t\t"));
     }
+    let joined = |k: &str| {
+        c[k].as_array().map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    if c.get("CapabilityAdd").is_some() || c.get("CapabilityDrop").is_some() {
+        o.push_str("Capabilities:\n");
+        if let Some(add) = joined("CapabilityAdd") {
+            let _ = writeln!(o, " Add: {add}");
+        }
+        if let Some(drop) = joined("CapabilityDrop") {
+            let _ = writeln!(o, " Drop: {drop}");
+        }
+    }
+    if let Some(init) = c["Init"].as_bool() {
+        let _ = writeln!(o, " Init: {init}");
+    }
+    if let Some(sysctls) = c["Sysctls"].as_object() {
+        o.push_str("SysCtls:\n");
+        for (k, v) in sysctls {
+            let _ = writeln!(o, " {k}: {}", v.as_str().unwrap_or(""));
+        }
+    }
+    if let Some(ulimits) = c["Ulimits"].as_array() {
+        o.push_str("Ulimits:\n");
+        for u in ulimits {
+            let name = u["Name"].as_str().unwrap_or("");
+            let _ = writeln!(o, " {name}: {}:{}", u["Soft"], u["Hard"]);
+        }
+    }
+    o.push_str("Resources:\n");
+    if let Some(pids) = spec["TaskTemplate"]["Resources"]["Limits"]["Pids"].as_i64() {
+        let _ = writeln!(o, " Limits:\n  PIDs:\t\t{pids}");
+    }
+    if let Some(log) = spec["TaskTemplate"].get("LogDriver") {
+        o.push_str("Log Driver:\n");
+        if let Some(name) = log["Name"].as_str() {
+            let _ = writeln!(o, " Name:\t\t{name}");
+        }
+        if let Some(opts) = log["Options"].as_object() {
+            o.push_str(" LogOpts:\n");
+            for (k, v) in opts {
+                let _ = writeln!(o, "  {k}:\t\t{}", v.as_str().unwrap_or(""));
+            }
+        }
+    }
     let _ = writeln!(
         o,
-        "Resources:\nEndpoint Mode:\t{}",
+        "Endpoint Mode:\t{}",
         spec["EndpointSpec"]["Mode"].as_str().unwrap_or("vip")
     );
     if let Some(ports) = spec["EndpointSpec"]["Ports"].as_array() {

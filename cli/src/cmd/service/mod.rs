@@ -206,6 +206,7 @@ fn nameless(args: &CreateArgs) -> CreateArgs {
         config: Vec::new(),
         constraint: args.constraint.clone(),
         placement_pref: args.placement_pref.clone(),
+        container: args.container.clone(),
         image: args.image.clone(),
         args: args.args.clone(),
     }

@@ -1,10 +1,12 @@
 //! The values of `service create|update` flags, as Docker's CLI reads them:
-//! durations (`1m30s`), sizes (`512M`), CPUs (`0.5`), ports, mounts, and
-//! secret/config references. Each parser is a clap value parser, so a bad
-//! value fails before the daemon is contacted, naming what was expected.
+//! durations (`1m30s`), sizes (`512M`), CPUs (`0.5`), ports, mounts,
+//! secret/config references, ulimits, sysctls, hosts and capabilities.
+//! Each parser is a clap value parser, so a bad value fails before the
+//! daemon is contacted, naming what was expected. The compose loader
+//! checks the same keys with the same rules.
 
 use prost_types::Duration;
-use shoal_proto::objects::{Mount, PortConfig, mount, port_config};
+use shoal_proto::objects::{Mount, PortConfig, Ulimit, mount, port_config};
 
 /// A Go duration (`300ms`, `10s`, `1m30s`, `1h`, `1.5s`); a bare `0` too.
 pub fn duration(s: &str) -> Result<Duration, String> {
@@ -179,12 +181,20 @@ pub fn port_rm(s: &str) -> Result<(u32, i32), String> {
 }
 
 /// `type=volume|bind|tmpfs,source=..,target=..,readonly`; `src`, `dst`,
-/// `destination`, `ro` as Docker also accepts.
+/// `destination`, `ro` as Docker also accepts, and a named volume's
+/// `volume-label=K=V`, `volume-driver=`, `volume-opt=K=V`, `volume-nocopy`.
+/// Fields are CSV, as Docker's: `"volume-opt=o=addr=10.0.0.1,rw"` in
+/// double quotes keeps its comma.
 pub fn mount(s: &str) -> Result<Mount, String> {
     let mut m = Mount::default();
-    for field in s.split(',').filter(|f| !f.is_empty()) {
+    let mut volume_field = None;
+    for field in csv_fields(s)?.iter().filter(|f| !f.is_empty()) {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
-        match k.trim().to_ascii_lowercase().as_str() {
+        let key = k.trim().to_ascii_lowercase();
+        if key.starts_with("volume-") {
+            volume_field = Some(key.clone());
+        }
+        match key.as_str() {
             "type" => m.set_type(match v {
                 "volume" => mount::Type::Volume,
                 "bind" => mount::Type::Bind,
@@ -205,9 +215,27 @@ pub fn mount(s: &str) -> Result<Mount, String> {
                 m.tmpfs_mode = u32::from_str_radix(v, 8)
                     .map_err(|_| format!("invalid tmpfs-mode {v:?}: expected octal, e.g. 1777"))?
             }
+            "volume-label" | "volume-opt" => {
+                let (name, value) = v.split_once('=').unwrap_or((v, ""));
+                if name.is_empty() {
+                    return Err(format!(
+                        "invalid {key} {v:?} in --mount {s:?}: expected {key}=KEY=VALUE"
+                    ));
+                }
+                let map = match key.as_str() {
+                    "volume-label" => &mut m.volume_labels,
+                    _ => &mut m.volume_options,
+                };
+                map.insert(name.to_string(), value.to_string());
+            }
+            "volume-driver" => m.volume_driver = v.to_string(),
+            "volume-nocopy" => {
+                m.volume_nocopy = boolean(v).map_err(|e| format!("{e} in --mount {s:?}"))?
+            }
             other => {
                 return Err(format!(
-                    "invalid field {other:?} in --mount {s:?}: use type, source, target or readonly"
+                    "invalid field {other:?} in --mount {s:?}: use type, source, target, readonly, \
+                     tmpfs-size, tmpfs-mode, volume-label, volume-driver, volume-opt or volume-nocopy"
                 ));
             }
         }
@@ -225,15 +253,51 @@ pub fn mount(s: &str) -> Result<Mount, String> {
             "invalid --mount {s:?}: a tmpfs mount takes no source"
         ));
     }
+    if let Some(field) = volume_field
+        && m.r#type() != mount::Type::Volume
+    {
+        let kind = if m.r#type() == mount::Type::Bind {
+            "bind"
+        } else {
+            "tmpfs"
+        };
+        return Err(format!(
+            "invalid --mount {s:?}: cannot mix {field:?} with mount type {kind:?}"
+        ));
+    }
     Ok(m)
 }
 
+/// The fields of a CSV line, as Go's `encoding/csv` reads Docker's
+/// `--mount`: commas split, double quotes group, `""` is a quote.
+fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("never empty");
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("invalid --mount {s:?}: unterminated quote"));
+    }
+    Ok(fields)
+}
+
 /// Go's `strconv.ParseBool`, with a bare flag meaning true.
-fn boolean(v: &str) -> Result<bool, String> {
+pub fn boolean(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "" | "1" | "t" | "true" => Ok(true),
         "0" | "f" | "false" => Ok(false),
-        _ => Err(format!("invalid boolean {v:?}")),
+        _ => Err(format!("invalid boolean {v:?}: expected true or false")),
     }
 }
 
@@ -292,135 +356,178 @@ pub fn file_ref(s: &str) -> Result<FileRef, String> {
     Ok(r)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The resources `--ulimit` may name, as Docker's (go-units) knows them.
+pub const ULIMIT_NAMES: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
 
-    fn secs(s: &str) -> f64 {
-        let d = duration(s).unwrap();
-        d.seconds as f64 + f64::from(d.nanos) / 1e9
-    }
-
-    #[test]
-    fn durations_like_go() {
-        assert_eq!(secs("10s"), 10.0);
-        assert_eq!(secs("1m30s"), 90.0);
-        assert_eq!(secs("500ms"), 0.5);
-        assert_eq!(secs("1.5s"), 1.5);
-        assert_eq!(secs("2h"), 7200.0);
-        assert_eq!(secs("0"), 0.0);
-        for bad in ["", "10", "ten", "5x", "s"] {
-            let err = duration(bad).unwrap_err();
-            assert!(err.contains("invalid duration"), "{bad}: {err}");
+/// `nofile=1024:2048` (`NAME=SOFT[:HARD]`; a single value is both, `-1`
+/// is unlimited), as `docker service create --ulimit` reads it.
+pub fn ulimit(s: &str) -> Result<Ulimit, String> {
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit {s:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("invalid ulimit {s:?}: {v:?} is not a number"))
+    };
+    let (soft, hard) = match limits.split(':').collect::<Vec<_>>().as_slice() {
+        [soft] => (number(soft)?, number(soft)?),
+        [soft, hard] => (number(soft)?, number(hard)?),
+        _ => {
+            return Err(format!(
+                "invalid ulimit {s:?}: expected at most two values, SOFT[:HARD]"
+            ));
         }
-    }
+    };
+    let u = Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    };
+    check_ulimit(&u).map_err(|e| format!("invalid ulimit {s:?}: {e}"))?;
+    Ok(u)
+}
 
-    #[test]
-    fn sizes_and_cpus() {
-        assert_eq!(memory("512M"), Ok(512 << 20));
-        assert_eq!(memory("1g"), Ok(1 << 30));
-        assert_eq!(memory("1GiB"), Ok(1 << 30));
-        assert_eq!(memory("64kb"), Ok(64 << 10));
-        assert_eq!(memory("1024"), Ok(1024));
-        assert!(memory("lots").unwrap_err().contains("invalid size"));
-        assert_eq!(cpus("0.5"), Ok(500_000_000));
-        assert_eq!(cpus("2"), Ok(2_000_000_000));
-        assert!(cpus("-1").is_err() && cpus("half").is_err());
+/// A known name, and a soft limit within the hard one (`-1`: unlimited).
+pub fn check_ulimit(u: &Ulimit) -> Result<(), String> {
+    if !ULIMIT_NAMES.contains(&u.name.as_str()) {
+        return Err(format!(
+            "unknown ulimit {:?}: expected one of {}",
+            u.name,
+            ULIMIT_NAMES.join(", ")
+        ));
     }
+    if u.hard != -1 && (u.soft > u.hard || u.soft == -1) {
+        return Err(format!(
+            "the soft limit must not exceed the hard limit: {} > {}",
+            u.soft, u.hard
+        ));
+    }
+    Ok(())
+}
 
-    #[test]
-    fn ports_short_and_long() {
-        let p = port("8080:80").unwrap();
-        assert_eq!((p.published_port, p.target_port), (8080, 80));
-        assert_eq!(p.protocol(), port_config::Protocol::Tcp);
-        assert_eq!(p.publish_mode(), port_config::PublishMode::Ingress);
-        let p = port("53:53/udp").unwrap();
-        assert_eq!(p.protocol(), port_config::Protocol::Udp);
-        let p = port("80").unwrap();
-        assert_eq!((p.published_port, p.target_port), (0, 80));
-        let p = port("mode=host,target=80,published=8080,protocol=udp").unwrap();
-        assert_eq!(p.publish_mode(), port_config::PublishMode::Host);
-        assert_eq!((p.published_port, p.target_port), (8080, 80));
-        assert!(port("99999:80").unwrap_err().contains("invalid port"));
-        assert!(port("80/icmp").unwrap_err().contains("invalid protocol"));
-        assert!(
-            port("published=80")
-                .unwrap_err()
-                .contains("target is required")
-        );
-        assert!(
-            port("mode=bridge,target=1")
-                .unwrap_err()
-                .contains("publish mode")
-        );
-        assert_eq!(port_rm("80"), Ok((80, 0)));
-        assert_eq!(port_rm("53/udp"), Ok((53, 1)));
-        assert_eq!(port_rm("8080:80"), Ok((80, 0)));
-    }
+/// The key of a `--*-rm` value: `nofile` of `nofile` or `nofile=1024`,
+/// as Docker reads them.
+pub fn key_of(s: &str) -> &str {
+    s.split_once('=').map_or(s, |(k, _)| k)
+}
 
-    #[test]
-    fn mounts() {
-        let m = mount("type=bind,source=/data,target=/srv,readonly").unwrap();
-        assert_eq!(m.r#type(), mount::Type::Bind);
-        assert_eq!(
-            (m.source.as_str(), m.target.as_str(), m.read_only),
-            ("/data", "/srv", true)
-        );
-        let m = mount("source=vol,target=/v").unwrap();
-        assert_eq!(m.r#type(), mount::Type::Volume);
-        assert!(!m.read_only);
-        let m = mount("type=tmpfs,dst=/tmp,tmpfs-size=64M").unwrap();
-        assert_eq!(m.tmpfs_size_bytes, 64 << 20);
-        assert!(
-            mount("type=nfs,target=/x")
-                .unwrap_err()
-                .contains("mount type")
-        );
-        assert!(
-            mount("source=x")
-                .unwrap_err()
-                .contains("target is required")
-        );
-        assert!(
-            mount("type=bind,target=/x")
-                .unwrap_err()
-                .contains("needs a source")
-        );
-        assert!(
-            mount("target=/x,colour=red")
-                .unwrap_err()
-                .contains("colour")
-        );
-        assert!(
-            mount("target=/x,readonly=maybe")
-                .unwrap_err()
-                .contains("boolean")
-        );
-    }
+/// `KEY=VALUE` of `--sysctl`: a dotted kernel parameter and its value.
+pub fn sysctl(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid sysctl {s:?}: expected KEY=VALUE, e.g. net.core.somaxconn=1024"))?;
+    check_sysctl(k, v).map_err(|e| format!("invalid sysctl {s:?}: {e}"))?;
+    Ok((k.to_string(), v.to_string()))
+}
 
-    #[test]
-    fn file_refs() {
-        let r = file_ref("db_pass").unwrap();
-        assert_eq!(
-            (r.source.as_str(), r.target.as_str(), r.mode),
-            ("db_pass", "", 0o444)
-        );
-        let r = file_ref("source=db,target=pw,uid=1000,gid=10,mode=0400").unwrap();
-        assert_eq!((r.uid, r.gid, r.mode), (1000, 10, 0o400));
-        assert_eq!(r.target, "pw");
-        assert!(
-            file_ref("target=x")
-                .unwrap_err()
-                .contains("source is required")
-        );
-        assert!(file_ref("source=a,mode=999").unwrap_err().contains("octal"));
-        assert!(file_ref("source=a,uid=me").unwrap_err().contains("uid"));
+/// A sysctl key is a `/proc/sys` path in dots (`net.ipv4.ip_forward`),
+/// and its value is not empty.
+pub fn check_sysctl(k: &str, v: &str) -> Result<(), String> {
+    let key_ok = !k.is_empty()
+        && k.split(['.', '/']).all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+        });
+    if !key_ok {
+        return Err(format!(
+            "{k:?} is not a kernel parameter name such as net.core.somaxconn"
+        ));
     }
+    if v.trim().is_empty() {
+        return Err(format!("{k} has no value"));
+    }
+    Ok(())
+}
 
-    #[test]
-    fn key_values() {
-        assert_eq!(key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert_eq!(key_value("a"), Ok(("a".into(), "".into())));
-        assert!(key_value("=x").is_err());
+/// `--host name:ip` (or `name=ip`; the address may be `[v6]` or
+/// `host-gateway`) as Swarm keeps it: `ip name`.
+pub fn host(s: &str) -> Result<String, String> {
+    let (name, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .ok_or_else(|| format!("invalid host {s:?}: expected HOST:IP, e.g. db.local:10.0.0.5"))?;
+    if name.is_empty() || name.contains(':') || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "invalid host {s:?}: {name:?} is not a host name (expected HOST:IP)"
+        ));
     }
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(ip);
+    if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!(
+            "invalid host {s:?}: {ip:?} is not an IP address (expected HOST:IP)"
+        ));
+    }
+    Ok(format!("{ip} {name}"))
+}
+
+/// A capability as Docker normalizes it: upper case, `CAP_` prefixed;
+/// `ALL` and `RESET` (update only) as they are.
+pub fn capability(s: &str) -> Result<String, String> {
+    let c = s.trim().to_ascii_uppercase();
+    if c.is_empty() || !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "invalid capability {s:?}: expected a name such as NET_ADMIN, CAP_SYS_TIME or ALL"
+        ));
+    }
+    if c == CAP_ALL || c == CAP_RESET || c.starts_with("CAP_") {
+        return Ok(c);
+    }
+    Ok(format!("CAP_{c}"))
+}
+
+/// Every capability, in `--cap-add` / `--cap-drop`.
+pub const CAP_ALL: &str = "ALL";
+/// `service update --cap-add RESET`: forget the added (dropped) ones first.
+pub const CAP_RESET: &str = "RESET";
+
+/// Docker's effective add and drop lists: normalized, sorted, each once;
+/// `ALL` in a list stands alone; a capability both added and dropped is
+/// added.
+pub fn effective_caps(add: &[String], drop: &[String]) -> (Vec<String>, Vec<String>) {
+    let set = |list: &[String]| -> std::collections::BTreeSet<String> {
+        let all: std::collections::BTreeSet<String> = list
+            .iter()
+            .map(|c| capability(c).unwrap_or_else(|_| c.clone()))
+            .collect();
+        if all.contains(CAP_ALL) {
+            [CAP_ALL.to_string()].into()
+        } else {
+            all
+        }
+    };
+    let add = set(add);
+    let drop = set(drop);
+    let drop = drop.difference(&add).cloned().collect();
+    (add.into_iter().collect(), drop)
+}
+
+/// `--limit-pids`: 0 (the engine's default, unlimited) or more.
+pub fn pids(s: &str) -> Result<i64, String> {
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| format!("invalid pids limit {s:?}: expected 0 (unlimited) or more"))
 }

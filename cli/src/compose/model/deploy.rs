@@ -138,7 +138,7 @@ fn placement(at: At<'_>) -> Result<Placement> {
 fn resources(at: At<'_>) -> Result<ResourceRequirements> {
     let mut skipped = Vec::new();
     let f = at.fields(&["limits", "reservations"], &[], &mut skipped)?;
-    let one = |v: At<'_>, skipped: &mut Vec<String>| -> Result<Resources> {
+    let one = |v: At<'_>, skipped: &mut Vec<String>, limits: bool| -> Result<Resources> {
         let g = v.fields(
             &["cpus", "memory", "pids", "generic_resources", "devices"],
             &[],
@@ -152,13 +152,22 @@ fn resources(at: At<'_>) -> Result<ResourceRequirements> {
         if let Some(m) = g.get("memory") {
             r.memory_bytes = m.bytes()?;
         }
+        if let Some(p) = g.get("pids") {
+            if !limits {
+                return Err(p.err("pids can only be limited (deploy.resources.limits.pids)"));
+            }
+            r.pids = i64::try_from(p.uint()?).map_err(|_| p.err("too large"))?;
+        }
         Ok(r)
     };
     Ok(ResourceRequirements {
-        limits: f.get("limits").map(|v| one(v, &mut skipped)).transpose()?,
+        limits: f
+            .get("limits")
+            .map(|v| one(v, &mut skipped, true))
+            .transpose()?,
         reservations: f
             .get("reservations")
-            .map(|v| one(v, &mut skipped))
+            .map(|v| one(v, &mut skipped, false))
             .transpose()?,
     })
 }

@@ -5,6 +5,7 @@
 //! into specs.
 
 mod deploy;
+mod runtime;
 mod service;
 mod top;
 
@@ -12,8 +13,8 @@ use std::collections::BTreeMap;
 
 pub use shoal_proto::objects::Placement;
 use shoal_proto::objects::{
-    HealthConfig, Mount, PortConfig, ResourceRequirements, RestartPolicy, UpdateConfig,
-    endpoint_spec,
+    HealthConfig, LogDriver, Mount, PortConfig, ResourceRequirements, RestartPolicy, Ulimit,
+    UpdateConfig, endpoint_spec,
 };
 
 use super::errors::Result;
@@ -23,8 +24,6 @@ use super::yaml::Node;
 /// Keys Docker's stack deploy ignores (they have no meaning in swarm).
 pub const IGNORED_SERVICE_KEYS: &[&str] = &[
     "build",
-    "cap_add",
-    "cap_drop",
     "cgroup_parent",
     "cgroupns_mode",
     "container_name",
@@ -44,11 +43,9 @@ pub const IGNORED_SERVICE_KEYS: &[&str] = &[
     "domainname",
     "expose",
     "external_links",
-    "extra_hosts",
     "ipc",
     "isolation",
     "links",
-    "logging",
     "mac_address",
     "mem_limit",
     "mem_reservation",
@@ -61,13 +58,10 @@ pub const IGNORED_SERVICE_KEYS: &[&str] = &[
     "privileged",
     "profiles",
     "pull_policy",
-    "read_only",
     "restart",
     "security_opt",
     "shm_size",
     "stdin_open",
-    "sysctls",
-    "ulimits",
     "userns_mode",
     "volumes_from",
 ];
@@ -118,6 +112,17 @@ pub struct Service {
     pub hostname: String,
     pub init: bool,
     pub tty: bool,
+    /// Capabilities as written (normalized: `CAP_NET_ADMIN`, `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub read_only: bool,
+    /// One per name, sorted by name.
+    pub ulimits: Vec<Ulimit>,
+    pub sysctls: BTreeMap<String, String>,
+    /// `extra_hosts` in Swarm's form (`IP name`), in the file's order.
+    pub extra_hosts: Vec<String>,
+    /// `logging`: a driver (empty: the engine's default) and its options.
+    pub logging: Option<LogDriver>,
     pub deploy: Deploy,
 }
 

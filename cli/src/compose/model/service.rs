@@ -5,7 +5,7 @@ use std::path::Path;
 
 use shoal_proto::objects::{HealthConfig, Mount, PortConfig, mount, port_config};
 
-use super::{FileRef, IGNORED_SERVICE_KEYS, Project, Service, deploy};
+use super::{FileRef, IGNORED_SERVICE_KEYS, Project, Service, deploy, runtime};
 use crate::compose::errors::Result;
 use crate::compose::read::At;
 use crate::compose::syntax;
@@ -43,7 +43,8 @@ pub fn read(
     env: &BTreeMap<String, String>,
 ) -> Result<(Service, Vec<String>)> {
     let mut ignored = Vec::new();
-    let f = at.fields(KEYS, IGNORED_SERVICE_KEYS, &mut ignored)?;
+    let known: Vec<&str> = KEYS.iter().chain(runtime::KEYS).copied().collect();
+    let f = at.fields(&known, IGNORED_SERVICE_KEYS, &mut ignored)?;
     let text =
         |k: &str| -> Result<String> { f.get(k).map(|v| v.scalar()).unwrap_or(Ok(String::new())) };
     let image = match f.get("image") {
@@ -81,8 +82,16 @@ pub fn read(
             .transpose()?
             .unwrap_or(false),
         tty: f.get("tty").map(|v| v.bool()).transpose()?.unwrap_or(false),
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
+        read_only: false,
+        ulimits: Vec::new(),
+        sysctls: BTreeMap::new(),
+        extra_hosts: Vec::new(),
+        logging: None,
         deploy: deploy::read(f.get("deploy"), &mut ignored)?,
     };
+    runtime::read(&f, &mut s)?;
     if let Some(v) = f.get("ports") {
         for (path, n) in v.items()? {
             s.ports.extend(port(At::new(n, &path))?);
@@ -323,12 +332,14 @@ fn volume(at: At<'_>, p: &Project) -> Result<Mount> {
         .unwrap_or_else(|| Path::new("."))
         .to_path_buf();
     let mut m = Mount::default();
+    let mut volume_section = false;
     let kind: String = match &at.node.value {
         Value::Str(s) => {
             let (source, target, opts) = syntax::volume(s).map_err(|m| at.err(m))?;
             m.source = source;
             m.target = target;
             m.read_only = opts.iter().any(|o| o == "ro");
+            m.volume_nocopy = opts.iter().any(|o| o == "nocopy");
             if m.source.starts_with(['/', '.', '~']) {
                 "bind"
             } else {
@@ -368,6 +379,16 @@ fn volume(at: At<'_>, p: &Project) -> Result<Mount> {
                 .map(|v| v.bool())
                 .transpose()?
                 .unwrap_or(false);
+            if let Some(v) = f.get("volume") {
+                let g = v.fields(&["nocopy", "subpath"], &[], &mut skipped)?;
+                if let Some(x) = g.get("nocopy") {
+                    m.volume_nocopy = x.bool()?;
+                }
+                if let Some(x) = g.get("subpath") {
+                    return Err(x.err("volume subpaths are not supported"));
+                }
+                volume_section = true;
+            }
             if let Some(t) = f.get("tmpfs") {
                 let g = t.fields(&["size", "mode"], &[], &mut skipped)?;
                 if let Some(v) = g.get("size") {
@@ -396,6 +417,11 @@ fn volume(at: At<'_>, p: &Project) -> Result<Mount> {
             )));
         }
     } as i32;
+    if kind != "volume" && (volume_section || m.volume_nocopy) {
+        return Err(at.err(format!(
+            "volume options are incompatible with type {kind}"
+        )));
+    }
     if kind == "bind" && !m.source.starts_with('/') {
         m.source = base.join(&m.source).to_string_lossy().into_owned();
     }

@@ -3,6 +3,7 @@
 
 mod convert;
 mod errors;
+mod runtime;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

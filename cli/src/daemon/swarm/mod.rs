@@ -57,6 +57,8 @@ pub struct SwarmNode {
     state_dir: PathBuf,
     engine: EngineInfo,
     docker_socket: PathBuf,
+    /// The node's image store (embedded engine only).
+    images: Option<Arc<shoal_worker::image::ImageStore>>,
     slot: ManagerSlot,
     inner: Mutex<Inner>,
 }
@@ -103,6 +105,7 @@ impl SwarmNode {
         state_dir: PathBuf,
         engine: EngineInfo,
         docker_socket: PathBuf,
+        images: Option<Arc<shoal_worker::image::ImageStore>>,
         slot: ManagerSlot,
     ) -> Arc<SwarmNode> {
         Arc::new_cyclic(|me| SwarmNode {
@@ -110,6 +113,7 @@ impl SwarmNode {
             state_dir,
             engine,
             docker_socket,
+            images,
             slot,
             inner: Mutex::default(),
         })
@@ -134,6 +138,7 @@ impl SwarmNode {
             resources: Some(Resources {
                 nano_cpus: i64::from(host.ncpu) * 1_000_000_000,
                 memory_bytes: host.mem_total as i64,
+                pids: 0,
             }),
             engine: Some(EngineDescription {
                 kind: self.engine.kind.name().into(),
@@ -264,6 +269,7 @@ impl SwarmNode {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             node_id: file.node_id.clone(),
             docker_socket: self.docker_socket.clone(),
+            images: self.images.clone(),
         };
         let info = self.engine.clone();
         let worker_stop = stop.clone();

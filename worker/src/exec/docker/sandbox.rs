@@ -77,9 +77,10 @@ pub fn labels(task: &Task, node_id: &str) -> HashMap<String, String> {
 }
 
 /// The create body: no network of Docker's (Shoal wires the namespace),
-/// the task's hostname (a container that joins another's network takes
-/// its host name from it), and nothing it could use: no capabilities, a
-/// read-only root, no new privileges, a pids limit.
+/// the task's hostname and extra hosts (a container that joins another's
+/// network takes its host name and /etc/hosts from it), and nothing it
+/// could use: no capabilities, a read-only root, no new privileges, a
+/// pids limit.
 pub fn create_body(task: &Task, node_id: &str) -> ContainerCreateBody {
     let hostname = task
         .spec
@@ -94,6 +95,7 @@ pub fn create_body(task: &Task, node_id: &str) -> ContainerCreateBody {
         labels: Some(labels(task, node_id)),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
+            extra_hosts: spec::extra_hosts(task),
             cap_drop: Some(vec!["ALL".into()]),
             readonly_rootfs: Some(true),
             security_opt: Some(vec!["no-new-privileges".into()]),

@@ -1,13 +1,14 @@
 //! From a Shoal task to a Docker container: name, labels and the create
 //! body. Pure functions, so every mapping is unit-tested without a daemon.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, Mount,
-    MountTmpfsOptions, MountType,
+    ContainerCreateBody, ContainerInspectResponse, HealthConfig, HostConfig, HostConfigLogConfig,
+    Mount, MountTmpfsOptions, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
+    ResourcesUlimits,
 };
 use shoal_proto::objects::{self, Task, mount::Type as MountKind};
 
@@ -122,6 +123,25 @@ pub fn create_body(
     let limits = resources.and_then(|r| r.limits.as_ref());
     let reservations = resources.and_then(|r| r.reservations.as_ref());
     let positive = |n: i64| (n > 0).then_some(n);
+    let ulimits: Vec<ResourcesUlimits> = c
+        .ulimits
+        .iter()
+        .map(|u| ResourcesUlimits {
+            name: Some(u.name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect();
+    // Unset: the engine's default driver. Options without a name apply to
+    // the engine's default driver, as in Swarm.
+    let log_config = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.log_driver.as_ref())
+        .map(|d| HostConfigLogConfig {
+            typ: non_empty(&d.name),
+            config: hash_map(&d.options),
+        });
 
     let host_config = HostConfig {
         // The sandbox's namespace, wired before this container starts.
@@ -131,8 +151,18 @@ pub fn create_body(
         // CPU reservations only steer scheduling, as in Swarm; memory
         // reservations become a soft limit.
         memory_reservation: reservations.and_then(|r| positive(r.memory_bytes)),
+        pids_limit: limits.and_then(|l| positive(l.pids)),
         init: c.init.then_some(true),
         mounts: (!mounts.is_empty()).then_some(mounts),
+        cap_add: non_empty_vec(&c.cap_add),
+        cap_drop: non_empty_vec(&c.cap_drop),
+        readonly_rootfs: c.read_only.then_some(true),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        sysctls: hash_map(&c.sysctls),
+        log_config,
+        // Extra hosts are the sandbox's (see [`extra_hosts`]): Docker
+        // refuses them on a container that joins another's network, and
+        // shares the sandbox's /etc/hosts with it.
         ..Default::default()
     };
 
@@ -154,6 +184,23 @@ pub fn create_body(
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// The task's extra `/etc/hosts` entries as Docker's `ExtraHosts`
+/// (`name:IP`), one per name of each Swarm entry (`IP name [alias...]`;
+/// Swarm's own executor drops the aliases). They go on the task's
+/// sandbox, whose hosts file the task's container shares.
+pub fn extra_hosts(task: &Task) -> Option<Vec<String>> {
+    let hosts: Vec<String> = container(task)?
+        .hosts
+        .iter()
+        .flat_map(|entry| {
+            let mut fields = entry.split_whitespace();
+            let ip = fields.next().unwrap_or_default();
+            fields.map(move |name| format!("{name}:{ip}"))
+        })
+        .collect();
+    (!hosts.is_empty()).then_some(hosts)
 }
 
 fn mount(m: &objects::Mount) -> Mount {
@@ -178,8 +225,35 @@ fn mount(m: &objects::Mount) -> Mount {
         target: Some(m.target.clone()),
         read_only: m.read_only.then_some(true),
         tmpfs_options,
+        volume_options: (kind == MountKind::Volume)
+            .then(|| volume_options(m))
+            .flatten(),
         ..Default::default()
     }
+}
+
+/// A named volume's labels, driver and `nocopy`, for the engine to create
+/// it as declared; none when the spec sets none. Docker refuses them on
+/// other mount types.
+fn volume_options(m: &objects::Mount) -> Option<MountVolumeOptions> {
+    let driver = (!m.volume_driver.is_empty() || !m.volume_options.is_empty()).then(|| {
+        MountVolumeOptionsDriverConfig {
+            name: (!m.volume_driver.is_empty()).then(|| m.volume_driver.clone()),
+            options: hash_map(&m.volume_options),
+        }
+    });
+    let options = MountVolumeOptions {
+        no_copy: m.volume_nocopy.then_some(true),
+        labels: hash_map(&m.volume_labels),
+        driver_config: driver,
+        ..Default::default()
+    };
+    (options != MountVolumeOptions::default()).then_some(options)
+}
+
+/// A spec's map as bollard's; none when empty.
+fn hash_map(m: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!m.is_empty()).then(|| m.clone().into_iter().collect())
 }
 
 /// The spec's health check as Docker's; `["NONE"]` passes through and
@@ -217,7 +291,7 @@ pub fn file_source(dir: &Path, target: &Path) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use shoal_proto::objects::{
-        Annotations, ContainerSpec, ResourceRequirements, Resources, TaskSpec,
+        Annotations, ContainerSpec, LogDriver, ResourceRequirements, Resources, TaskSpec, Ulimit,
     };
 
     fn task(slot: u64) -> Task {
@@ -255,6 +329,7 @@ mod tests {
                     limits: Some(Resources {
                         nano_cpus: 500_000_000,
                         memory_bytes: 64 << 20,
+                        pids: 0,
                     }),
                     reservations: None,
                 }),
@@ -309,6 +384,153 @@ mod tests {
         assert_eq!(mounts[0].source, None);
         assert_eq!(mounts[1].typ, Some(MountType::BIND));
         assert_eq!(mounts[1].read_only, Some(true));
+    }
+
+    /// Task `t1` with every runtime key of the spec set.
+    fn runtime_task() -> Task {
+        let mut t = task(1);
+        let spec = t.spec.get_or_insert_with(Default::default);
+        spec.log_driver = Some(LogDriver {
+            name: "json-file".into(),
+            options: [("max-size".to_string(), "10m".to_string())].into(),
+        });
+        if let Some(l) = spec.resources.as_mut().and_then(|r| r.limits.as_mut()) {
+            l.pids = 100;
+        }
+        let c = spec.container.get_or_insert_with(Default::default);
+        c.cap_add = vec!["CAP_NET_BIND_SERVICE".into()];
+        c.cap_drop = vec!["ALL".into()];
+        c.read_only = true;
+        c.init = true;
+        c.ulimits = vec![Ulimit {
+            name: "nofile".into(),
+            soft: 1024,
+            hard: 2048,
+        }];
+        c.sysctls = [(
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "80".to_string(),
+        )]
+        .into();
+        c.hosts = vec!["10.0.0.5 db db.local".into(), "::1 v6".into()];
+        c.mounts = vec![
+            objects::Mount {
+                r#type: MountKind::Volume as i32,
+                source: "app_data".into(),
+                target: "/data".into(),
+                volume_labels: [("com.docker.stack.namespace".into(), "app".into())].into(),
+                volume_driver: "local".into(),
+                volume_options: [("type".into(), "tmpfs".into())].into(),
+                volume_nocopy: true,
+                ..Default::default()
+            },
+            objects::Mount {
+                r#type: MountKind::Volume as i32,
+                source: "plain".into(),
+                target: "/plain".into(),
+                ..Default::default()
+            },
+        ];
+        t
+    }
+
+    #[test]
+    fn maps_the_runtime_keys_onto_the_host_config() {
+        let run = TaskRun {
+            task: runtime_task(),
+            files: vec![],
+        };
+        let hc = create_body(&run, "n1", &[], "container:sb1")
+            .host_config
+            .unwrap_or_default();
+        assert_eq!(hc.cap_add, Some(vec!["CAP_NET_BIND_SERVICE".to_string()]));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.init, Some(true));
+        assert_eq!(hc.pids_limit, Some(100));
+        assert_eq!(
+            hc.ulimits,
+            Some(vec![ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(1024),
+                hard: Some(2048),
+            }])
+        );
+        let sysctls = hc.sysctls.unwrap_or_default();
+        assert_eq!(sysctls["net.ipv4.ip_unprivileged_port_start"], "80");
+        let log = hc.log_config.unwrap_or_default();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap_or_default()["max-size"], "10m");
+        // Docker refuses extra hosts with `container:` networking.
+        assert_eq!(hc.extra_hosts, None);
+        let mounts = hc.mounts.unwrap_or_default();
+        let vo = mounts[0].volume_options.clone().unwrap_or_default();
+        assert_eq!(vo.no_copy, Some(true));
+        assert_eq!(vo.labels.unwrap_or_default()["com.docker.stack.namespace"], "app");
+        let driver = vo.driver_config.unwrap_or_default();
+        assert_eq!(driver.name.as_deref(), Some("local"));
+        assert_eq!(driver.options.unwrap_or_default()["type"], "tmpfs");
+        assert_eq!(mounts[1].volume_options, None, "nothing declared");
+
+        // Unset keys leave Docker's defaults alone.
+        let plain = create_body(
+            &TaskRun {
+                task: task(1),
+                files: vec![],
+            },
+            "n1",
+            &[],
+            "container:sb1",
+        )
+        .host_config
+        .unwrap_or_default();
+        assert_eq!(
+            (plain.cap_add, plain.readonly_rootfs, plain.pids_limit),
+            (None, None, None)
+        );
+        assert_eq!((plain.ulimits, plain.sysctls), (None, None));
+        assert_eq!(plain.log_config, None);
+        assert_eq!(plain.mounts.unwrap_or_default()[0].volume_options, None);
+    }
+
+    #[test]
+    fn log_options_alone_keep_the_default_driver() {
+        let mut t = task(1);
+        if let Some(s) = t.spec.as_mut() {
+            s.log_driver = Some(LogDriver {
+                name: String::new(),
+                options: [("max-size".to_string(), "1m".to_string())].into(),
+            });
+        }
+        let run = TaskRun {
+            task: t,
+            files: vec![],
+        };
+        let log = create_body(&run, "n1", &[], "none")
+            .host_config
+            .and_then(|h| h.log_config)
+            .unwrap_or_default();
+        assert_eq!(log.typ, None);
+        assert_eq!(log.config.unwrap_or_default()["max-size"], "1m");
+    }
+
+    #[test]
+    fn extra_hosts_go_on_the_sandbox_in_dockers_form() {
+        let t = runtime_task();
+        assert_eq!(
+            extra_hosts(&t),
+            Some(vec![
+                "db:10.0.0.5".to_string(),
+                "db.local:10.0.0.5".to_string(),
+                "v6:::1".to_string()
+            ])
+        );
+        assert_eq!(extra_hosts(&task(1)), None);
+        let sandbox = crate::exec::docker::sandbox::create_body(&t, "n1");
+        assert_eq!(
+            sandbox.host_config.and_then(|h| h.extra_hosts),
+            extra_hosts(&t)
+        );
     }
 
     #[test]

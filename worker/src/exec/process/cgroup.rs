@@ -10,7 +10,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// CFS period used for CPU limits (Docker's).
-const CPU_PERIOD_US: i64 = 100_000;
+pub const CPU_PERIOD_US: i64 = 100_000;
 
 /// v1 controllers the engine uses, each its own hierarchy.
 const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
@@ -30,6 +30,8 @@ pub struct Limits {
     pub memory_bytes: i64,
     /// CPUs in units of 1e-9; 0 = none.
     pub nano_cpus: i64,
+    /// Processes; 0 = none.
+    pub pids: i64,
 }
 
 impl Cgroups {
@@ -61,6 +63,31 @@ impl Cgroups {
             .map(|c| self.root.join(c))
             .filter(|h| h.is_dir())
             .map(|h| h.join(&rel))
+            .collect()
+    }
+
+    /// The cgroup path of `task_id` below each hierarchy's root, as an OCI
+    /// runtime spec's `cgroupsPath` gives it.
+    pub fn path(&self, task_id: &str) -> String {
+        format!("/shoal/{}/{task_id}", self.group)
+    }
+
+    /// Every directory of `task_id`'s cgroup that exists, in every v1
+    /// hierarchy (a container runtime joins them all, not only the three
+    /// the engine limits).
+    pub fn existing_dirs(&self, task_id: &str) -> Vec<PathBuf> {
+        if self.v2 {
+            return self.task_dirs(task_id);
+        }
+        let rel = Path::new("shoal").join(&self.group).join(task_id);
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path().join(&rel))
+            .filter(|d| d.is_dir())
             .collect()
     }
 
@@ -100,6 +127,9 @@ impl Cgroups {
             if let Some(q) = quota {
                 std::fs::write(dir.join("cpu.max"), format!("{q} {CPU_PERIOD_US}"))?;
             }
+            if limits.pids > 0 {
+                std::fs::write(dir.join("pids.max"), limits.pids.to_string())?;
+            }
             return Ok(());
         }
         match name {
@@ -114,6 +144,9 @@ impl Cgroups {
                 }
                 None => Ok(()),
             },
+            "pids" if limits.pids > 0 => {
+                std::fs::write(dir.join("pids.max"), limits.pids.to_string())
+            }
             _ => Ok(()),
         }
     }
@@ -258,6 +291,7 @@ mod tests {
                 Limits {
                     memory_bytes: 64 << 20,
                     nano_cpus: 500_000_000,
+                    pids: 0,
                 },
             )
             .unwrap();
@@ -287,6 +321,7 @@ mod tests {
                 Limits {
                     memory_bytes: 1 << 20,
                     nano_cpus: 2_000_000_000,
+                    pids: 0,
                 },
             )
             .unwrap();

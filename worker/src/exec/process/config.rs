@@ -108,6 +108,20 @@ pub struct TaskConfig {
     pub binds: Vec<Bind>,
     /// Stop signal name as the spec gives it.
     pub stop_signal: String,
+    /// The image the task runs (embedded engine): the shim starts it with
+    /// the container runtime from `bundle/config.json`. `None`: a host
+    /// command (process engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<TaskImage>,
+}
+
+/// The image of an image task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskImage {
+    /// As the service names it.
+    pub reference: String,
+    /// The image id (`sha256:` of its config), which `image prune` keeps.
+    pub id: String,
 }
 
 /// Shim and main process of a started task.
@@ -221,9 +235,10 @@ pub struct User {
     pub home: String,
 }
 
-/// Resolves `uid[:gid]` or `name[:group]` against the host's passwd and
-/// group files (the task runs from the host's filesystem). Empty = root.
-pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, ExecError> {
+/// Resolves `uid[:gid]` or `name[:group]` against the passwd and group
+/// files of the task's filesystem, `whose` ("the host's", "the image's")
+/// naming it in errors. Empty = root.
+pub fn resolve_user(spec: &str, passwd: &str, group: &str, whose: &str) -> Result<User, ExecError> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Ok(User {
@@ -250,7 +265,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, ExecE
         (None, Ok(uid)) => (uid, uid, "/".to_string()),
         (None, Err(_)) => {
             return Err(ExecError::Rejected(format!(
-                "user {user:?} is not in the host's /etc/passwd: the process engine runs tasks as host users; give a numeric uid[:gid] or an existing user"
+                "user {user:?} is not in {whose} /etc/passwd: give a numeric uid[:gid] or an existing user"
             )));
         }
     };
@@ -264,7 +279,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, ExecE
                 .and_then(|f| f[2].parse().ok())
                 .ok_or_else(|| {
                     ExecError::Rejected(format!(
-                        "group {g:?} is not in the host's /etc/group: give a numeric gid or an existing group"
+                        "group {g:?} is not in {whose} /etc/group: give a numeric gid or an existing group"
                     ))
                 })?,
         };
@@ -304,23 +319,23 @@ mod tests {
 
     #[test]
     fn users_resolve_like_docker() {
-        let u = resolve_user("", PASSWD, GROUP).unwrap();
+        let u = resolve_user("", PASSWD, GROUP, "the host's").unwrap();
         assert_eq!((u.uid, u.gid), (0, 0));
-        let u = resolve_user("www-data", PASSWD, GROUP).unwrap();
+        let u = resolve_user("www-data", PASSWD, GROUP, "the host's").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (33, 33, "/var/www"));
-        let u = resolve_user("www-data:staff", PASSWD, GROUP).unwrap();
+        let u = resolve_user("www-data:staff", PASSWD, GROUP, "the host's").unwrap();
         assert_eq!((u.uid, u.gid), (33, 50));
-        let u = resolve_user("1000:2000", PASSWD, GROUP).unwrap();
+        let u = resolve_user("1000:2000", PASSWD, GROUP, "the host's").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 2000));
-        let u = resolve_user("33", PASSWD, GROUP).unwrap();
+        let u = resolve_user("33", PASSWD, GROUP, "the host's").unwrap();
         assert_eq!((u.uid, u.gid), (33, 33));
         assert!(
-            resolve_user("nobody-here", PASSWD, GROUP)
+            resolve_user("nobody-here", PASSWD, GROUP, "the host's")
                 .unwrap_err()
                 .is_rejection()
         );
         assert!(
-            resolve_user("0:nogroup", PASSWD, GROUP)
+            resolve_user("0:nogroup", PASSWD, GROUP, "the host's")
                 .unwrap_err()
                 .is_rejection()
         );

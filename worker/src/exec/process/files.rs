@@ -51,7 +51,7 @@ pub fn unmount_tmpfs(dir: &Path) -> io::Result<()> {
 }
 
 /// Where `target` is mirrored on the tmpfs.
-fn mirror(files_dir: &Path, target: &Path) -> PathBuf {
+pub fn mirror(files_dir: &Path, target: &Path) -> PathBuf {
     let rel: PathBuf = target
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use shoal_proto::objects::ContainerSpec;
@@ -36,7 +38,9 @@ use super::signal::parse_signal;
 use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
+use super::oci;
 use crate::engine::{EngineInfo, EngineKind};
+use crate::image::{ImageStore, RegistryAuth};
 
 pub use self::shim::hidden_main;
 
@@ -55,6 +59,8 @@ pub struct ProcessEngine {
     cgroups: Cgroups,
     shim_program: PathBuf,
     start_lock: tokio::sync::Mutex<()>,
+    /// Set for the embedded engine: tasks run images from this store.
+    images: Option<Arc<ImageStore>>,
 }
 
 impl ProcessEngine {
@@ -67,7 +73,57 @@ impl ProcessEngine {
             // The running binary itself, even if replaced on disk since.
             shim_program: PathBuf::from("/proc/self/exe"),
             start_lock: tokio::sync::Mutex::new(()),
+            images: None,
         }
+    }
+
+    /// The embedded engine: tasks run the images their services name,
+    /// pulled into `images`, each in its own root filesystem and Docker's
+    /// default confinement (see [`crate::exec::oci`]).
+    pub fn with_images(mut self, images: Arc<ImageStore>) -> ProcessEngine {
+        self.images = Some(images);
+        self
+    }
+
+    /// The ids of the images this engine's tasks run (for `image prune`
+    /// and `image rm`: an image in use stays).
+    pub fn images_in_use(&self) -> std::collections::HashSet<String> {
+        let Ok(entries) = std::fs::read_dir(&self.tasks) else {
+            return Default::default();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| self.known(&e.file_name().to_string_lossy()).ok())
+            .filter_map(|(_, cfg)| cfg.image.map(|i| i.id))
+            .collect()
+    }
+
+    /// Prepares an image task: the image (pulled once per node), then its
+    /// sandbox and root.
+    async fn prepare_image(
+        &self,
+        images: &Arc<ImageStore>,
+        dir: &TaskDir,
+        run: &TaskRun,
+    ) -> Result<TaskConfig, ExecError> {
+        let reference = run
+            .task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.as_ref())
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
+        if reference.is_empty() {
+            return Err(ExecError::Rejected("the service names no image".into()));
+        }
+        let image = images
+            .ensure(&reference, &RegistryAuth::default())
+            .await
+            .map_err(|e| ExecError::Rejected(e.to_string()))?;
+        let (run, cgroups, dir) = (run.clone(), self.cgroups.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || oci::prepare::prepare(&dir, &cgroups, &run, &image))
+            .await
+            .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))?
     }
 
     /// Runs shims from `program` (which must call [`hidden_main`]) instead
@@ -111,6 +167,7 @@ impl ProcessEngine {
             &spec.user,
             &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
             &std::fs::read_to_string("/etc/group").unwrap_or_default(),
+            "the host's",
         )?;
         let hostname = if spec.hostname.is_empty() {
             task.id.chars().take(12).collect()
@@ -147,6 +204,7 @@ impl ProcessEngine {
             oom_events: self.cgroups.oom_events(&task.id),
             binds: Vec::new(),
             stop_signal: spec.stop_signal,
+            image: None,
         })
     }
 
@@ -204,41 +262,59 @@ fn pid_exists(pid: i32) -> bool {
     pid > 0 && matches!(config::proc_start_time(pid), Some((_, false)))
 }
 
-/// Sets up the sandbox of a task on the host (blocking: mounts, files).
+/// Sets up the sandbox of a host-command task (blocking: mounts, files).
 fn build_sandbox(
     dir: &TaskDir,
     cgroups: &Cgroups,
     run: &TaskRun,
     mut cfg: TaskConfig,
 ) -> Result<TaskConfig, ExecError> {
-    let fail = |what: &str, e: std::io::Error| ExecError::Failed(format!("{what}: {e}"));
-    std::fs::create_dir_all(dir.path()).map_err(|e| fail("cannot create the task dir", e))?;
-    namespaces::create_netns(&dir.netns())
-        .map_err(|e| fail("cannot create the task's network namespace", e))?;
-    files::mount_tmpfs(&dir.files()).map_err(|e| fail("cannot mount the task's tmpfs", e))?;
-    files::write_files(&dir.files(), &run.files)?;
+    let limits = limits(run, 0);
+    cfg.cgroup_dirs = base_sandbox(dir, cgroups, &cfg.task_id, &run.files, limits)?;
     let targets: Vec<PathBuf> = run.files.iter().map(|f| f.path.clone()).collect();
     cfg.binds = files::plan_binds(&dir.files(), &targets, Path::new("/"))?;
-    let limits = run
-        .task
-        .spec
-        .as_ref()
-        .and_then(|s| s.resources.as_ref())
-        .and_then(|r| r.limits.as_ref())
-        .map(|l| Limits {
-            memory_bytes: l.memory_bytes,
-            nano_cpus: l.nano_cpus,
-        })
-        .unwrap_or_default();
-    cfg.cgroup_dirs = cgroups
-        .create(&cfg.task_id, limits)
-        .map_err(|e| fail("cannot create the task's cgroup", e))?;
     cfg.cgroup_procs = cfg
         .cgroup_dirs
         .iter()
         .map(|d| d.join("cgroup.procs"))
         .collect();
     Ok(cfg)
+}
+
+/// What every task of this engine has, image or not: its directory, its
+/// network namespace, its files on tmpfs and its cgroup (whose dirs it
+/// returns). Blocking.
+pub(crate) fn base_sandbox(
+    dir: &TaskDir,
+    cgroups: &Cgroups,
+    task_id: &str,
+    task_files: &[super::TaskFile],
+    limits: Limits,
+) -> Result<Vec<PathBuf>, ExecError> {
+    let fail = |what: &str, e: std::io::Error| ExecError::Failed(format!("{what}: {e}"));
+    std::fs::create_dir_all(dir.path()).map_err(|e| fail("cannot create the task dir", e))?;
+    namespaces::create_netns(&dir.netns())
+        .map_err(|e| fail("cannot create the task's network namespace", e))?;
+    files::mount_tmpfs(&dir.files()).map_err(|e| fail("cannot mount the task's tmpfs", e))?;
+    files::write_files(&dir.files(), task_files)?;
+    cgroups
+        .create(task_id, limits)
+        .map_err(|e| fail("cannot create the task's cgroup", e))
+}
+
+/// The task's resource limits, with `pids` when the spec sets none.
+pub(crate) fn limits(run: &TaskRun, pids: i64) -> Limits {
+    let l = run
+        .task
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    Limits {
+        memory_bytes: l.map_or(0, |l| l.memory_bytes),
+        nano_cpus: l.map_or(0, |l| l.nano_cpus),
+        pids,
+    }
 }
 
 #[tonic::async_trait]
@@ -252,7 +328,11 @@ impl Engine for ProcessEngine {
 
     fn info(&self) -> EngineInfo {
         EngineInfo {
-            kind: EngineKind::Process,
+            kind: if self.images.is_some() {
+                EngineKind::Embedded
+            } else {
+                EngineKind::Process
+            },
             version: shoal_proto::build_info::VERSION.to_string(),
         }
     }
@@ -263,12 +343,15 @@ impl Engine for ProcessEngine {
         if dir.config().exists() {
             return Ok(());
         }
-        let cfg = self.config(run)?;
-        let (run, cgroups, sandbox_dir) = (run.clone(), self.cgroups.clone(), dir.clone());
-        let cfg =
+        let cfg = if let Some(images) = &self.images {
+            self.prepare_image(images, &dir, run).await?
+        } else {
+            let cfg = self.config(run)?;
+            let (run, cgroups, sandbox_dir) = (run.clone(), self.cgroups.clone(), dir.clone());
             tokio::task::spawn_blocking(move || build_sandbox(&sandbox_dir, &cgroups, &run, cfg))
                 .await
-                .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))??;
+                .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))??
+        };
         // Written last: its presence means "prepared".
         write_json(&dir.config(), &cfg).map_err(|e| failed(&dir.config(), e))
     }
@@ -406,11 +489,16 @@ impl Engine for ProcessEngine {
             // Half-prepared: compute where its cgroup would be.
             Err(_) => self.cgroups.task_dirs(task_id),
         };
+        // A container runtime also joins the hierarchies the engine does
+        // not limit; they all go.
+        let all_dirs = self.cgroups.existing_dirs(task_id);
         tokio::task::spawn_blocking(move || -> Result<(), ExecError> {
             cgroup::kill_all(&cgroup_dirs, Duration::from_secs(5));
+            let rootfs = oci::rootfs::Rootfs::new(dir.path());
+            rootfs.unmount().map_err(|e| failed(&rootfs.root(), e))?;
             files::unmount_tmpfs(&dir.files()).map_err(|e| failed(&dir.files(), e))?;
             namespaces::unmount(&dir.netns()).map_err(|e| failed(&dir.netns(), e))?;
-            cgroup::remove(&cgroup_dirs)
+            cgroup::remove(&all_dirs)
                 .map_err(|e| ExecError::Failed(format!("cannot remove the task's cgroup: {e}")))?;
             std::fs::remove_dir_all(dir.path()).map_err(|e| failed(dir.path(), e))
         })

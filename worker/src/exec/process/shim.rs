@@ -44,6 +44,7 @@ use super::config::{
 use super::logs::{LogWriter, MAX_LOG_BYTES};
 use super::namespaces::{bind_read_only, enter_all, enter_netns, private_mounts_and_proc};
 use crate::exec::LogSource;
+use crate::exec::oci::container::{self, ContainerDirs};
 
 /// argv[1] that makes `shoal` run a task shim.
 pub const SHIM_ARG: &str = "__task-shim";
@@ -140,31 +141,20 @@ fn supervise(dir: &TaskDir) -> io::Result<()> {
         Err(e) => return fail(&format!("cannot read config.json: {e}")),
     };
     let mut logs = LogWriter::open(dir.log(), dir.old_log(), MAX_LOG_BYTES)?;
-    let program = Program::new(&cfg.program, &cfg.argv, &cfg.env)?;
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let (fail_r, fail_w) = pipe2(OFlag::O_CLOEXEC)?;
-    // Our next child is PID 1 of a new pid namespace; we stay outside.
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        return fail(&format!("cannot create a pid namespace: {e}"));
-    }
-    // SAFETY: single-threaded; the child only makes syscalls and execs.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Parent { child }) => child,
-        Ok(ForkResult::Child) => {
-            let err = start_task(dir, &cfg, &program, out_w, err_w);
-            let _ = nix::unistd::write(&fail_w, err.to_string().as_bytes());
-            // SAFETY: leave at once, running no destructors of the shim.
-            unsafe { libc::_exit(127) }
+    let child = if cfg.image.is_some() {
+        let dirs = ContainerDirs::new(dir.path());
+        match container::create_and_start(&dirs, &cfg.task_id, out_w, err_w) {
+            Ok(pid) => pid,
+            Err(e) => return fail(&e),
         }
-        Err(e) => return fail(&format!("cannot fork the task: {e}")),
+    } else {
+        match start_host_command(dir, &cfg, out_w, err_w) {
+            Ok(pid) => pid,
+            Err(e) => return fail(&e),
+        }
     };
-    drop((out_w, err_w, fail_w));
-    let why = read_all(&fail_r);
-    if !why.is_empty() {
-        let _ = waitpid(child, None);
-        return fail(&String::from_utf8_lossy(&why));
-    }
     let start_time = proc_start_time(child.as_raw()).map_or(0, |(t, _)| t);
     write_json(
         &dir.pid(),
@@ -179,6 +169,40 @@ fn supervise(dir: &TaskDir) -> io::Result<()> {
     let exit = reap(child, cfg.oom_events.as_deref());
     let _ = logs.flush();
     write_json(&dir.exit(), &exit)
+}
+
+/// Forks the host command of a process-engine task as PID 1 of a new pid
+/// namespace; returns it once it has exec'd (or why it could not).
+fn start_host_command(
+    dir: &TaskDir,
+    cfg: &TaskConfig,
+    out_w: OwnedFd,
+    err_w: OwnedFd,
+) -> Result<Pid, String> {
+    let program = Program::new(&cfg.program, &cfg.argv, &cfg.env).map_err(|e| e.to_string())?;
+    let (fail_r, fail_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // Our next child is PID 1 of a new pid namespace; we stay outside.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        return Err(format!("cannot create a pid namespace: {e}"));
+    }
+    // SAFETY: single-threaded; the child only makes syscalls and execs.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Parent { child }) => child,
+        Ok(ForkResult::Child) => {
+            let err = start_task(dir, cfg, &program, out_w, err_w);
+            let _ = nix::unistd::write(&fail_w, err.to_string().as_bytes());
+            // SAFETY: leave at once, running no destructors of the shim.
+            unsafe { libc::_exit(127) }
+        }
+        Err(e) => return Err(format!("cannot fork the task: {e}")),
+    };
+    drop((out_w, err_w, fail_w));
+    let why = read_all(&fail_r);
+    if !why.is_empty() {
+        let _ = waitpid(child, None);
+        return Err(String::from_utf8_lossy(&why).into_owned());
+    }
+    Ok(child)
 }
 
 fn fail(msg: &str) -> io::Result<()> {
@@ -373,6 +397,11 @@ fn exec_inner(args: &[OsString]) -> io::Result<i32> {
     if !super::config::alive(pid.pid, pid.start_time) || dir.exit().exists() {
         return Err(io::Error::other("the task is not running"));
     }
+    if cfg.image.is_some() {
+        let dirs = ContainerDirs::new(dir.path());
+        let child = container::enter(&dirs, &cfg.task_id, &cmd).map_err(io::Error::other)?;
+        return wait_code(child);
+    }
     for procs in &cfg.cgroup_procs {
         std::fs::write(procs, "0")?;
     }
@@ -399,13 +428,18 @@ fn exec_inner(args: &[OsString]) -> io::Result<i32> {
             // SAFETY: leave the forked child without running destructors.
             unsafe { libc::_exit(127) }
         }
-        ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        },
+        ForkResult::Parent { child } => wait_code(child),
+    }
+}
+
+/// Waits for `child`: its exit code, 128+signal when signalled.
+fn wait_code(child: Pid) -> io::Result<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! inspect JSON and the progress lines, from hand-built objects.
 
 mod flags;
+mod parse;
 mod progress;
+mod runtime;
 mod tables;
 
 use shoal_proto::objects::{

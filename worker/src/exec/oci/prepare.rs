@@ -1,0 +1,132 @@
+//! Preparing an image task: the image from the node's store, the task's
+//! sandbox (network namespace, files, cgroup), its overlay root, and the
+//! runtime spec the shim hands to the container runtime.
+
+use std::path::PathBuf;
+
+use shoal_proto::objects::ContainerSpec;
+
+use super::container::{ContainerDirs, SPEC_FILE};
+use super::defaults;
+use super::plan::plan;
+use super::rootfs::Rootfs;
+use super::spec::{Confinement, runtime_spec};
+use crate::exec::process::cgroup::Cgroups;
+use crate::exec::process::config::{Bind, TaskConfig, TaskDir, TaskImage};
+use crate::exec::process::{base_sandbox, files, limits};
+use crate::exec::{ExecError, TaskFile, TaskRun};
+use crate::image::Image;
+
+/// `/etc/hosts` of every image task: images rarely carry one, and without
+/// it `localhost` would go to the resolver.
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// Sets up everything an image task needs before its shim starts it, and
+/// returns its config. Blocking (mounts, files).
+pub fn prepare(
+    dir: &TaskDir,
+    cgroups: &Cgroups,
+    run: &TaskRun,
+    image: &Image,
+) -> Result<TaskConfig, ExecError> {
+    let task = &run.task;
+    let spec: ContainerSpec = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.container.clone())
+        .unwrap_or_default();
+    let hostname = if spec.hostname.is_empty() {
+        task.id.chars().take(12).collect()
+    } else {
+        spec.hostname.clone()
+    };
+    let task_files = with_name_files(&run.files, &hostname);
+    let limits = limits(run, defaults::DEFAULT_PIDS_LIMIT);
+    let cgroup_dirs = base_sandbox(dir, cgroups, &task.id, &task_files, limits)?;
+
+    let rootfs = Rootfs::new(dir.path());
+    rootfs
+        .mount(&image.layers)
+        .map_err(|e| ExecError::Failed(e.to_string()))?;
+    let plan = plan(
+        &spec,
+        &image.config,
+        &hostname,
+        &rootfs.read("/etc/passwd"),
+        &rootfs.read("/etc/group"),
+    )?;
+    let binds: Vec<Bind> = task_files
+        .iter()
+        .map(|f| Bind {
+            source: files::mirror(&dir.files(), &f.path),
+            target: f.path.clone(),
+        })
+        .collect();
+    let capabilities: Vec<String> = defaults::DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let runtime = runtime_spec(
+        &plan,
+        &Confinement {
+            hostname: &hostname,
+            rootfs: &rootfs.root(),
+            read_only: false,
+            netns: &dir.netns(),
+            cgroups_path: &cgroups.path(&task.id),
+            capabilities: &capabilities,
+            binds: &binds,
+            memory_bytes: limits.memory_bytes,
+            nano_cpus: limits.nano_cpus,
+            pids: limits.pids,
+        },
+    );
+    let dirs = ContainerDirs::new(dir.path());
+    let fail = |what: &str, e: &dyn std::fmt::Display| ExecError::Failed(format!("{what}: {e}"));
+    std::fs::create_dir_all(&dirs.bundle).map_err(|e| fail("cannot create the bundle", &e))?;
+    runtime
+        .save(dirs.bundle.join(SPEC_FILE))
+        .map_err(|e| fail("cannot write the runtime spec", &e))?;
+
+    Ok(TaskConfig {
+        task_id: task.id.clone(),
+        program: PathBuf::from(&plan.argv[0]),
+        argv: plan.argv,
+        env: plan.env,
+        cwd: PathBuf::from(plan.cwd),
+        uid: plan.uid,
+        gid: plan.gid,
+        hostname,
+        cgroup_procs: cgroup_dirs.iter().map(|d| d.join("cgroup.procs")).collect(),
+        oom_events: cgroups.oom_events(&task.id),
+        cgroup_dirs,
+        binds,
+        stop_signal: plan.stop_signal,
+        image: Some(TaskImage {
+            reference: spec.image.clone(),
+            id: image.id.clone(),
+        }),
+    })
+}
+
+/// The task's files plus `/etc/hostname` and `/etc/hosts`, as Docker gives
+/// every container (unless a config already targets them).
+fn with_name_files(files: &[TaskFile], hostname: &str) -> Vec<TaskFile> {
+    let mut out = files.to_vec();
+    for (path, data) in [
+        ("/etc/hostname", format!("{hostname}\n")),
+        ("/etc/hosts", HOSTS.to_string()),
+    ] {
+        if !out.iter().any(|f| f.path == std::path::Path::new(path)) {
+            out.push(TaskFile {
+                path: path.into(),
+                data: data.into_bytes(),
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+                secret: false,
+            });
+        }
+    }
+    out
+}
