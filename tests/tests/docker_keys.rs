@@ -126,7 +126,10 @@ fn swarm_container_keys_reach_the_docker_container() -> anyhow::Result<()> {
         .ok()?;
     let spec: Value = serde_json::from_str(spec.trim())?;
     let c = &spec["ContainerSpec"];
-    assert_eq!(c["CapabilityAdd"], serde_json::json!(["CAP_NET_BIND_SERVICE"]));
+    assert_eq!(
+        c["CapabilityAdd"],
+        serde_json::json!(["CAP_NET_BIND_SERVICE"])
+    );
     assert_eq!(c["CapabilityDrop"], serde_json::json!(["ALL"]));
     assert_eq!(c["ReadOnly"], true);
     assert_eq!(c["Init"], true);
@@ -194,10 +197,16 @@ fn swarm_container_keys_reach_the_docker_container() -> anyhow::Result<()> {
     let (_, status) = exec(&id, "grep CapEff /proc/self/status")?;
     assert!(status.ends_with("0000000000000400"), "{status}");
     let (_, limits) = exec(&id, "ulimit -n; ulimit -Hn")?;
-    assert_eq!(limits.split_whitespace().collect::<Vec<_>>(), ["1024", "2048"]);
+    assert_eq!(
+        limits.split_whitespace().collect::<Vec<_>>(),
+        ["1024", "2048"]
+    );
     let (_, port) = exec(&id, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start")?;
     assert_eq!(port, "1000");
-    let (_, pids) = exec(&id, "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null")?;
+    let (_, pids) = exec(
+        &id,
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null",
+    )?;
     assert_eq!(pids, "100");
 
     // The named volume was made as declared: driver options and labels.
@@ -205,7 +214,10 @@ fn swarm_container_keys_reach_the_docker_container() -> anyhow::Result<()> {
     let volume = &volume[0];
     assert_eq!(volume["Driver"], "local", "{volume}");
     assert_eq!(volume["Options"]["type"], "tmpfs", "{volume}");
-    assert_eq!(volume["Labels"]["com.docker.stack.namespace"], STACK, "{volume}");
+    assert_eq!(
+        volume["Labels"]["com.docker.stack.namespace"], STACK,
+        "{volume}"
+    );
     assert_eq!(volume["Labels"]["purpose"], "docker-keys-test", "{volume}");
 
     drop(cluster);

@@ -66,18 +66,28 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
             &["stack", "deploy", "-c", &stack.to_string_lossy(), "demo"],
         )
         .ok()?;
-    let page = |i: usize| get(&cluster, (i + 1) % 3, &format!("http://{}:8080/cgi-bin/index.cgi", cluster.addr(i)));
-    eventually("web v1 answers on every node", Duration::from_secs(60), || {
-        for i in 0..3 {
-            let body = page(i).unwrap_or_else(|e| format!("{e}"));
-            anyhow::ensure!(
-                body.starts_with("web v1 on "),
-                "node-{i}: {body:?}; tasks:\n{}",
-                task_errors(&cluster, "demo_web")?
-            );
-        }
-        Ok(())
-    })?;
+    let page = |i: usize| {
+        get(
+            &cluster,
+            (i + 1) % 3,
+            &format!("http://{}:8080/cgi-bin/index.cgi", cluster.addr(i)),
+        )
+    };
+    eventually(
+        "web v1 answers on every node",
+        Duration::from_secs(60),
+        || {
+            for i in 0..3 {
+                let body = page(i).unwrap_or_else(|e| format!("{e}"));
+                anyhow::ensure!(
+                    body.starts_with("web v1 on "),
+                    "node-{i}: {body:?}; tasks:\n{}",
+                    task_errors(&cluster, "demo_web")?
+                );
+            }
+            Ok(())
+        },
+    )?;
 
     cluster
         .shoal(
@@ -91,13 +101,17 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
             ],
         )
         .ok()?;
-    eventually("web v2 answers on every node", Duration::from_secs(60), || {
-        for i in 0..3 {
-            let body = page(i)?;
-            anyhow::ensure!(body.starts_with("web v2 on "), "node-{i}: {body:?}");
-        }
-        Ok(())
-    })?;
+    eventually(
+        "web v2 answers on every node",
+        Duration::from_secs(60),
+        || {
+            for i in 0..3 {
+                let body = page(i)?;
+                anyhow::ensure!(body.starts_with("web v2 on "), "node-{i}: {body:?}");
+            }
+            Ok(())
+        },
+    )?;
     // web:2's whiteout hides web:1's file in the layer below.
     let gone = get(
         &cluster,
@@ -105,5 +119,129 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
         &format!("http://{}:8080/only-in-v1.html", cluster.addr(0)),
     )?;
     assert!(!gone.contains("only in v1"), "{gone:?}");
+    Ok(())
+}
+
+/// What a task sees of itself and its node, printed to its log.
+const PROBE: &str = r#"id
+grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status
+cat /etc/motd
+ls /run/secrets
+cat "$STATE/swarm.json" >/dev/null 2>&1 && echo STATE-VISIBLE || echo STATE-HIDDEN
+cat /run/secrets/other >/dev/null 2>&1 && echo OTHER-SECRET-VISIBLE || echo OTHER-SECRET-HIDDEN
+mount -t tmpfs none /tmp 2>/dev/null && echo MOUNT-OK || echo MOUNT-DENIED
+touch /probe-write 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-READ-ONLY
+(n=0; while [ $n -lt 100 ]; do sleep 30 & n=$((n+1)); done) 2>/dev/null
+echo "FORK-LOOP-EXIT $?"
+set -- /proc/[0-9]*
+echo "FORKED $#"
+echo PROBE-DONE
+exec sleep 3600"#;
+
+/// Creates a probe service from `image` with `flags`; its log once done.
+fn probe(cluster: &Cluster, name: &str, image: &str, flags: &[&str]) -> anyhow::Result<String> {
+    let state = format!("STATE={}", cluster.state_dir(0).display());
+    let mut args = vec![
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--constraint",
+        "node.role==manager",
+        "--env",
+        &state,
+    ];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, "sh", "-c", PROBE]);
+    cluster.shoal(0, &args).ok()?;
+    let mut log = String::new();
+    eventually(
+        &format!("{name} probed itself"),
+        Duration::from_secs(60),
+        || {
+            log = cluster.shoal(0, &["service", "logs", "--raw", name]).ok()?;
+            anyhow::ensure!(
+                log.contains("PROBE-DONE"),
+                "log: {log}\ntasks:\n{}",
+                task_errors(cluster, name)?
+            );
+            Ok(())
+        },
+    )?;
+    Ok(log)
+}
+
+#[test]
+fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
+    let (cluster, registry) = swarm(1)?;
+    let secret = cluster.dir().join("secret.txt");
+    std::fs::write(&secret, "s3cr3t")?;
+    for name in ["mine", "other"] {
+        cluster
+            .shoal(0, &["secret", "create", name, &secret.to_string_lossy()])
+            .ok()?;
+    }
+    // A service holding the other secret runs on the same node.
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "holder",
+                "--secret",
+                "other",
+                &registry.image("busybox:1"),
+                "sleep",
+                "3600",
+            ],
+        )
+        .ok()?;
+
+    let log = probe(
+        &cluster,
+        "confined",
+        &registry.image("busybox:1"),
+        &["--secret", "mine", "--limit-pids", "40"],
+    )?;
+    assert!(log.contains("uid=0(root) gid=0(root)"), "{log}");
+    // Docker's 14 default capabilities, a seccomp filter, no_new_privs.
+    assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
+    assert!(log.contains("Seccomp:\t2"), "{log}");
+    assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+    assert!(
+        log.contains("shoal-demo busybox"),
+        "/ is the image's: {log}"
+    );
+    assert!(log.contains("mine") && !log.contains("other\n"), "{log}");
+    assert!(log.contains("STATE-HIDDEN"), "{log}");
+    assert!(log.contains("OTHER-SECRET-HIDDEN"), "{log}");
+    assert!(log.contains("MOUNT-DENIED"), "{log}");
+    assert!(log.contains("ROOT-WRITABLE"), "{log}");
+    let forked: usize = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("FORKED "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(
+        forked <= 40,
+        "the pids limit holds a fork loop: {forked} processes\n{log}"
+    );
+
+    // The image's user, and what a service adds and takes away.
+    let log = probe(&cluster, "user", &registry.image("user:1"), &[])?;
+    assert!(log.contains("uid=1000(app) gid=1000(app)"), "{log}");
+    assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
+    let log = probe(
+        &cluster,
+        "admin",
+        &registry.image("busybox:1"),
+        &["--cap-add", "SYS_ADMIN", "--read-only"],
+    )?;
+    assert!(log.contains("MOUNT-OK"), "{log}");
+    assert!(log.contains("ROOT-READ-ONLY"), "{log}");
     Ok(())
 }

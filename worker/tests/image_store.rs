@@ -17,7 +17,14 @@ use shoal_worker::image::{
 };
 use tempfile::TempDir;
 
-const TOOLS: &[&str] = &["docker-registry", "umoci", "skopeo", "busybox", "perl", "tar"];
+const TOOLS: &[&str] = &[
+    "docker-registry",
+    "umoci",
+    "skopeo",
+    "busybox",
+    "perl",
+    "tar",
+];
 
 fn need_tools() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -87,7 +94,10 @@ impl Registry {
                 .output()
                 .unwrap();
             let hash = String::from_utf8(out.stdout).unwrap();
-            assert!(hash.starts_with("$2y$05$"), "perl crypt() without bcrypt: {hash:?}");
+            assert!(
+                hash.starts_with("$2y$05$"),
+                "perl crypt() without bcrypt: {hash:?}"
+            );
             fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
             config += &format!(
                 "auth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n",
@@ -178,11 +188,12 @@ impl Drop for Registry {
     }
 }
 
-/// Demo images pushed to a fresh registry, and a fresh store.
+/// Demo images pushed to a fresh registry, and a fresh store. Fields drop
+/// in order: the store, the registry (killed), then the directory.
 struct Fixture {
-    dir: TempDir,
-    registry: Registry,
     store: Option<ImageStore>,
+    registry: Registry,
+    dir: TempDir,
 }
 
 impl Fixture {
@@ -261,7 +272,12 @@ struct Overlay(PathBuf);
 impl Overlay {
     fn mount(image: &Image, at: &Path) -> Overlay {
         fs::create_dir_all(at).unwrap();
-        let lower: Vec<_> = image.layers.iter().rev().map(|l| l.display().to_string()).collect();
+        let lower: Vec<_> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| l.display().to_string())
+            .collect();
         nix::mount::mount(
             Some("overlay"),
             at,
@@ -285,22 +301,34 @@ async fn pulls_multi_layer_images_ready_for_overlay() {
     let fx = Fixture::new(None);
     let events = Events::default();
     let name = fx.registry.name("web:2");
-    let web = fx.store().pull(&name, &anon(), &|p| events.push(p)).await.unwrap();
+    let web = fx
+        .store()
+        .pull(&name, &anon(), &|p| events.push(p))
+        .await
+        .unwrap();
 
-    assert_eq!(web.references, [name.clone()]);
-    assert!(web.repo_digest.as_ref().unwrap().starts_with(&format!(
-        "{}/shoal-demo/web@sha256:",
-        fx.registry.addr
-    )));
-    assert!(web.id.starts_with("sha256:") && web.size > 1_000_000, "{web:?}");
-    assert_eq!(web.layers.len(), 4);
-    let first = &events.0.lock().unwrap()[0];
+    assert_eq!(web.references, std::slice::from_ref(&name));
     assert!(
-        matches!(first, PullProgress::Resolved { layers: 4, reference, .. } if *reference == name),
+        web.repo_digest
+            .as_ref()
+            .unwrap()
+            .starts_with(&format!("{}/shoal-demo/web@sha256:", fx.registry.addr))
+    );
+    assert!(
+        web.id.starts_with("sha256:") && web.size > 1_000_000,
+        "{web:?}"
+    );
+    assert_eq!(web.layers.len(), 4);
+    let first = events.0.lock().unwrap()[0].clone();
+    assert!(
+        matches!(&first, PullProgress::Resolved { layers: 4, reference, .. } if *reference == name),
         "{first:?}"
     );
     assert_eq!(events.layers_done(false), 4);
-    assert!(matches!(events.0.lock().unwrap().last(), Some(PullProgress::Done)));
+    assert!(matches!(
+        events.0.lock().unwrap().last(),
+        Some(PullProgress::Done)
+    ));
 
     let c = &web.config;
     assert_eq!(c.entrypoint, ["httpd"]);
@@ -308,17 +336,29 @@ async fn pulls_multi_layer_images_ready_for_overlay() {
     assert_eq!(c.exposed_ports, ["80/tcp"]);
     assert_eq!(c.stop_signal, "SIGTERM");
     assert_eq!(c.env, ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
-    assert_eq!(c.labels.get("shoal.demo.version").map(String::as_str), Some("2"));
+    assert_eq!(
+        c.labels.get("shoal.demo.version").map(String::as_str),
+        Some("2")
+    );
 
     // Each layer as unpacked, lowest first.
     let [base, www, whiteout, v2] = &web.layers[..] else {
         unreachable!()
     };
     let busybox = fs::metadata(base.join("bin/busybox")).unwrap();
-    assert_eq!(fs::metadata(base.join("bin/sh")).unwrap().ino(), busybox.ino());
+    assert_eq!(
+        fs::metadata(base.join("bin/sh")).unwrap().ino(),
+        busybox.ino()
+    );
     assert_eq!(busybox.mode() & 0o7777, 0o755);
-    assert_eq!(fs::read_link(base.join("bin/ls")).unwrap(), Path::new("busybox"));
-    assert_eq!(fs::metadata(base.join("tmp")).unwrap().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        fs::read_link(base.join("bin/ls")).unwrap(),
+        Path::new("busybox")
+    );
+    assert_eq!(
+        fs::metadata(base.join("tmp")).unwrap().mode() & 0o7777,
+        0o1777
+    );
     assert!(www.join("www/only-in-v1.html").is_file());
     let wh = fs::symlink_metadata(whiteout.join("www/only-in-v1.html")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
@@ -339,7 +379,10 @@ async fn pulls_multi_layer_images_ready_for_overlay() {
         .pull(&fx.registry.name("user:1"), &anon(), &|p| events.push(p))
         .await
         .unwrap();
-    assert_eq!((events.layers_done(true), events.layers_done(false)), (1, 2));
+    assert_eq!(
+        (events.layers_done(true), events.layers_done(false)),
+        (1, 2)
+    );
     assert_eq!(user.layers[0], web.layers[0]);
     let c = &user.config;
     assert_eq!(c.user, "1000:1000");
@@ -350,7 +393,11 @@ async fn pulls_multi_layer_images_ready_for_overlay() {
     let mnt = Overlay::mount(&user, &fx.dir.path().join("mnt-user"));
     // The opaque /etc hides the base layer's files.
     assert!(!mnt.0.join("etc/motd").exists());
-    assert!(fs::read_to_string(mnt.0.join("etc/passwd")).unwrap().contains("app:x:1000"));
+    assert!(
+        fs::read_to_string(mnt.0.join("etc/passwd"))
+            .unwrap()
+            .contains("app:x:1000")
+    );
     let work = fs::metadata(mnt.0.join("work")).unwrap();
     assert_eq!((work.uid(), work.gid()), (1000, 1000));
 }
@@ -378,7 +425,12 @@ async fn concurrent_pulls_download_once() {
     );
     let (c, d) = (c.unwrap(), d.unwrap());
     assert_eq!(c, d);
-    assert_eq!(events.layers_done(false), 1, "{:?}", events.0.lock().unwrap());
+    assert_eq!(
+        events.layers_done(false),
+        1,
+        "{:?}",
+        events.0.lock().unwrap()
+    );
     assert_eq!(events.layers_done(true), 3);
 
     let layout = fx.images().join("oci");
@@ -397,22 +449,41 @@ async fn concurrent_pulls_download_once() {
 async fn registry_errors_leave_nothing_behind() {
     let fx = Fixture::new(None);
     let store = fx.store();
-    let err = store.pull(&fx.registry.name("web:9"), &anon(), &|_| {}).await.unwrap_err();
+    let err = store
+        .pull(&fx.registry.name("web:9"), &anon(), &|_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, ImageError::NotFound(_)), "{err:?}");
     assert!(err.to_string().contains("shoal-demo/web:9"), "{err}");
-    let err = store.ensure(&fx.registry.name("nope:1"), &anon()).await.unwrap_err();
+    let err = store
+        .ensure(&fx.registry.name("nope:1"), &anon())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ImageError::NotFound(_)), "{err:?}");
-    let err = store.resolve_digest(&fx.registry.name("web:9"), &anon()).await.unwrap_err();
+    let err = store
+        .resolve_digest(&fx.registry.name("web:9"), &anon())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ImageError::NotFound(_)), "{err:?}");
 
     // Nothing listens on this port.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let down = format!("127.0.0.1:{port}/shoal-demo/web:1");
     let err = store.pull(&down, &anon(), &|_| {}).await.unwrap_err();
     assert!(matches!(err, ImageError::Unreachable(_)), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 
-    let err = store.pull("Not A Reference", &anon(), &|_| {}).await.unwrap_err();
+    let err = store
+        .pull("Not A Reference", &anon(), &|_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, ImageError::BadReference(_)), "{err:?}");
     assert!(store.get("web").is_none());
     fx.assert_empty();
@@ -442,8 +513,15 @@ async fn private_registry_needs_credentials() {
     };
     let image = store.pull(&name, &alice, &|_| {}).await.unwrap();
     let digest = store.resolve_digest(&name, &alice).await.unwrap();
-    assert_eq!(image.repo_digest, Some(format!("{}/shoal-demo/web@{digest}", fx.registry.addr)));
-    assert_eq!(store.ensure(&name, &anon()).await.unwrap(), image, "local: no registry asked");
+    assert_eq!(
+        image.repo_digest,
+        Some(format!("{}/shoal-demo/web@{digest}", fx.registry.addr))
+    );
+    assert_eq!(
+        store.ensure(&name, &anon()).await.unwrap(),
+        image,
+        "local: no registry asked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -463,7 +541,10 @@ async fn tampered_blobs_are_refused() {
     bytes[middle] ^= 0xff;
     fs::write(&file, &bytes).unwrap();
     let err = store.pull(&name, &anon(), &|_| {}).await.unwrap_err();
-    assert!(matches!(err, ImageError::DigestMismatch { ref expected, .. } if expected == layer), "{err:?}");
+    assert!(
+        matches!(err, ImageError::DigestMismatch { ref expected, .. } if expected == layer),
+        "{err:?}"
+    );
     fx.assert_empty();
 
     // Truncated: same answer, still nothing left.
@@ -507,7 +588,10 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fn sha256(data: &[u8]) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(data);
-    format!("sha256:{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -521,12 +605,19 @@ async fn bad_layers_are_refused() {
     header.as_old_mut().name[..9].copy_from_slice(b"../escape");
     header.set_size(1);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
     header.set_cksum();
     tar.append(&header, &b"x"[..]).unwrap();
     let tar = tar.into_inner().unwrap();
     push_raw(&fx.registry, "bad/escape:1", gzip(&tar), &sha256(&tar)).await;
     let err = store
-        .pull(&format!("{}/bad/escape:1", fx.registry.addr), &anon(), &|_| {})
+        .pull(
+            &format!("{}/bad/escape:1", fx.registry.addr),
+            &anon(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::Corrupt(_)), "{err:?}");
@@ -538,24 +629,51 @@ async fn bad_layers_are_refused() {
     let mut header = tar::Header::new_gnu();
     header.set_path("hello").unwrap();
     header.set_size(2);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
     header.set_cksum();
     tar.append(&header, &b"hi"[..]).unwrap();
     let tar = tar.into_inner().unwrap();
     push_raw(&fx.registry, "bad/diffid:1", gzip(&tar), &sha256(b"other")).await;
     let err = store
-        .pull(&format!("{}/bad/diffid:1", fx.registry.addr), &anon(), &|_| {})
+        .pull(
+            &format!("{}/bad/diffid:1", fx.registry.addr),
+            &anon(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ImageError::DigestMismatch { ref actual, .. } if *actual == sha256(&tar)), "{err:?}");
+    assert!(
+        matches!(err, ImageError::DigestMismatch { ref actual, .. } if *actual == sha256(&tar)),
+        "{err:?}"
+    );
     fx.assert_empty();
 
     // Not gzip, not tar.
-    push_raw(&fx.registry, "bad/garbage:1", gzip(b"\x1f\x8bnot really"), &sha256(b"x")).await;
+    push_raw(
+        &fx.registry,
+        "bad/garbage:1",
+        gzip(b"\x1f\x8bnot really"),
+        &sha256(b"x"),
+    )
+    .await;
     let err = store
-        .pull(&format!("{}/bad/garbage:1", fx.registry.addr), &anon(), &|_| {})
+        .pull(
+            &format!("{}/bad/garbage:1", fx.registry.addr),
+            &anon(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ImageError::Corrupt(_) | ImageError::DigestMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ImageError::Corrupt(_) | ImageError::DigestMismatch { .. }
+        ),
+        "{err:?}"
+    );
     fx.assert_empty();
 }
 
@@ -563,8 +681,10 @@ async fn bad_layers_are_refused() {
 async fn image_index_picks_this_platform() {
     let fx = Fixture::new(None);
     let store = fx.store();
-    fx.registry.copy(&fx.images(), "user-1", "shoal-demo/multi:other");
-    fx.registry.copy(&fx.images(), "web-1", "shoal-demo/multi:this");
+    fx.registry
+        .copy(&fx.images(), "user-1", "shoal-demo/multi:other");
+    fx.registry
+        .copy(&fx.images(), "web-1", "shoal-demo/multi:this");
 
     let client = oci_client::Client::new(oci_client::client::ClientConfig {
         protocol: oci_client::client::ClientProtocol::Http,
@@ -573,10 +693,21 @@ async fn image_index_picks_this_platform() {
     let anon_oci = oci_client::secrets::RegistryAuth::Anonymous;
     let mut entries = Vec::new();
     for (tag, arch) in [("other", "s390x"), ("this", std::env::consts::ARCH)] {
-        let arch = if arch == "x86_64" { "amd64" } else if arch == "aarch64" { "arm64" } else { arch };
-        let reference: oci_client::Reference = fx.registry.name(&format!("multi:{tag}")).parse().unwrap();
+        let arch = if arch == "x86_64" {
+            "amd64"
+        } else if arch == "aarch64" {
+            "arm64"
+        } else {
+            arch
+        };
+        let reference: oci_client::Reference =
+            fx.registry.name(&format!("multi:{tag}")).parse().unwrap();
         let (body, digest) = client
-            .pull_manifest_raw(&reference, &anon_oci, &["application/vnd.oci.image.manifest.v1+json"])
+            .pull_manifest_raw(
+                &reference,
+                &anon_oci,
+                &["application/vnd.oci.image.manifest.v1+json"],
+            )
             .await
             .unwrap();
         entries.push(serde_json::json!({
@@ -598,7 +729,11 @@ async fn image_index_picks_this_platform() {
         .unwrap();
 
     let image = store.pull(&multi, &anon(), &|_| {}).await.unwrap();
-    assert_eq!(image.config.entrypoint, ["httpd"], "the web image is this platform's");
+    assert_eq!(
+        image.config.entrypoint,
+        ["httpd"],
+        "the web image is this platform's"
+    );
     let index_digest = store.resolve_digest(&multi, &anon()).await.unwrap();
     let repo_digest = format!("{}/shoal-demo/multi@{index_digest}", fx.registry.addr);
     assert_eq!(image.repo_digest.as_deref(), Some(repo_digest.as_str()));
@@ -636,7 +771,11 @@ async fn loads_docker_save_and_oci_layout_tarballs() {
     assert_eq!(store.get("shoal-demo/web:2").unwrap().id, web.id);
     let mnt = Overlay::mount(web, &dir.path().join("mnt"));
     assert!(!mnt.0.join("www/only-in-v1.html").exists());
-    assert!(fs::read_to_string(mnt.0.join("www/cgi-bin/index.cgi")).unwrap().contains("web v2"));
+    assert!(
+        fs::read_to_string(mnt.0.join("www/cgi-bin/index.cgi"))
+            .unwrap()
+            .contains("web v2")
+    );
     drop(mnt);
 
     // The same image as an OCI archive with a name: same id, layers kept.
@@ -646,54 +785,94 @@ async fn loads_docker_save_and_oci_layout_tarballs() {
         "copy",
         "-q",
         &format!("oci:{}:web-2", layout.display()),
-        &format!("oci-archive:{}:registry.example/shoal-demo/web:2", oci_archive.display()),
+        &format!(
+            "oci-archive:{}:registry.example/shoal-demo/web:2",
+            oci_archive.display()
+        ),
     ]));
     let again = store.load(&oci_archive).await.unwrap();
     assert_eq!(again[0].id, web.id);
     assert_eq!(again[0].layers, web.layers);
     let mut refs = again[0].references.clone();
     refs.sort();
-    assert_eq!(refs, ["docker.io/shoal-demo/web:2", "registry.example/shoal-demo/web:2"]);
+    assert_eq!(
+        refs,
+        [
+            "docker.io/shoal-demo/web:2",
+            "registry.example/shoal-demo/web:2"
+        ]
+    );
 
     // The whole layout, gzipped: four images whose tags name no
     // repository, so unnamed; found by id.
     let tarball = dir.path().join("layout.tar.gz");
-    run(Command::new("tar").arg("-czf").arg(&tarball).arg("-C").arg(&layout).arg("."));
+    run(Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&layout)
+        .arg("."));
     let all = store.load(&tarball).await.unwrap();
     assert_eq!(all.len(), 4);
     for image in &all {
         assert_eq!(store.get(&image.id).unwrap().id, image.id);
     }
     assert_eq!(store.list().len(), 4);
-    assert_eq!(fs::read_dir(dir.path().join("store/layers")).unwrap().count(), 6);
+    assert_eq!(
+        fs::read_dir(dir.path().join("store/layers"))
+            .unwrap()
+            .count(),
+        6
+    );
 
     // Not an image tarball.
     let junk = dir.path().join("junk.tar");
-    run(Command::new("tar").arg("-cf").arg(&junk).arg("-C").arg(&images).arg("."));
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&junk)
+        .arg("-C")
+        .arg(&images)
+        .arg("."));
     fs::write(dir.path().join("plain.txt"), "hello").unwrap();
     for bad in [junk, dir.path().join("plain.txt")] {
         let err = store.load(&bad).await.unwrap_err();
         assert!(matches!(err, ImageError::Corrupt(_)), "{err:?}");
     }
-    assert_eq!(fs::read_dir(dir.path().join("store/tmp")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("store/tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn remove_and_prune_respect_in_use() {
     let fx = Fixture::new(None);
     let store = fx.store();
-    let web1 = store.pull(&fx.registry.name("web:1"), &anon(), &|_| {}).await.unwrap();
-    let web2 = store.pull(&fx.registry.name("web:2"), &anon(), &|_| {}).await.unwrap();
-    let busybox = store.pull(&fx.registry.name("busybox:1"), &anon(), &|_| {}).await.unwrap();
+    let web1 = store
+        .pull(&fx.registry.name("web:1"), &anon(), &|_| {})
+        .await
+        .unwrap();
+    let web2 = store
+        .pull(&fx.registry.name("web:2"), &anon(), &|_| {})
+        .await
+        .unwrap();
+    let busybox = store
+        .pull(&fx.registry.name("busybox:1"), &anon(), &|_| {})
+        .await
+        .unwrap();
     // The same image under a second name.
     let localhost = fx.registry.name("web:1").replace("127.0.0.1", "localhost");
     let alias = store.pull(&localhost, &anon(), &|_| {}).await.unwrap();
     assert_eq!(alias.id, web1.id);
     assert_eq!(store.get(&web1.id).unwrap().references.len(), 2);
 
-    let err = store.remove(&fx.registry.name("web:2"), &|_| true).unwrap_err();
+    let err = store
+        .remove(&fx.registry.name("web:2"), &|_| true)
+        .unwrap_err();
     assert!(matches!(err, ImageError::InUse(_)), "{err:?}");
-    let removed = store.remove(&fx.registry.name("web:2"), &|_| false).unwrap();
+    let removed = store
+        .remove(&fx.registry.name("web:2"), &|_| false)
+        .unwrap();
     assert_eq!(removed.id, web2.id);
     assert!(store.get(&web2.id).is_none());
     // web:2's own layers went, the shared ones stayed.
@@ -707,7 +886,10 @@ async fn remove_and_prune_respect_in_use() {
     // One of two names: untagged only, even "in use".
     let untagged = store.remove(&localhost, &|_| true).unwrap();
     assert_eq!(untagged.id, web1.id);
-    assert_eq!(store.get(&web1.id).unwrap().references, [fx.registry.name("web:1")]);
+    assert_eq!(
+        store.get(&web1.id).unwrap().references,
+        [fx.registry.name("web:1")]
+    );
     let err = store.remove("sha256:0000", &|_| false).unwrap_err();
     assert!(matches!(err, ImageError::NotFound(_)), "{err:?}");
 
@@ -715,7 +897,10 @@ async fn remove_and_prune_respect_in_use() {
     let pruned = store.prune(&|i: &Image| i.id == busybox.id).unwrap();
     assert_eq!(pruned.iter().map(|i| &i.id).collect::<Vec<_>>(), [&web1.id]);
     assert_eq!(store.list(), [store.get(&busybox.id).unwrap()]);
-    let layers: Vec<_> = fs::read_dir(fx.root().join("layers")).unwrap().map(|e| e.unwrap().path()).collect();
+    let layers: Vec<_> = fs::read_dir(fx.root().join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(layers, busybox.layers);
 
     assert_eq!(store.prune(&|_| false).unwrap().len(), 1);
@@ -738,7 +923,7 @@ async fn reopen_finds_everything_again() {
     fx.reopen();
     let store = fx.store();
     assert_eq!(fs::read_dir(fx.root().join("tmp")).unwrap().count(), 0);
-    assert_eq!(store.list(), [web.clone()]);
+    assert_eq!(store.list(), std::slice::from_ref(&web));
     assert_eq!(store.get(&name).unwrap(), web);
     assert_eq!(store.get(&web.id).unwrap(), web);
     assert_eq!(store.get(&web.id["sha256:".len()..][..12]).unwrap(), web);
@@ -746,8 +931,18 @@ async fn reopen_finds_everything_again() {
     assert!(store.get("web").is_none());
 
     // A tag known locally is used without asking the registry.
-    let gets = fx.registry.log_text().lines().filter(|l| l.contains("\"GET /v2/")).count();
+    let gets = fx
+        .registry
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("\"GET /v2/"))
+        .count();
     assert_eq!(store.ensure(&name, &anon()).await.unwrap(), web);
-    let after = fx.registry.log_text().lines().filter(|l| l.contains("\"GET /v2/")).count();
+    let after = fx
+        .registry
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("\"GET /v2/"))
+        .count();
     assert_eq!(gets, after);
 }

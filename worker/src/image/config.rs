@@ -6,7 +6,7 @@ use std::time::Duration;
 use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
-use super::{digest_hex, ImageConfig, ImageError, ImageHealthcheck};
+use super::{ImageConfig, ImageError, ImageHealthcheck, digest_hex};
 
 /// An image config blob, parsed.
 pub(crate) struct ParsedConfig {
@@ -136,11 +136,15 @@ mod tests {
 
     #[test]
     fn minimal_and_bad_configs() {
-        let minimal = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let minimal =
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
         let parsed = parse(minimal.as_bytes()).unwrap();
         assert_eq!(parsed.config, ImageConfig::default());
         assert!(matches!(parse(b"not json"), Err(ImageError::Corrupt(_))));
         let escaping = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:../../x"]}}"#;
-        assert!(matches!(parse(escaping.as_bytes()), Err(ImageError::Corrupt(_))));
+        assert!(matches!(
+            parse(escaping.as_bytes()),
+            Err(ImageError::Corrupt(_))
+        ));
     }
 }

@@ -10,17 +10,20 @@ use std::path::{Component, Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use oci_client::manifest::{
-    OciImageIndex, OciImageManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OciImageIndex, OciImageManifest,
 };
 use serde::Deserialize;
 
 use super::pull::{is_tar, pick_platform};
 use super::reference;
 use super::store::{Record, TmpPath};
-use super::{config, digest_hex, io_err, sha256_digest, Image, ImageError, ImageStore};
+use super::{Image, ImageError, ImageStore, config, digest_hex, io_err, sha256_digest};
 
 /// Names in an OCI layout's index, most specific first.
-const NAME_ANNOTATIONS: &[&str] = &["io.containerd.image.name", "org.opencontainers.image.ref.name"];
+const NAME_ANNOTATIONS: &[&str] = &[
+    "io.containerd.image.name",
+    "org.opencontainers.image.ref.name",
+];
 
 /// One image found in the tarball.
 struct Source {
@@ -111,9 +114,7 @@ impl ImageStore {
 /// Extracts a (maybe gzipped) tarball; tar-rs keeps entries inside `dest`.
 fn extract(tarball: &Path, dest: &Path) -> Result<(), ImageError> {
     let bad = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-            io_err("reading", e)
-        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => io_err("reading", e),
         _ => ImageError::Corrupt(format!("not a readable tarball: {e}")),
     };
     let file = File::open(tarball).map_err(|e| io_err("opening", e))?;
@@ -164,7 +165,9 @@ fn oci_sources(dir: &Path) -> Result<Vec<Source>, ImageError> {
         {
             let nested: OciImageIndex = parse(&digest, &blob(dir, &digest)?)?;
             digest = pick_platform(&nested.manifests)
-                .ok_or_else(|| ImageError::Unsupported(format!("{digest}: no image for this platform")))?
+                .ok_or_else(|| {
+                    ImageError::Unsupported(format!("{digest}: no image for this platform"))
+                })?
                 .digest
                 .clone();
         }
@@ -262,7 +265,10 @@ mod tests {
         assert!(inside(tmp.path(), "a").is_ok());
         assert!(inside(tmp.path(), "./in").is_ok());
         for bad in ["../a", "/etc/hostname", "out"] {
-            assert!(matches!(inside(tmp.path(), bad), Err(ImageError::Corrupt(_))), "{bad}");
+            assert!(
+                matches!(inside(tmp.path(), bad), Err(ImageError::Corrupt(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -72,7 +72,10 @@ impl std::fmt::Debug for RegistryAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryAuth")
             .field("username", &self.username)
-            .field("password", &if self.password.is_empty() { "" } else { "***" })
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
             .finish()
     }
 }
@@ -275,7 +278,10 @@ mod tests {
             password: "hunter2".into(),
         };
         let shown = format!("{auth:?}");
-        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

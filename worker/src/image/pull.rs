@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
 use futures_util::StreamExt;
+use futures_util::future::try_join_all;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
-    ImageIndexEntry, OciDescriptor, OciImageManifest, OciManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE,
-    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageIndexEntry,
+    OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, OciManifest,
 };
 use oci_client::{Client, Reference};
 use oci_spec::image::{Arch, Os};
@@ -21,8 +21,8 @@ use tracing::debug;
 
 use super::reference::{self, is_insecure, repo_digest, tag_name};
 use super::store::Record;
-use super::{config, digest_hex, hex, io_err, sha256_digest};
 use super::{Image, ImageError, ImageStore, PullProgress, RegistryAuth};
+use super::{config, digest_hex, hex, io_err, sha256_digest};
 
 /// The manifest kinds asked for: Docker v2 schema 2 and OCI, single and
 /// multi-platform.
@@ -148,9 +148,9 @@ impl ImageStore {
 
         let _pinned = self.pin(&diff_ids);
         let layers = manifest.layers.iter().zip(&diff_ids);
-        let sizes = try_join_all(layers.map(|(desc, diff_id)| {
-            self.pull_layer(&client, r, desc, diff_id, progress)
-        }))
+        let sizes = try_join_all(
+            layers.map(|(desc, diff_id)| self.pull_layer(&client, r, desc, diff_id, progress)),
+        )
         .await?;
 
         let record = Record {
@@ -248,7 +248,10 @@ impl ImageStore {
         desc: &OciDescriptor,
     ) -> Result<Vec<u8>, ImageError> {
         if u64::try_from(desc.size).unwrap_or(u64::MAX) > MAX_CONFIG {
-            return Err(ImageError::Corrupt(format!("{}: config too large", r.whole())));
+            return Err(ImageError::Corrupt(format!(
+                "{}: config too large",
+                r.whole()
+            )));
         }
         let mut bytes = Vec::new();
         self.download(client, r, desc, &mut bytes, &|_| {}).await?;

@@ -11,9 +11,14 @@ use super::{ImageError, RegistryConfig};
 /// Parses a reference; Docker Hub and `:latest` are filled in.
 pub(crate) fn parse(reference: &str) -> Result<Reference, ImageError> {
     let reference = reference.trim();
-    reference
-        .parse::<Reference>()
-        .map_err(|_| ImageError::BadReference(reference.to_string()))
+    let bad = || ImageError::BadReference(reference.to_string());
+    let parsed = reference.parse::<Reference>().map_err(|_| bad())?;
+    // The grammar lets "UPPER/x" through as a registry host; Docker Hub
+    // then makes it a repository, which must be lowercase.
+    if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad());
+    }
+    Ok(parsed)
 }
 
 /// The normal form of a reference: `registry/repository[:tag][@digest]`,
@@ -24,7 +29,11 @@ pub fn normalize(reference: &str) -> Result<String, ImageError> {
 
 /// `registry/repository@digest`: the repo-digest form, without any tag.
 pub(crate) fn repo_digest(reference: &Reference, digest: &str) -> String {
-    format!("{}/{}@{digest}", reference.registry(), reference.repository())
+    format!(
+        "{}/{}@{digest}",
+        reference.registry(),
+        reference.repository()
+    )
 }
 
 /// `registry/repository:tag`, when the reference has a tag and no digest:
@@ -99,12 +108,21 @@ mod tests {
         assert_eq!(n("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(n("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(n("library/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(n("index.docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            n("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(n("bitnami/redis:7"), "docker.io/bitnami/redis:7");
-        assert_eq!(n("198.18.0.1:5000/demo/web:1"), "198.18.0.1:5000/demo/web:1");
+        assert_eq!(
+            n("198.18.0.1:5000/demo/web:1"),
+            "198.18.0.1:5000/demo/web:1"
+        );
         assert_eq!(n("localhost/web"), "localhost/web:latest");
         assert_eq!(n(" ghcr.io/a/b "), "ghcr.io/a/b:latest");
-        assert_eq!(n(&format!("busybox@{D}")), format!("docker.io/library/busybox@{D}"));
+        assert_eq!(
+            n(&format!("busybox@{D}")),
+            format!("docker.io/library/busybox@{D}")
+        );
         assert_eq!(
             n(&format!("nginx:1.25@{D}")),
             format!("docker.io/library/nginx:1.25@{D}")

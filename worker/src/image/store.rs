@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::reference::{self, repo_digest};
 use super::unpack::unpack_layer;
-use super::{digest_hex, io_err, Image, ImageConfig, ImageError, RegistryConfig};
+use super::{Image, ImageConfig, ImageError, RegistryConfig, digest_hex, io_err};
 
 /// A node-local, content-addressed image store (see the module docs).
 /// `Send + Sync`: share it behind an `Arc`. One store per root: a second
@@ -96,9 +96,8 @@ impl ImageStore {
         }
         let names_path = root.join("names.json");
         if let Ok(bytes) = fs::read(&names_path) {
-            state.names = serde_json::from_slice(&bytes).map_err(|e| {
-                ImageError::Corrupt(format!("{}: {e}", names_path.display()))
-            })?;
+            state.names = serde_json::from_slice(&bytes)
+                .map_err(|e| ImageError::Corrupt(format!("{}: {e}", names_path.display())))?;
         }
         let store = ImageStore {
             root,
@@ -301,7 +300,11 @@ impl ImageStore {
             let unpacked = unpack_layer(blob.as_ref(), tmp.path())?;
             for (what, expected, actual) in [
                 ("blob", blob_digest.as_deref(), &unpacked.blob_digest),
-                ("uncompressed layer (diff_id)", Some(diff_id.as_str()), &unpacked.diff_id),
+                (
+                    "uncompressed layer (diff_id)",
+                    Some(diff_id.as_str()),
+                    &unpacked.diff_id,
+                ),
             ] {
                 if let Some(expected) = expected.filter(|e| e != actual) {
                     return Err(ImageError::DigestMismatch {
@@ -474,10 +477,10 @@ impl AsRef<Path> for TmpPath {
 
 impl Drop for TmpPath {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            if let Err(e) = remove_path(&path) {
-                warn!(path = %path.display(), error = %e, "cannot remove a temporary path");
-            }
+        if let Some(path) = self.0.take()
+            && let Err(e) = remove_path(&path)
+        {
+            warn!(path = %path.display(), error = %e, "cannot remove a temporary path");
         }
     }
 }
@@ -514,7 +517,10 @@ impl Drop for KeyGuard<'_> {
         let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
         drop(self.guard.take());
         // No one else holds or waits for it: only the map's Arc is left.
-        if map.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
             map.remove(&self.key);
         }
     }
@@ -565,9 +571,10 @@ fn used_or_pinned(state: &State, diff_id: &str) -> bool {
 fn record_is_sane(root: &Path, record: &Record) -> bool {
     digest_hex(&record.id).is_some()
         && record.diff_ids.len() == record.layer_sizes.len()
-        && record.diff_ids.iter().all(|d| {
-            digest_hex(d).is_some_and(|hex| root.join("layers").join(hex).is_dir())
-        })
+        && record
+            .diff_ids
+            .iter()
+            .all(|d| digest_hex(d).is_some_and(|hex| root.join("layers").join(hex).is_dir()))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {

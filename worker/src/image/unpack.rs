@@ -22,12 +22,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags, makedev, mknod, utimensat};
 use nix::sys::time::TimeSpec;
 use sha2::{Digest as _, Sha256};
 use tar::{Archive, EntryType, Header};
 
-use super::{hex, ImageError};
+use super::{ImageError, hex};
 
 /// What unpacking a layer found.
 #[derive(Debug)]
@@ -90,7 +90,10 @@ fn unpack_entries<R: Read>(archive: &mut Archive<R>, dest: &Path) -> Result<u64,
     // Directory mtimes are set last: creating their children changes them.
     let mut dirs = Vec::new();
     let mut size = 0;
-    for entry in archive.entries().map_err(|e| fail("reading the layer", e))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| fail("reading the layer", e))?
+    {
         let mut entry = entry.map_err(|e| fail("reading the layer", e))?;
         let raw = entry
             .path()
@@ -128,8 +131,8 @@ fn unpack_entries<R: Read>(archive: &mut Archive<R>, dest: &Path) -> Result<u64,
                     .link_name()
                     .map_err(|e| fail("reading the layer", e))?
                     .ok_or_else(|| corrupt(&what(), "hardlink without a target"))?;
-                let target = inside(&link)?
-                    .ok_or_else(|| corrupt(&what(), "hardlink to the layer root"))?;
+                let target =
+                    inside(&link)?.ok_or_else(|| corrupt(&what(), "hardlink to the layer root"))?;
                 check_parents(dest, &target)?;
                 let target = dest.join(target);
                 match fs::symlink_metadata(&target) {
@@ -162,7 +165,10 @@ fn unpack_entries<R: Read>(archive: &mut Archive<R>, dest: &Path) -> Result<u64,
                 }
             }
             other => {
-                return Err(corrupt(&what(), &format!("unsupported entry type {other:?}")));
+                return Err(corrupt(
+                    &what(),
+                    &format!("unsupported entry type {other:?}"),
+                ));
             }
         }
     }
@@ -183,7 +189,10 @@ fn inside(path: &Path) -> Result<Option<PathBuf>, ImageError> {
             Component::CurDir => {}
             Component::RootDir | Component::Prefix(_) => absolute = true,
             Component::ParentDir => {
-                return Err(corrupt(&path.display().to_string(), "path escapes the layer"));
+                return Err(corrupt(
+                    &path.display().to_string(),
+                    "path escapes the layer",
+                ));
             }
         }
     }
@@ -203,10 +212,16 @@ fn check_parents(dest: &Path, rel: &Path) -> Result<(), ImageError> {
         at.push(part);
         match fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(corrupt(&rel.display().to_string(), "path goes through a symlink"));
+                return Err(corrupt(
+                    &rel.display().to_string(),
+                    "path goes through a symlink",
+                ));
             }
             Ok(meta) if !meta.is_dir() => {
-                return Err(corrupt(&rel.display().to_string(), "parent is not a directory"));
+                return Err(corrupt(
+                    &rel.display().to_string(),
+                    "parent is not a directory",
+                ));
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -233,8 +248,7 @@ fn whiteout(dest: &Path, rel: &Path, hidden: &[u8]) -> Result<(), ImageError> {
     }
     let target = parent.join(OsStr::from_bytes(hidden));
     remove_any(&target)?;
-    mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-        .map_err(|e| fail(&what, e.into()))
+    mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| fail(&what, e.into()))
 }
 
 fn unpack_in<R: Read>(
@@ -244,7 +258,10 @@ fn unpack_in<R: Read>(
 ) -> Result<(), ImageError> {
     match entry.unpack_in(dest) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(corrupt(&rel.display().to_string(), "path escapes the layer")),
+        Ok(false) => Err(corrupt(
+            &rel.display().to_string(),
+            "path escapes the layer",
+        )),
         Err(e) => Err(fail(&rel.display().to_string(), e)),
     }
 }
@@ -262,22 +279,32 @@ fn special(path: &Path, header: &Header) -> Result<(), ImageError> {
         Err(e) => Err(corrupt(&what(), &e.to_string())),
     };
     let (major, minor) = if dev {
-        (number(header.device_major())?, number(header.device_minor())?)
+        (
+            number(header.device_major())?,
+            number(header.device_minor())?,
+        )
     } else {
         (0, 0)
     };
-    mknod(path, kind, Mode::empty(), makedev(major.into(), minor.into()))
-        .map_err(|e| fail(&what(), e.into()))
+    mknod(
+        path,
+        kind,
+        Mode::empty(),
+        makedev(major.into(), minor.into()),
+    )
+    .map_err(|e| fail(&what(), e.into()))
 }
 
 /// Owner, then mode (chown clears setuid bits), then maybe mtime.
 fn set_metadata(path: &Path, header: &Header, mtime: bool) -> Result<(), ImageError> {
     use std::os::unix::fs::PermissionsExt;
     let what = || path.display().to_string();
-    let (uid, gid, mode) = (|| Ok::<_, io::Error>((header.uid()?, header.gid()?, header.mode()?)))()
-        .map_err(|e| fail(&what(), e))?;
+    let (uid, gid, mode) =
+        (|| Ok::<_, io::Error>((header.uid()?, header.gid()?, header.mode()?)))()
+            .map_err(|e| fail(&what(), e))?;
     let id = |v: u64| u32::try_from(v).map_err(|_| corrupt(&what(), "uid/gid out of range"));
-    std::os::unix::fs::lchown(path, Some(id(uid)?), Some(id(gid)?)).map_err(|e| fail(&what(), e))?;
+    std::os::unix::fs::lchown(path, Some(id(uid)?), Some(id(gid)?))
+        .map_err(|e| fail(&what(), e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| fail(&what(), e))?;
     if mtime {
@@ -302,7 +329,9 @@ fn set_mtime(path: &Path, header: &Header) -> Result<(), ImageError> {
 }
 
 /// `SCHILY.xattr.<name>` PAX records (file capabilities and the like).
-fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
+fn pax_xattrs<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
     let mut xattrs = Vec::new();
     if let Some(extensions) = entry
         .pax_extensions()
@@ -374,20 +403,39 @@ fn corrupt(what: &str, why: &str) -> ImageError {
     ImageError::Corrupt(format!("bad layer: {what}: {why}"))
 }
 
-/// An I/O error while unpacking: bad data is `Corrupt`, the rest `Io`.
+/// An error while unpacking: `Io` when the system failed (the error has
+/// an errno somewhere: disk full, permissions), else the data is `Corrupt`
+/// (bad gzip, bad tar headers, truncation).
 fn fail(what: &str, err: io::Error) -> ImageError {
-    match err.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
-            corrupt(what, &chain(&err))
-        }
-        _ => ImageError::Io(format!("unpacking {what}: {}", chain(&err))),
+    if from_os(&err) {
+        ImageError::Io(format!("unpacking {what}: {}", chain(&err)))
+    } else {
+        corrupt(what, &chain(&err))
     }
 }
 
+fn from_os(err: &io::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if io.raw_os_error().is_some() {
+                return true;
+            }
+            // A wrapped error (tar-rs' TarError) is the io::Error's payload.
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// An error and its causes (tar-rs wraps the one that matters).
-fn chain(err: &dyn std::error::Error) -> String {
+fn chain(err: &io::Error) -> String {
     let mut text = err.to_string();
-    let mut source = err.source();
+    let mut source = err.get_ref().and_then(|e| e.source());
     while let Some(cause) = source {
         text = format!("{text}: {cause}");
         source = cause.source();
@@ -481,7 +529,11 @@ mod tests {
             h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
             h.set_entry_type(kind);
             h.set_size(data.len() as u64);
-            h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             h.set_uid(1000);
             h.set_gid(1001);
             h.set_mtime(1_000_000);
@@ -510,7 +562,8 @@ mod tests {
             use std::io::Write;
             let tar = self.0.into_inner().unwrap();
             let path = dir.join("layer.tar.gz");
-            let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), Default::default());
+            let mut gz =
+                flate2::write::GzEncoder::new(File::create(&path).unwrap(), Default::default());
             gz.write_all(&tar).unwrap();
             gz.finish().unwrap();
             path
@@ -532,7 +585,12 @@ mod tests {
         let mut buf = [0u8; 64];
         // SAFETY: valid NUL-terminated strings and a buffer of buf.len() bytes.
         let n = unsafe {
-            libc::lgetxattr(c_path.as_ptr(), c_name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            libc::lgetxattr(
+                c_path.as_ptr(),
+                c_name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         };
         (n >= 0).then(|| buf[..n as usize].to_vec())
     }
@@ -553,13 +611,27 @@ mod tests {
         let motd = fs::symlink_metadata(layer.join("etc/motd")).unwrap();
         assert!(motd.file_type().is_char_device(), "{motd:?}");
         assert_eq!(motd.rdev(), 0);
-        assert!(fs::symlink_metadata(layer.join("var/lib/gone")).unwrap().file_type().is_char_device());
-        assert_eq!(xattr(&layer.join("etc"), "trusted.overlay.opaque").as_deref(), Some(&b"y"[..]));
-        assert_eq!(xattr(&layer.join("var/lib"), "trusted.overlay.opaque"), None);
+        assert!(
+            fs::symlink_metadata(layer.join("var/lib/gone"))
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(
+            xattr(&layer.join("etc"), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(
+            xattr(&layer.join("var/lib"), "trusted.overlay.opaque"),
+            None
+        );
         assert!(!layer.join("etc/.wh.motd").exists() && !layer.join(".wh..wh.plnk").exists());
         assert_eq!(unpacked.size, 22);
         let passwd = fs::metadata(layer.join("etc/passwd")).unwrap();
-        assert_eq!((passwd.uid(), passwd.gid(), passwd.mode() & 0o7777), (1000, 1001, 0o644));
+        assert_eq!(
+            (passwd.uid(), passwd.gid(), passwd.mode() & 0o7777),
+            (1000, 1001, 0o644)
+        );
         assert_eq!(passwd.mtime(), 1_000_000);
         assert_eq!(fs::metadata(layer.join("etc")).unwrap().mtime(), 1_000_000);
     }
@@ -605,9 +677,18 @@ mod tests {
             fs::metadata(layer.join("bin/sh")).unwrap(),
         );
         assert_eq!(a.ino(), b.ino());
-        assert_eq!(fs::read_link(layer.join("bin/ls")).unwrap(), Path::new("busybox"));
-        assert_eq!(fs::read_link(layer.join("bin/abs")).unwrap(), Path::new("/etc/shadow"));
-        assert_eq!(fs::symlink_metadata(layer.join("bin/ls")).unwrap().uid(), 1000);
+        assert_eq!(
+            fs::read_link(layer.join("bin/ls")).unwrap(),
+            Path::new("busybox")
+        );
+        assert_eq!(
+            fs::read_link(layer.join("bin/abs")).unwrap(),
+            Path::new("/etc/shadow")
+        );
+        assert_eq!(
+            fs::symlink_metadata(layer.join("bin/ls")).unwrap().uid(),
+            1000
+        );
         let null = fs::symlink_metadata(layer.join("dev/null")).unwrap();
         assert!(null.file_type().is_char_device());
         assert_eq!(null.rdev(), makedev(1, 3));
@@ -636,7 +717,10 @@ mod tests {
         ];
         for (i, tar) in cases.into_iter().enumerate() {
             let (tmp, result) = unpack(tar);
-            assert!(matches!(result, Err(ImageError::Corrupt(_))), "case {i}: {result:?}");
+            assert!(
+                matches!(result, Err(ImageError::Corrupt(_))),
+                "case {i}: {result:?}"
+            );
             assert!(!tmp.path().join("evil").exists());
         }
     }
@@ -648,9 +732,19 @@ mod tests {
         fs::create_dir(&dest).unwrap();
         let blob = tmp.path().join("blob");
         // A gzip header followed by junk.
-        fs::write(&blob, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7]).unwrap();
-        assert!(matches!(unpack_layer(&blob, &dest), Err(ImageError::Corrupt(_))));
+        fs::write(
+            &blob,
+            [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7],
+        )
+        .unwrap();
+        assert!(matches!(
+            unpack_layer(&blob, &dest),
+            Err(ImageError::Corrupt(_))
+        ));
         fs::write(&blob, [0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap();
-        assert!(matches!(unpack_layer(&blob, &dest), Err(ImageError::Unsupported(_))));
+        assert!(matches!(
+            unpack_layer(&blob, &dest),
+            Err(ImageError::Unsupported(_))
+        ));
     }
 }

@@ -378,9 +378,9 @@ pub const ULIMIT_NAMES: &[&str] = &[
 /// `nofile=1024:2048` (`NAME=SOFT[:HARD]`; a single value is both, `-1`
 /// is unlimited), as `docker service create --ulimit` reads it.
 pub fn ulimit(s: &str) -> Result<Ulimit, String> {
-    let (name, limits) = s
-        .split_once('=')
-        .ok_or_else(|| format!("invalid ulimit {s:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048"))?;
+    let (name, limits) = s.split_once('=').ok_or_else(|| {
+        format!("invalid ulimit {s:?}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")
+    })?;
     let number = |v: &str| {
         v.trim()
             .parse::<i64>()
@@ -430,9 +430,9 @@ pub fn key_of(s: &str) -> &str {
 
 /// `KEY=VALUE` of `--sysctl`: a dotted kernel parameter and its value.
 pub fn sysctl(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("invalid sysctl {s:?}: expected KEY=VALUE, e.g. net.core.somaxconn=1024"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        format!("invalid sysctl {s:?}: expected KEY=VALUE, e.g. net.core.somaxconn=1024")
+    })?;
     check_sysctl(k, v).map_err(|e| format!("invalid sysctl {s:?}: {e}"))?;
     Ok((k.to_string(), v.to_string()))
 }

@@ -418,9 +418,7 @@ fn volume(at: At<'_>, p: &Project) -> Result<Mount> {
         }
     } as i32;
     if kind != "volume" && (volume_section || m.volume_nocopy) {
-        return Err(at.err(format!(
-            "volume options are incompatible with type {kind}"
-        )));
+        return Err(at.err(format!("volume options are incompatible with type {kind}")));
     }
     if kind == "bind" && !m.source.starts_with('/') {
         m.source = base.join(&m.source).to_string_lossy().into_owned();

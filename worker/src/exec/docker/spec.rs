@@ -466,7 +466,10 @@ mod tests {
         let mounts = hc.mounts.unwrap_or_default();
         let vo = mounts[0].volume_options.clone().unwrap_or_default();
         assert_eq!(vo.no_copy, Some(true));
-        assert_eq!(vo.labels.unwrap_or_default()["com.docker.stack.namespace"], "app");
+        assert_eq!(
+            vo.labels.unwrap_or_default()["com.docker.stack.namespace"],
+            "app"
+        );
         let driver = vo.driver_config.unwrap_or_default();
         assert_eq!(driver.name.as_deref(), Some("local"));
         assert_eq!(driver.options.unwrap_or_default()["type"], "tmpfs");

@@ -145,7 +145,11 @@ mod tests {
             ..Default::default()
         };
         let p = plan(&command, &image(), "h", PASSWD, GROUP).unwrap();
-        assert_eq!(p.argv, ["sh", "-c"], "the image's Cmd goes with its Entrypoint");
+        assert_eq!(
+            p.argv,
+            ["sh", "-c"],
+            "the image's Cmd goes with its Entrypoint"
+        );
     }
 
     #[test]
@@ -178,8 +182,14 @@ mod tests {
         };
         let p = plan(&numeric, &image(), "h", "", "").unwrap();
         assert_eq!((p.uid, p.gid), (4242, 4243));
-        let err = plan(&ContainerSpec::default(), &ImageConfig::default(), "h", "", "")
-            .unwrap_err();
+        let err = plan(
+            &ContainerSpec::default(),
+            &ImageConfig::default(),
+            "h",
+            "",
+            "",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no Entrypoint or Cmd"), "{err}");
     }
 }

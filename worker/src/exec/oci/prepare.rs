@@ -10,7 +10,7 @@ use super::container::{ContainerDirs, SPEC_FILE};
 use super::defaults;
 use super::plan::plan;
 use super::rootfs::Rootfs;
-use super::spec::{Confinement, runtime_spec};
+use super::spec::{self, Confinement, runtime_spec};
 use crate::exec::process::cgroup::Cgroups;
 use crate::exec::process::config::{Bind, TaskConfig, TaskDir, TaskImage};
 use crate::exec::process::{base_sandbox, files, limits};
@@ -40,7 +40,21 @@ pub fn prepare(
     } else {
         spec.hostname.clone()
     };
-    let task_files = with_name_files(&run.files, &hostname);
+    let capabilities =
+        defaults::capabilities(&spec.cap_add, &spec.cap_drop).map_err(ExecError::Rejected)?;
+    let mut ulimits = Vec::new();
+    for u in &spec.ulimits {
+        if spec::rlimit_type(&u.name).is_none() {
+            return Err(ExecError::Rejected(format!("unknown ulimit {:?}", u.name)));
+        }
+        ulimits.push((u.name.clone(), u.soft.max(0) as u64, u.hard.max(0) as u64));
+    }
+    let sysctls: Vec<(String, String)> = spec
+        .sysctls
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let task_files = with_name_files(&run.files, &hostname, &spec.hosts);
     let limits = limits(run, defaults::DEFAULT_PIDS_LIMIT);
     let cgroup_dirs = base_sandbox(dir, cgroups, &task.id, &task_files, limits)?;
 
@@ -62,16 +76,12 @@ pub fn prepare(
             target: f.path.clone(),
         })
         .collect();
-    let capabilities: Vec<String> = defaults::DEFAULT_CAPABILITIES
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
     let runtime = runtime_spec(
         &plan,
         &Confinement {
             hostname: &hostname,
             rootfs: &rootfs.root(),
-            read_only: false,
+            read_only: spec.read_only,
             netns: &dir.netns(),
             cgroups_path: &cgroups.path(&task.id),
             capabilities: &capabilities,
@@ -79,6 +89,8 @@ pub fn prepare(
             memory_bytes: limits.memory_bytes,
             nano_cpus: limits.nano_cpus,
             pids: limits.pids,
+            ulimits: &ulimits,
+            sysctls: &sysctls,
         },
     );
     let dirs = ContainerDirs::new(dir.path());
@@ -109,13 +121,19 @@ pub fn prepare(
     })
 }
 
-/// The task's files plus `/etc/hostname` and `/etc/hosts`, as Docker gives
-/// every container (unless a config already targets them).
-fn with_name_files(files: &[TaskFile], hostname: &str) -> Vec<TaskFile> {
+/// The task's files plus `/etc/hostname` and `/etc/hosts` (with the
+/// service's `--host` lines, "IP name..."), as Docker gives every container
+/// (unless a config already targets them).
+fn with_name_files(files: &[TaskFile], hostname: &str, hosts: &[String]) -> Vec<TaskFile> {
     let mut out = files.to_vec();
+    let mut etc_hosts = HOSTS.to_string();
+    for line in hosts {
+        etc_hosts.push_str(&line.split_whitespace().collect::<Vec<_>>().join("\t"));
+        etc_hosts.push('\n');
+    }
     for (path, data) in [
         ("/etc/hostname", format!("{hostname}\n")),
-        ("/etc/hosts", HOSTS.to_string()),
+        ("/etc/hosts", etc_hosts),
     ] {
         if !out.iter().any(|f| f.path == std::path::Path::new(path)) {
             out.push(TaskFile {

@@ -9,7 +9,7 @@ use std::str::FromStr as _;
 
 use oci_spec::runtime::{
     Capability, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids,
-    LinuxResources, Mount, Spec, User,
+    LinuxResources, Mount, PosixRlimitBuilder, PosixRlimitType, Spec, User,
 };
 
 use super::defaults;
@@ -41,6 +41,34 @@ pub struct Confinement<'a> {
     pub nano_cpus: i64,
     /// Process limit.
     pub pids: i64,
+    /// `--ulimit`s: (name as Docker spells it, soft, hard).
+    pub ulimits: &'a [(String, u64, u64)],
+    /// `--sysctl`s, over Docker's defaults for a task's own network.
+    pub sysctls: &'a [(String, String)],
+}
+
+/// The rlimit a Docker `--ulimit` name sets (`nofile` → RLIMIT_NOFILE).
+pub fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
+    use PosixRlimitType::*;
+    Some(match name {
+        "core" => RlimitCore,
+        "cpu" => RlimitCpu,
+        "data" => RlimitData,
+        "fsize" => RlimitFsize,
+        "locks" => RlimitLocks,
+        "memlock" => RlimitMemlock,
+        "msgqueue" => RlimitMsgqueue,
+        "nice" => RlimitNice,
+        "nofile" => RlimitNofile,
+        "nproc" => RlimitNproc,
+        "rss" => RlimitRss,
+        "rtprio" => RlimitRtprio,
+        "rttime" => RlimitRttime,
+        "sigpending" => RlimitSigpending,
+        "stack" => RlimitStack,
+        "as" => RlimitAs,
+        _ => return None,
+    })
 }
 
 /// The runtime spec of `plan` confined by `c`.
@@ -53,10 +81,12 @@ pub fn runtime_spec(plan: &Plan, c: &Confinement<'_>) -> Spec {
     root.set_readonly(Some(c.read_only));
     spec.set_root(Some(root));
 
+    // oci-spec parses names without the `CAP_` prefix; the set is already
+    // checked by `defaults::capabilities`, so an unknown name cannot occur.
     let caps: HashSet<Capability> = c
         .capabilities
         .iter()
-        .filter_map(|n| Capability::from_str(n).ok())
+        .filter_map(|n| Capability::from_str(n.trim_start_matches("CAP_")).ok())
         .collect();
     let mut capabilities = oci_spec::runtime::LinuxCapabilities::default();
     capabilities.set_bounding(Some(caps.clone()));
@@ -81,7 +111,19 @@ pub fn runtime_spec(plan: &Plan, c: &Confinement<'_>) -> Spec {
     process.set_capabilities(Some(capabilities));
     process.set_no_new_privileges(Some(true));
     // None by default, as Docker: the task inherits the daemon's.
-    process.set_rlimits(Some(defaults::default_rlimits()));
+    let mut rlimits = defaults::default_rlimits();
+    for (name, soft, hard) in c.ulimits {
+        let limit = rlimit_type(name).and_then(|typ| {
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(*soft)
+                .hard(*hard)
+                .build()
+                .ok()
+        });
+        rlimits.extend(limit);
+    }
+    process.set_rlimits(Some(rlimits));
     spec.set_process(Some(process));
 
     let mut mounts: Vec<Mount> = defaults::default_mounts();
@@ -132,6 +174,7 @@ pub fn runtime_spec(plan: &Plan, c: &Confinement<'_>) -> Spec {
         defaults::DEFAULT_NET_SYSCTLS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(c.sysctls.iter().cloned())
             .collect(),
     ));
     linux.set_seccomp(Some(seccomp::default_profile(
@@ -200,6 +243,8 @@ mod tests {
                 memory_bytes: memory,
                 nano_cpus: 500_000_000,
                 pids: 0,
+                ulimits: &[("nofile".into(), 1024, 2048)],
+                sysctls: &[("net.ipv4.ip_forward".into(), "1".into())],
             },
         )
     }
@@ -216,7 +261,13 @@ mod tests {
         let s = spec(&default_caps(), false, 0);
         let p = s.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
-        let bounding = p.capabilities().as_ref().unwrap().bounding().clone().unwrap();
+        let bounding = p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
         assert_eq!(bounding.len(), 14);
         assert!(bounding.contains(&Capability::NetBindService));
         assert!(!bounding.contains(&Capability::SysAdmin));
@@ -249,6 +300,12 @@ mod tests {
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(50_000));
         assert!(r.memory().is_none());
         assert_eq!(s.root().as_ref().unwrap().readonly(), Some(false));
+        let nofile = p.rlimits().as_ref().unwrap()[0];
+        assert_eq!(
+            (nofile.typ(), nofile.soft(), nofile.hard()),
+            (PosixRlimitType::RlimitNofile, 1024, 2048)
+        );
+        assert_eq!(linux.sysctl().as_ref().unwrap()["net.ipv4.ip_forward"], "1");
     }
 
     #[test]

@@ -34,11 +34,11 @@ use self::config::{
     read_json, resolve_program, resolve_user, write_json,
 };
 use self::shim::{EXEC_ARG, SHIM_ARG};
+use super::oci;
 use super::signal::parse_signal;
 use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
-use super::oci;
 use crate::engine::{EngineInfo, EngineKind};
 use crate::image::{ImageStore, RegistryAuth};
 
@@ -302,8 +302,9 @@ pub(crate) fn base_sandbox(
         .map_err(|e| fail("cannot create the task's cgroup", e))
 }
 
-/// The task's resource limits, with `pids` when the spec sets none.
-pub(crate) fn limits(run: &TaskRun, pids: i64) -> Limits {
+/// The task's resource limits, with `default_pids` when the spec sets no
+/// process limit.
+pub(crate) fn limits(run: &TaskRun, default_pids: i64) -> Limits {
     let l = run
         .task
         .spec
@@ -313,7 +314,7 @@ pub(crate) fn limits(run: &TaskRun, pids: i64) -> Limits {
     Limits {
         memory_bytes: l.map_or(0, |l| l.memory_bytes),
         nano_cpus: l.map_or(0, |l| l.nano_cpus),
-        pids,
+        pids: l.map(|l| l.pids).filter(|&p| p > 0).unwrap_or(default_pids),
     }
 }
 

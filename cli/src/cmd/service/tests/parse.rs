@@ -147,7 +147,11 @@ fn mounts_of_named_volumes() {
     assert_eq!(m.volume_options["o"], "addr=10.0.0.1,rw");
     assert_eq!(m.volume_options["type"], "nfs");
     assert!(m.volume_nocopy);
-    assert!(!mount("source=v,target=/v,volume-nocopy=false").unwrap().volume_nocopy);
+    assert!(
+        !mount("source=v,target=/v,volume-nocopy=false")
+            .unwrap()
+            .volume_nocopy
+    );
     assert!(
         mount("type=bind,source=/a,target=/b,volume-nocopy")
             .unwrap_err()
@@ -183,7 +187,10 @@ fn ulimits_like_docker() {
     for (bad, why) in [
         ("nofiles=1", "unknown ulimit \"nofiles\""),
         ("nofile", "expected NAME=SOFT[:HARD]"),
-        ("nofile=2048:1024", "must not exceed the hard limit: 2048 > 1024"),
+        (
+            "nofile=2048:1024",
+            "must not exceed the hard limit: 2048 > 1024",
+        ),
         ("nofile=1:2:3", "at most two values"),
         ("nofile=many", "\"many\" is not a number"),
         ("nofile=-1:10", "must not exceed"),
@@ -234,7 +241,11 @@ fn sysctls_hosts_and_capabilities() {
     assert_eq!(capability(" CAP_SYS_TIME "), Ok("CAP_SYS_TIME".into()));
     assert_eq!(capability("all"), Ok("ALL".into()));
     assert_eq!(capability("reset"), Ok("RESET".into()));
-    assert!(capability("NET ADMIN").unwrap_err().contains("invalid capability"));
+    assert!(
+        capability("NET ADMIN")
+            .unwrap_err()
+            .contains("invalid capability")
+    );
     assert!(capability("").is_err());
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
@@ -242,10 +253,7 @@ fn sysctls_hosts_and_capabilities() {
             &strings(&["net_admin", "CHOWN", "CAP_NET_ADMIN"]),
             &strings(&["NET_ADMIN", "all", "SYS_TIME"])
         ),
-        (
-            strings(&["CAP_CHOWN", "CAP_NET_ADMIN"]),
-            strings(&["ALL"])
-        )
+        (strings(&["CAP_CHOWN", "CAP_NET_ADMIN"]), strings(&["ALL"]))
     );
     assert_eq!(
         effective_caps(&strings(&["ALL", "CHOWN"]), &strings(&["CHOWN"])),

@@ -85,7 +85,11 @@ fn create_takes_every_runtime_flag() {
     .unwrap();
     let c = container(&s);
     assert_eq!(c.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_TIME"]);
-    assert_eq!(c.cap_drop, ["ALL"], "ALL alone; an added one is not dropped");
+    assert_eq!(
+        c.cap_drop,
+        ["ALL"],
+        "ALL alone; an added one is not dropped"
+    );
     assert!(c.read_only && c.init);
     // One per name, the last given, sorted by name.
     assert_eq!(
@@ -97,10 +101,16 @@ fn create_takes_every_runtime_flag() {
     let log = t.log_driver.unwrap_or_default();
     assert_eq!(log.name, "json-file");
     assert_eq!(
-        (log.options["max-size"].as_str(), log.options["max-file"].as_str()),
+        (
+            log.options["max-size"].as_str(),
+            log.options["max-file"].as_str()
+        ),
         ("10m", "3")
     );
-    assert_eq!(t.resources.and_then(|r| r.limits).map(|l| l.pids), Some(100));
+    assert_eq!(
+        t.resources.and_then(|r| r.limits).map(|l| l.pids),
+        Some(100)
+    );
 
     let plain = create(&["busybox"]).unwrap();
     let c = container(&plain);
@@ -112,16 +122,31 @@ fn create_takes_every_runtime_flag() {
 #[test]
 fn create_refuses_bad_runtime_values() {
     for (args, want) in [
-        (&["--ulimit", "nofiles=1", "x"][..], "unknown ulimit \"nofiles\""),
-        (&["--ulimit", "nofile=9:1", "x"], "must not exceed the hard limit"),
-        (&["--sysctl", "net.core.somaxconn", "x"], "expected KEY=VALUE"),
+        (
+            &["--ulimit", "nofiles=1", "x"][..],
+            "unknown ulimit \"nofiles\"",
+        ),
+        (
+            &["--ulimit", "nofile=9:1", "x"],
+            "must not exceed the hard limit",
+        ),
+        (
+            &["--sysctl", "net.core.somaxconn", "x"],
+            "expected KEY=VALUE",
+        ),
         (&["--cap-add", "NET ADMIN", "x"], "invalid capability"),
         (&["--cap-add", "RESET", "x"], "RESET is for service update"),
         (&["--limit-pids=-5", "x"], "0 (unlimited) or more"),
         (&["--limit-pids", "many", "x"], "invalid pids limit"),
         (&["--read-only=maybe", "x"], "invalid boolean"),
-        (&["--log-opt", "max-size=1m", "x"], "--log-opt needs --log-driver"),
-        (&["--log-driver", "syslog", "--log-opt", "=x", "x"], "key is empty"),
+        (
+            &["--log-opt", "max-size=1m", "x"],
+            "--log-opt needs --log-driver",
+        ),
+        (
+            &["--log-driver", "syslog", "--log-opt", "=x", "x"],
+            "key is empty",
+        ),
         (
             &["--mount", "type=bind,src=/a,dst=/b,volume-driver=nfs", "x"],
             "cannot mix",
@@ -212,14 +237,21 @@ fn update_edits_ulimits_sysctls_and_hosts() {
     update(&mut s, &["--host-rm", "host1:127.0.0.1"]).unwrap();
     assert_eq!(
         container(&s).hosts,
-        ["127.0.0.2 host3 host1 host2", "127.0.0.1 host4", "127.0.0.3 host1"]
+        [
+            "127.0.0.2 host3 host1 host2",
+            "127.0.0.1 host4",
+            "127.0.0.3 host1"
+        ]
     );
     update(
         &mut s,
         &["--host-rm", "host1", "--host-add", "host4:127.0.0.1"],
     )
     .unwrap();
-    assert_eq!(container(&s).hosts, ["127.0.0.2 host3 host2", "127.0.0.1 host4"]);
+    assert_eq!(
+        container(&s).hosts,
+        ["127.0.0.2 host3 host2", "127.0.0.1 host4"]
+    );
     assert!(err(update(&mut s, &["--host-add", "db"])).contains("expected HOST:IP"));
     assert!(err(update(&mut s, &["--ulimit-add", "nofile"])).contains("NAME=SOFT"));
     assert!(err(update(&mut s, &["--sysctl-add", "x"])).contains("KEY=VALUE"));
@@ -247,7 +279,10 @@ fn update_sets_flags_only_when_given() {
     update(&mut s, &["--read-only=false", "--limit-pids", "0"]).unwrap();
     let c = container(&s);
     assert!(!c.read_only && c.init);
-    let limits = task(&s).resources.and_then(|r| r.limits).unwrap_or_default();
+    let limits = task(&s)
+        .resources
+        .and_then(|r| r.limits)
+        .unwrap_or_default();
     assert_eq!((limits.pids, limits.memory_bytes), (0, 64 << 20));
     // A new driver comes with its own options only.
     update(&mut s, &["--log-driver", "syslog"]).unwrap();
@@ -325,7 +360,14 @@ fn inspect_shows_runtime_keys_in_dockers_names() {
         ..Default::default()
     });
     let pc = &plain["Spec"]["TaskTemplate"]["ContainerSpec"];
-    for key in ["CapabilityAdd", "ReadOnly", "Ulimits", "Sysctls", "Hosts", "Init"] {
+    for key in [
+        "CapabilityAdd",
+        "ReadOnly",
+        "Ulimits",
+        "Sysctls",
+        "Hosts",
+        "Init",
+    ] {
         assert!(pc.get(key).is_none(), "{key} is omitted when empty");
     }
     assert!(pc["Mounts"][0].get("VolumeOptions").is_none());
