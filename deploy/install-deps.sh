@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages Shoal's daemon and tests use: iproute2
 # (namespaces, veth, bridges, VXLAN), nftables (load balancing, test
-# faults), iputils-ping and busybox-static (test tasks), util-linux
-# (unshare). Only what is missing is installed. Shoal needs no protoc;
+# faults), iputils-ping and busybox-static (test tasks and demo images),
+# util-linux (unshare), libseccomp-dev and pkg-config (the embedded
+# engine's seccomp filters), docker-registry (a real registry for the
+# quickstart and tests), umoci and skopeo (build and push the demo images
+# without any engine). Only what is missing is installed. Shoal needs no protoc;
 # the benchmark's extra packages (etcd-server, protobuf-compiler) are in
 # docs/benchmarks.md.
 set -euo pipefail
 need=()
-for pkg in iproute2 nftables iputils-ping util-linux busybox-static curl; do
+for pkg in iproute2 nftables iputils-ping util-linux busybox-static curl \
+  libseccomp-dev pkg-config docker-registry umoci skopeo; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

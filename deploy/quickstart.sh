@@ -4,6 +4,12 @@
 # namespace on a private underlay (198.18.0.0/15, nothing leaves the
 # machine). `deploy/quickstart.sh down` stops it and removes everything.
 #
+# The nodes run the embedded engine: OCI images, each task in its own root
+# with Docker's default confinement. A real registry (Debian's
+# docker-registry) serves the demo images on the underlay at
+# 198.18.0.2:5000; deploy/images.sh builds them from busybox-static with
+# umoci and pushes them with skopeo, no engine involved.
+#
 # Then it deploys the demo stack (deploy/examples/demo-stack.yml: a web
 # service with 3 replicas published on port 8080 through the routing mesh,
 # a backend reached by service name, a secret), waits until it converges,
@@ -18,7 +24,10 @@ HUB=shoalqs-hub
 # CI sets SHOAL_PROFILE=dev to reuse the test build instead of a release one.
 PROFILE=${SHOAL_PROFILE:-release}
 # The nodes' engine: the embedded default; bench/docker-mesh.sh sets docker.
-ENGINE=${SHOAL_ENGINE:-process}
+ENGINE=${SHOAL_ENGINE:-embedded}
+# The demo images' registry, in the hub namespace on the underlay.
+REGISTRY_ADDR=198.18.0.2
+export SHOAL_REGISTRY=$REGISTRY_ADDR:5000
 if [[ $PROFILE == release ]]; then BIN=$PWD/target/release/shoal; else BIN=$PWD/target/debug/shoal; fi
 
 ns() { echo "shoalqs-node-$1"; }
@@ -56,6 +65,7 @@ down() {
     done
   done
   { grep " $STATE/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  [[ -f $RUN/registry.pid ]] && kill -TERM "$(cat "$RUN/registry.pid")" 2>/dev/null || true
   ip netns list | grep -qw "$HUB" && ip netns del "$HUB"
   rm -rf "$RUN" "$STATE"
   echo "quickstart removed"
@@ -79,6 +89,8 @@ up() {
   ip netns add "$HUB"
   ip -n "$HUB" link add br0 type bridge
   ip -n "$HUB" link set br0 up
+  ip -n "$HUB" link set lo up
+  ip -n "$HUB" addr add "$REGISTRY_ADDR/15" dev br0
   for n in $(seq 0 $((NODES - 1))); do
     ip netns add "$(ns "$n")"
     ip -n "$(ns "$n")" link set lo up
@@ -90,9 +102,23 @@ up() {
     # the machine's, as for a daemon on a real host.
     nsenter --net="/var/run/netns/$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
       "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine "$ENGINE" \
+      --insecure-registry "$SHOAL_REGISTRY" \
       >"$RUN/node-$n.log" 2>&1 &
   done
   for n in $(seq 0 $((NODES - 1))); do wait_for "$n"; done
+
+  echo "==> the demo images: built from busybox-static, served by a registry at $SHOAL_REGISTRY"
+  mkdir -p "$RUN/registry"
+  printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$STATE/registry" "$SHOAL_REGISTRY" >"$RUN/registry/config.yml"
+  ip netns exec "$HUB" docker-registry serve "$RUN/registry/config.yml" >"$RUN/registry.log" 2>&1 &
+  echo $! >"$RUN/registry.pid"
+  for _ in $(seq 100); do
+    ip netns exec "$HUB" curl -sf -o /dev/null "http://$SHOAL_REGISTRY/v2/" && break
+    sleep 0.1
+  done
+  bash deploy/images.sh build "$RUN/images" >/dev/null
+  ip netns exec "$HUB" bash deploy/images.sh push "$RUN/images" "$SHOAL_REGISTRY"
 
   echo "==> node-0: shoal swarm init"
   shoal 0 swarm init --advertise-addr "$(addr 0)"

@@ -258,6 +258,7 @@ async fn limits_are_written_to_the_cgroup() {
         limits: Some(Resources {
             nano_cpus: 500_000_000,
             memory_bytes: 64 << 20,
+            pids: 0,
         }),
         reservations: None,
     });

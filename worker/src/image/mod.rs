@@ -26,15 +26,19 @@
 //! tasks use, and keeping both would double the disk an image takes (a node
 //! never pushes, so nothing needs them again).
 //!
-//! - [`reference`]: image names, their normal form, insecure registries.
+//! - [`reference`](mod@reference): image names, their normal form, insecure registries.
 //! - `pull`: from a registry (oci-client), blobs verified as they stream.
-//! - `unpack`: one layer tar into a directory, whiteouts for overlayfs.
+//! - `unpack`: one layer tar into a directory, whiteouts for overlayfs;
+//!   `layerfs` writes what tar-rs does not (whiteouts, devices, xattrs).
 //! - `load`: `docker save` and OCI-layout tarballs.
-//! - `store`: the records, the name index, locks, remove and prune.
+//! - `store`: the records, the name index, remove and prune; `locks`:
+//!   single flight for pulls and layers.
 //! - `config`: the parts of an image config a task needs.
 
 mod config;
+mod layerfs;
 mod load;
+mod locks;
 mod pull;
 pub mod reference;
 mod store;

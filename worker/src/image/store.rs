@@ -7,13 +7,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use super::locks::KeyedLocks;
 use super::reference::{self, repo_digest};
 use super::unpack::unpack_layer;
 use super::{Image, ImageConfig, ImageError, RegistryConfig, digest_hex, io_err};
@@ -84,9 +85,8 @@ impl ImageStore {
 
         let mut state = State::default();
         for path in read_dir(&root.join("images"))? {
-            let record = fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
+            let bytes = fs::read(&path).map_err(|e| io_err(path.display(), e))?;
+            let record = serde_json::from_slice::<Record>(&bytes).ok();
             let Some(record) = record.filter(|r| record_is_sane(&root, r)) else {
                 warn!(path = %path.display(), "dropping an unreadable or incomplete image record");
                 remove_path(&path).map_err(|e| io_err(path.display(), e))?;
@@ -481,47 +481,6 @@ impl Drop for TmpPath {
             && let Err(e) = remove_path(&path)
         {
             warn!(path = %path.display(), error = %e, "cannot remove a temporary path");
-        }
-    }
-}
-
-/// One async mutex per key (a reference being pulled, a layer being
-/// unpacked): the second caller waits for the first, then finds its work
-/// done. Entries go away with their last user.
-#[derive(Default)]
-pub(super) struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-/// Holds one key of [`KeyedLocks`].
-pub(super) struct KeyGuard<'a> {
-    locks: &'a KeyedLocks,
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl KeyedLocks {
-    pub(super) async fn lock(&self, key: String) -> KeyGuard<'_> {
-        let mutex = {
-            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(key.clone()).or_default().clone()
-        };
-        KeyGuard {
-            locks: self,
-            key,
-            guard: Some(mutex.lock_owned().await),
-        }
-    }
-}
-
-impl Drop for KeyGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
-        drop(self.guard.take());
-        // No one else holds or waits for it: only the map's Arc is left.
-        if map
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            map.remove(&self.key);
         }
     }
 }

@@ -15,18 +15,19 @@
 //!
 //! Blocking: run it on a blocking thread.
 
-use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags, makedev, mknod, utimensat};
-use nix::sys::time::TimeSpec;
 use sha2::{Digest as _, Sha256};
-use tar::{Archive, EntryType, Header};
+use tar::{Archive, EntryType};
 
+use super::layerfs::{
+    corrupt, fail, make_parent, remove_any, remove_dir, remove_unless_dir, set_metadata, set_mtime,
+    set_xattrs, special, whiteout,
+};
 use super::{ImageError, hex};
 
 /// What unpacking a layer found.
@@ -122,8 +123,10 @@ fn unpack_entries<R: Read>(archive: &mut Archive<R>, dest: &Path) -> Result<u64,
         let what = || rel.display().to_string();
         match kind {
             EntryType::Directory => {
+                let xattrs = pax_xattrs(&mut entry)?;
                 remove_unless_dir(&path)?;
                 unpack_in(&mut entry, dest, &rel)?;
+                set_xattrs(&path, &xattrs)?;
                 dirs.push((path, entry.header().clone()));
             }
             EntryType::Link => {
@@ -160,9 +163,7 @@ fn unpack_entries<R: Read>(archive: &mut Archive<R>, dest: &Path) -> Result<u64,
                     size += entry.size();
                 }
                 unpack_in(&mut entry, dest, &rel)?;
-                for (name, value) in xattrs {
-                    set_xattr(&path, &name, &value).map_err(|e| fail(&what(), e))?;
-                }
+                set_xattrs(&path, &xattrs)?;
             }
             other => {
                 return Err(corrupt(
@@ -231,26 +232,6 @@ fn check_parents(dest: &Path, rel: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// `.wh.<name>` hides `<name>` of lower layers; `.wh..wh..opq` hides all of
-/// its directory's lower content.
-fn whiteout(dest: &Path, rel: &Path, hidden: &[u8]) -> Result<(), ImageError> {
-    let what = rel.display().to_string();
-    let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
-    fs::create_dir_all(&parent).map_err(|e| fail(&what, e))?;
-    if hidden == b".wh..opq" {
-        return set_xattr(&parent, "trusted.overlay.opaque", b"y").map_err(|e| fail(&what, e));
-    }
-    if hidden.starts_with(b".wh.") {
-        return Ok(()); // aufs bookkeeping (.wh..wh.plnk and the like)
-    }
-    if hidden.is_empty() {
-        return Err(corrupt(&what, "whiteout without a name"));
-    }
-    let target = parent.join(OsStr::from_bytes(hidden));
-    remove_any(&target)?;
-    mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| fail(&what, e.into()))
-}
-
 fn unpack_in<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     dest: &Path,
@@ -264,68 +245,6 @@ fn unpack_in<R: Read>(
         )),
         Err(e) => Err(fail(&rel.display().to_string(), e)),
     }
-}
-
-/// A device node or fifo, as the header says.
-fn special(path: &Path, header: &Header) -> Result<(), ImageError> {
-    let what = || path.display().to_string();
-    let (kind, dev) = match header.entry_type() {
-        EntryType::Char => (SFlag::S_IFCHR, true),
-        EntryType::Block => (SFlag::S_IFBLK, true),
-        _ => (SFlag::S_IFIFO, false),
-    };
-    let number = |n: io::Result<Option<u32>>| match n {
-        Ok(n) => Ok(n.unwrap_or(0)),
-        Err(e) => Err(corrupt(&what(), &e.to_string())),
-    };
-    let (major, minor) = if dev {
-        (
-            number(header.device_major())?,
-            number(header.device_minor())?,
-        )
-    } else {
-        (0, 0)
-    };
-    mknod(
-        path,
-        kind,
-        Mode::empty(),
-        makedev(major.into(), minor.into()),
-    )
-    .map_err(|e| fail(&what(), e.into()))
-}
-
-/// Owner, then mode (chown clears setuid bits), then maybe mtime.
-fn set_metadata(path: &Path, header: &Header, mtime: bool) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    let what = || path.display().to_string();
-    let (uid, gid, mode) =
-        (|| Ok::<_, io::Error>((header.uid()?, header.gid()?, header.mode()?)))()
-            .map_err(|e| fail(&what(), e))?;
-    let id = |v: u64| u32::try_from(v).map_err(|_| corrupt(&what(), "uid/gid out of range"));
-    std::os::unix::fs::lchown(path, Some(id(uid)?), Some(id(gid)?))
-        .map_err(|e| fail(&what(), e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
-        .map_err(|e| fail(&what(), e))?;
-    if mtime {
-        set_mtime(path, header)?;
-    }
-    Ok(())
-}
-
-fn set_mtime(path: &Path, header: &Header) -> Result<(), ImageError> {
-    let Ok(mtime) = header.mtime() else {
-        return Ok(());
-    };
-    let time = TimeSpec::new(i64::try_from(mtime).unwrap_or(i64::MAX), 0);
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &time,
-        &time,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(|e| fail(&path.display().to_string(), e.into()))
 }
 
 /// `SCHILY.xattr.<name>` PAX records (file capabilities and the like).
@@ -345,102 +264,6 @@ fn pax_xattrs<R: Read>(
         }
     }
     Ok(xattrs)
-}
-
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())?;
-    let c_name = CString::new(name)?;
-    // SAFETY: both strings are NUL-terminated and outlive the call; value
-    // is a valid buffer of value.len() bytes.
-    let rc = unsafe {
-        libc::lsetxattr(
-            c_path.as_ptr(),
-            c_name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Makes room for a new entry: a later entry replaces an earlier one.
-fn remove_any(path: &Path) -> Result<(), ImageError> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-    .map_err(|e| fail(&path.display().to_string(), e))
-}
-
-/// Creates missing parents (checked by `check_parents`) as tar-rs does.
-fn make_parent(path: &Path) -> Result<(), ImageError> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(parent).map_err(|e| fail(&parent.display().to_string(), e))
-}
-
-fn remove_dir(path: &Path) -> Result<(), ImageError> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => remove_any(path),
-        _ => Ok(()),
-    }
-}
-
-fn remove_unless_dir(path: &Path) -> Result<(), ImageError> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if !meta.is_dir() => remove_any(path),
-        _ => Ok(()),
-    }
-}
-
-fn corrupt(what: &str, why: &str) -> ImageError {
-    ImageError::Corrupt(format!("bad layer: {what}: {why}"))
-}
-
-/// An error while unpacking: `Io` when the system failed (the error has
-/// an errno somewhere: disk full, permissions), else the data is `Corrupt`
-/// (bad gzip, bad tar headers, truncation).
-fn fail(what: &str, err: io::Error) -> ImageError {
-    if from_os(&err) {
-        ImageError::Io(format!("unpacking {what}: {}", chain(&err)))
-    } else {
-        corrupt(what, &chain(&err))
-    }
-}
-
-fn from_os(err: &io::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if io.raw_os_error().is_some() {
-                return true;
-            }
-            // A wrapped error (tar-rs' TarError) is the io::Error's payload.
-            if let Some(inner) = io.get_ref() {
-                next = Some(inner);
-                continue;
-            }
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its causes (tar-rs wraps the one that matters).
-fn chain(err: &io::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.get_ref().and_then(|e| e.source());
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// Pads a tar stream that ends mid-block with zeros to the block's end.
@@ -512,7 +335,10 @@ impl<R: Read> Read for Hashing<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::makedev;
+    use std::ffi::CString;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tar::Header;
 
     /// A tar with raw names (tar-rs' builder refuses `..` and absolute
     /// paths, which is what these tests need to write).
@@ -662,8 +488,17 @@ mod tests {
 
     #[test]
     fn links_within_the_layer() {
+        // A PAX record: "<length> <key>=<value>\n", the length counting itself.
+        let record = "SCHILY.xattr.user.shoal=yes\n";
+        let record = format!("{} {record}", record.len() + 3);
         let (tmp, result) = unpack(
             Tar::new()
+                .entry(
+                    "PaxHeaders/busybox",
+                    EntryType::XHeader,
+                    record.as_bytes(),
+                    None,
+                )
                 .file("bin/busybox", "elf")
                 .entry("bin/sh", EntryType::Link, b"", Some("bin/busybox"))
                 .entry("bin/ls", EntryType::Symlink, b"", Some("busybox"))
@@ -677,6 +512,10 @@ mod tests {
             fs::metadata(layer.join("bin/sh")).unwrap(),
         );
         assert_eq!(a.ino(), b.ino());
+        assert_eq!(
+            xattr(&layer.join("bin/busybox"), "user.shoal").as_deref(),
+            Some(&b"yes"[..])
+        );
         assert_eq!(
             fs::read_link(layer.join("bin/ls")).unwrap(),
             Path::new("busybox")

@@ -34,6 +34,7 @@ pub fn node(id: &str) -> Node {
             resources: Some(Resources {
                 nano_cpus: 4 * CPU,
                 memory_bytes: 8 * GB,
+                pids: 0,
             }),
             engine: Some(EngineDescription::default()),
         }),
@@ -137,6 +138,7 @@ pub fn reserving(mut t: Task, nano_cpus: i64, memory_bytes: i64) -> Task {
         reservations: Some(Resources {
             nano_cpus,
             memory_bytes,
+            pids: 0,
         }),
     });
     t
