@@ -13,6 +13,7 @@ mod compose;
 mod daemon;
 mod host;
 mod output;
+mod registry_auth;
 
 use std::process::ExitCode;
 

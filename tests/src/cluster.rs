@@ -199,9 +199,16 @@ impl Cluster {
 
     /// Runs `shoal -H <host i> ARGS`.
     pub fn shoal(&self, i: usize, args: &[&str]) -> Output {
+        self.shoal_env(i, &[], args)
+    }
+
+    /// Runs `shoal -H <host i> ARGS` with extra environment variables
+    /// (`DOCKER_CONFIG` for `--with-registry-auth`).
+    pub fn shoal_env(&self, i: usize, env: &[(&str, &str)], args: &[&str]) -> Output {
         let socket = format!("unix://{}", self.hosts[i].socket.display());
         let mut cmd = Command::new("timeout");
-        cmd.arg(CLI_TIMEOUT_SECS)
+        cmd.envs(env.iter().copied())
+            .arg(CLI_TIMEOUT_SECS)
             .arg(&self.bin)
             .arg("-H")
             .arg(socket)

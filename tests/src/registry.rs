@@ -16,6 +16,8 @@ use crate::Cluster;
 
 /// The registry's port.
 pub const REGISTRY_PORT: u16 = 5000;
+/// The port of the registry that wants credentials.
+pub const PRIVATE_REGISTRY_PORT: u16 = 5001;
 
 /// The daemons' flag that lets them pull from test registries over plain
 /// HTTP (every host address of the underlay).
@@ -86,21 +88,49 @@ impl Cluster {
     /// A registry on host `i`'s address, port 5000, with the demo images
     /// pushed.
     pub fn registry(&self, i: usize) -> anyhow::Result<Registry> {
+        self.start_registry(i, REGISTRY_PORT, None)
+    }
+
+    /// A registry on host `i`, port 5001, that serves only to `user` with
+    /// `password` (htpasswd, bcrypt), with the demo images pushed.
+    pub fn private_registry(
+        &self,
+        i: usize,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Registry> {
+        self.start_registry(i, PRIVATE_REGISTRY_PORT, Some((user, password)))
+    }
+
+    fn start_registry(
+        &self,
+        i: usize,
+        port: u16,
+        creds: Option<(&str, &str)>,
+    ) -> anyhow::Result<Registry> {
         let images = demo_images()?;
-        let dir = self.dir.join(format!("registry-{i}"));
+        let dir = self.dir.join(format!("registry-{i}-{port}"));
         std::fs::create_dir_all(&dir)?;
-        let addr = format!("{}:{REGISTRY_PORT}", self.addr(i));
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.join("data").display()
-            ),
-        )?;
+        let addr = format!("{}:{port}", self.addr(i));
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((user, password)) = creds {
+            std::fs::write(
+                dir.join("htpasswd"),
+                format!("{user}:{}\n", bcrypt(password)?),
+            )?;
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        let config_file = dir.join("config.yml");
+        std::fs::write(&config_file, config)?;
         let child = Command::new("ip")
             .args(["netns", "exec", self.netns(i), "docker-registry", "serve"])
-            .arg(&config)
+            .arg(&config_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("registry.log"))?)
@@ -113,14 +143,22 @@ impl Cluster {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let up = self
+            // 200, or 401 from a registry that wants credentials: it answers.
+            let code = self
                 .exec(
                     i,
                     "curl",
-                    &["-sf", "-o", "/dev/null", &format!("http://{addr}/v2/")],
+                    &[
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &format!("http://{addr}/v2/"),
+                    ],
                 )
-                .success();
-            if up {
+                .stdout;
+            if code == "200" || code == "401" {
                 break;
             }
             if Instant::now() > deadline {
@@ -128,13 +166,16 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let pushed = Command::new("ip")
-            .args(["netns", "exec", self.netns(i), "bash"])
+        let mut push = Command::new("ip");
+        push.args(["netns", "exec", self.netns(i), "bash"])
             .arg(repo_root().join("deploy/images.sh"))
             .arg("push")
             .arg(images)
-            .arg(&addr)
-            .output()?;
+            .arg(&addr);
+        if let Some((user, password)) = creds {
+            push.env("REGISTRY_CREDS", format!("{user}:{password}"));
+        }
+        let pushed = push.output()?;
         if !pushed.status.success() {
             bail!(
                 "pushing the demo images to {addr} failed: {}",
@@ -143,4 +184,21 @@ impl Cluster {
         }
         Ok(registry)
     }
+}
+
+/// A bcrypt hash of `password`, as the registry's htpasswd wants, from the
+/// system's libcrypt through perl.
+fn bcrypt(password: &str) -> anyhow::Result<String> {
+    let script = r#"my @c = ("a".."z", "A".."Z", 0..9, ".", "/");
+        my $salt = join "", map { $c[rand @c] } 1..22;
+        print crypt($ARGV[0], "\$2y\$05\$$salt")"#;
+    let out = Command::new("perl")
+        .args(["-e", script, password])
+        .output()?;
+    let hash = String::from_utf8(out.stdout)?;
+    anyhow::ensure!(
+        hash.starts_with("$2y$05$"),
+        "perl crypt() without bcrypt: {hash:?}"
+    );
+    Ok(hash)
 }

@@ -245,3 +245,97 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
     assert!(log.contains("ROOT-READ-ONLY"), "{log}");
     Ok(())
 }
+
+#[test]
+fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Result<()> {
+    let (cluster, public) = swarm(2)?;
+    let private = cluster.private_registry(0, "alice", "s3cr3t-pw")?;
+    let create = |name: &str, image: &str, extra: &[&str]| {
+        let mut args = vec!["service", "create", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.push(image);
+        cluster.shoal(0, &args).ok()
+    };
+    let error_of = |name: &str, want: &str| {
+        eventually(
+            &format!("{name} fails with {want:?}"),
+            Duration::from_secs(30),
+            || {
+                let errors = task_errors(&cluster, name)?;
+                anyhow::ensure!(errors.contains(want), "{errors}");
+                Ok(())
+            },
+        )
+    };
+
+    // Without credentials the private registry refuses; a missing tag and
+    // an unreachable registry each say so.
+    create("anonymous", &private.image("web:1"), &[])?;
+    error_of("anonymous", "access denied")?;
+    create("missing", &public.image("web:404"), &[])?;
+    error_of("missing", "not found")?;
+    let nowhere = format!("{}:5999/shoal-demo/web:1", cluster.addr(1));
+    create("nowhere", &nowhere, &[])?;
+    error_of("nowhere", "cannot reach")?;
+
+    // `docker login` keeps credentials in config.json; the CLI sends them
+    // with --with-registry-auth, and only the task's node pulls with them.
+    let docker_config = cluster.dir().join("docker");
+    std::fs::create_dir_all(&docker_config)?;
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "YWxpY2U6czNjcjN0LXB3"}}}}}}"#,
+            private.addr()
+        ),
+    )?;
+    let config = docker_config.to_string_lossy().into_owned();
+    cluster
+        .shoal_env(
+            0,
+            &[("DOCKER_CONFIG", &config)],
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "private",
+                "--replicas",
+                "2",
+                "--with-registry-auth",
+                &private.image("web:1"),
+            ],
+        )
+        .ok()?;
+    eventually("the private image runs", Duration::from_secs(60), || {
+        let running = cluster.running_tasks("private")?;
+        anyhow::ensure!(running.len() == 2, "{}", task_errors(&cluster, "private")?);
+        Ok(())
+    })?;
+    // The credentials are never shown back, and an update keeps them.
+    for args in [
+        &["service", "inspect", "private"][..],
+        &["service", "ps", "--no-trunc", "private"][..],
+        &["service", "ls"][..],
+    ] {
+        let out = cluster.shoal(0, args).ok()?;
+        assert!(
+            !out.contains("s3cr3t"),
+            "{args:?} shows the password: {out}"
+        );
+    }
+    cluster
+        .shoal(0, &["service", "update", "-d", "--force", "private"])
+        .ok()?;
+    eventually(
+        "the private image runs after --force",
+        Duration::from_secs(60),
+        || {
+            let errors = task_errors(&cluster, "private")?;
+            anyhow::ensure!(!errors.contains("access denied"), "{errors}");
+            anyhow::ensure!(cluster.running_tasks("private")?.len() == 2, "{errors}");
+            Ok(())
+        },
+    )?;
+    Ok(())
+}

@@ -11,6 +11,8 @@
 //! - [`image`]: the node-local OCI image store (pull, load, unpacked
 //!   layers for overlayfs) the embedded engine runs tasks from.
 //! - [`logs`]: publishes task logs for the log broker's subscriptions.
+//! - [`volume`]: the node-local named volumes (`local` driver) the
+//!   embedded engine mounts into tasks.
 //! - later: `task` (one actor per task),
 //!   `net` (overlay, DNS, load balancing).
 //!
@@ -26,4 +28,5 @@ pub mod image;
 pub mod logs;
 pub mod net;
 pub mod task;
+pub mod volume;
 pub mod worker;

@@ -1,5 +1,6 @@
 //! The command tree, mirroring Docker's: `swarm`, `node`, `service`,
-//! `stack`, `network`, `secret`, `config`, plus `daemon`, `version`,
+//! `stack`, `network`, `secret`, `config`, the node-local `image` and
+//! `volume`, plus `daemon`, `version`,
 //! `info`, `events` and `completion`. Each noun's client lives in its own
 //! module; commands that later issues build answer "not available yet"
 //! with a non-zero exit, never a silent success.
@@ -8,6 +9,7 @@ mod blob;
 mod common;
 mod config;
 mod filter;
+mod image;
 mod info;
 mod network;
 mod node;
@@ -19,6 +21,7 @@ mod stored;
 mod swarm;
 mod tree;
 mod version;
+mod volume;
 
 use clap::{ArgMatches, Parser, Subcommand};
 
@@ -82,6 +85,12 @@ pub enum Command {
     /// Manage swarm configs.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Manage this node's images (embedded engine).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Manage this node's volumes (embedded engine).
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         /// The shell to complete for.
@@ -122,6 +131,8 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&cli.host, cmd).await,
         Command::Secret(cmd) => secret::run(&cli.host, cmd).await,
         Command::Config(cmd) => config::run(&cli.host, cmd).await,
+        Command::Image(cmd) => image::run(&cli.host, cmd).await,
+        Command::Volume(cmd) => volume::run(&cli.host, cmd).await,
         Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
         Command::Service(cmd) => service::run(&cli.host, cmd).await,
         Command::Stack(cmd) => stack::run(&cli.host, cmd).await,

@@ -297,6 +297,7 @@ fn service_spec(
                 ulimits: s.ulimits.clone(),
                 sysctls: s.sysctls.clone(),
                 hosts: s.extra_hosts.clone(),
+                registry_auth: None,
             }),
             resources: d.resources,
             restart: Some(restart),

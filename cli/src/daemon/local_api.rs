@@ -1,4 +1,11 @@
 //! The `Local` gRPC service: node-local questions answered by this daemon.
+//! Images and volumes are served by [`Node`] (`images`, `volumes`).
+
+mod images;
+mod node;
+mod volumes;
+
+pub use node::Node;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,13 +13,19 @@ use std::time::SystemTime;
 
 use shoal_proto::build_info;
 use shoal_proto::local::{
-    InfoRequest, InfoResponse, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest,
-    SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, SwarmUnlockRequest,
-    SwarmUnlockResponse, VersionRequest, VersionResponse, local_server::Local,
+    ImageInspectRequest, ImageInspectResponse, ImageListRequest, ImageListResponse, ImageLoadChunk,
+    ImageLoadResponse, ImagePruneRequest, ImagePruneResponse, ImagePullRequest, ImageRemoveRequest,
+    ImageRemoveResponse, InfoRequest, InfoResponse, SwarmInitRequest, SwarmInitResponse,
+    SwarmJoinRequest, SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, SwarmUnlockRequest,
+    SwarmUnlockResponse, VersionRequest, VersionResponse, VolumeCreateRequest,
+    VolumeCreateResponse, VolumeInspectRequest, VolumeInspectResponse, VolumeListRequest,
+    VolumeListResponse, VolumePruneRequest, VolumePruneResponse, VolumeRemoveRequest,
+    VolumeRemoveResponse, local_server::Local,
 };
 use shoal_worker::engine::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
-use tonic::{Request, Response, Status};
+use shoal_worker::image::RegistryAuth;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::swarm::SwarmNode;
 
@@ -22,6 +35,7 @@ pub struct LocalApi {
     engine: EngineInfo,
     started_at: SystemTime,
     swarm: Arc<SwarmNode>,
+    node: Node,
 }
 
 impl LocalApi {
@@ -31,12 +45,14 @@ impl LocalApi {
         engine: EngineInfo,
         started_at: SystemTime,
         swarm: Arc<SwarmNode>,
+        node: Node,
     ) -> LocalApi {
         LocalApi {
             state_dir,
             engine,
             started_at,
             swarm,
+            node,
         }
     }
 
@@ -51,6 +67,8 @@ impl LocalApi {
 
 #[tonic::async_trait]
 impl Local for LocalApi {
+    type ImagePullStream = images::PullStream;
+
     async fn version(
         &self,
         _: Request<VersionRequest>,
@@ -123,5 +141,112 @@ impl Local for LocalApi {
             .unlock(&request.into_inner().unlock_key)
             .await
             .map(|()| Response::new(SwarmUnlockResponse {}))
+    }
+
+    async fn image_pull(
+        &self,
+        request: Request<ImagePullRequest>,
+    ) -> Result<Response<Self::ImagePullStream>, Status> {
+        let r = request.into_inner();
+        let auth = RegistryAuth {
+            username: r.username,
+            password: r.password,
+        };
+        self.node.image_pull(&r.reference, auth).map(Response::new)
+    }
+
+    async fn image_list(
+        &self,
+        _: Request<ImageListRequest>,
+    ) -> Result<Response<ImageListResponse>, Status> {
+        let images = self.node.image_list()?;
+        Ok(Response::new(ImageListResponse { images }))
+    }
+
+    async fn image_inspect(
+        &self,
+        request: Request<ImageInspectRequest>,
+    ) -> Result<Response<ImageInspectResponse>, Status> {
+        let image = self.node.image_inspect(&request.into_inner().reference)?;
+        Ok(Response::new(ImageInspectResponse { image: Some(image) }))
+    }
+
+    async fn image_remove(
+        &self,
+        request: Request<ImageRemoveRequest>,
+    ) -> Result<Response<ImageRemoveResponse>, Status> {
+        let request = request.into_inner();
+        self.node
+            .image_remove(&request.reference, request.force)
+            .map(Response::new)
+    }
+
+    async fn image_prune(
+        &self,
+        request: Request<ImagePruneRequest>,
+    ) -> Result<Response<ImagePruneResponse>, Status> {
+        self.node
+            .image_prune(request.into_inner().all)
+            .await
+            .map(Response::new)
+    }
+
+    async fn image_load(
+        &self,
+        request: Request<Streaming<ImageLoadChunk>>,
+    ) -> Result<Response<ImageLoadResponse>, Status> {
+        let images = self.node.image_load(request.into_inner()).await?;
+        Ok(Response::new(ImageLoadResponse { images }))
+    }
+
+    async fn volume_create(
+        &self,
+        request: Request<VolumeCreateRequest>,
+    ) -> Result<Response<VolumeCreateResponse>, Status> {
+        let r = request.into_inner();
+        let volume = self
+            .node
+            .volume_create(r.name, r.driver, r.labels, r.options)
+            .await?;
+        Ok(Response::new(VolumeCreateResponse {
+            volume: Some(volume),
+        }))
+    }
+
+    async fn volume_list(
+        &self,
+        _: Request<VolumeListRequest>,
+    ) -> Result<Response<VolumeListResponse>, Status> {
+        let volumes = self.node.volume_list().await?;
+        Ok(Response::new(VolumeListResponse { volumes }))
+    }
+
+    async fn volume_inspect(
+        &self,
+        request: Request<VolumeInspectRequest>,
+    ) -> Result<Response<VolumeInspectResponse>, Status> {
+        let volume = self.node.volume_inspect(request.into_inner().name).await?;
+        Ok(Response::new(VolumeInspectResponse {
+            volume: Some(volume),
+        }))
+    }
+
+    async fn volume_remove(
+        &self,
+        request: Request<VolumeRemoveRequest>,
+    ) -> Result<Response<VolumeRemoveResponse>, Status> {
+        let r = request.into_inner();
+        self.node.volume_remove(r.name, r.force).await?;
+        Ok(Response::new(VolumeRemoveResponse {}))
+    }
+
+    async fn volume_prune(
+        &self,
+        request: Request<VolumePruneRequest>,
+    ) -> Result<Response<VolumePruneResponse>, Status> {
+        self.node
+            .volume_prune(request.into_inner().all)
+            .await
+            .map(Response::new)
     }
 }

@@ -27,6 +27,7 @@ use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
 use shoal_proto::telemetry::{self, LogFormat};
 use shoal_worker::engine::{self, DEFAULT_DOCKER_SOCKET, EngineChoice, EngineKind};
 use shoal_worker::image::{ImageStore, RegistryConfig};
+use shoal_worker::volume::VolumeStore;
 
 use crate::host::Host;
 
@@ -95,12 +96,24 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
         )?)),
         _ => None,
     };
+    // One volume store for the engine's mounts and `shoal volume`.
+    let volumes = match engine.kind {
+        EngineKind::Embedded => Some(Arc::new(VolumeStore::open(state.path().join("volumes"))?)),
+        _ => None,
+    };
+    let node = local_api::Node::new(
+        engine.kind,
+        state.path().to_path_buf(),
+        images.clone(),
+        volumes.clone(),
+    );
     let slot = ManagerSlot::default();
     let swarm = swarm::SwarmNode::new(
         state.path().to_path_buf(),
         engine.clone(),
         args.docker_socket.clone(),
         images,
+        volumes,
         slot.clone(),
     );
     swarm.resume().await?;
@@ -112,6 +125,7 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
         engine,
         SystemTime::now(),
         swarm.clone(),
+        node,
     );
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))

@@ -176,7 +176,7 @@ pub async fn service_create(
         .view(|t| t.get::<Service>(&service.id).cloned())
         .unwrap_or(service);
     Ok(CreateServiceResponse {
-        service: Some(service),
+        service: Some(without_credentials(service)),
     })
 }
 
@@ -188,8 +188,30 @@ pub async fn service_get(
         .read(|t| t.find::<Service>(&r.service_id).cloned())
         .await??;
     Ok(GetServiceResponse {
-        service: Some(service),
+        service: Some(without_credentials(service)),
     })
+}
+
+/// A service as callers see it: registry credentials (`--with-registry-auth`)
+/// stay in the store and go only to the nodes that pull for its tasks.
+fn without_credentials(mut service: Service) -> Service {
+    for spec in [service.spec.as_mut(), service.previous_spec.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
+            c.registry_auth = None;
+        }
+    }
+    service
+}
+
+/// A task as callers see it: without its service's registry credentials.
+fn task_without_credentials(mut task: Task) -> Task {
+    if let Some(c) = task.spec.as_mut().and_then(|t| t.container.as_mut()) {
+        c.registry_auth = None;
+    }
+    task
 }
 
 pub async fn service_list(
@@ -210,6 +232,7 @@ pub async fn service_list(
                         })
                 })
                 .cloned()
+                .map(without_credentials)
                 .collect()
         })
         .await?;
@@ -257,6 +280,18 @@ pub async fn service_update(
                 mode_name(Some(&next))
             )));
         }
+        // Callers never see the stored credentials, so a spec sent back
+        // without them keeps them; `--with-registry-auth` replaces them.
+        let kept = current
+            .task
+            .as_ref()
+            .and_then(|t| t.container.as_ref())
+            .and_then(|c| c.registry_auth.clone());
+        if let Some(c) = next.task.as_mut().and_then(|t| t.container.as_mut())
+            && c.registry_auth.is_none()
+        {
+            c.registry_auth = kept;
+        }
         validate(tx.tables(), &mut next)?;
         check_ports(tx.tables(), &id, &next)?;
         // Only a change to what tasks run starts a rolling update (a scale
@@ -295,7 +330,9 @@ pub async fn service_update(
     })
     .await?;
     let service = ctx.store.view(|t| t.get::<Service>(&id).cloned());
-    Ok(UpdateServiceResponse { service })
+    Ok(UpdateServiceResponse {
+        service: service.map(without_credentials),
+    })
 }
 
 pub async fn service_remove(
@@ -320,7 +357,9 @@ pub async fn service_remove(
 
 pub async fn task_get(ctx: &ManagerContext, r: GetTaskRequest) -> Result<GetTaskResponse, Status> {
     let task = ctx.read(|t| t.find::<Task>(&r.task_id).cloned()).await??;
-    Ok(GetTaskResponse { task: Some(task) })
+    Ok(GetTaskResponse {
+        task: Some(task_without_credentials(task)),
+    })
 }
 
 pub async fn task_list(
@@ -352,6 +391,7 @@ pub async fn task_list(
                             || f.desired_states.contains(&task.desired_state))
                 })
                 .cloned()
+                .map(task_without_credentials)
                 .collect()
         })
         .await?;

@@ -264,6 +264,8 @@ pub struct EngineParams {
     pub docker_socket: PathBuf,
     /// The node's image store, for the embedded engine.
     pub images: Option<std::sync::Arc<crate::image::ImageStore>>,
+    /// The node's volume store, for the embedded engine's mounts.
+    pub volumes: Option<std::sync::Arc<crate::volume::VolumeStore>>,
 }
 
 /// Builds the engine [`crate::engine::resolve`] chose.
@@ -282,14 +284,16 @@ pub async fn build(
             let images = params.images.clone().ok_or_else(|| {
                 ExecError::Failed("the embedded engine needs the node's image store".into())
             })?;
-            std::sync::Arc::new(
-                process::ProcessEngine::new(
-                    params.state_dir.join("process"),
-                    params.cgroup_root.clone(),
-                    &params.node_id,
-                )
-                .with_images(images),
+            let mut engine = process::ProcessEngine::new(
+                params.state_dir.join("process"),
+                params.cgroup_root.clone(),
+                &params.node_id,
             )
+            .with_images(images);
+            if let Some(volumes) = params.volumes.clone() {
+                engine = engine.with_volumes(volumes);
+            }
+            std::sync::Arc::new(engine)
         }
         EngineKind::Sim => std::sync::Arc::new(sim::SimEngine::new()),
         EngineKind::Docker => std::sync::Arc::new(

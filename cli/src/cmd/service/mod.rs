@@ -173,7 +173,10 @@ async fn create(host: &Host, args: CreateArgs) -> anyhow::Result<()> {
         !args.network.is_empty(),
     )
     .await?;
-    let spec = flags::create_spec(&args, &lookup)?;
+    let mut spec = flags::create_spec(&args, &lookup)?;
+    if args.common.with_registry_auth {
+        crate::registry_auth::attach(&mut spec)?;
+    }
     let service = api
         .control
         .create_service(CreateServiceRequest { spec: Some(spec) })
@@ -232,7 +235,11 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        flags::update_spec(spec, &args, &lookup)
+        flags::update_spec(spec, &args, &lookup)?;
+        if args.common.with_registry_auth {
+            crate::registry_auth::attach(spec)?;
+        }
+        Ok(())
     })
     .await?;
     println!("{}", args.service);

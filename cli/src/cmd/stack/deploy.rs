@@ -184,8 +184,11 @@ pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
     }
     let p = plan_for(&args, &desired, &cur)?;
     let mut follow = Vec::new();
-    for spec in p.create {
+    for mut spec in p.create {
         println!("Creating service {}", super::name(&spec.annotations));
+        if args.with_registry_auth {
+            crate::registry_auth::attach(&mut spec)?;
+        }
         let created = api
             .control
             .create_service(CreateServiceRequest { spec: Some(spec) })
@@ -207,6 +210,9 @@ pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
             *spec = u.spec.clone();
             if let Some(t) = spec.task.as_mut() {
                 t.force_update = force;
+            }
+            if args.with_registry_auth {
+                crate::registry_auth::attach(spec)?;
             }
             Ok(())
         })

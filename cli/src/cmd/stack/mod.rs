@@ -76,8 +76,9 @@ pub struct DeployArgs {
     /// compatibility; Shoal deploys the image reference as written).
     #[arg(long, value_name = "always|changed|never", hide = true)]
     pub resolve_image: Option<String>,
-    /// Send registry authentication details to agents (accepted for compatibility).
-    #[arg(long, hide = true)]
+    /// Send registry authentication details to Swarm agents (the login of
+    /// each image's registry in the docker config).
+    #[arg(long)]
     pub with_registry_auth: bool,
     /// Stack name.
     pub stack: String,

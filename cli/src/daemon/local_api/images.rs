@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use shoal_proto::local::{
-    Image as ImageMsg, ImageConfig as ConfigMsg, ImageHealthcheck, ImagePullDone, ImagePullEvent,
-    ImagePullLayer, ImagePullResolved, ImagePruneResponse, ImageRemoveResponse,
+    Image as ImageMsg, ImageConfig as ConfigMsg, ImageHealthcheck, ImagePruneResponse,
+    ImagePullDone, ImagePullEvent, ImagePullLayer, ImagePullResolved, ImageRemoveResponse,
     image_pull_event::Event,
 };
 use shoal_worker::engine::EngineKind;
@@ -35,7 +35,7 @@ impl Node {
 
     /// Starts a pull; its progress and result arrive on the stream. The
     /// pull runs to its end even if the client goes away, as Docker's.
-    pub fn image_pull(&self, reference: &str) -> Result<PullStream, Status> {
+    pub fn image_pull(&self, reference: &str, auth: RegistryAuth) -> Result<PullStream, Status> {
         let store = self.images("pull")?.clone();
         let normal = ImageStore::normalize(reference).map_err(status)?;
         let (tx, rx) = mpsc::channel(64);
@@ -49,7 +49,7 @@ impl Node {
                     let _ = events.try_send(Ok(ImagePullEvent { event: Some(event) }));
                 }
             };
-            let result = store.pull(&normal, &RegistryAuth::default(), &progress).await;
+            let result = store.pull(&normal, &auth, &progress).await;
             let last = match result {
                 Ok(image) => {
                     let users = in_use(&node.tasks_dir);
@@ -97,7 +97,11 @@ impl Node {
 
     /// `image rm`: a name of an image with others is only untagged; the
     /// last name (or the id) deletes the image, unless a task uses it.
-    pub fn image_remove(&self, reference: &str, force: bool) -> Result<ImageRemoveResponse, Status> {
+    pub fn image_remove(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<ImageRemoveResponse, Status> {
         let store = self.images("rm")?;
         let image = store
             .get(reference)
@@ -140,7 +144,8 @@ impl Node {
     pub async fn image_prune(&self, all: bool) -> Result<ImagePruneResponse, Status> {
         let store = self.images("prune")?.clone();
         let users = in_use(&self.tasks_dir).images;
-        let doomed = move |i: &Image| !users.contains_key(&i.id) && (all || i.references.is_empty());
+        let doomed =
+            move |i: &Image| !users.contains_key(&i.id) && (all || i.references.is_empty());
         // Measured before: once pruned, the layers are gone.
         let images = store.list();
         let kept: HashSet<&PathBuf> = images
@@ -158,7 +163,8 @@ impl Node {
         let reclaimed = tokio::task::spawn_blocking(move || freed.iter().map(|l| du(l)).sum())
             .await
             .unwrap_or(0);
-        let pruned = tokio::task::spawn_blocking(move || store.prune(&doomed))
+        // The store's predicate says what to keep.
+        let pruned = tokio::task::spawn_blocking(move || store.prune(&|i| !doomed(i)))
             .await
             .map_err(|e| Status::internal(format!("prune failed: {e}")))?
             .map_err(status)?;
@@ -188,10 +194,12 @@ impl Node {
             .await
             .map_err(|e| Status::internal(format!("{}: {e}", tarball.0.display())))?;
         drop(file);
-        let images = store
-            .load(&tarball.0)
-            .await
-            .map_err(|e| status(e.context("loading the tarball")))?;
+        let images = store.load(&tarball.0).await.map_err(|e| {
+            // Errors name the spooled file: name what the user gave.
+            let s = status(e);
+            let spooled = tarball.0.display().to_string();
+            Status::new(s.code(), s.message().replace(&spooled, "the tarball"))
+        })?;
         let users = in_use(&self.tasks_dir).images;
         Ok(images.iter().map(|i| self.image_msg(i, &users)).collect())
     }
@@ -215,7 +223,12 @@ impl Node {
             layers: image
                 .layers
                 .iter()
-                .map(|l| format!("sha256:{}", l.file_name().unwrap_or_default().to_string_lossy()))
+                .map(|l| {
+                    format!(
+                        "sha256:{}",
+                        l.file_name().unwrap_or_default().to_string_lossy()
+                    )
+                })
                 .collect(),
             config: Some(ConfigMsg {
                 entrypoint: c.entrypoint.clone(),
@@ -333,7 +346,9 @@ impl Spool {
             .unwrap_or_default()
             .as_nanos();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(Spool(dir.join(format!("{}-{n}-{nanos}.tar", std::process::id()))))
+        Ok(Spool(
+            dir.join(format!("{}-{n}-{nanos}.tar", std::process::id())),
+        ))
     }
 }
 

@@ -59,6 +59,8 @@ pub struct SwarmNode {
     docker_socket: PathBuf,
     /// The node's image store (embedded engine only).
     images: Option<Arc<shoal_worker::image::ImageStore>>,
+    /// The node's volume store (embedded engine only).
+    volumes: Option<Arc<shoal_worker::volume::VolumeStore>>,
     slot: ManagerSlot,
     inner: Mutex<Inner>,
 }
@@ -106,6 +108,7 @@ impl SwarmNode {
         engine: EngineInfo,
         docker_socket: PathBuf,
         images: Option<Arc<shoal_worker::image::ImageStore>>,
+        volumes: Option<Arc<shoal_worker::volume::VolumeStore>>,
         slot: ManagerSlot,
     ) -> Arc<SwarmNode> {
         Arc::new_cyclic(|me| SwarmNode {
@@ -114,6 +117,7 @@ impl SwarmNode {
             engine,
             docker_socket,
             images,
+            volumes,
             slot,
             inner: Mutex::default(),
         })
@@ -270,6 +274,7 @@ impl SwarmNode {
             node_id: file.node_id.clone(),
             docker_socket: self.docker_socket.clone(),
             images: self.images.clone(),
+            volumes: self.volumes.clone(),
         };
         let info = self.engine.clone();
         let worker_stop = stop.clone();

@@ -253,10 +253,24 @@ impl DockerEngine {
     /// when missing.
     async fn ensure_image(&self, run: &TaskRun) -> Result<(), ExecError> {
         let image = spec::image(&run.task);
-        let credentials = self
-            .registry_auth
+        // The service's own (`--with-registry-auth`), else the hook's.
+        let credentials = run
+            .task
+            .spec
             .as_ref()
-            .and_then(|auth| auth(run, image));
+            .and_then(|s| s.container.as_ref())
+            .and_then(|c| c.registry_auth.as_ref())
+            .map(|a| bollard::auth::DockerCredentials {
+                username: Some(a.username.clone()),
+                password: Some(a.password.clone()),
+                serveraddress: Some(a.server.clone()),
+                ..Default::default()
+            })
+            .or_else(|| {
+                self.registry_auth
+                    .as_ref()
+                    .and_then(|auth| auth(run, image))
+            });
         image::ensure(&self.docker, image, credentials).await
     }
 

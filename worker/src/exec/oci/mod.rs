@@ -5,6 +5,8 @@
 //! - [`plan`]: the service's container spec laid over the image's config.
 //! - [`spec`]: the runtime spec: the plan in Docker's confinement.
 //! - [`rootfs`]: the task's overlay over the image's layers.
+//! - [`mounts`]: the service's mounts and the image's `VOLUME`s: volumes,
+//!   binds and tmpfs as runtime-spec mounts.
 //! - [`container`]: create, start and enter with libcontainer (shim side).
 //! - `seccomp`: Docker's default seccomp profile, filtered for a task's
 //!   capabilities, the machine's architecture and its kernel.
@@ -14,6 +16,8 @@
 
 pub mod container;
 pub mod defaults;
+pub mod init;
+pub mod mounts;
 pub mod plan;
 pub mod prepare;
 pub mod rootfs;

@@ -8,6 +8,7 @@ use shoal_proto::objects::ContainerSpec;
 
 use super::container::{ContainerDirs, SPEC_FILE};
 use super::defaults;
+use super::mounts::task_mounts;
 use super::plan::plan;
 use super::rootfs::Rootfs;
 use super::spec::{self, Confinement, runtime_spec};
@@ -16,18 +17,21 @@ use crate::exec::process::config::{Bind, TaskConfig, TaskDir, TaskImage};
 use crate::exec::process::{base_sandbox, files, limits};
 use crate::exec::{ExecError, TaskFile, TaskRun};
 use crate::image::Image;
+use crate::volume::VolumeStore;
 
 /// `/etc/hosts` of every image task: images rarely carry one, and without
 /// it `localhost` would go to the resolver.
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// Sets up everything an image task needs before its shim starts it, and
-/// returns its config. Blocking (mounts, files).
+/// returns its config. Blocking (mounts, files). `volumes`: the node's
+/// volume store, for the task's volumes and the image's.
 pub fn prepare(
     dir: &TaskDir,
     cgroups: &Cgroups,
     run: &TaskRun,
     image: &Image,
+    volumes: Option<&VolumeStore>,
 ) -> Result<TaskConfig, ExecError> {
     let task = &run.task;
     let spec: ContainerSpec = task
@@ -69,6 +73,13 @@ pub fn prepare(
         &rootfs.read("/etc/passwd"),
         &rootfs.read("/etc/group"),
     )?;
+    let mounts = task_mounts(
+        &task.id,
+        &spec,
+        &image.config.volumes,
+        &rootfs.root(),
+        volumes,
+    )?;
     let binds: Vec<Bind> = task_files
         .iter()
         .map(|f| Bind {
@@ -85,6 +96,7 @@ pub fn prepare(
             netns: &dir.netns(),
             cgroups_path: &cgroups.path(&task.id),
             capabilities: &capabilities,
+            mounts: &mounts.mounts,
             binds: &binds,
             memory_bytes: limits.memory_bytes,
             nano_cpus: limits.nano_cpus,
@@ -118,6 +130,7 @@ pub fn prepare(
             reference: spec.image.clone(),
             id: image.id.clone(),
         }),
+        volumes: mounts.volumes,
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Confinement<'a> {
     pub cgroups_path: &'a str,
     /// The capability set, already `--cap-add`/`--cap-drop` applied.
     pub capabilities: &'a [String],
+    /// The service's volumes, binds and tmpfs mounts and the image's
+    /// volumes ([`super::mounts`]), after the default mounts.
+    pub mounts: &'a [Mount],
     /// Secrets, configs and the resolver's files, bound read-only.
     pub binds: &'a [Bind],
     /// Limits: bytes, CPUs × 1e9, processes (0 = none).
@@ -127,6 +130,7 @@ pub fn runtime_spec(plan: &Plan, c: &Confinement<'_>) -> Spec {
     spec.set_process(Some(process));
 
     let mut mounts: Vec<Mount> = defaults::default_mounts();
+    mounts.extend(c.mounts.iter().cloned());
     for b in c.binds {
         let mut m = Mount::default();
         m.set_destination(b.target.clone());
@@ -239,6 +243,7 @@ mod tests {
                 netns: Path::new("/state/tasks/t1/netns"),
                 cgroups_path: "/shoal/n1/t1",
                 capabilities: caps,
+                mounts: &[],
                 binds: &binds,
                 memory_bytes: memory,
                 nano_cpus: 500_000_000,

@@ -14,6 +14,7 @@
 //!   shim.log      the shim's own errors
 //! ```
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::ExecError;
+use crate::volume::VolumeStore;
 
 /// The default PATH when the spec sets none (Docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -113,6 +115,10 @@ pub struct TaskConfig {
     /// command (process engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<TaskImage>,
+    /// The volumes the task mounts (embedded engine): in use while the
+    /// task exists, so not removed; they outlive it.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// The image of an image task.
@@ -142,6 +148,71 @@ pub struct ExitFile {
     pub code: i32,
     /// A short explanation.
     pub message: String,
+}
+
+/// Which tasks use which images and volumes: task ids by image id and by
+/// volume name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InUse {
+    /// Image id (`sha256:...`) → ids of the tasks that run it.
+    pub images: HashMap<String, Vec<String>>,
+    /// Volume name → ids of the tasks that mount it.
+    pub volumes: HashMap<String, Vec<String>>,
+}
+
+/// What the tasks under `tasks_dir` (`<state>/process/tasks`) use, read
+/// from their configs on disk, running or not (Docker keeps an image or a
+/// volume a stopped container uses): `image prune`, `image rm` and
+/// `volume rm` answer from it without the engine.
+pub fn in_use(tasks_dir: &Path) -> InUse {
+    let mut out = InUse::default();
+    let Ok(entries) = std::fs::read_dir(tasks_dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if check_task_id(&id).is_err() {
+            continue;
+        }
+        let Ok(Some(cfg)) = read_json::<TaskConfig>(&TaskDir(entry.path()).config()) else {
+            continue;
+        };
+        if let Some(image) = cfg.image {
+            out.images.entry(image.id).or_default().push(id.clone());
+        }
+        for v in cfg.volumes {
+            let tasks = out.volumes.entry(v).or_default();
+            if !tasks.contains(&id) {
+                tasks.push(id.clone());
+            }
+        }
+    }
+    for tasks in out.images.values_mut().chain(out.volumes.values_mut()) {
+        tasks.sort();
+    }
+    out
+}
+
+/// The task in `dir`, being removed, lets go of `volumes` (its config's)
+/// and of those it took in `store` without a config: they stay (anonymous
+/// ones too: Docker removes those only with `--rm`), and one mounted from
+/// a device is unmounted when no other task (a sibling dir) uses it.
+pub fn release_volumes(store: Option<&VolumeStore>, dir: &TaskDir, volumes: &[String]) {
+    let (Some(store), Some(tasks_dir)) = (store, dir.path().parent()) else {
+        return;
+    };
+    let task_id = &*dir.path().file_name().unwrap_or_default().to_string_lossy();
+    let users = in_use(tasks_dir).volumes;
+    let in_use = |name: &str| users.get(name).cloned().unwrap_or_default();
+    let mut names = volumes.to_vec();
+    names.extend(store.held_by(task_id));
+    names.sort();
+    names.dedup();
+    for name in &names {
+        if let Err(e) = store.release(name, task_id, &in_use) {
+            tracing::warn!(task = %task_id, volume = %name, error = %e, "cannot release volume");
+        }
+    }
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file + rename), so a
@@ -371,6 +442,43 @@ mod tests {
         for bad in ["", "../x", "a/b", ".hidden"] {
             assert!(check_task_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn in_use_reads_the_task_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = |id: &str, image: &str, volumes: &[&str]| {
+            let d = TaskDir(dir.path().join(id));
+            std::fs::create_dir_all(d.path()).unwrap();
+            let cfg = TaskConfig {
+                task_id: id.into(),
+                image: Some(TaskImage {
+                    reference: "busybox".into(),
+                    id: image.into(),
+                }),
+                volumes: volumes.iter().map(|v| v.to_string()).collect(),
+                ..Default::default()
+            };
+            write_json(&d.config(), &cfg).unwrap();
+        };
+        task("t2", "sha256:a", &["db", "cache"]);
+        task("t1", "sha256:a", &["db"]);
+        task("t3", "sha256:b", &[]);
+        std::fs::create_dir_all(dir.path().join("half-prepared")).unwrap();
+        let used = in_use(dir.path());
+        assert_eq!(used.images["sha256:a"], ["t1", "t2"]);
+        assert_eq!(used.images["sha256:b"], ["t3"]);
+        assert_eq!(used.volumes["db"], ["t1", "t2"]);
+        assert_eq!(used.volumes["cache"], ["t2"]);
+        assert_eq!(used.volumes.len(), 2);
+        assert_eq!(in_use(&dir.path().join("none")), InUse::default());
+        // Old configs (before volumes) still read.
+        let old = serde_json::json!({"task_id": "t4", "program": "/bin/sh", "argv": [],
+            "env": [], "cwd": "/", "uid": 0, "gid": 0, "hostname": "h",
+            "cgroup_procs": [], "cgroup_dirs": [], "oom_events": null, "binds": [],
+            "stop_signal": ""});
+        let cfg: TaskConfig = serde_json::from_value(old).unwrap();
+        assert!(cfg.volumes.is_empty());
     }
 
     #[test]

@@ -33,6 +33,7 @@ use self::config::{
     ExitFile, PidFile, TaskConfig, TaskDir, alive, check_task_id, env_value, environment,
     read_json, resolve_program, resolve_user, write_json,
 };
+pub use self::config::{InUse, in_use};
 use self::shim::{EXEC_ARG, SHIM_ARG};
 use super::oci;
 use super::signal::parse_signal;
@@ -61,6 +62,8 @@ pub struct ProcessEngine {
     start_lock: tokio::sync::Mutex<()>,
     /// Set for the embedded engine: tasks run images from this store.
     images: Option<Arc<ImageStore>>,
+    /// The node's volumes, for the embedded engine's mounts.
+    volumes: Option<Arc<crate::volume::VolumeStore>>,
 }
 
 impl ProcessEngine {
@@ -74,6 +77,7 @@ impl ProcessEngine {
             shim_program: PathBuf::from("/proc/self/exe"),
             start_lock: tokio::sync::Mutex::new(()),
             images: None,
+            volumes: None,
         }
     }
 
@@ -85,17 +89,10 @@ impl ProcessEngine {
         self
     }
 
-    /// The ids of the images this engine's tasks run (for `image prune`
-    /// and `image rm`: an image in use stays).
-    pub fn images_in_use(&self) -> std::collections::HashSet<String> {
-        let Ok(entries) = std::fs::read_dir(&self.tasks) else {
-            return Default::default();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| self.known(&e.file_name().to_string_lossy()).ok())
-            .filter_map(|(_, cfg)| cfg.image.map(|i| i.id))
-            .collect()
+    /// The embedded engine's volumes ([`crate::exec::oci::mounts`]).
+    pub fn with_volumes(mut self, volumes: Arc<crate::volume::VolumeStore>) -> ProcessEngine {
+        self.volumes = Some(volumes);
+        self
     }
 
     /// Prepares an image task: the image (pulled once per node), then its
@@ -116,12 +113,25 @@ impl ProcessEngine {
         if reference.is_empty() {
             return Err(ExecError::Rejected("the service names no image".into()));
         }
+        let auth = run
+            .task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.as_ref())
+            .and_then(|c| c.registry_auth.as_ref())
+            .map(|a| RegistryAuth {
+                username: a.username.clone(),
+                password: a.password.clone(),
+            })
+            .unwrap_or_default();
         let image = images
-            .ensure(&reference, &RegistryAuth::default())
+            .ensure(&reference, &auth)
             .await
             .map_err(|e| ExecError::Rejected(e.to_string()))?;
         let (run, cgroups, dir) = (run.clone(), self.cgroups.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || oci::prepare::prepare(&dir, &cgroups, &run, &image))
+        let store = self.volumes.clone();
+        let prepare = move || oci::prepare::prepare(&dir, &cgroups, &run, &image, store.as_deref());
+        tokio::task::spawn_blocking(prepare)
             .await
             .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))?
     }
@@ -205,6 +215,7 @@ impl ProcessEngine {
             binds: Vec::new(),
             stop_signal: spec.stop_signal,
             image: None,
+            volumes: Vec::new(),
         })
     }
 
@@ -482,14 +493,15 @@ impl Engine for ProcessEngine {
         if !dir.path().exists() {
             return Ok(());
         }
-        let cgroup_dirs = match self.known(task_id) {
+        let (cgroup_dirs, volumes) = match self.known(task_id) {
             Ok((_, cfg)) => {
                 self.stop(task_id, Some("SIGKILL"), Duration::ZERO).await?;
-                cfg.cgroup_dirs
+                (cfg.cgroup_dirs, cfg.volumes)
             }
             // Half-prepared: compute where its cgroup would be.
-            Err(_) => self.cgroups.task_dirs(task_id),
+            Err(_) => (self.cgroups.task_dirs(task_id), Vec::new()),
         };
+        let store = self.volumes.clone();
         // A container runtime also joins the hierarchies the engine does
         // not limit; they all go.
         let all_dirs = self.cgroups.existing_dirs(task_id);
@@ -501,6 +513,7 @@ impl Engine for ProcessEngine {
             namespaces::unmount(&dir.netns()).map_err(|e| failed(&dir.netns(), e))?;
             cgroup::remove(&all_dirs)
                 .map_err(|e| ExecError::Failed(format!("cannot remove the task's cgroup: {e}")))?;
+            config::release_volumes(store.as_deref(), &dir, &volumes);
             std::fs::remove_dir_all(dir.path()).map_err(|e| failed(dir.path(), e))
         })
         .await
