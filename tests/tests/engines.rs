@@ -241,13 +241,9 @@ type Running = BTreeMap<String, String>;
 /// no task was created meanwhile.
 fn survives_daemon_restart(
     mut cluster: Cluster,
+    image: &str,
     observe: impl Fn(&Cluster) -> anyhow::Result<Running>,
 ) -> anyhow::Result<()> {
-    let image = if cluster.engine() == "docker" {
-        IMAGE
-    } else {
-        "busybox"
-    };
     cluster
         .shoal(
             0,
@@ -341,13 +337,34 @@ fn process_tasks_survive_a_daemon_kill() -> anyhow::Result<()> {
     let started = Instant::now();
     let cluster = swarm(Cluster::builder().hosts(2).start()?, true)?;
     assert_eq!(cluster.engine(), "process", "the harness's default engine");
-    survives_daemon_restart(cluster, |c| {
+    survives_daemon_restart(cluster, "busybox", |c| {
         Ok(process_tasks(c, 1)
             .into_iter()
             .map(|(task, pid)| (task, pid.to_string()))
             .collect())
     })?;
     println!("process restart scenario: {:.1?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn embedded_tasks_survive_a_daemon_kill() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cluster = Cluster::builder()
+        .hosts(2)
+        .engine("embedded")
+        .daemon_arg(shoal_tests::registry::INSECURE_UNDERLAY)
+        .start()?;
+    let registry = cluster.registry(0)?;
+    let cluster = swarm(cluster, true)?;
+    // Same layout on disk as the process engine: the shims' pid files.
+    survives_daemon_restart(cluster, &registry.image("busybox:1"), |c| {
+        Ok(process_tasks(c, 1)
+            .into_iter()
+            .map(|(task, pid)| (task, pid.to_string()))
+            .collect())
+    })?;
+    println!("embedded restart scenario: {:.1?}", started.elapsed());
     Ok(())
 }
 
@@ -361,7 +378,7 @@ fn docker_tasks_survive_a_daemon_kill() -> anyhow::Result<()> {
     let node = cluster
         .node_id(1)
         .ok_or_else(|| anyhow::anyhow!("node-1 has no id"))?;
-    survives_daemon_restart(cluster, move |_| {
+    survives_daemon_restart(cluster, IMAGE, move |_| {
         Ok(containers(&node)?
             .into_iter()
             .filter(|c| c.state == "running")

@@ -119,10 +119,9 @@ extern "C" fn main(sp: *const usize) -> ! {
     // SAFETY: `sp` is the initial stack: argc, then argc argument pointers
     // and a NULL, then the environment's pointers and a NULL.
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
-    // SAFETY: same layout (argv[1] exists if argc > 1); the strings live as
-    // long as the process.
-    let (envp, dashes) = unsafe { (argv.add(argc + 1), argc > 1 && cstr(*argv.add(1)) == b"--") };
-    let first = if dashes { 2 } else { 1 };
+    let envp = argv.wrapping_add(argc + 1) as usize;
+    // SAFETY: argv[1] exists if argc > 1, and is NUL-terminated.
+    let first = 1 + usize::from(argc > 1 && unsafe { cstr(*argv.add(1)) } == b"--");
     if first >= argc {
         write(b"usage: docker-init [--] program [args...]\n");
         exit(1);
@@ -141,9 +140,9 @@ extern "C" fn main(sp: *const usize) -> ! {
         // The child: the program gets the signal mask init started with.
         sys(nr::RT_SIGPROCMASK, SIG_SETMASK, out(&mut old), 0, 8);
         // SAFETY: argv[first] exists (first < argc) and is NUL-terminated.
-        let (prog, args) = unsafe { (*argv.add(first), argv.add(first)) };
-        let err = sys(nr::EXECVE, prog as usize, args as usize, envp as usize, 0);
-        fail(b"exec ", unsafe { cstr(prog) }, -err); // SAFETY: as above.
+        let (args, prog) = (argv.wrapping_add(first), unsafe { cstr(*argv.add(first)) });
+        let err = sys(nr::EXECVE, prog.as_ptr() as usize, args as usize, envp, 0);
+        fail(b"exec ", prog, -err);
         exit(127);
     }
     loop {

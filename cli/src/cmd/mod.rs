@@ -1,9 +1,9 @@
 //! The command tree, mirroring Docker's: `swarm`, `node`, `service`,
 //! `stack`, `network`, `secret`, `config`, the node-local `image` and
-//! `volume`, plus `daemon`, `version`,
-//! `info`, `events` and `completion`. Each noun's client lives in its own
-//! module; commands that later issues build answer "not available yet"
-//! with a non-zero exit, never a silent success.
+//! `volume`, plus `daemon`, `version`, `info`, `events` and `completion`.
+//! Each noun's client lives in its own module; commands that later issues
+//! build answer "not available yet" with a non-zero exit, never a silent
+//! success.
 
 mod blob;
 mod common;

@@ -3,6 +3,7 @@
 //! runtime spec the shim hands to the container runtime.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use shoal_proto::objects::ContainerSpec;
 
@@ -16,12 +17,44 @@ use crate::exec::process::cgroup::Cgroups;
 use crate::exec::process::config::{Bind, TaskConfig, TaskDir, TaskImage};
 use crate::exec::process::{base_sandbox, files, limits};
 use crate::exec::{ExecError, TaskFile, TaskRun};
-use crate::image::Image;
+use crate::image::{Image, ImageStore, RegistryAuth};
 use crate::volume::VolumeStore;
 
 /// `/etc/hosts` of every image task: images rarely carry one, and without
 /// it `localhost` would go to the resolver.
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// Prepares an image task: its image (pulled once per node, with the
+/// service's registry credentials), then [`prepare`] on a blocking thread.
+pub async fn image_task(
+    images: &Arc<ImageStore>,
+    volumes: Option<Arc<VolumeStore>>,
+    cgroups: Cgroups,
+    dir: &TaskDir,
+    run: &TaskRun,
+) -> Result<TaskConfig, ExecError> {
+    let container = run.task.spec.as_ref().and_then(|s| s.container.as_ref());
+    let reference = container.map(|c| c.image.clone()).unwrap_or_default();
+    if reference.is_empty() {
+        return Err(ExecError::Rejected("the service names no image".into()));
+    }
+    let auth = container
+        .and_then(|c| c.registry_auth.as_ref())
+        .map(|a| RegistryAuth {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        })
+        .unwrap_or_default();
+    let image = images
+        .ensure(&reference, &auth)
+        .await
+        .map_err(|e| ExecError::Rejected(e.to_string()))?;
+    let (run, dir) = (run.clone(), dir.clone());
+    let prepare = move || prepare(&dir, &cgroups, &run, &image, volumes.as_deref());
+    tokio::task::spawn_blocking(prepare)
+        .await
+        .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))?
+}
 
 /// Sets up everything an image task needs before its shim starts it, and
 /// returns its config. Blocking (mounts, files). `volumes`: the node's

@@ -41,7 +41,7 @@ use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
 use crate::engine::{EngineInfo, EngineKind};
-use crate::image::{ImageStore, RegistryAuth};
+use crate::image::ImageStore;
 
 pub use self::shim::hidden_main;
 
@@ -93,47 +93,6 @@ impl ProcessEngine {
     pub fn with_volumes(mut self, volumes: Arc<crate::volume::VolumeStore>) -> ProcessEngine {
         self.volumes = Some(volumes);
         self
-    }
-
-    /// Prepares an image task: the image (pulled once per node), then its
-    /// sandbox and root.
-    async fn prepare_image(
-        &self,
-        images: &Arc<ImageStore>,
-        dir: &TaskDir,
-        run: &TaskRun,
-    ) -> Result<TaskConfig, ExecError> {
-        let reference = run
-            .task
-            .spec
-            .as_ref()
-            .and_then(|s| s.container.as_ref())
-            .map(|c| c.image.clone())
-            .unwrap_or_default();
-        if reference.is_empty() {
-            return Err(ExecError::Rejected("the service names no image".into()));
-        }
-        let auth = run
-            .task
-            .spec
-            .as_ref()
-            .and_then(|s| s.container.as_ref())
-            .and_then(|c| c.registry_auth.as_ref())
-            .map(|a| RegistryAuth {
-                username: a.username.clone(),
-                password: a.password.clone(),
-            })
-            .unwrap_or_default();
-        let image = images
-            .ensure(&reference, &auth)
-            .await
-            .map_err(|e| ExecError::Rejected(e.to_string()))?;
-        let (run, cgroups, dir) = (run.clone(), self.cgroups.clone(), dir.clone());
-        let store = self.volumes.clone();
-        let prepare = move || oci::prepare::prepare(&dir, &cgroups, &run, &image, store.as_deref());
-        tokio::task::spawn_blocking(prepare)
-            .await
-            .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))?
     }
 
     /// Runs shims from `program` (which must call [`hidden_main`]) instead
@@ -356,7 +315,8 @@ impl Engine for ProcessEngine {
             return Ok(());
         }
         let cfg = if let Some(images) = &self.images {
-            self.prepare_image(images, &dir, run).await?
+            let (cgroups, volumes) = (self.cgroups.clone(), self.volumes.clone());
+            oci::prepare::image_task(images, volumes, cgroups, &dir, run).await?
         } else {
             let cfg = self.config(run)?;
             let (run, cgroups, sandbox_dir) = (run.clone(), self.cgroups.clone(), dir.clone());
