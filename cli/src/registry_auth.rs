@@ -67,23 +67,26 @@ fn config_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
 }
 
+/// The caller's login for `image`'s registry, if `docker login` made one.
+pub fn login_for(image: &str) -> anyhow::Result<Option<RegistryAuth>> {
+    let Some(path) = config_path() else {
+        return Ok(None);
+    };
+    let config = match std::fs::read_to_string(&path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    from_config(&config, image).with_context(|| format!("in {}", path.display()))
+}
+
 /// Puts the caller's credentials for the spec's image into it. Without a
 /// login for that registry the spec is left as it is (Docker sends empty
 /// credentials then, and the nodes pull anonymously).
 pub fn attach(spec: &mut ServiceSpec) -> anyhow::Result<()> {
-    let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) else {
-        return Ok(());
-    };
-    let Some(path) = config_path() else {
-        return Ok(());
-    };
-    let config = match std::fs::read_to_string(&path) {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    container.registry_auth =
-        from_config(&config, &container.image).with_context(|| format!("in {}", path.display()))?;
+    if let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
+        container.registry_auth = login_for(&container.image)?;
+    }
     Ok(())
 }
 

@@ -89,6 +89,26 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
         },
     )?;
 
+    // The tag was pinned to its digest at deploy (Docker's
+    // --resolve-image always); lists show the tag, inspect the digest.
+    let inspect = cluster.shoal(0, &["service", "inspect", "demo_web"]).ok()?;
+    assert!(inspect.contains("shoal-demo/web:1@sha256:"), "{inspect}");
+    let ls = cluster.shoal(0, &["service", "ls"]).ok()?;
+    assert!(
+        ls.contains("shoal-demo/web:1 ") && !ls.contains("sha256"),
+        "{ls}"
+    );
+    let again = cluster
+        .shoal(
+            0,
+            &["stack", "deploy", "-c", &stack.to_string_lossy(), "demo"],
+        )
+        .ok()?;
+    assert!(
+        !again.contains("Updating service"),
+        "same digest, no update: {again}"
+    );
+
     cluster
         .shoal(
             0,
@@ -124,6 +144,7 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
 
 /// What a task sees of itself and its node, printed to its log.
 const PROBE: &str = r#"id
+set -- $(tr '\0' ' ' < /proc/1/cmdline); echo "PID1 $1 $2 $3"
 grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status
 cat /etc/motd
 ls /run/secrets
@@ -208,6 +229,10 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
         &["--secret", "mine", "--limit-pids", "40"],
     )?;
     assert!(log.contains("uid=0(root) gid=0(root)"), "{log}");
+    assert!(
+        log.contains("PID1 sh -c id"),
+        "the task's own program is PID 1: {log}"
+    );
     // Docker's 14 default capabilities, a seccomp filter, no_new_privs.
     assert!(log.contains("CapEff:\t00000000a80425fb"), "{log}");
     assert!(log.contains("Seccomp:\t2"), "{log}");
@@ -232,8 +257,12 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
     );
 
     // The image's user, and what a service adds and takes away.
-    let log = probe(&cluster, "user", &registry.image("user:1"), &[])?;
+    let log = probe(&cluster, "user", &registry.image("user:1"), &["--init"])?;
     assert!(log.contains("uid=1000(app) gid=1000(app)"), "{log}");
+    assert!(
+        log.contains("PID1 /sbin/docker-init -- /bin/sh"),
+        "--init: {log}"
+    );
     assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
     let log = probe(
         &cluster,

@@ -15,12 +15,12 @@ use shoal_proto::build_info;
 use shoal_proto::local::{
     ImageInspectRequest, ImageInspectResponse, ImageListRequest, ImageListResponse, ImageLoadChunk,
     ImageLoadResponse, ImagePruneRequest, ImagePruneResponse, ImagePullRequest, ImageRemoveRequest,
-    ImageRemoveResponse, InfoRequest, InfoResponse, SwarmInitRequest, SwarmInitResponse,
-    SwarmJoinRequest, SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, SwarmUnlockRequest,
-    SwarmUnlockResponse, VersionRequest, VersionResponse, VolumeCreateRequest,
-    VolumeCreateResponse, VolumeInspectRequest, VolumeInspectResponse, VolumeListRequest,
-    VolumeListResponse, VolumePruneRequest, VolumePruneResponse, VolumeRemoveRequest,
-    VolumeRemoveResponse, local_server::Local,
+    ImageRemoveResponse, ImageResolveRequest, ImageResolveResponse, InfoRequest, InfoResponse,
+    SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, SwarmLeaveRequest,
+    SwarmLeaveResponse, SwarmUnlockRequest, SwarmUnlockResponse, VersionRequest, VersionResponse,
+    VolumeCreateRequest, VolumeCreateResponse, VolumeInspectRequest, VolumeInspectResponse,
+    VolumeListRequest, VolumeListResponse, VolumePruneRequest, VolumePruneResponse,
+    VolumeRemoveRequest, VolumeRemoveResponse, local_server::Local,
 };
 use shoal_worker::engine::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
@@ -153,6 +153,19 @@ impl Local for LocalApi {
             password: r.password,
         };
         self.node.image_pull(&r.reference, auth).map(Response::new)
+    }
+
+    async fn image_resolve(
+        &self,
+        request: Request<ImageResolveRequest>,
+    ) -> Result<Response<ImageResolveResponse>, Status> {
+        let r = request.into_inner();
+        let auth = RegistryAuth {
+            username: r.username,
+            password: r.password,
+        };
+        let pinned = self.node.image_resolve(&r.reference, auth).await?;
+        Ok(Response::new(ImageResolveResponse { pinned }))
     }
 
     async fn image_list(

@@ -215,20 +215,7 @@ async fn pull(host: &Host, args: PullArgs) -> anyhow::Result<()> {
 /// uses it (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`);
 /// empty without one.
 fn login_for(image: &str) -> anyhow::Result<(String, String)> {
-    let path = match std::env::var_os("DOCKER_CONFIG") {
-        Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
-        None => match std::env::var_os("HOME") {
-            Some(home) => std::path::PathBuf::from(home).join(".docker/config.json"),
-            None => return Ok(Default::default()),
-        },
-    };
-    let config = match std::fs::read_to_string(&path) {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let auth = crate::registry_auth::from_config(&config, image)
-        .with_context(|| format!("in {}", path.display()))?;
+    let auth = crate::registry_auth::login_for(image)?;
     Ok(auth.map_or_else(Default::default, |a| (a.username, a.password)))
 }
 

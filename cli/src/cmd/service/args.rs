@@ -218,6 +218,10 @@ pub struct CommonFlags {
     /// Send registry authentication details to swarm agents.
     #[arg(long = "with-registry-auth")]
     pub with_registry_auth: bool,
+    /// Query the registry to resolve image digest and supported platforms
+    /// ("always", "changed", "never"; default always).
+    #[arg(long = "resolve-image", value_enum)]
+    pub resolve_image: Option<super::resolve::ResolveImage>,
 }
 
 impl CommonFlags {

@@ -11,6 +11,7 @@ mod inspect;
 mod logs;
 pub(crate) mod parse;
 mod progress;
+pub mod resolve;
 pub(super) mod view;
 
 #[cfg(test)]
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use shoal_proto::control::{CreateServiceRequest, ListFilters, RemoveServiceRequest};
+use shoal_proto::objects::ServiceSpec;
 use shoal_proto::objects::service_spec::Mode;
 
 use self::args::{CreateArgs, UpdateArgs};
@@ -174,6 +176,13 @@ async fn create(host: &Host, args: CreateArgs) -> anyhow::Result<()> {
     )
     .await?;
     let mut spec = flags::create_spec(&args, &lookup)?;
+    resolve::pin(
+        &api,
+        &mut spec,
+        args.common.resolve_image.unwrap_or_default(),
+        None,
+    )
+    .await?;
     if args.common.with_registry_auth {
         crate::registry_auth::attach(&mut spec)?;
     }
@@ -225,6 +234,30 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
         !args.network_add.is_empty() || !args.network_rm.is_empty(),
     )
     .await?;
+    // The image the update deploys, pinned first (pinning asks a registry,
+    // which the update's retry loop should not do again).
+    let pinned = if args.rollback {
+        None
+    } else {
+        let current = api::get(&mut api, &id).await?;
+        let before = current.spec.clone().unwrap_or_default();
+        let mut next = before.clone();
+        let image = |s: &ServiceSpec| {
+            s.task
+                .as_ref()
+                .and_then(|t| t.container.as_ref())
+                .map(|c| c.image.clone())
+        };
+        if let (Some(i), Some(c)) = (
+            args.image.clone(),
+            next.task.as_mut().and_then(|t| t.container.as_mut()),
+        ) {
+            c.image = i;
+        }
+        let mode = args.common.resolve_image.unwrap_or_default();
+        resolve::pin(&api, &mut next, mode, image(&before).as_deref()).await?;
+        image(&next)
+    };
     let before = api::update(&mut api, &id, args.rollback, |svc, spec| {
         if args.rollback {
             if svc.previous_spec.is_none() {
@@ -236,6 +269,12 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         flags::update_spec(spec, &args, &lookup)?;
+        if let (Some(image), Some(c)) = (
+            pinned.clone(),
+            spec.task.as_mut().and_then(|t| t.container.as_mut()),
+        ) {
+            c.image = image;
+        }
         if args.common.with_registry_auth {
             crate::registry_auth::attach(spec)?;
         }

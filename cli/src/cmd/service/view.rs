@@ -86,12 +86,16 @@ fn service_name(s: &Service) -> &str {
         .map_or("", |a| a.name.as_str())
 }
 
+/// The image as `service ls` shows it: without the pinned digest, as
+/// Docker's (`inspect` has the whole reference).
 fn image(s: &Service) -> &str {
-    s.spec
+    let image = s
+        .spec
         .as_ref()
         .and_then(|s| s.task.as_ref())
         .and_then(|t| t.container.as_ref())
-        .map_or("", |c| c.image.as_str())
+        .map_or("", |c| c.image.as_str());
+    super::resolve::unpinned(image)
 }
 
 fn protocol_word(p: &PortConfig) -> &'static str {
@@ -375,8 +379,10 @@ fn created(t: &Task) -> (i64, i32) {
 }
 
 fn task_image(t: &Task) -> &str {
-    t.spec
+    let image = t
+        .spec
         .as_ref()
         .and_then(|s| s.container.as_ref())
-        .map_or("", |c| c.image.as_str())
+        .map_or("", |c| c.image.as_str());
+    super::resolve::unpinned(image)
 }

@@ -135,12 +135,36 @@ fn plan_for(args: &DeployArgs, desired: &Desired, cur: &Current) -> anyhow::Resu
     Ok(p)
 }
 
+/// `--resolve-image`: each service's image pinned to its digest, or kept
+/// as the running spec has it when the reference did not change.
+async fn pin_images(
+    api: &Api,
+    args: &DeployArgs,
+    desired: &mut Desired,
+    cur: &Current,
+) -> anyhow::Result<()> {
+    let mode = args.resolve_image.unwrap_or_default();
+    for spec in &mut desired.services {
+        let name = super::name(&spec.annotations);
+        let before = cur
+            .services
+            .iter()
+            .find(|(_, s)| super::name(&s.annotations) == name)
+            .and_then(|(_, s)| s.task.as_ref())
+            .and_then(|t| t.container.as_ref())
+            .map(|c| c.image.clone());
+        service::resolve::pin(api, spec, mode, before.as_deref()).await?;
+    }
+    Ok(())
+}
+
 /// `stack diff` and `stack deploy --dry-run`.
 pub async fn diff(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
     super::check_stack_name(&args.stack)?;
-    let desired = load(&args)?;
+    let mut desired = load(&args)?;
     let mut api = Api::connect(host).await?;
     let cur = current(&mut api).await?;
+    pin_images(&api, &args, &mut desired, &cur).await?;
     let p = plan_for(&args, &desired, &cur)?;
     print!("{}", plan::render(&p));
     Ok(())
@@ -152,9 +176,10 @@ pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
         return diff(host, args).await;
     }
     super::check_stack_name(&args.stack)?;
-    let desired = load(&args)?;
+    let mut desired = load(&args)?;
     let mut api = Api::connect(host).await?;
     let mut cur = current(&mut api).await?;
+    pin_images(&api, &args, &mut desired, &cur).await?;
     let p = plan_for(&args, &desired, &cur)?;
     if !(p.networks.is_empty()
         && p.secrets.is_empty()

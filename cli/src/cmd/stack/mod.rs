@@ -72,10 +72,10 @@ pub struct DeployArgs {
     /// and change nothing (beyond Docker).
     #[arg(long)]
     pub dry_run: bool,
-    /// Query the registry to resolve image digests (accepted for
-    /// compatibility; Shoal deploys the image reference as written).
-    #[arg(long, value_name = "always|changed|never", hide = true)]
-    pub resolve_image: Option<String>,
+    /// Query the registry to resolve image digests ("always", "changed",
+    /// "never"; default always).
+    #[arg(long, value_enum)]
+    pub resolve_image: Option<crate::cmd::service::resolve::ResolveImage>,
     /// Send registry authentication details to Swarm agents (the login of
     /// each image's registry in the docker config).
     #[arg(long)]

@@ -75,6 +75,25 @@ impl Node {
         Ok(ReceiverStream::new(rx))
     }
 
+    /// `reference` pinned to the digest its registry gives now; empty when
+    /// this node has no image store (the CLI then deploys the tag as is).
+    pub async fn image_resolve(
+        &self,
+        reference: &str,
+        auth: RegistryAuth,
+    ) -> Result<String, Status> {
+        let Some(store) = self.images.as_ref() else {
+            return Ok(String::new());
+        };
+        let digest = store
+            .resolve_digest(reference, &auth)
+            .await
+            .map_err(status)?;
+        // The name as the user wrote it, tag kept, digest added (Docker's).
+        let name = reference.split('@').next().unwrap_or(reference);
+        Ok(format!("{name}@{digest}"))
+    }
+
     /// Every image.
     pub fn image_list(&self) -> Result<Vec<ImageMsg>, Status> {
         let store = self.images("ls")?;

@@ -9,12 +9,14 @@ use shoal_proto::objects::ContainerSpec;
 
 use super::container::{ContainerDirs, SPEC_FILE};
 use super::defaults;
+use super::init;
 use super::mounts::task_mounts;
 use super::plan::plan;
 use super::rootfs::Rootfs;
 use super::spec::{self, Confinement, runtime_spec};
 use crate::exec::process::cgroup::Cgroups;
 use crate::exec::process::config::{Bind, TaskConfig, TaskDir, TaskImage};
+use crate::exec::process::logs::LogPolicy;
 use crate::exec::process::{base_sandbox, files, limits};
 use crate::exec::{ExecError, TaskFile, TaskRun};
 use crate::image::{Image, ImageStore, RegistryAuth};
@@ -77,6 +79,8 @@ pub fn prepare(
     } else {
         spec.hostname.clone()
     };
+    // Everything that can refuse the task is checked before anything is made.
+    let log = LogPolicy::of(task.spec.as_ref().and_then(|s| s.log_driver.as_ref()))?;
     let capabilities =
         defaults::capabilities(&spec.cap_add, &spec.cap_drop).map_err(ExecError::Rejected)?;
     let mut ulimits = Vec::new();
@@ -99,20 +103,42 @@ pub fn prepare(
     rootfs
         .mount(&image.layers)
         .map_err(|e| ExecError::Failed(e.to_string()))?;
-    let plan = plan(
+    let mut plan = plan(
         &spec,
         &image.config,
         &hostname,
         &rootfs.read("/etc/passwd"),
         &rootfs.read("/etc/group"),
     )?;
-    let mounts = task_mounts(
+    let mut mounts = task_mounts(
         &task.id,
         &spec,
         &image.config.volumes,
         &rootfs.root(),
         volumes,
     )?;
+    if spec.init {
+        // `--init`: Shoal's static init as PID 1 at Docker's path; exec
+        // allowed, so not among the (noexec) file binds.
+        let installed = init::install(dir.path())
+            .map_err(|e| ExecError::Failed(format!("cannot install docker-init: {e}")))?;
+        let path = plan
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("");
+        plan.argv = init::wrap(&plan.argv, &rootfs.root(), path).map_err(ExecError::Rejected)?;
+        let mut m = oci_spec::runtime::Mount::default();
+        m.set_destination(init::INIT_PATH.into());
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(installed));
+        m.set_options(Some(
+            ["rbind", "ro", "nosuid", "nodev"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        mounts.mounts.push(m);
+    }
     let binds: Vec<Bind> = task_files
         .iter()
         .map(|f| Bind {
@@ -159,6 +185,7 @@ pub fn prepare(
         cgroup_dirs,
         binds,
         stop_signal: plan.stop_signal,
+        log,
         image: Some(TaskImage {
             reference: spec.image.clone(),
             id: image.id.clone(),

@@ -10,7 +10,7 @@
 //!   files/        tmpfs with the task's secrets and configs
 //!   pid.json      the shim and main process (written by the shim at start)
 //!   exit.json     how it ended (written by the shim, atomically)
-//!   log.json[.1]  the task's output, JSON lines
+//!   log.json[.N]  the task's output, JSON lines (rotated files .1 newest)
 //!   shim.log      the shim's own errors
 //! ```
 
@@ -60,10 +60,6 @@ impl TaskDir {
     /// The current log file.
     pub fn log(&self) -> PathBuf {
         self.0.join("log.json")
-    }
-    /// The rotated log file.
-    pub fn old_log(&self) -> PathBuf {
-        self.0.join("log.json.1")
     }
     /// The shim's own stderr.
     pub fn shim_log(&self) -> PathBuf {
@@ -115,6 +111,9 @@ pub struct TaskConfig {
     /// command (process engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<TaskImage>,
+    /// How the shim keeps the task's output (`--log-driver`, `--log-opt`).
+    #[serde(default)]
+    pub log: super::logs::LogPolicy,
     /// The volumes the task mounts (embedded engine): in use while the
     /// task exists, so not removed; they outlive it.
     #[serde(default)]

@@ -1,7 +1,8 @@
 //! Task output as JSON lines, like Docker's json-file driver:
 //! `{"log":"hello\n","stream":"stdout","time":"2024-05-01T10:00:00.123456789Z"}`.
-//! The shim writes (rotating at [`MAX_LOG_BYTES`], keeping one old file);
-//! the engine reads, tails and follows.
+//! The shim writes, rotating by size as json-file's `max-size`/`max-file`
+//! do ([`LogPolicy`]; default 10 MB and one old file); the engine reads,
+//! tails and follows.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
@@ -27,27 +28,137 @@ struct Record<'a> {
     time: String,
 }
 
+/// How a task's log is kept: `--log-driver json-file|local|none` and
+/// `--log-opt max-size=10m,max-file=3` as Docker spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPolicy {
+    /// Rotate the current file at this size.
+    pub max_bytes: u64,
+    /// Files kept in all, the current one included (at least 1).
+    pub max_files: u32,
+    /// `--log-driver none`: nothing is kept.
+    pub discard: bool,
+}
+
+impl Default for LogPolicy {
+    fn default() -> LogPolicy {
+        LogPolicy {
+            max_bytes: MAX_LOG_BYTES,
+            max_files: 2,
+            discard: false,
+        }
+    }
+}
+
+impl LogPolicy {
+    /// The policy of a task's `--log-driver`/`--log-opt`; other drivers than
+    /// Docker's file-based ones (and `none`) are refused: the built-in
+    /// engines keep their own files.
+    pub fn of(driver: Option<&shoal_proto::objects::LogDriver>) -> Result<LogPolicy, ExecError> {
+        let mut policy = LogPolicy::default();
+        let Some(driver) = driver else {
+            return Ok(policy);
+        };
+        match driver.name.as_str() {
+            "" | "json-file" | "local" => {}
+            "none" => policy.discard = true,
+            other => {
+                return Err(ExecError::Rejected(format!(
+                    "log driver {other:?} is not available on this engine: it keeps task logs in its own files (json-file, local, none)"
+                )));
+            }
+        }
+        for (key, value) in &driver.options {
+            let bad = || ExecError::Rejected(format!("invalid log option {key}={value}"));
+            match key.as_str() {
+                "max-size" => policy.max_bytes = parse_size(value).ok_or_else(bad)?,
+                "max-file" => {
+                    policy.max_files = value.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?
+                }
+                // Accepted as Docker's drivers do; nothing to do here.
+                "compress" | "labels" | "env" | "env-regex" | "tag" | "mode"
+                | "max-buffer-size" => {}
+                _ => {
+                    return Err(ExecError::Rejected(format!(
+                        "unknown log option {key:?} for the {} driver",
+                        if driver.name.is_empty() {
+                            "json-file"
+                        } else {
+                            &driver.name
+                        }
+                    )));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}
+
+/// `10m`, `1g`, `512k`, `2048` (bytes), 1024-based as Docker's.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|b| *b > 0)
+}
+
+/// The rotated files of the log at `path` (`path.1` newest), oldest first.
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for n in 1.. {
+        let p = rotated(path, n);
+        if !p.exists() {
+            break;
+        }
+        found.push(p);
+    }
+    found.reverse();
+    found
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
 /// Writes a task's output (in the shim).
 pub struct LogWriter {
     path: PathBuf,
-    old: PathBuf,
-    file: File,
+    file: Option<File>,
     size: u64,
-    max: u64,
+    policy: LogPolicy,
     partial: [Vec<u8>; 2],
 }
 
 impl LogWriter {
-    /// Appends to `path`, rotating to `old` at `max` bytes.
-    pub fn open(path: PathBuf, old: PathBuf, max: u64) -> io::Result<LogWriter> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+    /// Appends to `path`, rotating as `policy` says.
+    pub fn open(path: PathBuf, policy: LogPolicy) -> io::Result<LogWriter> {
+        let file = if policy.discard {
+            None
+        } else {
+            Some(OpenOptions::new().create(true).append(true).open(&path)?)
+        };
+        let size = match &file {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
         Ok(LogWriter {
             path,
-            old,
             file,
             size,
-            max,
+            policy,
             partial: [Vec::new(), Vec::new()],
         })
     }
@@ -84,6 +195,9 @@ impl LogWriter {
     }
 
     fn record(&mut self, source: LogSource, line: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            return Ok(());
+        }
         let rec = Record {
             log: String::from_utf8_lossy(line),
             stream: stream_name(source),
@@ -91,18 +205,43 @@ impl LogWriter {
         };
         let mut buf = serde_json::to_vec(&rec).map_err(io::Error::other)?;
         buf.push(b'\n');
-        if self.size > 0 && self.size + buf.len() as u64 > self.max {
-            std::fs::rename(&self.path, &self.old)?;
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            self.size = 0;
+        if self.size > 0 && self.size + buf.len() as u64 > self.policy.max_bytes {
+            self.rotate()?;
         }
         // One write per line, so readers never see a line torn in two
         // except at the file's very end (which they leave for later).
-        self.file.write_all(&buf)?;
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(&buf)?;
+        }
         self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl LogWriter {
+    /// `path.N-1` → `path.N` … `path` → `path.1`, keeping `max_files` in
+    /// all; with one file the current one starts over.
+    fn rotate(&mut self) -> io::Result<()> {
+        let old = self.policy.max_files.saturating_sub(1);
+        if old == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(rotated(&self.path, old));
+            for n in (1..old).rev() {
+                let from = rotated(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, rotated(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        }
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
+        self.size = 0;
         Ok(())
     }
 }
@@ -192,11 +331,12 @@ fn complete_lines(buf: &[u8]) -> (Vec<LogLine>, usize) {
     (lines, end)
 }
 
-/// Streams the log of the task whose files are `log`, `old` and `exit`.
-pub fn stream(log: PathBuf, old: PathBuf, exit: PathBuf, options: LogOptions) -> LogStream {
+/// Streams the log of the task whose files are `log` (with its rotated
+/// files beside it) and `exit`.
+pub fn stream(log: PathBuf, exit: PathBuf, options: LogOptions) -> LogStream {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
-        if let Err(err) = produce(&log, &old, &exit, &options, &tx).await {
+        if let Err(err) = produce(&log, &exit, &options, &tx).await {
             let _ = tx.send(Err(err)).await;
         }
     });
@@ -211,17 +351,18 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> ExecError + '_ {
 
 async fn produce(
     log: &Path,
-    old: &Path,
     exit: &Path,
     options: &LogOptions,
     tx: &Sender,
 ) -> Result<(), ExecError> {
     let keep = |l: &LogLine| options.since.is_none_or(|s| l.timestamp >= s);
-    // What is there now: the rotated file, then the current one.
-    let mut lines: Vec<LogLine> = match tokio::fs::read(old).await {
-        Ok(buf) => complete_lines(&buf).0,
-        Err(_) => Vec::new(),
-    };
+    // What is there now: the rotated files, then the current one.
+    let mut lines: Vec<LogLine> = Vec::new();
+    for old in rotated_files(log) {
+        if let Ok(buf) = tokio::fs::read(&old).await {
+            lines.extend(complete_lines(&buf).0);
+        }
+    }
     let mut file = match tokio::fs::File::open(log).await {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -259,7 +400,7 @@ async fn produce(
                 }
             }
         }
-        if got == 0 && rotated(log, file.as_ref()).await {
+        if got == 0 && replaced(log, file.as_ref()).await {
             // Drained the old file through our handle; go on with the new.
             file = tokio::fs::File::open(log).await.ok();
             pending.clear();
@@ -276,7 +417,7 @@ async fn produce(
 }
 
 /// Whether `path` is no longer the file `open` reads (rotated or created).
-async fn rotated(path: &Path, open: Option<&tokio::fs::File>) -> bool {
+async fn replaced(path: &Path, open: Option<&tokio::fs::File>) -> bool {
     use std::os::unix::fs::MetadataExt as _;
     let Ok(now) = tokio::fs::metadata(path).await else {
         return false;

@@ -174,6 +174,7 @@ impl ProcessEngine {
             binds: Vec::new(),
             stop_signal: spec.stop_signal,
             image: None,
+            log: logs::LogPolicy::of(task.spec.as_ref().and_then(|s| s.log_driver.as_ref()))?,
             volumes: Vec::new(),
         })
     }
@@ -563,6 +564,6 @@ impl Engine for ProcessEngine {
 
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError> {
         let (dir, _) = self.known(task_id)?;
-        Ok(logs::stream(dir.log(), dir.old_log(), dir.exit(), options))
+        Ok(logs::stream(dir.log(), dir.exit(), options))
     }
 }

@@ -41,7 +41,7 @@ use super::config::{
     ExitFile, PidFile, TaskConfig, TaskDir, env_value, proc_start_time, read_json, resolve_program,
     write_json,
 };
-use super::logs::{LogWriter, MAX_LOG_BYTES};
+use super::logs::LogWriter;
 use super::namespaces::{bind_read_only, enter_all, enter_netns, private_mounts_and_proc};
 use crate::exec::LogSource;
 use crate::exec::oci::container::{self, ContainerDirs};
@@ -145,7 +145,7 @@ fn supervise(dir: &TaskDir) -> io::Result<()> {
         Ok(None) => return fail("the task is not prepared (no config.json)"),
         Err(e) => return fail(&format!("cannot read config.json: {e}")),
     };
-    let mut logs = LogWriter::open(dir.log(), dir.old_log(), MAX_LOG_BYTES)?;
+    let mut logs = LogWriter::open(dir.log(), cfg.log)?;
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
     let child = if cfg.image.is_some() {
