@@ -50,6 +50,29 @@ fn duration(d: Option<&prost_types::Duration>, default: Duration) -> Duration {
 
 impl HealthConfig {
     /// The check a spec asks for: `None` for no check (`NONE`, or no test).
+    /// The check a task runs: the service's, else its image's, with the
+    /// service's timings over the image's where the service gives only
+    /// those (Docker's merge); `["NONE"]` in the service disables both.
+    pub fn effective(
+        service: Option<&shoal_proto::objects::HealthConfig>,
+        image: Option<shoal_proto::objects::HealthConfig>,
+    ) -> Option<shoal_proto::objects::HealthConfig> {
+        match (service, image) {
+            (Some(s), _) if !s.test.is_empty() => Some(s.clone()),
+            (Some(s), Some(mut i)) => {
+                i.interval = s.interval.or(i.interval);
+                i.timeout = s.timeout.or(i.timeout);
+                i.start_period = s.start_period.or(i.start_period);
+                if s.retries != 0 {
+                    i.retries = s.retries;
+                }
+                Some(i)
+            }
+            (s, i) => i.or_else(|| s.cloned()),
+        }
+    }
+
+    /// The check a service spec asks for.
     pub fn from_spec(
         spec: &shoal_proto::objects::HealthConfig,
     ) -> Result<Option<HealthConfig>, HealthError> {

@@ -252,7 +252,7 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
     let engine = actor.engine.clone();
     let id = actor.id.clone();
     let mut exited = Box::pin(async move { engine.wait(&id).await });
-    let healthcheck = input.borrow().as_ref().and_then(|r| {
+    let service_check = input.borrow().as_ref().and_then(|r| {
         r.task
             .spec
             .as_ref()?
@@ -261,6 +261,10 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
             .healthcheck
             .clone()
     });
+    let healthcheck = health::HealthConfig::effective(
+        service_check.as_ref(),
+        actor.engine.image_healthcheck(&actor.id).await,
+    );
     let config = healthcheck.and_then(|h| match health::HealthConfig::from_spec(&h) {
         Ok(c) => c,
         Err(e) => {

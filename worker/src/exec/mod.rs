@@ -240,6 +240,17 @@ pub trait Engine: Send + Sync + 'static {
     /// The task's log lines.
     async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError>;
 
+    /// The health check the task's image declares (`HEALTHCHECK`), for a
+    /// service that gives none; `None` where the engine runs no images of
+    /// its own or the image declares none. (The docker engine's images are
+    /// checked by dockerd's own rules.)
+    async fn image_healthcheck(
+        &self,
+        _task_id: &str,
+    ) -> Option<shoal_proto::objects::HealthConfig> {
+        None
+    }
+
     /// The task's network namespace, once prepared, for the data plane to
     /// wire (the process engine's own, the docker engine's sandbox); `None`
     /// where there is none (`sim`).

@@ -170,3 +170,48 @@ fn specs_parse_with_docker_defaults() {
     assert!(HealthConfig::from_spec(&spec(&["CMD"])).is_err());
     assert!(HealthConfig::from_spec(&spec(&["bogus"])).is_err());
 }
+
+#[test]
+fn the_services_check_wins_and_the_image_fills_in() {
+    use shoal_proto::objects::HealthConfig as Spec;
+    let secs = |s| {
+        Some(prost_types::Duration {
+            seconds: s,
+            nanos: 0,
+        })
+    };
+    let image = Spec {
+        test: vec!["CMD".into(), "/healthy".into()],
+        interval: secs(30),
+        retries: 3,
+        ..Default::default()
+    };
+    let service = Spec {
+        test: vec!["CMD-SHELL".into(), "true".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        HealthConfig::effective(Some(&service), Some(image.clone())),
+        Some(service)
+    );
+    assert_eq!(
+        HealthConfig::effective(None, Some(image.clone())),
+        Some(image.clone())
+    );
+    let timings = Spec {
+        interval: secs(2),
+        ..Default::default()
+    };
+    let merged = HealthConfig::effective(Some(&timings), Some(image.clone())).unwrap();
+    assert_eq!(merged.test, image.test);
+    assert_eq!((merged.interval, merged.retries), (secs(2), 3));
+    let none = Spec {
+        test: vec!["NONE".into()],
+        ..Default::default()
+    };
+    let off = HealthConfig::effective(Some(&none), Some(image)).unwrap();
+    assert!(
+        HealthConfig::from_spec(&off).unwrap().is_none(),
+        "NONE disables"
+    );
+}

@@ -186,6 +186,7 @@ pub fn prepare(
         binds,
         stop_signal: plan.stop_signal,
         log,
+        image_healthcheck: image.config.healthcheck.clone(),
         image: Some(TaskImage {
             reference: spec.image.clone(),
             id: image.id.clone(),

@@ -111,6 +111,9 @@ pub struct TaskConfig {
     /// command (process engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<TaskImage>,
+    /// The image's `HEALTHCHECK`, for a service that gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_healthcheck: Option<crate::image::ImageHealthcheck>,
     /// How the shim keeps the task's output (`--log-driver`, `--log-opt`).
     #[serde(default)]
     pub log: super::logs::LogPolicy,

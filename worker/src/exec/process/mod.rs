@@ -174,6 +174,7 @@ impl ProcessEngine {
             binds: Vec::new(),
             stop_signal: spec.stop_signal,
             image: None,
+            image_healthcheck: None,
             log: logs::LogPolicy::of(task.spec.as_ref().and_then(|s| s.log_driver.as_ref()))?,
             volumes: Vec::new(),
         })
@@ -291,6 +292,20 @@ pub(crate) fn limits(run: &TaskRun, default_pids: i64) -> Limits {
 
 #[tonic::async_trait]
 impl Engine for ProcessEngine {
+    async fn image_healthcheck(&self, task_id: &str) -> Option<shoal_proto::objects::HealthConfig> {
+        let (_, cfg) = self.known(task_id).ok()?;
+        let h = cfg.image_healthcheck?;
+        let duration =
+            |d: Option<Duration>| d.and_then(|d| prost_types::Duration::try_from(d).ok());
+        Some(shoal_proto::objects::HealthConfig {
+            test: h.test,
+            interval: duration(h.interval),
+            timeout: duration(h.timeout),
+            retries: h.retries,
+            start_period: duration(h.start_period),
+        })
+    }
+
     async fn netns(&self, task_id: &str) -> Option<PathBuf> {
         self.dir(task_id)
             .ok()
