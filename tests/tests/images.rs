@@ -307,6 +307,33 @@ fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Re
     create("nowhere", &nowhere, &[])?;
     error_of("nowhere", "cannot reach")?;
 
+    let zeros = "0".repeat(64);
+    create(
+        "wrong-digest",
+        &public.image(&format!("web@sha256:{zeros}")),
+        &[],
+    )?;
+    error_of("wrong-digest", "not found")?;
+    // A layer that is not what its digest says is refused, and leaves
+    // nothing half-unpacked on the node.
+    tamper_blobs(public.storage())?;
+    create(
+        "corrupt",
+        &public.image("busybox:1"),
+        &["--constraint", "node.role==worker"],
+    )?;
+    error_of("corrupt", "digest")?;
+    let store = cluster.state_dir(1).join("images");
+    for dir in ["tmp", "layers"] {
+        let left: Vec<_> = std::fs::read_dir(store.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{dir}/ after a corrupt pull: {left:?}");
+    }
+
     // `docker login` keeps credentials in config.json; the CLI sends them
     // with --with-registry-auth, and only the task's node pulls with them.
     let docker_config = cluster.dir().join("docker");
@@ -366,5 +393,26 @@ fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Re
             Ok(())
         },
     )?;
+    Ok(())
+}
+
+/// Flips a byte in the middle of every large blob (the layers) the
+/// registry stores, behind its digests' back.
+fn tamper_blobs(storage: &std::path::Path) -> anyhow::Result<()> {
+    let blobs = storage.join("docker/registry/v2/blobs/sha256");
+    let mut tampered = 0;
+    for prefix in std::fs::read_dir(&blobs)?.flatten() {
+        for blob in std::fs::read_dir(prefix.path())?.flatten() {
+            let data = blob.path().join("data");
+            let mut bytes = std::fs::read(&data)?;
+            if bytes.len() > 4096 {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xff;
+                std::fs::write(&data, bytes)?;
+                tampered += 1;
+            }
+        }
+    }
+    anyhow::ensure!(tampered > 0, "no layer blob under {}", blobs.display());
     Ok(())
 }

@@ -1,20 +1,22 @@
 //! The worker side of a Shoal node: every node runs one.
 //!
-//! # Layout (grows with the issues that build it; see shared/DESIGN.md)
+//! # Layout
 //! - [`agent`]: the session with the leader's dispatcher, heartbeats,
 //!   failover between managers.
-//! - [`engine`]: which local engine runs tasks (docker, process, sim) and
-//!   how `auto` chooses.
+//! - [`engine`]: which local engine runs tasks (docker, embedded, process,
+//!   sim) and how `auto` chooses.
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
-//! - [`exec`]: engines behind one trait (process, sim; docker).
+//! - [`exec`]: engines behind one trait: docker, the embedded engine (the
+//!   process engine's task dirs and shim running OCI images, `exec::oci`),
+//!   process, sim.
 //! - [`health`]: health checks run through any engine's `exec`.
 //! - [`image`]: the node-local OCI image store (pull, load, unpacked
 //!   layers for overlayfs) the embedded engine runs tasks from.
 //! - [`logs`]: publishes task logs for the log broker's subscriptions.
 //! - [`volume`]: the node-local named volumes (`local` driver) the
 //!   embedded engine mounts into tasks.
-//! - later: `task` (one actor per task),
-//!   `net` (overlay, DNS, load balancing).
+//! - [`task`]: one actor per task; [`worker`]: the assignment set.
+//! - [`net`]: overlay networks, DNS, load balancing, egress.
 //!
 //! A worker never writes cluster state except through the dispatcher.
 #![deny(missing_docs)]

@@ -14,6 +14,9 @@
 //! files under the state dir); the caller keeps nothing for them.
 //!
 //! - `docker`: the local Docker Engine through bollard.
+//! - `embedded` (`process` with an image store, see [`oci`]): OCI images,
+//!   each task in its own overlay root and Docker's default confinement,
+//!   run by youki's libcontainer from the per-task shim.
 //! - `process`: built in; the task's command from the host's filesystem in
 //!   its own network, pid, mount, uts and ipc namespaces and cgroup.
 //! - `sim`: no process; for control-plane benchmarks and tests.
