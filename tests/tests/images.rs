@@ -147,6 +147,7 @@ const PROBE: &str = r#"id
 set -- $(tr '\0' ' ' < /proc/1/cmdline); echo "PID1 $1 $2 $3"
 grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status
 cat /etc/motd
+grep -w db /etc/hosts || echo NO-DB-HOST
 ls /run/secrets
 cat "$STATE/swarm.json" >/dev/null 2>&1 && echo STATE-VISIBLE || echo STATE-HIDDEN
 cat /run/secrets/other >/dev/null 2>&1 && echo OTHER-SECRET-VISIBLE || echo OTHER-SECRET-HIDDEN
@@ -268,8 +269,18 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
         &cluster,
         "admin",
         &registry.image("busybox:1"),
-        &["--cap-add", "SYS_ADMIN", "--read-only"],
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--read-only",
+            "--host",
+            "db:10.1.2.3",
+        ],
     )?;
+    assert!(
+        log.contains("10.1.2.3\tdb"),
+        "--host reaches /etc/hosts: {log}"
+    );
     assert!(log.contains("MOUNT-OK"), "{log}");
     assert!(log.contains("ROOT-READ-ONLY"), "{log}");
     Ok(())

@@ -45,8 +45,10 @@ pub(crate) use service::parse as service_parse;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (or to serve, for `shoal daemon`).
-    #[arg(short = 'H', long = "host", env = "SHOAL_HOST", default_value = DEFAULT_HOST, global = true)]
+    /// Daemon socket to connect to (or to serve, for `shoal daemon`). Given
+    /// before the command, as Docker's `-H`: after it, `--host` is the
+    /// command's own (`service create --host db:10.0.0.5`).
+    #[arg(short = 'H', long = "host", env = "SHOAL_HOST", default_value = DEFAULT_HOST)]
     pub host: Host,
 
     #[command(subcommand)]

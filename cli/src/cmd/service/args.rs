@@ -269,9 +269,6 @@ pub struct ContainerFlags {
     /// Sysctl options (`net.core.somaxconn=1024`).
     #[arg(long = "sysctl", value_name = "SYSCTL", value_parser = parse::sysctl)]
     pub sysctl: Vec<(String, String)>,
-    // Docker's `--host host:ip` cannot be declared here: the global
-    // `-H/--host` (the daemon's socket) owns the name in every subcommand.
-    // `service update --host-add` sets the same entries.
 }
 
 /// `service create` flags.
@@ -321,6 +318,9 @@ pub struct CreateArgs {
     /// Container limits, kernel parameters and host entries.
     #[command(flatten)]
     pub container: ContainerFlags,
+    /// Set one or more custom host-to-IP mappings (`host:ip`).
+    #[arg(long = "host", value_name = "HOST", value_parser = parse::host)]
+    pub host: Vec<String>,
     /// The image to run.
     pub image: String,
     /// The command and its arguments (become the container's args).

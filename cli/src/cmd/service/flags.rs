@@ -198,7 +198,7 @@ pub fn create_spec(args: &CreateArgs, lookup: &Lookup) -> anyhow::Result<Service
         }),
     };
     if let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
-        runtime::create(container, c, &args.container)?;
+        runtime::create(container, c, &args.container, &args.host)?;
     }
     apply_common(&mut spec, c)?;
     Ok(spec)

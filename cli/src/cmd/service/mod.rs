@@ -219,6 +219,7 @@ fn nameless(args: &CreateArgs) -> CreateArgs {
         constraint: args.constraint.clone(),
         placement_pref: args.placement_pref.clone(),
         container: args.container.clone(),
+        host: args.host.clone(),
         image: args.image.clone(),
         args: args.args.clone(),
     }

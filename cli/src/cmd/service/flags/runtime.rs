@@ -49,6 +49,7 @@ pub fn create(
     c: &mut ContainerSpec,
     common: &CommonFlags,
     flags: &ContainerFlags,
+    extra_hosts: &[String],
 ) -> anyhow::Result<()> {
     if common
         .cap_add
@@ -61,6 +62,7 @@ pub fn create(
     (c.cap_add, c.cap_drop) = parse::effective_caps(&common.cap_add, &common.cap_drop);
     c.ulimits = ulimits(Vec::new(), &[], &flags.ulimit);
     c.sysctls = flags.sysctl.iter().cloned().collect();
+    c.hosts = hosts(&[], &[], extra_hosts);
     Ok(())
 }
 

@@ -292,11 +292,13 @@ fn update_sets_flags_only_when_given() {
 }
 
 #[test]
-fn service_create_has_no_host_flag_of_its_own() {
-    // `--host` is the global daemon socket flag (`-H`): Docker's
-    // `service create --host host:ip` cannot be told apart from it, so
-    // entries are added with `service update --host-add`.
-    assert!(err(create(&["--host", "db:10.0.0.5", "x"])).contains("socket path"));
+fn service_create_takes_hosts_as_docker() {
+    // `-H/--host` is the daemon's socket only before the command, as
+    // Docker's; after it, `--host` is `service create`'s own.
+    let s = create(&["--host", "db:10.0.0.5", "--host", "cache:10.0.0.6", "x"]).unwrap();
+    let c = s.task.unwrap().container.unwrap();
+    assert_eq!(c.hosts, ["10.0.0.5 db", "10.0.0.6 cache"]);
+    assert!(err(create(&["--host", "no-ip", "x"])).contains("host"));
 }
 
 #[test]
