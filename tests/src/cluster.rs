@@ -281,6 +281,10 @@ impl Cluster {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
+            // The node's group, once its last task's cgroup is gone.
+            if let Some(group) = dir.parent() {
+                let _ = fs::remove_dir(group);
+            }
         }
     }
 

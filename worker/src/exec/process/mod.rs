@@ -489,6 +489,11 @@ impl Engine for ProcessEngine {
             namespaces::unmount(&dir.netns()).map_err(|e| failed(&dir.netns(), e))?;
             cgroup::remove(&all_dirs)
                 .map_err(|e| ExecError::Failed(format!("cannot remove the task's cgroup: {e}")))?;
+            // The node's group goes with its last task (rmdir fails while
+            // another task's cgroup is in it), so no empty dirs pile up.
+            for group in all_dirs.iter().filter_map(|d| d.parent()) {
+                let _ = std::fs::remove_dir(group);
+            }
             config::release_volumes(store.as_deref(), &dir, &volumes);
             std::fs::remove_dir_all(dir.path()).map_err(|e| failed(dir.path(), e))
         })
