@@ -32,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .boxed(".shoal.store.StoreAction.target.task")
         .boxed(".shoal.store.StoreAction.target.network")
         .boxed(".shoal.store.StoreAction.target.cluster")
+        // Registry passwords never reach a log through `{:?}` (see
+        // `registry_auth.rs`).
+        .skip_debug([".shoal.objects.RegistryAuth"])
         .compile_fds(fds)?;
 
     // Build facts shown by `shoal version`.

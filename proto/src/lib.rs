@@ -58,3 +58,31 @@ generated! {
     /// Raft log entries: batches of store actions, and store snapshots.
     store => "shoal.store",
 }
+
+/// Registry credentials print their server and user, never the password.
+impl std::fmt::Debug for objects::RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_passwords_never_print() {
+        let auth = super::objects::RegistryAuth {
+            server: "r:5000".into(),
+            username: "alice".into(),
+            password: "s3cr3t".into(),
+        };
+        let shown = format!("{auth:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+    }
+}
