@@ -30,5 +30,7 @@ pub mod image;
 pub mod logs;
 pub mod net;
 pub mod task;
+#[cfg(test)]
+mod testing;
 pub mod volume;
 pub mod worker;

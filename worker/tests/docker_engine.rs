@@ -3,6 +3,8 @@
 //! builds the other; tests/run.sh and CI run it). Skipped, loudly, only
 //! when no Docker socket answers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,8 +46,9 @@ async fn engine() -> Option<(DockerEngine, String, PathBuf)> {
             Some((engine, node, state))
         }
         Err(e) => {
-            eprintln!(
-                "\n!!! SKIPPED: no Docker engine answers ({e}).\n!!! Run `bash tests/docker-engine.sh` (as root) to start one.\n"
+            common::missing(
+                "a docker engine test",
+                &format!("no Docker engine answers ({e}); run `bash tests/docker-engine.sh`"),
             );
             None
         }

@@ -4,6 +4,8 @@
 //! routing mesh a node namespace, its sandbox, an ingress bridge and an
 //! outside client. Everything is built with `ip` and removed on drop.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -22,10 +24,6 @@ use shoal_proto::objects::{Network, NetworkSpec, PortConfig, VirtualIp};
 use shoal_worker::net::dns::{self, DnsServer};
 use shoal_worker::net::lb::{self, LoadBalancer, Nftables};
 use shoal_worker::net::nsenter::in_netns;
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 fn ip(args: &str) {
     let out = Command::new("ip")
@@ -280,8 +278,7 @@ fn front(lab: &mut Lab, ingress: Option<&str>) -> (Vec<String>, String) {
 
 #[test]
 fn vip_balances_over_ready_tasks() {
-    if !is_root() {
-        eprintln!("skipping: needs root for namespaces");
+    if !common::root(module_path!()) {
         return;
     }
     let mut lab = Lab::new("v");
@@ -353,8 +350,7 @@ fn addrs(m: &Message) -> BTreeSet<Ipv4Addr> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_answers_cluster_names_inside_the_task() {
-    if !is_root() {
-        eprintln!("skipping: needs root for namespaces");
+    if !common::root(module_path!()) {
         return;
     }
     let mut lab = Lab::new("d");
@@ -408,8 +404,7 @@ async fn dns_answers_cluster_names_inside_the_task() {
 
 #[test]
 fn routing_mesh_balances_published_ports() {
-    if !is_root() {
-        eprintln!("skipping: needs root for namespaces");
+    if !common::root(module_path!()) {
         return;
     }
     let mut lab = Lab::new("m");
@@ -467,8 +462,7 @@ fn ipvs_backend() {
         );
         return;
     }
-    if !is_root() {
-        eprintln!("skipping: needs root for namespaces");
+    if !common::root(module_path!()) {
         return;
     }
     let mut lab = Lab::new("i");

@@ -3,6 +3,8 @@
 //! `Overlay`; "tasks" are namespaces made with `ip netns add`. `ip` and
 //! `ping` only check what the overlay did.
 
+mod common;
+
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -206,14 +208,9 @@ async fn sync(a: &mut Overlay, b: &mut Overlay, cluster: &Cluster) {
     b.sync(&cluster.view(NODE_B)).await.expect("sync node b");
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_on_two_nodes_reach_each_other_over_vxlan() {
-    if !is_root() {
-        eprintln!("skipped: needs root to create namespaces and VXLAN devices");
+    if !common::root(module_path!()) {
         return;
     }
     let lab = Lab::new();

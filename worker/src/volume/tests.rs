@@ -188,8 +188,7 @@ fn prune_takes_unused_anonymous_volumes_unless_all() {
 
 #[test]
 fn a_device_volume_is_mounted_while_used() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting needs root");
+    if !crate::testing::root(module_path!()) {
         return;
     }
     let (_dir, store) = store();

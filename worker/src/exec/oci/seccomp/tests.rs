@@ -280,8 +280,7 @@ fn libcontainer_loads_the_profile_and_the_kernel_enforces_it() {
     use nix::sys::wait::{WaitStatus, waitpid};
     use nix::unistd::{ForkResult, fork};
 
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    if !crate::testing::root(module_path!()) {
         return;
     }
     let profile = default_profile(&caps(&[]), std::env::consts::ARCH);
