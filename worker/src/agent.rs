@@ -358,3 +358,6 @@ async fn session(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

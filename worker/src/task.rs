@@ -249,6 +249,9 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
 }
 
 async fn watch_running(actor: &mut Actor, input: &mut Input) {
+    // The input as it is now counts too: a task adopted after a restart
+    // may already be desired shut down.
+    input.mark_changed();
     let engine = actor.engine.clone();
     let id = actor.id.clone();
     let mut exited = Box::pin(async move { engine.wait(&id).await });
@@ -324,3 +327,6 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -259,3 +259,6 @@ fn file(
         secret,
     }
 }
+
+#[cfg(test)]
+mod tests;
