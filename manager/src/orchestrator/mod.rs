@@ -11,6 +11,8 @@
 
 pub mod reconcile;
 pub mod task;
+#[cfg(test)]
+mod testkit;
 pub mod update;
 
 use std::collections::BTreeSet;

@@ -189,3 +189,6 @@ pub fn reap(t: &Tables, service: Option<&Service>, tasks: &[&Task], limit: usize
     }
     doomed
 }
+
+#[cfg(test)]
+mod tests;

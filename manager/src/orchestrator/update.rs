@@ -277,3 +277,6 @@ fn set_status(s: &mut Service, state: update_status::State, message: String, now
         status.completed_at = None;
     }
 }
+
+#[cfg(test)]
+mod tests;
