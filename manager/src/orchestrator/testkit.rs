@@ -14,11 +14,7 @@ use shoal_proto::objects::{
 
 use crate::store::Store;
 
-#[allow(dead_code, unused_imports)]
-#[path = "../scheduler/tests/kit.rs"]
-mod sched;
-
-pub use sched::{availability, commit, node, state, with_label};
+pub use crate::scheduler::tests::kit::{availability, commit, node, state, with_label};
 
 /// The task spec of image `image`.
 pub fn spec(image: &str) -> TaskSpec {

@@ -141,4 +141,4 @@ impl Passes for Loop {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -76,7 +76,8 @@ fn scale_down_removes_the_slots_above_the_count() {
     // The rule: slots 1..=replicas are wanted; live tasks in any other
     // slot are asked to be removed, and a hole below the count is filled.
     // (replicas, running slots, removed slots, created slots)
-    let cases: &[(u64, &[u64], &[u64], &[u64])] = &[
+    type Case<'a> = (u64, &'a [u64], &'a [u64], &'a [u64]);
+    let cases: &[Case] = &[
         (2, &[1, 2, 3, 4], &[3, 4], &[]),
         (0, &[1, 2], &[1, 2], &[]),
         (2, &[1, 3], &[3], &[2]),

@@ -855,7 +855,7 @@ fn a_slot_whose_old_task_failed_during_an_update_gets_one_replacement() {
         slot_task("t2", &base, 2, TaskState::Running, "n1"),
     ];
     let mut s = updating(base.clone(), "img:2", Some(cfg(1)), State::Updating);
-    task_spec(&mut s).restart = task_spec(&mut base.clone()).restart.clone();
+    task_spec(&mut s).restart = task_spec(&mut base.clone()).restart;
     let mut rig = Rig::new(s, tasks);
     pass_once(&mut rig, t0);
     assert_eq!(slots(&rig.live()), vec![1, 2], "one live task per slot");

@@ -3,7 +3,7 @@
 //! against an in-process single-node Raft.
 
 mod filters;
-mod kit;
+pub(crate) mod kit;
 mod pipeline;
 mod run;
 mod write;
