@@ -290,3 +290,46 @@ fn tasks_leave_a_dead_worker_fast_but_survive_a_short_cut() -> anyhow::Result<()
     )?;
     Ok(())
 }
+
+#[test]
+fn a_replicated_job_runs_all_its_completions_a_few_at_a_time() -> anyhow::Result<()> {
+    let cluster = shoal_tests::Cluster::manager_and_workers(1)?;
+    cluster
+        .shoal(
+            0,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "batch",
+                "--mode",
+                "replicated-job",
+                "--replicas",
+                "5",
+                "--max-concurrent",
+                "2",
+                "busybox",
+                "sh",
+                "-c",
+                "sleep 0.3",
+            ],
+        )
+        .ok()?;
+    shoal_tests::eventually(
+        "5 completions, 2 at a time",
+        std::time::Duration::from_secs(60),
+        || {
+            let out = cluster
+                .shoal(
+                    0,
+                    &["service", "ps", "batch", "--format", "{{.CurrentState}}"],
+                )
+                .ok()?;
+            let done = out.lines().filter(|l| l.starts_with("Complete")).count();
+            anyhow::ensure!(done == 5, "{out}");
+            Ok(())
+        },
+    )?;
+    Ok(())
+}

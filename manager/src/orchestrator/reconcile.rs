@@ -112,7 +112,12 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
     // Jobs: a slot that completed is done; at most `concurrent` at once.
     let mut budget = match mode {
         Mode::ReplicatedJob { concurrent, .. } => {
-            let active = slots.values().flatten().filter(|t| live(t)).count() as u64;
+            // A task that completed is done, not running: it frees its place.
+            let active = slots
+                .values()
+                .flatten()
+                .filter(|t| live(t) && observed(t) < TaskState::Complete)
+                .count() as u64;
             concurrent.saturating_sub(active)
         }
         _ => u64::MAX,

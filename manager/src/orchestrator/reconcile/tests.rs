@@ -589,7 +589,6 @@ fn a_replicated_job_that_completed_every_slot_is_done() {
 }
 
 #[test]
-#[ignore = "BUG (reported): completed job tasks still count against max_concurrent; the job stalls"]
 fn a_replicated_job_moves_on_once_its_first_tasks_complete() {
     let s = replicated_job("job", 5, 2);
     let store = world(
