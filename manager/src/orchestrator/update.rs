@@ -65,16 +65,17 @@ pub struct Updates {
 
 fn config(service: &Service, rollback: bool) -> UpdateConfig {
     let spec = service.spec.as_ref();
-    let c = if rollback {
+    let given = if rollback {
         spec.and_then(|s| s.rollback)
     } else {
         spec.and_then(|s| s.update)
     };
-    let mut c = c.unwrap_or_default();
-    if c.parallelism == 0 && spec.and_then(|s| s.update.as_ref()).is_none() {
-        c.parallelism = 1;
-    }
-    c
+    // Without a config of its own, Docker's default: one task at a time
+    // (an explicit 0 means all at once).
+    given.unwrap_or(UpdateConfig {
+        parallelism: 1,
+        ..Default::default()
+    })
 }
 
 fn dur(d: Option<prost_types::Duration>, default: Duration) -> Duration {

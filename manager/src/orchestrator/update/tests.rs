@@ -685,7 +685,6 @@ fn without_a_config_one_task_is_replaced_at_a_time() {
 }
 
 #[test]
-#[ignore = "BUG (reported): config() defaults rollback parallelism by the presence of the *update* config"]
 fn a_rollback_without_a_rollback_config_replaces_one_task_at_a_time() {
     // An update config is given (all at once), no rollback config: the
     // rollback should use Docker's default parallelism of 1.
