@@ -25,3 +25,15 @@ pub fn init(default_level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Installs a subscriber of errors only, as plain text on stderr, whatever
+/// `SHOAL_LOG` says: for helper processes whose stderr is a file read by
+/// people (the task shim's `shim.log`, which the container runtime's
+/// processes inherit).
+pub fn init_errors_only() {
+    let _ = fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

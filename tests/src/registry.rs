@@ -85,6 +85,41 @@ fn repo_root() -> PathBuf {
 }
 
 impl Cluster {
+    /// A ready swarm of `n` embedded-engine hosts (host 0 the manager, the
+    /// others workers) that pull over plain HTTP from the underlay, and a
+    /// registry with the demo images on host 0.
+    pub fn embedded_swarm(n: usize) -> anyhow::Result<(Cluster, Registry)> {
+        let cluster = Cluster::builder()
+            .hosts(n)
+            .engine("embedded")
+            .daemon_arg(INSECURE_UNDERLAY)
+            .start()?;
+        cluster.init_swarm(0)?;
+        for i in 1..n {
+            cluster.join(i, 0, "worker")?;
+        }
+        cluster.wait_nodes_ready(0, n, Duration::from_secs(30))?;
+        let registry = cluster.registry(0)?;
+        Ok((cluster, registry))
+    }
+
+    /// The states and errors of `service`'s tasks as host 0's `service ps`
+    /// shows them, one line each.
+    pub fn task_errors(&self, service: &str) -> anyhow::Result<String> {
+        self.shoal(
+            0,
+            &[
+                "service",
+                "ps",
+                service,
+                "--no-trunc",
+                "--format",
+                "{{.CurrentState}} {{.Error}}",
+            ],
+        )
+        .ok()
+    }
+
     /// A registry on host `i`'s address, port 5000, with the demo images
     /// pushed.
     pub fn registry(&self, i: usize) -> anyhow::Result<Registry> {

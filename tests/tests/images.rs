@@ -5,25 +5,7 @@
 
 use std::time::Duration;
 
-use shoal_tests::registry::{INSECURE_UNDERLAY, Registry};
 use shoal_tests::{Cluster, eventually};
-
-/// A swarm of `n` embedded-engine hosts (host 0 the manager) and a
-/// registry with the demo images on host 0.
-fn swarm(n: usize) -> anyhow::Result<(Cluster, Registry)> {
-    let cluster = Cluster::builder()
-        .hosts(n)
-        .engine("embedded")
-        .daemon_arg(INSECURE_UNDERLAY)
-        .start()?;
-    cluster.init_swarm(0)?;
-    for i in 1..n {
-        cluster.join(i, 0, "worker")?;
-    }
-    cluster.wait_nodes_ready(0, n, Duration::from_secs(30))?;
-    let registry = cluster.registry(0)?;
-    Ok((cluster, registry))
-}
 
 /// GET `url` from host `from`'s namespace; the body, trimmed.
 fn get(cluster: &Cluster, from: usize, url: &str) -> anyhow::Result<String> {
@@ -32,26 +14,9 @@ fn get(cluster: &Cluster, from: usize, url: &str) -> anyhow::Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
-/// The `service ps` errors of `service`, one line each.
-fn task_errors(cluster: &Cluster, service: &str) -> anyhow::Result<String> {
-    cluster
-        .shoal(
-            0,
-            &[
-                "service",
-                "ps",
-                service,
-                "--no-trunc",
-                "--format",
-                "{{.CurrentState}} {{.Error}}",
-            ],
-        )
-        .ok()
-}
-
 #[test]
 fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow::Result<()> {
-    let (cluster, registry) = swarm(3)?;
+    let (cluster, registry) = Cluster::embedded_swarm(3)?;
     let stack = cluster.dir().join("stack.yml");
     std::fs::write(
         &stack,
@@ -82,7 +47,7 @@ fn a_stack_without_commands_runs_from_images_and_rolls_to_a_new_tag() -> anyhow:
                 anyhow::ensure!(
                     body.starts_with("web v1 on "),
                     "node-{i}: {body:?}; tasks:\n{}",
-                    task_errors(&cluster, "demo_web")?
+                    cluster.task_errors("demo_web")?
                 );
             }
             Ok(())
@@ -186,7 +151,7 @@ fn probe(cluster: &Cluster, name: &str, image: &str, flags: &[&str]) -> anyhow::
             anyhow::ensure!(
                 log.contains("PROBE-DONE"),
                 "log: {log}\ntasks:\n{}",
-                task_errors(cluster, name)?
+                cluster.task_errors(name)?
             );
             Ok(())
         },
@@ -196,7 +161,7 @@ fn probe(cluster: &Cluster, name: &str, image: &str, flags: &[&str]) -> anyhow::
 
 #[test]
 fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
-    let (cluster, registry) = swarm(1)?;
+    let (cluster, registry) = Cluster::embedded_swarm(1)?;
     let secret = cluster.dir().join("secret.txt");
     std::fs::write(&secret, "s3cr3t")?;
     for name in ["mine", "other"] {
@@ -288,7 +253,7 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
 
 #[test]
 fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Result<()> {
-    let (cluster, public) = swarm(2)?;
+    let (cluster, public) = Cluster::embedded_swarm(2)?;
     let private = cluster.private_registry(0, "alice", "s3cr3t-pw")?;
     let create = |name: &str, image: &str, extra: &[&str]| {
         let mut args = vec!["service", "create", "-d", "--name", name];
@@ -301,7 +266,7 @@ fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Re
             &format!("{name} fails with {want:?}"),
             Duration::from_secs(30),
             || {
-                let errors = task_errors(&cluster, name)?;
+                let errors = cluster.task_errors(name)?;
                 anyhow::ensure!(errors.contains(want), "{errors}");
                 Ok(())
             },
@@ -376,7 +341,7 @@ fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Re
         .ok()?;
     eventually("the private image runs", Duration::from_secs(60), || {
         let running = cluster.running_tasks("private")?;
-        anyhow::ensure!(running.len() == 2, "{}", task_errors(&cluster, "private")?);
+        anyhow::ensure!(running.len() == 2, "{}", cluster.task_errors("private")?);
         Ok(())
     })?;
     // The credentials are never shown back, and an update keeps them.
@@ -398,7 +363,7 @@ fn private_images_pull_with_registry_auth_and_failures_are_clear() -> anyhow::Re
         "the private image runs after --force",
         Duration::from_secs(60),
         || {
-            let errors = task_errors(&cluster, "private")?;
+            let errors = cluster.task_errors("private")?;
             anyhow::ensure!(!errors.contains("access denied"), "{errors}");
             anyhow::ensure!(cluster.running_tasks("private")?.len() == 2, "{errors}");
             Ok(())

@@ -7,20 +7,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use shoal_tests::registry::{INSECURE_UNDERLAY, Registry, demo_images};
+use shoal_tests::registry::demo_images;
 use shoal_tests::{Cluster, eventually};
-
-/// One embedded-engine node in a swarm, with a registry of demo images.
-fn node() -> anyhow::Result<(Cluster, Registry)> {
-    let cluster = Cluster::builder()
-        .hosts(1)
-        .engine("embedded")
-        .daemon_arg(INSECURE_UNDERLAY)
-        .start()?;
-    cluster.init_swarm(0)?;
-    let registry = cluster.registry(0)?;
-    Ok((cluster, registry))
-}
 
 /// `image ls` as `repo:tag` lines.
 fn image_names(cluster: &Cluster) -> anyhow::Result<String> {
@@ -32,19 +20,7 @@ fn image_names(cluster: &Cluster) -> anyhow::Result<String> {
 /// Waits for `service`'s task to run.
 fn wait_running(cluster: &Cluster, service: &str) -> anyhow::Result<()> {
     eventually(&format!("{service} runs"), Duration::from_secs(60), || {
-        let ps = cluster
-            .shoal(
-                0,
-                &[
-                    "service",
-                    "ps",
-                    service,
-                    "--no-trunc",
-                    "--format",
-                    "{{.CurrentState}} {{.Error}}",
-                ],
-            )
-            .ok()?;
+        let ps = cluster.task_errors(service)?;
         anyhow::ensure!(ps.starts_with("Running"), "{service}: {ps}");
         Ok(())
     })
@@ -52,7 +28,7 @@ fn wait_running(cluster: &Cluster, service: &str) -> anyhow::Result<()> {
 
 #[test]
 fn images_pull_list_remove_prune_and_load() -> anyhow::Result<()> {
-    let (cluster, registry) = node()?;
+    let (cluster, registry) = Cluster::embedded_swarm(1)?;
     let web = registry.image("web:1");
     let busybox = registry.image("busybox:1");
 

@@ -7,39 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shoal_tests::registry::{INSECURE_UNDERLAY, Registry};
 use shoal_tests::{Cluster, eventually};
-
-/// One embedded-engine host, manager, with the demo images' registry.
-fn swarm() -> anyhow::Result<(Cluster, Registry)> {
-    let cluster = Cluster::builder()
-        .hosts(1)
-        .engine("embedded")
-        .daemon_arg(INSECURE_UNDERLAY)
-        .start()?;
-    cluster.init_swarm(0)?;
-    cluster.wait_nodes_ready(0, 1, Duration::from_secs(30))?;
-    let registry = cluster.registry(0)?;
-    Ok((cluster, registry))
-}
-
-/// The `service ps` states and errors of `service`, one line each.
-fn task_errors(cluster: &Cluster, service: &str) -> String {
-    cluster
-        .shoal(
-            0,
-            &[
-                "service",
-                "ps",
-                service,
-                "--no-trunc",
-                "--format",
-                "{{.CurrentState}} {{.Error}}",
-            ],
-        )
-        .ok()
-        .unwrap_or_else(|e| e.to_string())
-}
 
 /// Where volume `name`'s data is on host 0.
 fn data_dir(cluster: &Cluster, name: &str) -> PathBuf {
@@ -72,7 +40,7 @@ fn wait_lines(
                 got == n,
                 "{got} lines in {}; tasks:\n{}",
                 log.display(),
-                task_errors(cluster, service)
+                cluster.task_errors(service)?
             );
             Ok(())
         },
@@ -91,7 +59,7 @@ const DB: &str = "echo $(date +%s%N) >> /data/log; cat /data/log | wc -l; exec s
 
 #[test]
 fn a_named_volume_keeps_its_data_across_updates_and_restarts() -> anyhow::Result<()> {
-    let (mut cluster, registry) = swarm()?;
+    let (mut cluster, registry) = Cluster::embedded_swarm(1)?;
     cluster
         .shoal(
             0,
@@ -133,7 +101,7 @@ fn a_named_volume_keeps_its_data_across_updates_and_restarts() -> anyhow::Result
 
 #[test]
 fn binds_and_tmpfs_mount_as_docker_does() -> anyhow::Result<()> {
-    let (cluster, registry) = swarm()?;
+    let (cluster, registry) = Cluster::embedded_swarm(1)?;
     let ro = cluster.dir().join("ro-source");
     let rw = cluster.dir().join("rw-source");
     std::fs::create_dir_all(&ro)?;
@@ -177,7 +145,7 @@ exec sleep 3600";
         anyhow::ensure!(
             log.contains("PROBE-DONE"),
             "log: {log}\ntasks:\n{}",
-            task_errors(&cluster, "probe")
+            cluster.task_errors("probe")?
         );
         Ok(log)
     })?;
@@ -213,7 +181,7 @@ exec sleep 3600";
         )
         .ok()?;
     eventually("the bind is refused", Duration::from_secs(60), || {
-        let errors = task_errors(&cluster, "broken");
+        let errors = cluster.task_errors("broken")?;
         anyhow::ensure!(
             errors.contains("bind source path does not exist: /nonexistent-shoal-source"),
             "{errors}"
@@ -225,7 +193,7 @@ exec sleep 3600";
 
 #[test]
 fn a_stacks_top_level_volumes_are_created_and_kept() -> anyhow::Result<()> {
-    let (cluster, registry) = swarm()?;
+    let (cluster, registry) = Cluster::embedded_swarm(1)?;
     let stack = cluster.dir().join("stack.yml");
     std::fs::write(
         &stack,

@@ -45,6 +45,11 @@ pub struct Api {
     channel: Channel,
 }
 
+/// The daemon's node-local API (images, volumes, swarm membership).
+pub async fn local(host: &Host) -> anyhow::Result<LocalClient<Channel>> {
+    Ok(LocalClient::new(client::connect(host).await?))
+}
+
 impl Api {
     /// Connects to the daemon at `host`.
     pub async fn connect(host: &Host) -> anyhow::Result<Api> {

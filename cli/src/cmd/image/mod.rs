@@ -8,18 +8,17 @@ pub(crate) mod view;
 #[cfg(test)]
 mod tests;
 
+use crate::cmd::common::local;
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use shoal_proto::local::local_client::LocalClient;
 use shoal_proto::local::{
     ImageInspectRequest, ImageListRequest, ImageLoadChunk, ImagePruneRequest, ImagePullRequest,
     ImageRemoveRequest, ImageRemoveResponse, image_pull_event::Event,
 };
-use tonic::transport::Channel;
 
-use crate::client::{self, status_error};
+use crate::client::status_error;
 use crate::host::Host;
 use crate::output::listing::render_inspect;
 
@@ -155,10 +154,6 @@ pub async fn run(host: &Host, cmd: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Prune(args) => prune(host, args).await,
         ImageCommand::Load(args) => load(host, args).await,
     }
-}
-
-async fn local(host: &Host) -> anyhow::Result<LocalClient<Channel>> {
-    Ok(LocalClient::new(client::connect(host).await?))
 }
 
 /// `--platform` names this node's, or is refused: the store keeps one.

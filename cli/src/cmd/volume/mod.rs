@@ -7,16 +7,15 @@ pub(crate) mod view;
 #[cfg(test)]
 mod tests;
 
+use crate::cmd::common::local;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use shoal_proto::local::local_client::LocalClient;
 use shoal_proto::local::{
     VolumeCreateRequest, VolumeInspectRequest, VolumeListRequest, VolumePruneRequest,
     VolumePruneResponse, VolumeRemoveRequest,
 };
-use tonic::transport::Channel;
 
-use crate::client::{self, status_error};
+use crate::client::status_error;
 use crate::host::Host;
 use crate::output::listing::render_inspect;
 
@@ -108,10 +107,6 @@ pub async fn run(host: &Host, cmd: VolumeCommand) -> anyhow::Result<()> {
         VolumeCommand::Rm(args) => rm(host, args).await,
         VolumeCommand::Prune(args) => prune(host, args).await,
     }
-}
-
-async fn local(host: &Host) -> anyhow::Result<LocalClient<Channel>> {
-    Ok(LocalClient::new(client::connect(host).await?))
 }
 
 /// The request `volume create` sends; flag mistakes fail here.

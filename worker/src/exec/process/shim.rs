@@ -108,7 +108,7 @@ fn shim(args: &[OsString]) -> i32 {
     // shim.log with the shim's own errors. Its notes on syscalls this
     // kernel lacks are noise, and its container processes inherit the
     // subscriber with the task's stderr: errors only.
-    let _ = tracing_subscriber_for_shim();
+    shoal_proto::telemetry::init_errors_only();
     match supervise(&dir) {
         Ok(()) => 0,
         Err(e) => {
@@ -349,41 +349,6 @@ fn start_task(
     }
     let e = nix::unistd::execve(&program.path, &program.argv, &program.env).unwrap_err();
     step(&format!("cannot run {:?}", program.path), e.into())
-}
-
-/// Errors of the shim and the container runtime, plain text on stderr.
-fn tracing_subscriber_for_shim() -> Result<(), tracing::subscriber::SetGlobalDefaultError> {
-    tracing::subscriber::set_global_default(ShimLog)
-}
-
-/// A minimal subscriber: ERROR events as one line each on stderr (the
-/// shim's log), nothing else. The worker has no subscriber crate of its
-/// own; this is all the shim needs.
-struct ShimLog;
-
-impl tracing::Subscriber for ShimLog {
-    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
-        *meta.level() == tracing::Level::ERROR
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Line(String);
-        impl tracing::field::Visit for Line {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                use std::fmt::Write as _;
-                let _ = write!(self.0, " {}={value:?}", field.name());
-            }
-        }
-        let mut line = Line(event.metadata().target().to_string());
-        event.record(&mut line);
-        eprintln!("{}", line.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// Undoes what the Rust runtime and the shim changed: SIGPIPE ignored,
