@@ -307,4 +307,6 @@ impl Engine for SimEngine {
 }
 
 #[cfg(test)]
+pub(crate) mod recorder;
+#[cfg(test)]
 mod tests;

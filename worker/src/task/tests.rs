@@ -2,7 +2,7 @@
 //! with paused time: a missing report fails at once instead of hanging.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::objects::{ContainerSpec, HealthConfig, TaskSpec};
@@ -10,100 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::engine::EngineInfo;
-use crate::exec::sim::SimEngine;
-use crate::exec::{ExecOutput, LogOptions, LogStream};
-
-/// What the actor asked of the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Prepare(String),
-    Start(String),
-    Stop(String, Option<String>, Duration),
-    Release(String),
-    Remove(String),
-}
-
-/// The sim engine, recording every call that changes a task.
-#[derive(Default)]
-struct Recorder {
-    sim: SimEngine,
-    calls: Mutex<Vec<Call>>,
-}
-
-impl Recorder {
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn record(&self, call: Call) {
-        self.calls.lock().unwrap().push(call);
-    }
-    fn starts(&self) -> usize {
-        self.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Start(_)))
-            .count()
-    }
-    fn prepares(&self) -> usize {
-        self.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::Prepare(_)))
-            .count()
-    }
-}
-
-#[tonic::async_trait]
-impl Engine for Recorder {
-    fn info(&self) -> EngineInfo {
-        self.sim.info()
-    }
-    async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
-        self.record(Call::Prepare(run.task.id.clone()));
-        self.sim.prepare(run).await
-    }
-    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
-        self.record(Call::Start(task_id.into()));
-        self.sim.start(task_id).await
-    }
-    async fn wait(&self, task_id: &str) -> Result<Exit, ExecError> {
-        self.sim.wait(task_id).await
-    }
-    async fn stop(
-        &self,
-        task_id: &str,
-        signal: Option<&str>,
-        grace: Duration,
-    ) -> Result<(), ExecError> {
-        self.record(Call::Stop(
-            task_id.into(),
-            signal.map(str::to_string),
-            grace,
-        ));
-        self.sim.stop(task_id, signal, grace).await
-    }
-    async fn remove(&self, task_id: &str) -> Result<(), ExecError> {
-        self.record(Call::Remove(task_id.into()));
-        self.sim.remove(task_id).await
-    }
-    async fn release(&self, task_id: &str) -> Result<(), ExecError> {
-        self.record(Call::Release(task_id.into()));
-        self.sim.release(task_id).await
-    }
-    async fn list(&self) -> Result<Vec<EngineTask>, ExecError> {
-        self.sim.list().await
-    }
-    async fn exec(
-        &self,
-        task_id: &str,
-        cmd: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput, ExecError> {
-        self.sim.exec(task_id, cmd, timeout).await
-    }
-    async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError> {
-        self.sim.logs(task_id, options).await
-    }
-}
+use crate::exec::sim::recorder::{Call, Recorder};
 
 /// A task the manager assigned (desired running), scripted by `labels`.
 fn task(id: &str, labels: &[(&str, &str)]) -> Task {

@@ -1,7 +1,6 @@
 //! The worker on the sim engine (wrapped to record what it is asked),
 //! with paused time: a missing report fails at once instead of hanging.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use shoal_proto::dispatcher::{Assignment, AssignmentChange};
@@ -11,91 +10,7 @@ use shoal_proto::objects::{
 };
 
 use super::*;
-use crate::engine::EngineInfo;
-use crate::exec::sim::SimEngine;
-use crate::exec::{ExecError, ExecOutput, Exit, LogOptions, LogStream, Started};
-
-/// What the worker's actors asked of the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Prepare(String),
-    Start(String),
-    Stop(String),
-    Remove(String),
-}
-
-/// The sim engine, recording calls and the runs it was given.
-#[derive(Default)]
-struct Recorder {
-    sim: SimEngine,
-    calls: Mutex<Vec<Call>>,
-    runs: Mutex<HashMap<String, TaskRun>>,
-}
-
-impl Recorder {
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn called(&self, call: &Call) -> bool {
-        self.calls().contains(call)
-    }
-    fn record(&self, call: Call) {
-        self.calls.lock().unwrap().push(call);
-    }
-    /// The files the task was prepared with.
-    fn files(&self, id: &str) -> Vec<TaskFile> {
-        self.runs.lock().unwrap()[id].files.clone()
-    }
-}
-
-#[tonic::async_trait]
-impl Engine for Recorder {
-    fn info(&self) -> EngineInfo {
-        self.sim.info()
-    }
-    async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
-        self.record(Call::Prepare(run.task.id.clone()));
-        self.runs
-            .lock()
-            .unwrap()
-            .insert(run.task.id.clone(), run.clone());
-        self.sim.prepare(run).await
-    }
-    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
-        self.record(Call::Start(task_id.into()));
-        self.sim.start(task_id).await
-    }
-    async fn wait(&self, task_id: &str) -> Result<Exit, ExecError> {
-        self.sim.wait(task_id).await
-    }
-    async fn stop(
-        &self,
-        task_id: &str,
-        signal: Option<&str>,
-        grace: Duration,
-    ) -> Result<(), ExecError> {
-        self.record(Call::Stop(task_id.into()));
-        self.sim.stop(task_id, signal, grace).await
-    }
-    async fn remove(&self, task_id: &str) -> Result<(), ExecError> {
-        self.record(Call::Remove(task_id.into()));
-        self.sim.remove(task_id).await
-    }
-    async fn list(&self) -> Result<Vec<EngineTask>, ExecError> {
-        self.sim.list().await
-    }
-    async fn exec(
-        &self,
-        task_id: &str,
-        cmd: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput, ExecError> {
-        self.sim.exec(task_id, cmd, timeout).await
-    }
-    async fn logs(&self, task_id: &str, options: LogOptions) -> Result<LogStream, ExecError> {
-        self.sim.logs(task_id, options).await
-    }
-}
+use crate::exec::sim::recorder::{Call, Recorder};
 
 fn task(id: &str) -> Task {
     let mut status = TaskStatus::default();
@@ -276,7 +191,7 @@ async fn a_complete_set_starts_its_tasks_and_the_next_one_stops_the_rest() {
     let calls = h.engine.calls();
     let b = |c: &&Call| matches!(c, Call::Prepare(id) | Call::Start(id) if id == "b");
     assert_eq!(calls.iter().filter(b).count(), 2, "{calls:?}");
-    assert!(!calls.contains(&Call::Stop("b".into())), "{calls:?}");
+    assert!(!h.engine.stopped("b"), "{calls:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -288,14 +203,14 @@ async fn incremental_changes_add_update_and_remove_tasks() {
     // An incremental message adds without touching what it does not name.
     h.send(incremental(tasks(&[task("b")]))).await;
     h.wait_for("b", TaskState::Running).await;
-    assert!(!h.engine.called(&Call::Stop("a".into())));
+    assert!(!h.engine.stopped("a"));
 
     // A new desired state goes to the task's actor.
     let mut stop_b = task("b");
     stop_b.set_desired_state(TaskState::Shutdown);
     h.send(incremental(tasks(&[stop_b]))).await;
     h.wait_for("b", TaskState::Shutdown).await;
-    assert!(h.engine.called(&Call::Stop("b".into())));
+    assert!(h.engine.stopped("b"));
     // Stopped, not removed, while it is still assigned.
     h.settle().await;
     assert!(!h.engine.called(&Call::Remove("b".into())));
@@ -309,7 +224,7 @@ async fn incremental_changes_add_update_and_remove_tasks() {
     h.wait_call(Call::Remove("b".into())).await;
     h.settle().await;
     assert_eq!(h.seen["a"], TaskState::Running);
-    assert!(!h.engine.called(&Call::Stop("a".into())));
+    assert!(!h.engine.stopped("a"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -451,7 +366,7 @@ async fn tasks_found_running_are_adopted_or_removed_by_the_first_complete_set() 
     h.send(complete(tasks(&[kept, task("new")]))).await;
     h.wait_for("new", TaskState::Running).await;
     h.wait_call(Call::Remove("orphan".into())).await;
-    assert!(h.engine.called(&Call::Stop("orphan".into())));
+    assert!(h.engine.stopped("orphan"));
     h.settle().await;
     // Adopted: neither prepared nor started again, still running.
     let calls = h.engine.calls();
@@ -493,7 +408,7 @@ async fn remove_all_stops_and_removes_every_task_then_answers() {
     assert!(h.seen["a"].is_terminal(), "{:?}", h.seen);
     assert!(h.seen["b"].is_terminal(), "{:?}", h.seen);
     // Each actor ended and left, so later commands find no stale task.
-    assert!(h.engine.called(&Call::Stop("a".into())));
+    assert!(h.engine.stopped("a"));
     assert!(h.engine.called(&Call::Remove("b".into())));
 }
 
@@ -516,5 +431,5 @@ async fn shutting_the_worker_down_leaves_its_tasks_running() {
     h.settle().await;
     assert_eq!(h.seen["a"], TaskState::Running);
     assert!(h.engine.sim.list().await.unwrap()[0].running);
-    assert!(!h.engine.called(&Call::Stop("a".into())));
+    assert!(!h.engine.stopped("a"));
 }
