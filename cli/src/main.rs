@@ -11,6 +11,7 @@ mod client;
 mod cmd;
 mod compose;
 mod daemon;
+mod docker_api;
 mod host;
 mod output;
 mod registry_auth;
@@ -29,7 +30,6 @@ fn main() -> ExitCode {
         std::process::exit(code);
     }
     let matches = cmd::Cli::command().get_matches();
-    let path = cmd::subcommand_path(&matches);
     let cli = match cmd::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.exit(),
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cmd::run(cli, &path)) {
+    match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {err:#}");

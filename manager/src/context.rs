@@ -28,6 +28,9 @@ pub struct ManagerContext {
     pub deny: DenyList,
     /// Log subscriptions (used while this manager leads).
     pub logs: crate::logbroker::LogBroker,
+    /// This manager's cluster events (`Watch`), fed by
+    /// [`crate::events::follow`].
+    pub events: crate::events::EventLog,
     tls: ClientTls,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
@@ -55,6 +58,7 @@ impl ManagerContext {
             node_id,
             deny,
             logs: crate::logbroker::LogBroker::default(),
+            events: crate::events::EventLog::default(),
             tls,
             channels: Arc::default(),
         }

@@ -10,6 +10,7 @@
 //! - `orchestrator`: services into tasks, restarts, rolling updates, reaping.
 //! - `allocator`: subnets, VXLAN ids, VIPs, task addresses, published ports.
 //! - `logbroker`: log subscriptions from the CLI, relayed from workers.
+//! - `events`: Docker-style cluster events, a log per manager (`Watch`).
 //! - `leader`: starts the leader-only loops and stops them with leadership.
 //!
 //! A manager never runs a task and never depends on the worker crate: all
@@ -23,6 +24,7 @@ pub mod ca;
 pub mod context;
 pub mod controlapi;
 pub mod dispatcher;
+pub mod events;
 pub mod leader;
 pub mod logbroker;
 pub mod membership;

@@ -7,8 +7,8 @@
 //! 4. the cluster port: Raft, membership, CA, control API, dispatcher, log
 //!    broker, all behind one TLS listener whose verifier refuses removed
 //!    nodes,
-//! 5. leader-side loops (down detection, root CA rotation), and the
-//!    deny-list follower,
+//! 5. leader-side loops (down detection, root CA rotation), the
+//!    deny-list follower and the event log,
 //! 6. for a new cluster, the first batch: cluster object, this node, and
 //!    the `ingress` network.
 //!
@@ -279,6 +279,12 @@ impl Manager {
         tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
         tasks.spawn(crate::leader::run(ctx.clone(), shutdown.child_token()));
         tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
+        // Every manager keeps its own event log (no leader needed).
+        tasks.spawn(crate::events::follow(
+            ctx.events.clone(),
+            ctx.store.clone(),
+            shutdown.child_token(),
+        ));
         tasks.spawn(crate::autolock::follow(
             ctx.clone(),
             keys,

@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::docker_cli::docker_socket;
 use crate::eventually::eventually;
 use crate::netns::{self, Netns, Underlay};
 
 /// How long a daemon may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// A CLI call that takes longer than this is killed (seconds).
-const CLI_TIMEOUT_SECS: &str = "60";
+pub(crate) const CLI_TIMEOUT_SECS: &str = "60";
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ pub struct ClusterBuilder {
     hosts: usize,
     pub(crate) engine: String,
     daemon_args: Vec<String>,
+    pub(crate) docker_api: bool,
 }
 
 impl ClusterBuilder {
@@ -144,6 +146,7 @@ impl Cluster {
             hosts: 3,
             engine: "process".into(),
             daemon_args: Vec::new(),
+            docker_api: false,
         }
     }
 
@@ -396,6 +399,11 @@ impl Cluster {
         .arg("--engine")
         .arg(&self.options.engine)
         .args(&self.options.daemon_args)
+        .args(
+            self.options
+                .docker_api
+                .then(|| format!("--docker-api=unix://{}", docker_socket(host).display())),
+        )
         .env(
             "SHOAL_LOG",
             std::env::var("SHOAL_LOG").unwrap_or_else(|_| "info".into()),
@@ -609,7 +617,7 @@ fn task_pids(state_dir: &Path, with_shims: bool) -> Vec<i32> {
     pids
 }
 
-fn capture(cmd: &mut Command) -> Output {
+pub(crate) fn capture(cmd: &mut Command) -> Output {
     match cmd.stdin(Stdio::null()).output() {
         Ok(out) => Output {
             status: out.status,

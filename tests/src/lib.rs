@@ -22,6 +22,7 @@
 
 pub mod cluster;
 pub mod docker;
+pub mod docker_cli;
 pub mod eventually;
 pub mod leftovers;
 pub mod netns;

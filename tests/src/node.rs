@@ -1,5 +1,6 @@
 //! More of a host: SIGKILL its daemon alone (its tasks keep running, as
-//! after a daemon crash), feed the CLI data on stdin, read the node's id.
+//! after a daemon crash), feed the CLI data on stdin, run a streaming CLI
+//! command in the background, read the node's id.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -51,6 +52,21 @@ impl Cluster {
                 stderr: format!("cannot run shoal: {err}"),
             },
         }
+    }
+
+    /// Starts `shoal -H <host i> ARGS` and returns at once, its stdout
+    /// piped: a command that streams (`shoal events`), for the test to
+    /// read and then kill.
+    pub fn shoal_spawn(&self, i: usize, args: &[&str]) -> std::io::Result<std::process::Child> {
+        let socket = format!("unix://{}", self.hosts[i].socket.display());
+        Command::new(&self.bin)
+            .arg("-H")
+            .arg(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
     }
 
     /// Host `i`'s node id, from its `swarm.json`; `None` before it joined.

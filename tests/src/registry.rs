@@ -89,7 +89,15 @@ impl Cluster {
     /// others workers) that pull over plain HTTP from the underlay, and a
     /// registry with the demo images on host 0.
     pub fn embedded_swarm(n: usize) -> anyhow::Result<(Cluster, Registry)> {
-        let cluster = Cluster::builder()
+        Cluster::embedded_swarm_from(Cluster::builder(), n)
+    }
+
+    /// [`Cluster::embedded_swarm`] with more options (`docker_api()`).
+    pub fn embedded_swarm_from(
+        builder: crate::ClusterBuilder,
+        n: usize,
+    ) -> anyhow::Result<(Cluster, Registry)> {
+        let cluster = builder
             .hosts(n)
             .engine("embedded")
             .daemon_arg(INSECURE_UNDERLAY)

@@ -1,13 +1,12 @@
 //! The command tree, mirroring Docker's: `swarm`, `node`, `service`,
 //! `stack`, `network`, `secret`, `config`, the node-local `image` and
 //! `volume`, plus `daemon`, `version`, `info`, `events` and `completion`.
-//! Each noun's client lives in its own module; commands that later issues
-//! build answer "not available yet" with a non-zero exit, never a silent
-//! success.
+//! Each noun's client lives in its own module.
 
 mod blob;
 mod common;
 mod config;
+mod events;
 mod filter;
 mod image;
 mod info;
@@ -19,15 +18,13 @@ mod service;
 mod stack;
 mod stored;
 mod swarm;
-mod tree;
 mod version;
 mod volume;
 
-use clap::{ArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::daemon::DaemonArgs;
 use crate::host::{DEFAULT_HOST, Host};
-pub use tree::*;
 
 pub(crate) use service::default_rollout as service_default_rollout;
 pub(crate) use service::parse as service_parse;
@@ -65,7 +62,7 @@ pub enum Command {
     /// Display system-wide information.
     Info(info::InfoArgs),
     /// Get real-time events from the cluster.
-    Events(Pending),
+    Events(events::EventsArgs),
     /// Manage the swarm.
     #[command(subcommand)]
     Swarm(swarm::SwarmCommand),
@@ -100,19 +97,8 @@ pub enum Command {
     },
 }
 
-/// The words of the subcommand the user typed, e.g. `service create`.
-pub fn subcommand_path(matches: &ArgMatches) -> String {
-    let mut words = Vec::new();
-    let mut cur = matches;
-    while let Some((name, sub)) = cur.subcommand() {
-        words.push(name.to_string());
-        cur = sub;
-    }
-    words.join(" ")
-}
-
-/// Runs the parsed command. `path` names it for messages.
-pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Daemon(args) => crate::daemon::run(args, cli.host).await,
         Command::Version(args) => version::run(&cli.host, args).await,
@@ -138,14 +124,6 @@ pub async fn run(cli: Cli, path: &str) -> anyhow::Result<()> {
         Command::Swarm(cmd) => swarm::run(&cli.host, cmd).await,
         Command::Service(cmd) => service::run(&cli.host, cmd).await,
         Command::Stack(cmd) => stack::run(&cli.host, cmd).await,
-        Command::Events(_) => Err(not_available(path)),
+        Command::Events(args) => events::run(&cli.host, args).await,
     }
-}
-
-/// The error of a command this build does not have yet.
-pub(crate) fn not_available(path: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "`shoal {path}` is not available yet in Shoal {}; see `shoal --help` for what is",
-        shoal_proto::build_info::VERSION
-    )
 }

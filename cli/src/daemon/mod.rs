@@ -54,6 +54,12 @@ pub struct DaemonArgs {
     #[arg(long, default_value = DEFAULT_DOCKER_SOCKET)]
     docker_socket: PathBuf,
 
+    /// Also serve the Docker Engine API's swarm subset on this Unix socket
+    /// (mode 0600), so the `docker` CLI and SDKs drive the cluster:
+    /// `DOCKER_HOST=unix:///run/shoal/docker.sock docker service ls`.
+    #[arg(long, value_name = "unix:///PATH")]
+    docker_api: Option<Host>,
+
     /// Default log level (overridden by SHOAL_LOG, same syntax as RUST_LOG).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -118,7 +124,8 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     );
     swarm.resume().await?;
 
-    let (incoming, socket_file) = socket::bind(&host)?;
+    let (listener, socket_file) = socket::bind(&host)?;
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     tracing::info!(%host, "serving the local API");
     let api = local_api::LocalApi::new(
         state.path().to_path_buf(),
@@ -127,6 +134,17 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
         swarm.clone(),
         node,
     );
+    let docker_api = match &args.docker_api {
+        Some(at) => {
+            let (listener, file) = socket::bind(at)?;
+            tracing::info!(host = %at, "serving the Docker Engine API");
+            let daemon =
+                crate::docker_api::Daemon::new(crate::docker_api::channel_to(host.socket()));
+            let served = tokio::spawn(crate::docker_api::serve(listener, daemon, shutdown.clone()));
+            Some((served, file))
+        }
+        None => None,
+    };
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))
         .add_service(ControlServer::new(ControlApi::new(slot.clone())))
@@ -135,6 +153,10 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
         .await;
 
     shutdown.cancel();
+    if let Some((served, file)) = docker_api {
+        let _ = served.await;
+        drop(file);
+    }
     swarm.stop().await;
     if let Ok(Some(signal)) = signals.await {
         tracing::info!(signal, "shutting down");

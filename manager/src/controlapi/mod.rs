@@ -7,9 +7,12 @@
 //! A follower forwards each call to the leader, which serves reads after a
 //! ReadIndex barrier (linearizable) and writes through Raft. This is the
 //! only place store and Raft errors become gRPC statuses.
+//! `Watch` is the exception: every manager serves it from its own event
+//! log ([`crate::events`]).
 
 mod batch;
 mod cluster;
+mod counts;
 mod filters;
 mod nodes;
 mod resources;
@@ -98,11 +101,18 @@ macro_rules! lead {
     }};
 }
 
-fn not_yet<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "{what} is not available yet in this version of Shoal"
-    )))
+/// The API's views of objects, without what callers never see (secret
+/// data, registry credentials, the CA key), for the event log.
+pub(crate) mod redact {
+    pub(crate) use super::cluster::redact as cluster;
+    pub(crate) use super::resources::without_data as secret;
+    pub(crate) use super::services::{
+        task_without_credentials as task, without_credentials as service,
+    };
 }
+
+/// How many events may wait towards one watcher's connection.
+const WATCH_QUEUE: usize = 64;
 
 #[tonic::async_trait]
 impl Control for ControlApi {
@@ -268,8 +278,18 @@ impl Control for ControlApi {
 
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<WatchEvent, Status>>;
 
-    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        not_yet("shoal events")
+    /// Served by any manager from its own event log: every manager
+    /// applies every commit, so no call is forwarded to the leader.
+    async fn watch(&self, r: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let ctx = self.ctx(&r)?;
+        let window = crate::events::Window::from_request(r.get_ref())?;
+        // Subscribed before the reply: whatever commits after it is seen.
+        let subscription = ctx.events.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
+        tokio::spawn(crate::events::serve(subscription, window, tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 }
 

@@ -57,7 +57,8 @@ fn annotations(a: Option<&Annotations>) -> (&str, std::collections::BTreeMap<Str
     })
 }
 
-fn without_data(mut secret: Secret) -> Secret {
+/// A secret as callers see it: never its data.
+pub(crate) fn without_data(mut secret: Secret) -> Secret {
     if let Some(spec) = secret.spec.as_mut() {
         spec.data.clear();
     }

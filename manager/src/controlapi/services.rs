@@ -12,6 +12,7 @@ use shoal_proto::objects::{
 };
 use tonic::Status;
 
+use super::counts::service_counts;
 use super::filters::matches;
 use super::resources::validate_name;
 use crate::allocator::ports::ingress_ports_of;
@@ -194,7 +195,7 @@ pub async fn service_get(
 
 /// A service as callers see it: registry credentials (`--with-registry-auth`)
 /// stay in the store and go only to the nodes that pull for its tasks.
-fn without_credentials(mut service: Service) -> Service {
+pub(crate) fn without_credentials(mut service: Service) -> Service {
     for spec in [service.spec.as_mut(), service.previous_spec.as_mut()]
         .into_iter()
         .flatten()
@@ -207,7 +208,7 @@ fn without_credentials(mut service: Service) -> Service {
 }
 
 /// A task as callers see it: without its service's registry credentials.
-fn task_without_credentials(mut task: Task) -> Task {
+pub(crate) fn task_without_credentials(mut task: Task) -> Task {
     if let Some(c) = task.spec.as_mut().and_then(|t| t.container.as_mut()) {
         c.registry_auth = None;
     }
@@ -219,9 +220,10 @@ pub async fn service_list(
     r: ListServicesRequest,
 ) -> Result<ListServicesResponse, Status> {
     let f = r.filters.as_ref();
-    let services = ctx
+    let (services, statuses) = ctx
         .read(|t| {
-            t.all::<Service>()
+            let services: Vec<Service> = t
+                .all::<Service>()
                 .filter(|s| {
                     let a = s.spec.as_ref().and_then(|x| x.annotations.as_ref());
                     let labels = a.map(|a| a.labels.clone()).unwrap_or_default();
@@ -233,10 +235,15 @@ pub async fn service_list(
                 })
                 .cloned()
                 .map(without_credentials)
-                .collect()
+                .collect();
+            let statuses = match r.status {
+                true => services.iter().map(|s| service_counts(t, s)).collect(),
+                false => Vec::new(),
+            };
+            (services, statuses)
         })
         .await?;
-    Ok(ListServicesResponse { services })
+    Ok(ListServicesResponse { services, statuses })
 }
 
 pub async fn service_update(

@@ -313,7 +313,7 @@ async fn prune(host: &Host, args: PruneArgs) -> anyhow::Result<()> {
     let nets = list(&mut api, &Filters::default()).await?;
     let services = api
         .control
-        .list_services(ListServicesRequest { filters: None })
+        .list_services(ListServicesRequest::default())
         .await
         .map_err(status_error)?
         .into_inner()

@@ -29,7 +29,10 @@ fn all() -> Option<ListFilters> {
 pub async fn services(api: &mut Api) -> anyhow::Result<Vec<Service>> {
     Ok(api
         .control
-        .list_services(ListServicesRequest { filters: all() })
+        .list_services(ListServicesRequest {
+            filters: all(),
+            status: false,
+        })
         .await
         .map_err(status_error)?
         .into_inner()
