@@ -5,7 +5,9 @@
 # util-linux (unshare), libseccomp-dev and pkg-config (the embedded
 # engine's seccomp filters), docker-registry (a real registry for the
 # quickstart and tests), umoci and skopeo (build and push the demo images
-# without any engine). Only what is missing is installed. Shoal needs no protoc;
+# without any engine), and the Docker SDK for Python (PyPI `docker`, a real
+# client of the Docker API tests; the `docker` CLI comes with the machine).
+# Only what is missing is installed. Shoal needs no protoc;
 # the benchmark's extra packages (etcd-server, protobuf-compiler) are in
 # docs/benchmarks.md.
 set -euo pipefail
@@ -21,3 +23,4 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker==7.1.0'

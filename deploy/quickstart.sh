@@ -102,7 +102,7 @@ up() {
     # the machine's, as for a daemon on a real host.
     nsenter --net="/var/run/netns/$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
       "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine "$ENGINE" \
-      --insecure-registry "$SHOAL_REGISTRY" \
+      --insecure-registry "$SHOAL_REGISTRY" --docker-api "unix://$RUN/node-$n.docker.sock" \
       >"$RUN/node-$n.log" 2>&1 &
   done
   for n in $(seq 0 $((NODES - 1))); do wait_for "$n"; done
@@ -149,6 +149,9 @@ up() {
     [[ -n $body ]] || { echo "no answer from $url" >&2; exit 1; }
     echo "GET $url -> $body"
   done
+  echo
+  echo "==> the docker CLI, through node-0's Docker API"
+  DOCKER_HOST="unix://$RUN/node-0.docker.sock" DOCKER_CONFIG="$RUN/docker-config" docker service ls
   cat <<TXT
 
 A $NODES-node Shoal swarm is running (logs: $RUN/node-*.log), with the demo
@@ -156,6 +159,8 @@ stack deployed: port 8080 answers on every node through the routing mesh.
 Talk to the manager:  export SHOAL_HOST=$(sock 0)
                       $BIN stack ps demo
                       $BIN service logs demo_web
+Or with docker:       export DOCKER_HOST=unix://$RUN/node-0.docker.sock
+                      docker service ls; docker stack ps demo
 Ask the web service:  ip netns exec $(ns 1) curl http://$(addr 0):8080/
 Remove it:            $0 down
 TXT

@@ -210,6 +210,46 @@ fn the_docker_cli_runs_a_swarm_service_end_to_end() -> anyhow::Result<()> {
         Ok(())
     })?;
 
+    let last = docker(&[
+        "service",
+        "logs",
+        "--tail",
+        "1",
+        "--timestamps",
+        "--no-task-ids",
+        "talker",
+    ])?;
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert!(
+        last.starts_with("20") && last.contains("Z talker.1@") && last.contains("| hello"),
+        "{last}"
+    );
+
+    docker(&["node", "promote", &host2])?;
+    eventually("node 2 manages", Duration::from_secs(60), || {
+        let status = docker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{.ManagerStatus.Reachability}}",
+            &host2,
+        ])?;
+        anyhow::ensure!(status.trim() == "reachable", "{status}");
+        Ok(())
+    })?;
+    docker(&["node", "demote", &host2])?;
+    eventually("node 2 works again", Duration::from_secs(60), || {
+        let role = docker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{.Spec.Role}} {{.ManagerStatus}}",
+            &host2,
+        ])?;
+        anyhow::ensure!(role.trim() == "worker <nil>", "{role}");
+        Ok(())
+    })?;
+
     let events = docker(&[
         "events",
         "--since",
@@ -310,6 +350,39 @@ configs:
     );
     mesh_answers(&cluster, 8081, "web v1 on ")?;
 
+    // `docker login` keeps credentials in config.json; `--with-registry-auth`
+    // sends them as X-Registry-Auth, and they are never shown back.
+    let private = cluster.private_registry(0, "alice", "s3cr3t-pw")?;
+    let config = cluster.dir().join("docker-config");
+    std::fs::create_dir_all(&config)?;
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "YWxpY2U6czNjcjN0LXB3"}}}}}}"#,
+            private.addr()
+        ),
+    )?;
+    docker(&[
+        "service",
+        "create",
+        "--with-registry-auth",
+        "--name",
+        "private",
+        "--replicas",
+        "2",
+        &private.image("web:1"),
+    ])?;
+    let inspect = docker(&["service", "inspect", "private"])?;
+    assert!(
+        inspect.contains("@sha256:"),
+        "the image was pinned with the credentials"
+    );
+    assert!(
+        !inspect.contains("s3cr3t-pw") && !inspect.contains("YWxpY2U6"),
+        "{inspect}"
+    );
+    docker(&["service", "rm", "private"])?;
+
     docker(&["stack", "rm", "app"])?;
     eventually("the stack is gone", Duration::from_secs(30), || {
         let left = docker(&["network", "ls", "--format", "{{.Name}}"])?;
@@ -321,10 +394,53 @@ configs:
 }
 
 #[test]
-fn docker_errors_and_the_python_sdk() -> anyhow::Result<()> {
+fn docker_swarm_membership_errors_and_the_python_sdk() -> anyhow::Result<()> {
     let cluster = Cluster::builder().hosts(2).docker_api().start()?;
-    cluster.init_swarm(0)?;
-    cluster.join(1, 0, "worker")?;
+    let addr = |i: usize| cluster.addr(i).to_string();
+    cluster
+        .docker(0, &["swarm", "init", "--advertise-addr", &addr(0)])
+        .ok()?;
+    let token = cluster
+        .docker(0, &["swarm", "join-token", "-q", "worker"])
+        .ok()?;
+    let manager = format!("{}:2377", addr(0));
+    cluster
+        .docker(
+            1,
+            &[
+                "swarm",
+                "join",
+                "--token",
+                token.trim(),
+                "--advertise-addr",
+                &addr(1),
+                &manager,
+            ],
+        )
+        .ok()?;
+    cluster.wait_nodes_ready(0, 2, Duration::from_secs(30))?;
+    cluster
+        .docker(0, &["swarm", "update", "--task-history-limit", "2"])
+        .ok()?;
+    let limit = cluster
+        .docker(
+            0,
+            &[
+                "info",
+                "--format",
+                "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}",
+            ],
+        )
+        .ok()?;
+    assert_eq!(limit.trim(), "2");
+    let locked = cluster
+        .docker(0, &["swarm", "update", "--autolock=true"])
+        .ok()?;
+    let key = cluster.docker(0, &["swarm", "unlock-key", "-q"]).ok()?;
+    assert!(
+        key.trim().starts_with("SWMKEY-1-") && locked.contains(key.trim()),
+        "{locked}"
+    );
     let socket = cluster.docker_socket(0);
     let mode = std::fs::metadata(&socket)?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the Docker API socket is root's only");
@@ -401,5 +517,11 @@ print(" ".join(names), service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
         anyhow::ensure!(ls.trim() == "py 2/2", "{ls}");
         Ok(())
     })?;
+
+    cluster.docker(1, &["swarm", "leave"]).ok()?;
+    let state = cluster
+        .docker(1, &["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .ok()?;
+    assert_eq!(state.trim(), "inactive");
     Ok(())
 }
