@@ -26,7 +26,9 @@
 #   server);
 # - `curl --unix-socket SOCK /vNN/services?status=true` (NN: each server's
 #   own API version, as the CLI negotiates it), wall time, and curl's own
-#   time_total (connect to last byte: the server's share).
+#   time_total (connect to last byte: the server's share);
+# - `curl -I /_ping` (the CLI's first request, which it sends before any
+#   command), curl's time_total.
 # Median, p90 and min in ms.
 #
 #   sudo bench/docker-api.sh [SERVICES=100] [REPLICAS=100] [RUNS=20]
@@ -80,10 +82,10 @@ cleanup() {
   if [[ -f $RUN/swarm-made ]]; then # only a swarm this script made
     docker swarm leave --force >/dev/null
     grep -qx docker_gwbridge "$RUN/networks-before" || docker network rm docker_gwbridge >/dev/null
-    # dockerd leaves its (unmounted) ingress namespace files behind.
-    for f in /var/run/docker/netns/*; do
-      [[ -e $f ]] || continue
-      grep -qx "$f" "$RUN/netns-before" || grep -q " $f " /proc/mounts || rm -f "$f"
+    # dockerd leaves the ingress network's namespace files behind, unmounted.
+    for f in ingress_sbox $(cat "$RUN/ingress-ns" 2>/dev/null); do
+      f=/var/run/docker/netns/$f
+      [[ -e $f ]] && ! grep -qx "$f" "$RUN/netns-before" && ! mountpoint -q "$f" && rm -f "$f"
     done
   fi
   rm -rf "$RUN" "$STATE"
@@ -93,7 +95,7 @@ trap cleanup EXIT
 mkdir -p "$RUN" "$STATE"
 echo "machine: $(date -u '+%F %H:%M') UTC, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
   "kernel $(uname -r), dockerd $(docker version -f '{{.Server.Version}}'), docker CLI $(docker version -f '{{.Client.Version}}')," \
-  "shoal $(git rev-parse --short HEAD 2>/dev/null) ($BIN), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  "shoal $(git rev-parse --short HEAD 2>/dev/null) ($BIN, built $(date -r "$BIN" '+%F %H:%M')), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- Docker Swarm ------------------------------------------------------------
 [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] || {
@@ -104,6 +106,8 @@ docker network ls --format '{{.Name}}' >"$RUN/networks-before"
 ls -d /var/run/docker/netns/* >"$RUN/netns-before" 2>/dev/null || true
 touch "$RUN/swarm-made"
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+ingress=$(docker network inspect -f '{{.Id}}' ingress)
+echo "1-${ingress:0:10}" >"$RUN/ingress-ns" # its namespace file, for the cleanup
 
 # --- Shoal: two 1-node swarms, each in its own network namespace -------------
 for n in "${NODES[@]}"; do
@@ -120,6 +124,7 @@ for n in "${NODES[@]}"; do
 done
 for n in "${NODES[@]}"; do
   for _ in $(seq 100); do shoal "$n" version >/dev/null 2>&1 && break; sleep 0.1; done
+  shoal "$n" version >/dev/null 2>&1 || { echo "$n did not start; its log:" >&2; tail -5 "$RUN/$n.log" >&2; exit 1; }
   shoal "$n" swarm init --advertise-addr "${ADDR[$n]}" >/dev/null
   for _ in $(seq 300); do [[ $(shoal "$n" node ls --format '{{.Status}}' 2>/dev/null) == Ready ]] && break; sleep 0.1; done
   [[ $(shoal "$n" node ls --format '{{.Status}}') == Ready ]] || { echo "$n is not Ready; see $RUN/$n.log" >&2; exit 1; }
@@ -180,7 +185,7 @@ for t in "${TARGETS[@]}"; do
   echo "   $t: GET /v${VER[$t]}/services?status=true is $(api "${S[$t]}" "/v${VER[$t]}/services?status=true" | wc -c) bytes"
 done
 echo "==> $RUNS rounds, interleaved; load $(cut -d' ' -f1-3 /proc/loadavg)"
-for t in "${TARGETS[@]}"; do : >"$RUN/$t.cli"; : >"$RUN/$t.curl"; : >"$RUN/$t.server"; CPU0[$t]=$(cpu "${PID[$t]}"); done
+for t in "${TARGETS[@]}"; do : >"$RUN/$t.cli"; : >"$RUN/$t.curl"; : >"$RUN/$t.server"; : >"$RUN/$t.ping"; CPU0[$t]=$(cpu "${PID[$t]}"); done
 for r in $(seq "$RUNS"); do
   for k in 0 1 2; do
     t=${TARGETS[$(((r + k) % 3))]}
@@ -190,9 +195,11 @@ for r in $(seq "$RUNS"); do
     t1=$EPOCHREALTIME
     server=$(curl -sf -o /dev/null -w '%{time_total}' --unix-socket "$s" "http://docker/v${VER[$t]}/services?status=true")
     t2=$EPOCHREALTIME
+    ping=$(curl -sf -o /dev/null -I -w '%{time_total}' --unix-socket "$s" "http://docker/_ping")
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$RUN/$t.cli"
     awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >>"$RUN/$t.curl"
     awk -v s="$server" 'BEGIN { printf "%.1f\n", s * 1000 }' >>"$RUN/$t.server"
+    awk -v s="$ping" 'BEGIN { printf "%.1f\n", s * 1000 }' >>"$RUN/$t.ping"
   done
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -209,7 +216,7 @@ stats() { # file: "median (p90, min)"
     printf "%.1f (%.1f, %.1f)", m, v[p], v[1] }'
 }
 echo
-echo "load at the end: $load; server CPU per round (a service ls and a curl, idle included):${cpu_per%,}"
+echo "load at the end: $load; server CPU per round (a service ls, a curl, a ping; idle included):${cpu_per%,}"
 echo
 echo "$SERVICES services, $TASKS tasks, $RUNS runs each; ms: median (p90, min)"
 echo
@@ -218,5 +225,6 @@ echo "|---|---:|---:|---:|"
 echo "| \`docker service ls\` | $(stats "$RUN/shoal-running.cli") | $(stats "$RUN/shoal-pending.cli") | $(stats "$RUN/swarm-pending.cli") |"
 echo "| \`curl\` GET /services?status=true, wall | $(stats "$RUN/shoal-running.curl") | $(stats "$RUN/shoal-pending.curl") | $(stats "$RUN/swarm-pending.curl") |"
 echo "| the same, curl's time_total | $(stats "$RUN/shoal-running.server") | $(stats "$RUN/shoal-pending.server") | $(stats "$RUN/swarm-pending.server") |"
+echo "| \`curl -I\` HEAD /_ping (the CLI's first request), time_total | $(stats "$RUN/shoal-running.ping") | $(stats "$RUN/shoal-pending.ping") | $(stats "$RUN/swarm-pending.ping") |"
 echo
 echo "(API versions: Shoal ${VER[shoal-running]}, dockerd ${VER[swarm-pending]})"

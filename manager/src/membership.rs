@@ -3,16 +3,19 @@
 //! The leader picks its Raft id, commits the conf change (its context
 //! carries the member's address, so every manager learns where to reach
 //! it from the log itself), and answers
-//! with the members the newcomer starts from. Followers forward.
+//! with the members the newcomer starts from. Followers forward, passing
+//! the joiner's certificate (`crate::authz::forward`): the member is
+//! recorded under the joiner's node id, never the forwarder's. `Leave`
+//! removes only the caller's own member.
 
 use ring::rand::{SecureRandom, SystemRandom};
-use shoal_proto::identity::NodeRole;
+use shoal_proto::identity::{NodeIdentity, NodeRole};
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use shoal_proto::raft::raft_membership_server::RaftMembership;
 use shoal_proto::raft::{JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, RaftMember};
 use tonic::{Request, Response, Status};
 
-use crate::authz::{Caller, caller, require_manager};
+use crate::authz::{Authority, Caller, caller, forward_for, forwarded, peer_cert};
 use crate::context::{ManagerContext, propose_status};
 
 /// Serves `RaftMembership`.
@@ -42,22 +45,46 @@ fn new_raft_id(taken: impl Fn(u64) -> bool) -> Result<u64, Status> {
     }
 }
 
+impl MembershipService {
+    /// The node a membership call is for: the caller, or the node a
+    /// forwarding manager vouches for with its certificate (never a node
+    /// named in the body). Only a manager certificate may join or leave.
+    fn subject<T>(&self, request: &Request<T>) -> Result<(NodeIdentity, Vec<u8>), Status> {
+        let (who, cert) = match forwarded(&self.ctx, request)? {
+            Some(forwarded) => forwarded,
+            None => match caller(request) {
+                Caller::Node(id) => (id, peer_cert(request).unwrap_or_default()),
+                Caller::Local => {
+                    return Err(Status::permission_denied(
+                        "raft membership is for nodes, not the CLI",
+                    ));
+                }
+                Caller::Anonymous => {
+                    return Err(Status::unauthenticated("a manager certificate is required"));
+                }
+            },
+        };
+        if who.role != NodeRole::Manager {
+            return Err(Status::permission_denied(
+                "only a node holding a manager certificate may join or leave raft",
+            ));
+        }
+        Ok((who, cert))
+    }
+}
+
 #[tonic::async_trait]
 impl RaftMembership for MembershipService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
-        let who = match caller(&request) {
-            Caller::Node(id) if id.role == NodeRole::Manager => id,
-            _ => {
-                return Err(Status::permission_denied(
-                    "only a node holding a manager certificate may join raft",
-                ));
-            }
-        };
+        let (who, cert) = self.subject(&request)?;
         if let Some(channel) = self.ctx.leader_channel()? {
-            return RaftMembershipClient::new(channel)
-                .join(request.into_inner())
-                .await;
+            // The leader judges the joiner against its own store (this
+            // follower's may not have the joiner's new role yet).
+            let mut forward = Request::new(request.into_inner());
+            forward_for(&mut forward, &cert);
+            return RaftMembershipClient::new(channel).join(forward).await;
         }
+        Authority::of(&self.ctx).manager(&who)?;
         let addr = request.into_inner().addr;
         let status = self.ctx.raft.status();
         let existing = status
@@ -94,30 +121,47 @@ impl RaftMembership for MembershipService {
         }))
     }
 
+    /// Removes the caller's own Raft member (as `swarm leave` of a manager
+    /// would): the body may name which of its members, never another
+    /// node's. Removing other managers is `node demote` / `node rm`.
     async fn leave(
         &self,
         request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
-        let who = require_manager(&request)?;
+        let (who, cert) = self.subject(&request)?;
         if let Some(channel) = self.ctx.leader_channel()? {
-            return RaftMembershipClient::new(channel)
-                .leave(request.into_inner())
-                .await;
+            let mut forward = Request::new(request.into_inner());
+            forward_for(&mut forward, &cert);
+            return RaftMembershipClient::new(channel).leave(forward).await;
         }
-        let member = request
+        let asked = request
             .into_inner()
             .node
-            .ok_or_else(|| Status::invalid_argument("no member named"))?;
-        if let Caller::Node(id) = &who
-            && id.node_id != member.node_id
-        {
-            return Err(Status::permission_denied(
-                "a manager may only remove itself this way",
-            ));
-        }
+            .map(|m| m.raft_id)
+            .filter(|&id| id != 0);
+        let status = self.ctx.raft.status();
+        let own: Vec<u64> = status
+            .members
+            .values()
+            .filter(|m| m.node_id == who.node_id)
+            .map(|m| m.raft_id)
+            .collect();
+        let raft_id = match asked {
+            Some(id) if own.contains(&id) => id,
+            Some(id) => {
+                tracing::warn!(node = %who.node_id, raft_id = format_args!("{id:x}"), "refused a leave for another node's raft member");
+                return Err(Status::permission_denied(format!(
+                    "raft member {id:x} is not node {}'s: a manager may only remove itself this way",
+                    who.node_id
+                )));
+            }
+            None => *own.first().ok_or_else(|| {
+                Status::not_found(format!("node {} is not a raft member", who.node_id))
+            })?,
+        };
         self.ctx
             .raft
-            .remove_member(member.raft_id)
+            .remove_member(raft_id)
             .await
             .map_err(propose_status)?;
         Ok(Response::new(LeaveResponse {}))

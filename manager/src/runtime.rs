@@ -6,7 +6,8 @@
 //! 3. the Raft node and its gRPC transport (mutual TLS to peers),
 //! 4. the cluster port: Raft, membership, CA, control API, dispatcher, log
 //!    broker, all behind one TLS listener whose verifier refuses removed
-//!    nodes,
+//!    nodes and which closes their open connections when they are removed
+//!    (every handler judges its caller by `crate::authz`),
 //! 5. leader-side loops (down detection, root CA rotation), the
 //!    deny-list follower and the event log,
 //! 6. for a new cluster, the first batch: cluster object, this node, and
@@ -21,7 +22,6 @@ use std::time::Duration;
 
 use shoal_proto::ca::ca_server::CaServer;
 use shoal_proto::ca::node_ca_server::NodeCaServer;
-use shoal_proto::control::control_server::ControlServer;
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::dispatcher::dispatcher_server::DispatcherServer;
 use shoal_proto::logs::log_broker_server::LogBrokerServer;
@@ -223,9 +223,11 @@ impl Manager {
         );
 
         // The cluster port.
-        let (local_addr, incoming) = shoal_proto::net::tls_incoming(
+        // A removed node's open connections close with its removal.
+        let (local_addr, incoming) = shoal_proto::net::tls_incoming_denying(
             config.listen,
             server_tls.clone(),
+            deny.clone(),
             shutdown.child_token(),
         )
         .await
@@ -233,20 +235,6 @@ impl Manager {
             addr: config.listen,
             source,
         })?;
-        let authorize: crate::raft::service::Authorize = Arc::new(|certs: Option<&[Vec<u8>]>| {
-            let identity = certs
-                .and_then(|c| c.first())
-                .and_then(|der| shoal_proto::identity::NodeIdentity::from_cert_der(der).ok());
-            match identity {
-                Some(id) if id.role == shoal_proto::identity::NodeRole::Manager => Ok(()),
-                Some(_) => Err(tonic::Status::permission_denied(
-                    "raft is for managers only",
-                )),
-                None => Err(tonic::Status::unauthenticated(
-                    "a manager certificate is required",
-                )),
-            }
-        });
         let dispatcher = DispatcherService::new(ctx.clone(), shutdown.child_token());
         let server = tonic::transport::Server::builder()
             // Peers' raft streams are long-lived: a peer that vanished
@@ -256,7 +244,7 @@ impl Manager {
             .add_service(
                 RaftServer::new(RaftService::new(
                     raft.clone(),
-                    authorize,
+                    crate::authz::Authority::of(&ctx),
                     shutdown.child_token(),
                 ))
                 .max_decoding_message_size(64 << 20),
@@ -266,7 +254,7 @@ impl Manager {
             )))
             .add_service(NodeCaServer::new(CaService::new(ctx.clone())))
             .add_service(CaServer::new(CaService::new(ctx.clone())))
-            .add_service(ControlServer::new(ControlApi::new(slot.clone())))
+            .add_service(ControlApi::new(slot.clone()).server())
             .add_service(DispatcherServer::new(dispatcher.clone()))
             .add_service(LogsServer::new(LogsApi::new(slot.clone())))
             .add_service(LogBrokerServer::new(LogBrokerService::new(ctx.clone())))
@@ -395,7 +383,8 @@ async fn wait_leader(ctx: &ManagerContext, within: Duration) -> Result<(), Manag
 }
 
 /// Keeps the TLS deny list equal to the cluster's removed nodes, on every
-/// manager, as the store changes.
+/// manager, as the store changes: a removed node's next handshake is
+/// refused and its open connections (sessions, streams) are closed.
 async fn follow_removed_nodes(ctx: ManagerContext, shutdown: CancellationToken) {
     let (mut removed, mut commits) = ctx.store.view_and_watch(|t| {
         t.cluster()

@@ -285,9 +285,56 @@ impl NodeKey {
     }
 }
 
+/// What a renewal proof signs before the CSR: the proof is good for
+/// nothing else a node key signs (TLS handshakes, CSRs).
+const RENEWAL_CONTEXT: &[u8] = b"shoal node certificate renewal v1\0";
+
+impl NodeKey {
+    /// Proof that the holder of this key (the node's current one) asks
+    /// for a certificate for `csr`: a manager forwarding the renewal to
+    /// the leader passes it on, and cannot make one for another node.
+    pub fn sign_renewal(&self, csr: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        use rcgen::SigningKey as _;
+        self.key
+            .sign(&[RENEWAL_CONTEXT, csr].concat())
+            .map_err(|e| IdentityError::Key(format!("cannot sign the renewal: {e}")))
+    }
+}
+
+/// Checks a [`NodeKey::sign_renewal`] proof: `proof` signs `csr` with the
+/// key certified by `cert_der` (an ECDSA P-256 node certificate). The
+/// certificate itself must be verified separately.
+pub fn verify_renewal(cert_der: &[u8], csr: &[u8], proof: &[u8]) -> Result<(), IdentityError> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        cert.public_key().subject_public_key.data.as_ref(),
+    );
+    key.verify(&[RENEWAL_CONTEXT, csr].concat(), proof)
+        .map_err(|_| IdentityError::Key("the renewal is not signed by the certified key".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewal_proof_binds_the_csr_to_the_certified_key() {
+        let key = NodeKey::generate().unwrap();
+        let other = NodeKey::generate().unwrap();
+        let params = CertificateParams::default();
+        let cert = params.self_signed(&key.key).unwrap().der().to_vec();
+        let csr = other.csr_pem().unwrap();
+        let proof = key.sign_renewal(csr.as_bytes()).unwrap();
+        verify_renewal(&cert, csr.as_bytes(), &proof).unwrap();
+        // Another CSR, or a proof by another key, does not pass.
+        let csr2 = NodeKey::generate().unwrap().csr_pem().unwrap();
+        assert!(verify_renewal(&cert, csr2.as_bytes(), &proof).is_err());
+        let forged = other.sign_renewal(csr.as_bytes()).unwrap();
+        assert!(verify_renewal(&cert, csr.as_bytes(), &forged).is_err());
+        assert!(verify_renewal(&cert, csr.as_bytes(), &[]).is_err());
+    }
 
     fn cert_with_subject(fields: &[(DnType, &str)]) -> Vec<u8> {
         let key = KeyPair::generate().unwrap();

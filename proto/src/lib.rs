@@ -8,8 +8,11 @@
 //! - [`net`]: gRPC over mutual TLS: dialling and accepting.
 //! - [`telemetry`]: one way to set up `tracing` for every binary.
 //! - [`shutdown`]: the cancellation tree every long-lived loop listens to.
+//! - [`listing`]: lists streamed in chunks, and joined again.
 //! - [`identity`]: node ids, roles and identities read from certificates;
 //!   node keys and CSRs.
+//! - [`limits`]: bounds both sides apply (secret and config sizes, replica
+//!   counts, durations) and total conversions of spec durations.
 //! - [`token`]: the root CA digest and join tokens (both sides parse them).
 //! - [`task_state`]: task states in order, terminal or not, Docker's names.
 //! - [`tls`]: the rustls configs for every connection between nodes.
@@ -21,6 +24,8 @@
 pub mod build_info;
 pub mod credentials;
 pub mod identity;
+pub mod limits;
+pub mod listing;
 pub mod net;
 pub mod shutdown;
 pub mod task_state;

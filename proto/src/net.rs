@@ -1,25 +1,31 @@
 //! gRPC over mutual TLS between nodes: dialling (a lazy tonic channel
 //! whose connector does TCP + rustls) and accepting (a stream of TLS
-//! streams for `serve_with_incoming`). Both sides use the configs from
+//! streams for `serve_with_incoming`, each closed when its node is
+//! denied). Both sides use the configs from
 //! [`crate::tls`]; tonic never sees a certificate of its own, so there is
 //! exactly one place that decides what a peer must show.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::tls::MANAGER_SERVER_NAME;
+use crate::tls::{DenyList, MANAGER_SERVER_NAME};
 
 /// How long a TCP connect or TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -126,10 +132,20 @@ pub async fn tls_incoming(
     addr: SocketAddr,
     tls: ServerTls,
     shutdown: CancellationToken,
-) -> std::io::Result<(
-    SocketAddr,
-    ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
-)> {
+) -> std::io::Result<(SocketAddr, ReceiverStream<std::io::Result<PeerStream>>)> {
+    tls_incoming_denying(addr, tls, DenyList::new(), shutdown).await
+}
+
+/// [`tls_incoming`], where every connection from a node lasts only while
+/// `deny` does not name the node: a removed node's open connections (and
+/// every call and stream on them) end the moment it is denied, not only
+/// its next handshake.
+pub async fn tls_incoming_denying(
+    addr: SocketAddr,
+    tls: ServerTls,
+    deny: DenyList,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, ReceiverStream<std::io::Result<PeerStream>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(64);
@@ -149,10 +165,11 @@ pub async fn tls_incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(tls.get());
             let tx = tx.clone();
+            let deny = deny.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send(Ok(PeerStream::new(stream, &deny))).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -161,4 +178,76 @@ pub async fn tls_incoming(
         }
     });
     Ok((local, ReceiverStream::new(rx)))
+}
+
+/// An accepted TLS connection that fails (and so closes, with every call
+/// on it) once its node is denied. Connections without a node certificate
+/// (a node joining) are not tied to anything.
+pub struct PeerStream {
+    inner: TlsStream<TcpStream>,
+    revoked: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+impl PeerStream {
+    fn new(inner: TlsStream<TcpStream>, deny: &DenyList) -> PeerStream {
+        let node = inner
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(crate::tls::peer_identity);
+        let revoked = node.map(|id| Box::pin(deny.watch(&id.node_id).cancelled_owned()));
+        PeerStream { inner, revoked }
+    }
+
+    /// Whether the node was denied; registers the waker otherwise.
+    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        if let Some(revoked) = self.revoked.as_mut()
+            && revoked.as_mut().poll(cx).is_ready()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the node was removed from the cluster",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for PeerStream {
+    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+
+    /// The TLS stream's: tonic's `Request::peer_certs` keeps working.
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
 }

@@ -6,11 +6,16 @@
 //!
 //! - [`server_config`]: clients must chain to the cluster root. A removed
 //!   node keeps a valid certificate until it expires, so the verifier also
-//!   refuses node ids in a [`DenyList`] the manager updates at run time
-//!   (a handshake check: connections already open must be closed by the
-//!   caller). Session resumption is off so every connection is checked. [`ClientAuth::Optional`] lets a node without a certificate
-//!   reach the CA to join with a token; every other RPC must then insist
-//!   on [`peer_identity`].
+//!   refuses node ids in a [`DenyList`] the manager updates at run time.
+//!   That is a handshake check; connections already open are tied to the
+//!   list with [`DenyList::watch`] (see `net::tls_incoming_denying`), which
+//!   closes them the moment their node is denied. Session resumption is
+//!   off so every connection is checked. [`ClientAuth::Optional`] lets a
+//!   node without a certificate reach the CA to join with a token; every
+//!   other RPC must then insist on [`peer_identity`].
+//! - [`verify_node_certificate`]: a certificate shown out of band (a
+//!   manager forwarding a node's call names the node by its certificate)
+//!   is checked as the handshake would have checked it.
 //! - [`client_config`]: nodes are dialled by IP, so the server name the
 //!   caller passes is ignored. Instead, as swarmkit does, manager
 //!   certificates carry the DNS SAN `swarm-manager` (the CA writes it from
@@ -23,9 +28,9 @@
 //!
 //! All configs use the `ring` provider explicitly and speak ALPN `h2` (gRPC).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -41,6 +46,9 @@ use rustls::{
 
 use crate::identity::{NodeIdentity, NodeRole};
 use crate::token::CaDigest;
+
+mod deny;
+pub use deny::DenyList;
 
 /// The DNS SAN every manager certificate carries and clients verify.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
@@ -60,6 +68,9 @@ pub enum TlsError {
     /// The node's own certificate chain or key is unusable.
     #[error("the node certificate or key is not usable: {0}")]
     NodeCertificate(rustls::Error),
+    /// A certificate shown out of band does not verify.
+    #[error("the node certificate is not trusted: {0}")]
+    Untrusted(rustls::Error),
     /// PEM text could not be read.
     #[error("cannot read the {what} PEM: {detail}")]
     Pem {
@@ -121,49 +132,6 @@ pub fn key_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
         what: "private key",
         detail: e.to_string(),
     })
-}
-
-/// Node ids whose certificates are refused at the handshake, shared
-/// between the manager (which updates it when a node is removed) and the
-/// server config. Cloning shares the same set.
-#[derive(Clone, Default)]
-pub struct DenyList(Arc<RwLock<HashSet<String>>>);
-
-impl DenyList {
-    /// An empty list.
-    pub fn new() -> DenyList {
-        DenyList::default()
-    }
-
-    /// Refuse `node_id` from the next handshake on.
-    pub fn deny(&self, node_id: impl Into<String>) {
-        self.0
-            .write()
-            .expect("deny list lock")
-            .insert(node_id.into());
-    }
-
-    /// Accept `node_id` again; returns whether it was denied.
-    pub fn allow(&self, node_id: &str) -> bool {
-        self.0.write().expect("deny list lock").remove(node_id)
-    }
-
-    /// Replace the whole set (e.g. after reloading the store).
-    pub fn replace(&self, node_ids: impl IntoIterator<Item = String>) {
-        *self.0.write().expect("deny list lock") = node_ids.into_iter().collect();
-    }
-
-    /// Whether `node_id` is refused.
-    pub fn is_denied(&self, node_id: &str) -> bool {
-        self.0.read().expect("deny list lock").contains(node_id)
-    }
-}
-
-impl fmt::Debug for DenyList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.read().map(|s| s.len()).unwrap_or(0);
-        write!(f, "DenyList({n} node ids)")
-    }
 }
 
 /// Whether a server demands a client certificate.
@@ -266,6 +234,21 @@ pub fn bootstrap_client_config(expected_root: CaDigest) -> Result<ClientConfig, 
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// Verifies a node certificate shown out of band, as the cluster port's
+/// handshake would: it chains to `roots` (directly: node certificates are
+/// issued by a root), is valid now, and names a node. Returns that node.
+pub fn verify_node_certificate(
+    roots: &[CertificateDer<'static>],
+    cert: &CertificateDer<'_>,
+) -> Result<NodeIdentity, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(root_store(roots)?, provider()).build()?;
+    verifier
+        .verify_client_cert(cert, &[], UnixTime::now())
+        .map_err(TlsError::Untrusted)?;
+    NodeIdentity::from_cert_der(cert).map_err(|e| TlsError::Untrusted(cert_error(e)))
 }
 
 /// The identity in a verified peer chain (e.g. tokio-rustls'
@@ -472,19 +455,6 @@ impl ServerCertVerifier for ManagerVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deny_list_is_shared_between_clones() {
-        let a = DenyList::new();
-        let b = a.clone();
-        a.deny("node1");
-        assert!(b.is_denied("node1"));
-        assert!(b.allow("node1"));
-        assert!(!a.is_denied("node1"));
-        b.replace(["x".to_string(), "y".to_string()]);
-        assert!(a.is_denied("y"));
-        assert_eq!(format!("{a:?}"), "DenyList(2 node ids)");
-    }
 
     #[test]
     fn configs_need_roots() {

@@ -98,6 +98,26 @@ fn the_docker_cli_runs_a_swarm_service_end_to_end() -> anyhow::Result<()> {
     docker(&["node", "update", "--availability", "active", &host2])?;
 
     docker(&["network", "create", "-d", "overlay", "appnet"])?;
+    // No encrypted overlay yet: refused as through the shoal CLI.
+    let encrypted = cluster.docker(
+        0,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--opt",
+            "encrypted",
+            "secnet",
+        ],
+    );
+    assert!(
+        !encrypted.success()
+            && encrypted
+                .stderr
+                .contains("overlay network encryption (--opt encrypted) is not available yet"),
+        "{encrypted:?}"
+    );
     let networks = docker(&[
         "network",
         "ls",

@@ -232,6 +232,70 @@ fn process_secrets_stay_inside_the_task() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Secret and config targets on the process engine, whose tasks see the
+/// host's own filesystem: `..` is refused at create; a target that would
+/// need a new file on the host rejects the task instead of making one; a
+/// nested name under /run/secrets reaches the task only.
+#[test]
+fn process_file_targets_never_become_host_files() -> anyhow::Result<()> {
+    const EVIL: &str = "/etc/shoal-test-evil";
+    assert!(!Path::new(EVIL).exists(), "{EVIL} is left on this machine");
+    let cluster = Cluster::manager_and_workers(0)?;
+    let secret = unique_secret();
+    create_secret(&cluster, "s", &secret)?;
+    cluster
+        .shoal_stdin(0, &["config", "create", "c", "-"], b"level=debug")
+        .ok()?;
+    let create = |name: &str, flag: &str, reference: &str| {
+        cluster.shoal(
+            0,
+            &[
+                "service", "create", "-d", "--name", name, flag, reference, "busybox", "sleep",
+                "1000",
+            ],
+        )
+    };
+
+    let out = create("up", "--config", "source=c,target=../../x");
+    assert!(
+        !out.success()
+            && out
+                .stderr
+                .contains("invalid config target \"../../x\": '..' is not allowed"),
+        "{out:?}"
+    );
+
+    create("evil", "--secret", &format!("source=s,target={EVIL}")).ok()?;
+    eventually("the task is rejected", Duration::from_secs(30), || {
+        let errors = cluster.task_errors("evil")?;
+        anyhow::ensure!(
+            errors.contains(&format!("file target {EVIL} does not exist on this node")),
+            "{errors}"
+        );
+        Ok(())
+    })?;
+    assert!(!Path::new(EVIL).exists(), "{EVIL} was made on the host");
+
+    create("nested", "--secret", "source=s,target=deep/pw").ok()?;
+    let tasks = eventually("nested runs", Duration::from_secs(30), || {
+        running(&cluster, "nested", 1)
+    })?;
+    let pid = process_tasks(&cluster, 0)
+        .into_iter()
+        .find_map(|(task, pid)| tasks.contains_key(&task).then(|| pid.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("no process for {tasks:?}"))?;
+    let read = cluster
+        .exec(
+            0,
+            "nsenter",
+            &["-t", &pid, "-m", "cat", "/run/secrets/deep/pw"],
+        )
+        .ok()?;
+    assert_eq!(read.as_bytes(), secret.as_slice());
+    assert!(!Path::new("/run/secrets/deep").exists(), "on the host");
+    Ok(())
+}
+
 /// What must survive a daemon's kill -9 and restart: task id → what runs
 /// it (a pid, a container id).
 type Running = BTreeMap<String, String>;

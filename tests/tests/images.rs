@@ -112,6 +112,7 @@ const PROBE: &str = r#"id
 set -- $(tr '\0' ' ' < /proc/1/cmdline); echo "PID1 $1 $2 $3"
 grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status
 cat /etc/motd
+echo "EVIL $(cat /etc/shoal-test-evil 2>/dev/null)"
 grep -w db /etc/hosts || echo NO-DB-HOST
 ls /run/secrets
 cat "$STATE/swarm.json" >/dev/null 2>&1 && echo STATE-VISIBLE || echo STATE-HIDDEN
@@ -192,8 +193,18 @@ fn a_task_is_confined_like_dockers_defaults() -> anyhow::Result<()> {
         &cluster,
         "confined",
         &registry.image("busybox:1"),
-        &["--secret", "mine", "--limit-pids", "40"],
+        &[
+            "--secret",
+            "mine",
+            "--secret",
+            "source=mine,target=/etc/shoal-test-evil",
+            "--limit-pids",
+            "40",
+        ],
     )?;
+    // An absolute target is a path in the task's own root, never the host's.
+    assert!(log.contains("EVIL s3cr3t"), "{log}");
+    assert!(!std::path::Path::new("/etc/shoal-test-evil").exists());
     assert!(log.contains("uid=0(root) gid=0(root)"), "{log}");
     assert!(
         log.contains("PID1 sh -c id"),

@@ -333,3 +333,61 @@ fn a_replicated_job_runs_all_its_completions_a_few_at_a_time() -> anyhow::Result
     )?;
     Ok(())
 }
+
+/// What no leader could carry out is refused at the API, naming the field;
+/// nothing is stored, and the leader keeps working (before, a billion
+/// replicas made every leader in turn allocate every slot).
+#[test]
+fn absurd_counts_and_durations_are_refused_by_name() -> anyhow::Result<()> {
+    let cluster = shoal_tests::Cluster::manager_and_workers(0)?;
+    let create = |flags: &[&str]| {
+        let mut args = vec!["service", "create", "-d", "--name", "web"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sleep", "1000"]);
+        cluster.shoal(0, &args)
+    };
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--replicas", "1000000000"],
+            "replicas 1000000000 is over Shoal's limit of 100000 per service",
+        ),
+        (
+            &["--mode", "replicated-job", "--max-concurrent", "200000"],
+            "max-concurrent 200000 is over Shoal's limit",
+        ),
+        (
+            &["--restart-delay", "1000000h"],
+            "restart-delay cannot be longer than 876000h0m0s",
+        ),
+        (
+            &["--stop-grace-period", "1000000h"],
+            "stop-grace-period cannot be longer than 876000h0m0s",
+        ),
+        (
+            &["--health-cmd", "true", "--health-interval", "10us"],
+            "health-interval cannot be less than 1ms",
+        ),
+    ];
+    for (flags, want) in cases {
+        let out = create(flags);
+        assert!(
+            !out.success() && out.stderr.contains(want),
+            "{flags:?}: {out:?}"
+        );
+    }
+    let ls = cluster.shoal(0, &["service", "ls", "-q"]).ok()?;
+    assert_eq!(ls.trim(), "", "nothing stored");
+
+    create(&["--replicas", "2"]).ok()?;
+    let out = cluster.shoal(0, &["service", "scale", "web=1000000000"]);
+    assert!(
+        !out.success() && out.stderr.contains("over Shoal's limit of 100000"),
+        "{out:?}"
+    );
+    eventually("2 replicas run", Duration::from_secs(30), || {
+        let n = total(&running_by_node(&cluster, "web")?);
+        anyhow::ensure!(n == 2, "{n} running");
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -182,7 +182,8 @@ fn heartbeats(
                     let given = r
                         .into_inner()
                         .period
-                        .and_then(|d| Duration::try_from(d).ok())
+                        .map(|d| shoal_proto::limits::duration(&d))
+                        .filter(|d| !d.is_zero())
                         .unwrap_or(period);
                     // Beat at half the period so one late beat is not a miss.
                     period = (given / 2).max(Duration::from_millis(100));
@@ -217,6 +218,46 @@ fn drain<T: Send + 'static>(
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
                 next = stream.message() => next,
+            };
+            let ended = !matches!(next, Ok(Some(_)));
+            if tx.send(next).is_err() || ended {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// [`drain`] for messages that travel in parts: each is forwarded whole,
+/// once its last part has arrived.
+fn drain_parts<T: shoal_proto::listing::Parted + Send + 'static>(
+    mut stream: tonic::Streaming<T>,
+    stop: CancellationToken,
+) -> Drained<T> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut partial: Option<T> = None;
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.message() => next,
+            };
+            let next = match next {
+                Ok(Some(part)) => {
+                    let whole = match partial.take() {
+                        Some(mut head) => {
+                            head.join(part);
+                            head
+                        }
+                        None => part,
+                    };
+                    if whole.more() {
+                        partial = Some(whole);
+                        continue;
+                    }
+                    Ok(Some(whole))
+                }
+                other => other,
             };
             let ended = !matches!(next, Ok(Some(_)));
             if tx.send(next).is_err() || ended {
@@ -287,7 +328,7 @@ async fn session(
         })
         .await
     {
-        Ok(r) => drain(r.into_inner(), readers.clone()),
+        Ok(r) => drain_parts(r.into_inner(), readers.clone()),
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };
     if let Err(status) = flush(&mut client, &first.session_id, pending).await {
@@ -300,7 +341,7 @@ async fn session(
         })
         .await
     {
-        Ok(r) => Some(drain(r.into_inner(), readers.clone())),
+        Ok(r) => Some(drain_parts(r.into_inner(), readers.clone())),
         Err(status) if status.code() == tonic::Code::Unimplemented => None,
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };

@@ -42,8 +42,9 @@ pub enum HealthError {
     BadTest(Vec<String>),
 }
 
+/// Total: a value the manager would refuse is clamped, never a panic.
 fn duration(d: Option<&prost_types::Duration>, default: Duration) -> Duration {
-    d.and_then(|d| Duration::try_from(*d).ok())
+    d.map(shoal_proto::limits::duration)
         .filter(|d| !d.is_zero())
         .unwrap_or(default)
 }
@@ -158,7 +159,7 @@ pub async fn run(
         }
         // The engine enforces the timeout; this guards one that does not.
         let probe = tokio::time::timeout(
-            config.timeout + Duration::from_secs(1),
+            config.timeout.saturating_add(Duration::from_secs(1)),
             engine.exec(&task_id, &config.command, config.timeout),
         )
         .await;

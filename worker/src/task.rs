@@ -102,7 +102,7 @@ impl Actor {
             .filter(|s| !s.is_empty());
         let grace = container
             .and_then(|c| c.stop_grace_period)
-            .and_then(|d| Duration::try_from(d).ok())
+            .map(|d| shoal_proto::limits::duration(&d))
             .unwrap_or(DEFAULT_GRACE);
         if let Err(e) = self.engine.stop(&self.id, signal, grace).await {
             tracing::warn!(task = %self.id, error = %e, "stopping task failed");

@@ -68,7 +68,7 @@ impl Api {
     /// The id of the node the daemon runs, empty outside a swarm.
     pub async fn local_node_id(&self) -> anyhow::Result<String> {
         let info = LocalClient::new(self.channel.clone())
-            .info(InfoRequest {})
+            .info(InfoRequest { brief: true })
             .await
             .map_err(client::status_error)?
             .into_inner();

@@ -1,5 +1,5 @@
 //! `shoal config create|ls|inspect|rm`, as `docker config`. The data is
-//! checked (non-empty, at most 1000 KB as Docker's) before the daemon is
+//! checked (non-empty, under 1000 KiB, as Docker) before the daemon is
 //! contacted; unlike a secret's, `inspect` shows it (base64 in JSON). The
 //! commands themselves are shared with secrets ([`super::stored`]).
 
@@ -7,6 +7,7 @@ use clap::Subcommand;
 use shoal_proto::control::{
     CreateConfigRequest, GetConfigRequest, ListConfigsRequest, ListFilters, RemoveConfigRequest,
 };
+use shoal_proto::listing::Joined as _;
 use shoal_proto::objects::{Annotations, ConfigSpec};
 
 use super::blob::Blob;
@@ -19,7 +20,7 @@ use crate::host::Host;
 /// `shoal config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Create a config from a file or STDIN (`-`); at most 1000 KB.
+    /// Create a config from a file or STDIN (`-`); under 1000 KiB (1,024,000 bytes).
     Create(CreateArgs),
     /// List configs.
     #[command(alias = "list")]
@@ -61,14 +62,10 @@ impl StoredKind for Configs {
             .list_configs(ListConfigsRequest {
                 filters: Some(filters),
             })
+            .joined()
             .await
             .map_err(status_error)?;
-        Ok(reply
-            .into_inner()
-            .configs
-            .into_iter()
-            .map(Blob::from)
-            .collect())
+        Ok(reply.configs.into_iter().map(Blob::from).collect())
     }
 
     async fn get(api: &mut Api, config_id: String) -> anyhow::Result<Blob> {

@@ -87,7 +87,7 @@ impl From<InfoResponse> for InfoView {
 pub async fn run(host: &Host, args: InfoArgs) -> anyhow::Result<()> {
     let channel = client::connect(host).await?;
     let reply = LocalClient::new(channel)
-        .info(InfoRequest {})
+        .info(InfoRequest { brief: false })
         .await
         .map_err(client::status_error)?
         .into_inner();

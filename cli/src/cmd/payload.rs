@@ -6,11 +6,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, bail};
-
-/// Docker's limit on a secret's data: 500 KB.
-pub const MAX_SECRET_SIZE: usize = 500 * 1024;
-/// Docker's limit on a config's data: 1000 KB.
-pub const MAX_CONFIG_SIZE: usize = 1000 * 1024;
+/// Docker's limits (secrets under 500 KiB, configs under 1000 KiB), the
+/// same constants the manager checks.
+pub use shoal_proto::limits::{MAX_CONFIG_SIZE, MAX_SECRET_SIZE};
 
 /// Reads `source` (a path, or `-` for stdin) and checks its size.
 pub fn read(kind: &str, source: &str, max: usize) -> anyhow::Result<Vec<u8>> {
@@ -33,18 +31,10 @@ pub fn read(kind: &str, source: &str, max: usize) -> anyhow::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Refuses empty data and data over `max` bytes.
-pub fn check(kind: &str, data: &[u8], max: usize) -> anyhow::Result<()> {
-    if data.is_empty() {
-        bail!("{kind} data is empty: a {kind} needs at least one byte");
-    }
-    if data.len() > max {
-        bail!(
-            "{kind} data is too large: more than {} KB ({max} bytes), the most a {kind} may hold",
-            max / 1024
-        );
-    }
-    Ok(())
+/// Refuses empty data and data of `limit` bytes or more, in the words the
+/// manager uses (Docker's).
+pub fn check(kind: &str, data: &[u8], limit: usize) -> anyhow::Result<()> {
+    shoal_proto::limits::check_data_size(kind, data.len(), limit).map_err(anyhow::Error::msg)
 }
 
 /// Parses `--label k=v` (or `k`, with an empty value) into a map.
@@ -66,16 +56,26 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn limit_is_500_kb_for_secrets() {
-        assert!(check("secret", &vec![b'x'; MAX_SECRET_SIZE], MAX_SECRET_SIZE).is_ok());
-        let err = check("secret", &vec![b'x'; MAX_SECRET_SIZE + 1], MAX_SECRET_SIZE)
+    fn limits_are_dockers_500_and_1000_kib() {
+        assert!(check("secret", &vec![b'x'; MAX_SECRET_SIZE - 1], MAX_SECRET_SIZE).is_ok());
+        let err = check("secret", &vec![b'x'; MAX_SECRET_SIZE], MAX_SECRET_SIZE)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("too large") && err.contains("500 KB"), "{err}");
+        assert_eq!(
+            err,
+            "secret data must be larger than 0 and less than 512000 bytes (got 512000 bytes)"
+        );
         let err = check("secret", b"", MAX_SECRET_SIZE)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("empty"), "{err}");
+        assert!(
+            err.contains("larger than 0") && err.contains("got 0 bytes"),
+            "{err}"
+        );
+        let err = check("config", &vec![b'x'; MAX_CONFIG_SIZE], MAX_CONFIG_SIZE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("less than 1024000 bytes"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `shoal secret create|ls|inspect|rm`, as `docker secret`. The data is
-//! checked (non-empty, at most 500 KB) before the daemon is contacted, and
+//! checked (non-empty, under 500 KiB, as Docker) before the daemon is contacted, and
 //! is never printed: views are built from [`Blob`], which drops it. The
 //! commands themselves are shared with configs ([`super::stored`]).
 
@@ -7,6 +7,7 @@ use clap::Subcommand;
 use shoal_proto::control::{
     CreateSecretRequest, GetSecretRequest, ListFilters, ListSecretsRequest, RemoveSecretRequest,
 };
+use shoal_proto::listing::Joined as _;
 use shoal_proto::objects::{Annotations, SecretSpec};
 
 use super::blob::Blob;
@@ -19,7 +20,7 @@ use crate::host::Host;
 /// `shoal secret ...`
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Create a secret from a file or STDIN (`-`); at most 500 KB.
+    /// Create a secret from a file or STDIN (`-`); under 500 KiB (512,000 bytes).
     Create(CreateArgs),
     /// List secrets.
     #[command(alias = "list")]
@@ -61,14 +62,10 @@ impl StoredKind for Secrets {
             .list_secrets(ListSecretsRequest {
                 filters: Some(filters),
             })
+            .joined()
             .await
             .map_err(status_error)?;
-        Ok(reply
-            .into_inner()
-            .secrets
-            .into_iter()
-            .map(Blob::from)
-            .collect())
+        Ok(reply.secrets.into_iter().map(Blob::from).collect())
     }
 
     async fn get(api: &mut Api, secret_id: String) -> anyhow::Result<Blob> {

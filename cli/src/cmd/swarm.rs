@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use shoal_proto::control::control_client::ControlClient;
 use shoal_proto::control::{GetClusterRequest, GetNodeRequest, UpdateClusterRequest};
+use shoal_proto::listing::Joined as _;
 use shoal_proto::local::local_client::LocalClient;
 use shoal_proto::local::{InfoRequest, SwarmInitRequest, SwarmJoinRequest, SwarmLeaveRequest};
 
@@ -273,7 +274,7 @@ async fn join_token(host: &Host, args: JoinTokenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let info = LocalClient::new(channel)
-        .info(InfoRequest {})
+        .info(InfoRequest { brief: true })
         .await
         .map_err(status_error)?
         .into_inner();
@@ -344,9 +345,9 @@ async fn ca(host: &Host, args: CaArgs) -> anyhow::Result<()> {
             if !args.quiet {
                 let nodes = control
                     .list_nodes(shoal_proto::control::ListNodesRequest::default())
+                    .joined()
                     .await
                     .map_err(status_error)?
-                    .into_inner()
                     .nodes;
                 let digest = root
                     .root_rotation

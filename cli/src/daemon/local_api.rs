@@ -82,7 +82,8 @@ impl Local for LocalApi {
         }))
     }
 
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+    async fn info(&self, r: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let brief = r.get_ref().brief;
         let host = HostFacts::gather();
         Ok(Response::new(InfoResponse {
             hostname: host.hostname,
@@ -97,7 +98,7 @@ impl Local for LocalApi {
             server_version: build_info::VERSION.to_string(),
             pid: std::process::id(),
             started_at: Some(self.started_at.into()),
-            swarm: Some(self.swarm.info().await),
+            swarm: Some(self.swarm.info(brief).await),
             cgroup_version: host.cgroup_version.to_string(),
             load_balancer: host.load_balancer.to_string(),
         }))

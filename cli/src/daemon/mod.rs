@@ -20,7 +20,6 @@ use std::time::SystemTime;
 
 use shoal_manager::controlapi::{ControlApi, ManagerSlot};
 use shoal_manager::logbroker::LogsApi;
-use shoal_proto::control::control_server::ControlServer;
 use shoal_proto::local::local_server::LocalServer;
 use shoal_proto::logs::logs_server::LogsServer;
 use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
@@ -147,7 +146,7 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     };
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))
-        .add_service(ControlServer::new(ControlApi::new(slot.clone())))
+        .add_service(ControlApi::new(slot.clone()).server())
         .add_service(LogsServer::new(LogsApi::new(slot)))
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
         .await;

@@ -138,11 +138,15 @@ async fn renew(
 ) -> anyhow::Result<NodeCredentials> {
     let key = NodeKey::generate()?;
     let csr = key.csr_pem()?;
+    // Signed with the current key: a manager that forwards the renewal to
+    // the leader can only pass it on, not redirect it to another node.
+    let proof = NodeKey::from_pem(&creds.key_pem)?.sign_renewal(csr.as_bytes())?;
     let mut ca = NodeCaClient::new(shoal_proto::net::channel(manager, tls.clone()));
     let request = IssueNodeCertificateRequest {
         csr: csr.into_bytes(),
         token: String::new(),
         availability: 0,
+        proof,
     };
     let issued = tokio::time::timeout(Duration::from_secs(10), ca.issue_node_certificate(request))
         .await

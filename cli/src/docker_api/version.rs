@@ -122,7 +122,7 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
 /// `GET|HEAD /_ping`: "OK", with the node's swarm state in `Swarm`, which
 /// the `docker` CLI reads to know which commands this node serves.
 pub async fn ping(State(daemon): State<Daemon>, method: Method) -> Response {
-    let swarm = match daemon.local.clone().info(InfoRequest {}).await {
+    let swarm = match daemon.local.clone().info(InfoRequest { brief: true }).await {
         Ok(info) => swarm_header(info.into_inner().swarm.as_ref()),
         Err(_) => "inactive".to_string(),
     };

@@ -3,9 +3,12 @@
 //! cluster's two, mints a node id, signs the CSR (whatever subject it asks
 //! for, the certificate names the id and role the cluster chose), records
 //! the node, and returns the certificate in the same call. A node renewing
-//! presents its current certificate instead of a token. Followers forward
-//! to the leader, marking the request so the leader judges the original
-//! caller, not the forwarding manager.
+//! presents its current certificate instead of a token, and is only ever
+//! renewed as itself. Followers forward to the leader, marking the request
+//! so the leader judges the original caller, not the forwarding manager: a
+//! forwarded renewal carries the node's certificate and the node's
+//! signature over the CSR (`proof`), so no manager can renew for a node
+//! it is not forwarding for (`crate::authz::forward`).
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use shoal_proto::ca::{
     IssueNodeCertificateRequest, IssueNodeCertificateResponse, NodeCertificateStatusRequest,
     NodeCertificateStatusResponse, ca_server,
 };
-use shoal_proto::identity::{NodeIdentity, NodeRole, new_node_id};
+use shoal_proto::identity::{NodeIdentity, NodeRole, new_node_id, verify_renewal};
 use shoal_proto::objects::{
     self, Node, NodeCertificate, NodeSpec, NodeStatus, node_certificate, node_status,
 };
@@ -23,13 +26,12 @@ use tonic::{Request, Response, Status};
 
 use super::signer::{Signer, signer};
 use super::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens};
-use crate::authz::{Caller, caller, require_node};
+use crate::authz::{Authority, Caller, caller, forward_for, forwarded, peer_cert, require_node};
 use crate::context::ManagerContext;
 
-/// Metadata a follower adds when it forwards a token-bearing join.
-const FORWARDED: &str = "shoal-forwarded-join";
-/// Metadata a follower adds when it forwards a node's renewal.
-const RENEW_FOR: &str = "shoal-forwarded-renewal";
+/// Metadata a follower adds when it forwards a token-bearing join. (A
+/// renewal is forwarded with the node's certificate: `authz::forward`.)
+const FORWARDED_JOIN: &str = "shoal-forwarded-join";
 
 /// Serves `NodeCA` and `CA`.
 #[derive(Debug, Clone)]
@@ -176,51 +178,79 @@ fn parse_token(text: &str) -> Result<shoal_proto::token::JoinToken, Status> {
         .map_err(|e| Status::internal(format!("stored join token unusable: {e}")))
 }
 
+/// Whom an `IssueNodeCertificate` call is for.
+enum Subject {
+    /// A node joining with a token (it has no certificate yet).
+    Join,
+    /// A node renewing: the node its certificate names, and that
+    /// certificate (DER), which a follower passes to the leader.
+    Renew(NodeIdentity, Vec<u8>),
+}
+
+impl CaService {
+    /// Decides whom a request is for. A renewal is always for the node
+    /// whose certificate asks (over TLS here, or forwarded by a manager
+    /// with the node's certificate and its signature over the CSR).
+    fn subject(&self, request: &Request<IssueNodeCertificateRequest>) -> Result<Subject, Status> {
+        if request.metadata().contains_key(FORWARDED_JOIN) {
+            // Only a manager relays a join; the token is judged as ever.
+            return match caller(request) {
+                Caller::Node(forwarder) => {
+                    Authority::of(&self.ctx).manager(&forwarder)?;
+                    Ok(Subject::Join)
+                }
+                _ => Err(Status::permission_denied(
+                    "only a manager may forward a join",
+                )),
+            };
+        }
+        if let Some((node, cert)) = forwarded(&self.ctx, request)? {
+            let body = request.get_ref();
+            verify_renewal(&cert, &body.csr, &body.proof).map_err(|_| {
+                tracing::warn!(node = %node.node_id, "refused a forwarded renewal without the node's proof");
+                Status::permission_denied(format!(
+                    "the renewal forwarded for node {} is not signed by that node's key",
+                    node.node_id
+                ))
+            })?;
+            return Ok(Subject::Renew(node, cert));
+        }
+        match caller(request) {
+            Caller::Anonymous => Ok(Subject::Join),
+            Caller::Node(id) => Ok(Subject::Renew(id, peer_cert(request).unwrap_or_default())),
+            Caller::Local => Err(Status::permission_denied(
+                "certificates are requested by nodes, not the CLI",
+            )),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl NodeCa for CaService {
     async fn issue_node_certificate(
         &self,
         request: Request<IssueNodeCertificateRequest>,
     ) -> Result<Response<IssueNodeCertificateResponse>, Status> {
-        let forwarded_join = request.metadata().contains_key(FORWARDED);
-        let renew_for = request
-            .metadata()
-            .get(RENEW_FOR)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let renewing = match caller(&request) {
-            Caller::Anonymous => None,
-            // A follower forwarding: judge the original caller, whom only
-            // a manager may vouch for.
-            Caller::Node(id) if id.role == NodeRole::Manager && forwarded_join => None,
-            Caller::Node(id) if id.role == NodeRole::Manager && renew_for.is_some() => {
-                Some(NodeIdentity {
-                    node_id: renew_for.unwrap_or_default(),
-                    role: NodeRole::Worker,
-                    cluster_id: id.cluster_id,
-                })
-            }
-            Caller::Node(id) => Some(id),
-            Caller::Local => {
-                return Err(Status::permission_denied(
-                    "certificates are requested by nodes, not the CLI",
-                ));
-            }
-        };
+        let subject = self.subject(&request)?;
         if let Some(channel) = self.ctx.leader_channel()? {
             let mut forward = Request::new(request.into_inner());
-            let (key, value) = match &renewing {
-                Some(who) => (RENEW_FOR, who.node_id.clone()),
-                None => (FORWARDED, "1".to_string()),
-            };
-            let value = value
-                .parse()
-                .map_err(|_| Status::invalid_argument("bad node id"))?;
-            forward.metadata_mut().insert(key, value);
+            match &subject {
+                Subject::Join => {
+                    forward.metadata_mut().insert(
+                        FORWARDED_JOIN,
+                        tonic::metadata::MetadataValue::from_static("1"),
+                    );
+                }
+                Subject::Renew(_, cert) => forward_for(&mut forward, cert),
+            }
             return NodeCaClient::new(channel)
                 .issue_node_certificate(forward)
                 .await;
         }
+        let renewing = match subject {
+            Subject::Join => None,
+            Subject::Renew(node, _) => Some(node),
+        };
         self.issue(request.into_inner(), renewing)
             .await
             .map(Response::new)
@@ -232,10 +262,10 @@ impl NodeCa for CaService {
     ) -> Result<Response<NodeCertificateStatusResponse>, Status> {
         let who = require_node(&request)?;
         let node_id = request.into_inner().node_id;
-        if who.role != NodeRole::Manager && who.node_id != node_id {
-            return Err(Status::permission_denied(
-                "a worker may only ask about itself",
-            ));
+        if who.node_id != node_id {
+            Authority::of(&self.ctx)
+                .manager(&who)
+                .map_err(|_| Status::permission_denied("a node may only ask about itself"))?;
         }
         let (signer, _) = self.signer()?;
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
@@ -266,7 +296,7 @@ impl ca_server::Ca for CaService {
         &self,
         request: Request<shoal_proto::ca::GetUnlockKeyRequest>,
     ) -> Result<Response<shoal_proto::ca::GetUnlockKeyResponse>, Status> {
-        crate::authz::require_manager(&request)?;
+        crate::authz::require_manager(&self.ctx, &request)?;
         Err(Status::failed_precondition(
             "autolock is not enabled on this cluster",
         ))

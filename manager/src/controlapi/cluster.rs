@@ -6,7 +6,8 @@ use shoal_proto::control::{
     UpdateClusterRequest, UpdateClusterResponse,
 };
 use shoal_proto::identity::NodeRole;
-use shoal_proto::objects::{Cluster, JoinTokens as ProtoTokens};
+use shoal_proto::limits::{MAX_DURATION, MIN_CERT_EXPIRY, check_duration, human};
+use shoal_proto::objects::{Cluster, ClusterSpec, JoinTokens as ProtoTokens};
 use shoal_proto::token::JoinToken;
 use tonic::Status;
 
@@ -45,10 +46,34 @@ pub async fn cluster_get(
     })
 }
 
+/// Checks the durations of a cluster spec as swarmkit does (a heartbeat
+/// period is not negative, a certificate expiry has a minimum, though
+/// Shoal's is [`MIN_CERT_EXPIRY`], not an hour), and bounds both
+/// ([`MAX_DURATION`]). Zero keeps meaning "the default".
+fn check_spec(spec: &ClusterSpec) -> Result<(), Status> {
+    let invalid = |m: String| Err(Status::invalid_argument(m));
+    let period = spec.dispatcher.as_ref().and_then(|d| d.heartbeat_period);
+    if let Some(Err(e)) = period.map(|d| check_duration(&d, MAX_DURATION)) {
+        return invalid(format!("dispatcher heartbeat period {e}"));
+    }
+    let expiry = spec.ca_config.as_ref().and_then(|c| c.node_cert_expiry);
+    match expiry.map(|d| check_duration(&d, MAX_DURATION)) {
+        Some(Err(e)) => invalid(format!("certificate expiry {e}")),
+        Some(Ok(d)) if !d.is_zero() && d < MIN_CERT_EXPIRY => invalid(format!(
+            "minimum certificate expiry time is: {}",
+            human(MIN_CERT_EXPIRY)
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn cluster_update(
     ctx: &ManagerContext,
     request: UpdateClusterRequest,
 ) -> Result<UpdateClusterResponse, Status> {
+    if let Some(spec) = request.spec.as_ref() {
+        check_spec(spec)?;
+    }
     let updated = ctx
         .update(|tx| {
             let mut cluster = tx.tables().cluster().cloned().ok_or_else(|| Status::unavailable("the cluster is not initialized yet"))?;
@@ -98,4 +123,54 @@ pub async fn cluster_unlock_key(
     Ok(GetUnlockKeyResponse {
         unlock_key: cluster.unlock_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::objects::{CaConfig, DispatcherConfig};
+
+    fn spec(heartbeat: Option<i64>, expiry: Option<i64>) -> ClusterSpec {
+        let d = |seconds| prost_types::Duration { seconds, nanos: 0 };
+        ClusterSpec {
+            dispatcher: Some(DispatcherConfig {
+                heartbeat_period: heartbeat.map(d),
+            }),
+            ca_config: Some(CaConfig {
+                node_cert_expiry: expiry.map(d),
+                force_rotate: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn refused(s: &ClusterSpec) -> String {
+        let e = check_spec(s).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        e.message().to_string()
+    }
+
+    #[test]
+    fn durations_are_checked_as_swarmkit_does() {
+        assert!(check_spec(&spec(Some(5), Some(90 * 24 * 3600))).is_ok());
+        assert!(
+            check_spec(&spec(Some(0), Some(0))).is_ok(),
+            "zero: the default"
+        );
+        assert!(check_spec(&ClusterSpec::default()).is_ok());
+        assert_eq!(
+            refused(&spec(Some(-1), None)),
+            "dispatcher heartbeat period cannot be negative"
+        );
+        assert!(refused(&spec(Some(i64::MAX), None)).contains("cannot be longer"));
+        assert_eq!(
+            refused(&spec(None, Some(5))),
+            "minimum certificate expiry time is: 10s"
+        );
+        assert_eq!(
+            refused(&spec(None, Some(i64::MIN))),
+            "certificate expiry cannot be negative"
+        );
+        assert!(refused(&spec(None, Some(i64::MAX))).contains("cannot be longer"));
+    }
 }

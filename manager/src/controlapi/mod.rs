@@ -21,11 +21,12 @@ mod services;
 use std::sync::{Arc, RwLock};
 
 use shoal_proto::control::control_client::ControlClient;
-use shoal_proto::control::control_server::Control;
+use shoal_proto::control::control_server::{Control, ControlServer};
 use shoal_proto::control::*;
+use shoal_proto::listing::{CHUNK_BYTES, Chunked};
 use tonic::{Request, Response, Status};
 
-use crate::authz::{NOT_A_MANAGER, require_manager};
+use crate::authz::{NOT_A_MANAGER, Revocable, caller, require_manager};
 use crate::context::ManagerContext;
 
 /// Where the running manager's context appears once the node is one.
@@ -66,7 +67,19 @@ pub struct ControlApi {
     slot: ManagerSlot,
 }
 
+/// The largest request the control API reads. Requests carry objects the
+/// API bounds (secrets 500 KiB, configs 1000 KiB), so only a batch of many
+/// of them (a stack deploy) comes near it; the size of the cluster never
+/// does, because lists are streamed in chunks.
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
 impl ControlApi {
+    /// The gRPC server for this API, reading requests up to
+    /// [`MAX_REQUEST_BYTES`] (tonic's default is 4 MB).
+    pub fn server(self) -> ControlServer<ControlApi> {
+        ControlServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES)
+    }
+
     /// A control API answering for whatever manager is in `slot`.
     pub fn new(slot: ManagerSlot) -> ControlApi {
         ControlApi { slot }
@@ -81,9 +94,36 @@ impl ControlApi {
             .slot
             .get()
             .ok_or_else(|| Status::failed_precondition(NOT_A_MANAGER))?;
-        require_manager(request)?;
+        require_manager(&ctx, request)?;
         Ok(ctx)
     }
+}
+
+/// A list, streamed in chunks ([`shoal_proto::listing`]).
+type ListStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<T, Status>> + Send>>;
+
+/// Lists the way `lead!` serves other calls: here in chunks when this
+/// manager leads, else the leader's chunks passed through as they come.
+macro_rules! lead_list {
+    ($self:ident, $request:ident, $method:ident, $local:ident) => {{
+        let ctx = $self.ctx(&$request)?;
+        match ctx.leader_channel()? {
+            Some(channel) => {
+                let chunks = ControlClient::new(channel)
+                    .$method($request.into_inner())
+                    .await?
+                    .into_inner();
+                Ok(Response::new(Box::pin(chunks) as ListStream<_>))
+            }
+            None => {
+                let all = $local(&ctx, $request.into_inner()).await?;
+                let chunks = Chunked::split(all, CHUNK_BYTES).into_iter().map(Ok);
+                Ok(Response::new(
+                    Box::pin(tokio_stream::iter(chunks)) as ListStream<_>
+                ))
+            }
+        }
+    }};
 }
 
 /// Serves a call here when this manager leads, else forwards it.
@@ -140,11 +180,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetNodeResponse>, Status> {
         lead!(self, r, get_node, node_get)
     }
+    type ListNodesStream = ListStream<ListNodesResponse>;
     async fn list_nodes(
         &self,
         r: Request<ListNodesRequest>,
-    ) -> Result<Response<ListNodesResponse>, Status> {
-        lead!(self, r, list_nodes, node_list)
+    ) -> Result<Response<Self::ListNodesStream>, Status> {
+        lead_list!(self, r, list_nodes, node_list)
     }
     async fn update_node(
         &self,
@@ -170,11 +211,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetServiceResponse>, Status> {
         lead!(self, r, get_service, service_get)
     }
+    type ListServicesStream = ListStream<ListServicesResponse>;
     async fn list_services(
         &self,
         r: Request<ListServicesRequest>,
-    ) -> Result<Response<ListServicesResponse>, Status> {
-        lead!(self, r, list_services, service_list)
+    ) -> Result<Response<Self::ListServicesStream>, Status> {
+        lead_list!(self, r, list_services, service_list)
     }
     async fn update_service(
         &self,
@@ -194,11 +236,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetTaskResponse>, Status> {
         lead!(self, r, get_task, task_get)
     }
+    type ListTasksStream = ListStream<ListTasksResponse>;
     async fn list_tasks(
         &self,
         r: Request<ListTasksRequest>,
-    ) -> Result<Response<ListTasksResponse>, Status> {
-        lead!(self, r, list_tasks, task_list)
+    ) -> Result<Response<Self::ListTasksStream>, Status> {
+        lead_list!(self, r, list_tasks, task_list)
     }
     async fn create_network(
         &self,
@@ -212,11 +255,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetNetworkResponse>, Status> {
         lead!(self, r, get_network, network_get)
     }
+    type ListNetworksStream = ListStream<ListNetworksResponse>;
     async fn list_networks(
         &self,
         r: Request<ListNetworksRequest>,
-    ) -> Result<Response<ListNetworksResponse>, Status> {
-        lead!(self, r, list_networks, network_list)
+    ) -> Result<Response<Self::ListNetworksStream>, Status> {
+        lead_list!(self, r, list_networks, network_list)
     }
     async fn remove_network(
         &self,
@@ -236,11 +280,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetSecretResponse>, Status> {
         lead!(self, r, get_secret, secret_get)
     }
+    type ListSecretsStream = ListStream<ListSecretsResponse>;
     async fn list_secrets(
         &self,
         r: Request<ListSecretsRequest>,
-    ) -> Result<Response<ListSecretsResponse>, Status> {
-        lead!(self, r, list_secrets, secret_list)
+    ) -> Result<Response<Self::ListSecretsStream>, Status> {
+        lead_list!(self, r, list_secrets, secret_list)
     }
     async fn remove_secret(
         &self,
@@ -260,11 +305,12 @@ impl Control for ControlApi {
     ) -> Result<Response<GetConfigResponse>, Status> {
         lead!(self, r, get_config, config_get)
     }
+    type ListConfigsStream = ListStream<ListConfigsResponse>;
     async fn list_configs(
         &self,
         r: Request<ListConfigsRequest>,
-    ) -> Result<Response<ListConfigsResponse>, Status> {
-        lead!(self, r, list_configs, config_list)
+    ) -> Result<Response<Self::ListConfigsStream>, Status> {
+        lead_list!(self, r, list_configs, config_list)
     }
     async fn remove_config(
         &self,
@@ -276,7 +322,8 @@ impl Control for ControlApi {
         lead!(self, r, batch, batch_create)
     }
 
-    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<WatchEvent, Status>>;
+    type WatchStream =
+        Revocable<tokio_stream::wrappers::ReceiverStream<Result<WatchEvent, Status>>>;
 
     /// Served by any manager from its own event log: every manager
     /// applies every commit, so no call is forwarded to the leader.
@@ -287,9 +334,9 @@ impl Control for ControlApi {
         let subscription = ctx.events.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
         tokio::spawn(crate::events::serve(subscription, window, tx));
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        )))
+        // A remote manager's watch ends when it is demoted or removed.
+        let rx = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Revocable::new(&ctx, &caller(&r), rx)))
     }
 }
 

@@ -15,9 +15,6 @@ use crate::allocator::pools::check_explicit;
 use crate::context::ManagerContext;
 use crate::store::Tables;
 
-/// Largest secret or config, as Docker: 500 KB.
-pub const MAX_DATA: usize = 500 * 1024;
-
 /// Docker's rule for object names: letters and digits, with `-`, `_`, `.`
 /// inside, at most 64 characters.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), Status> {
@@ -36,19 +33,12 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), Status> {
     }
 }
 
+/// Docker's limits and words: a secret under 500 KiB, a config under
+/// 1000 KiB, neither empty ([`shoal_proto::limits`], which the CLI and the
+/// compose loader check too).
 fn check_data(kind: &str, data: &[u8]) -> Result<(), Status> {
-    if data.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{kind} data must not be empty"
-        )));
-    }
-    if data.len() > MAX_DATA {
-        return Err(Status::invalid_argument(format!(
-            "{kind} data is {} bytes, over the limit of {MAX_DATA} bytes (500 KB)",
-            data.len()
-        )));
-    }
-    Ok(())
+    let limit = shoal_proto::limits::data_limit(kind);
+    shoal_proto::limits::check_data_size(kind, data.len(), limit).map_err(Status::invalid_argument)
 }
 
 fn annotations(a: Option<&Annotations>) -> (&str, std::collections::BTreeMap<String, String>) {
@@ -114,6 +104,9 @@ pub(super) fn new_config(spec: ConfigSpec) -> Result<Config, Status> {
     })
 }
 
+/// Docker's driver option asking for IPsec between nodes.
+const ENCRYPTED: &str = "encrypted";
+
 /// A new network from `spec`, validated (the driver defaults to overlay,
 /// the only one swarm networks have), with a fresh id.
 pub(super) fn new_network(mut spec: NetworkSpec) -> Result<Network, Status> {
@@ -131,6 +124,14 @@ pub(super) fn new_network(mut spec: NetworkSpec) -> Result<Network, Status> {
             "network driver {:?} is not supported: swarm networks use the overlay driver",
             driver.name
         )));
+    }
+    // Docker encrypts whenever the option is present, whatever its value;
+    // Shoal would carry the traffic as plain VXLAN, so it says no instead.
+    if driver.options.contains_key(ENCRYPTED) {
+        return Err(Status::invalid_argument(
+            "overlay network encryption (--opt encrypted) is not available yet in Shoal: \
+             traffic between nodes would be plain VXLAN; create the network without it",
+        ));
     }
     for config in spec.ipam.iter().flat_map(|i| &i.configs) {
         if config.subnet.is_empty() && !config.gateway.is_empty() {
@@ -416,19 +417,53 @@ mod tests {
     }
 
     #[test]
-    fn data_limits() {
+    fn encrypted_overlays_are_refused() {
+        let spec = |options: &[(&str, &str)]| NetworkSpec {
+            annotations: Some(Annotations {
+                name: "net".into(),
+                ..Default::default()
+            }),
+            driver_config: Some(Driver {
+                name: "overlay".into(),
+                options: options
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        for value in ["", "true", "false"] {
+            let e = new_network(spec(&[("encrypted", value)])).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(
+                e.message().starts_with(
+                    "overlay network encryption (--opt encrypted) is not available yet in Shoal"
+                ),
+                "{}",
+                e.message()
+            );
+        }
+        assert!(new_network(spec(&[("com.docker.network.driver.mtu", "1400")])).is_ok());
+    }
+
+    #[test]
+    fn data_limits_are_dockers() {
+        use shoal_proto::limits::{MAX_CONFIG_SIZE, MAX_SECRET_SIZE};
         assert!(
             check_data("secret", b"")
                 .unwrap_err()
                 .message()
-                .contains("must not be empty")
+                .contains("must be larger than 0")
         );
-        assert!(check_data("secret", &vec![0; MAX_DATA]).is_ok());
-        let err = check_data("secret", &vec![0; MAX_DATA + 1]).unwrap_err();
-        assert!(
-            err.message().contains("over the limit"),
-            "{}",
-            err.message()
+        assert!(check_data("secret", &vec![0; MAX_SECRET_SIZE - 1]).is_ok());
+        let err = check_data("secret", &vec![0; MAX_SECRET_SIZE]).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "secret data must be larger than 0 and less than 512000 bytes (got 512000 bytes)"
         );
+        // A config may be twice a secret's size, as in Docker.
+        assert!(check_data("config", &vec![0; 600 * 1024]).is_ok());
+        let err = check_data("config", &vec![0; MAX_CONFIG_SIZE]).unwrap_err();
+        assert!(err.message().contains("less than 1024000 bytes"));
     }
 }

@@ -12,6 +12,8 @@ use shoal_proto::objects::{
 };
 use tonic::Status;
 
+mod bounds;
+
 use super::counts::service_counts;
 use super::filters::matches;
 use super::resources::validate_name;
@@ -116,7 +118,7 @@ fn validate(t: &Tables, spec: &mut ServiceSpec) -> Result<(), Status> {
             job.max_concurrent = 1;
         }
     }
-    Ok(())
+    bounds::check(spec)
 }
 
 /// Published ingress ports must be unique across services (those asked

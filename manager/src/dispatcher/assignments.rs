@@ -125,6 +125,7 @@ impl AssignmentSet {
             applies_to: 0,
             results_in: self.sequence,
             changes,
+            more: false,
         }
     }
 
@@ -201,6 +202,7 @@ impl AssignmentSet {
             applies_to,
             results_in: self.sequence,
             changes,
+            more: false,
         })
     }
 }

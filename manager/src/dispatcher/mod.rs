@@ -9,8 +9,10 @@
 //! - [`assignments`]: the node's assignment set, streamed as changes.
 //! - [`status`]: task status reports, batched into few Raft entries.
 //! - [`networks`]: the node's view of its overlay networks, streamed whole.
+//! - [`bounds`]: the sizes a node's description and task reports are cut to.
 
 mod assignments;
+pub mod bounds;
 pub mod networks;
 mod status;
 
@@ -70,7 +72,7 @@ impl DispatcherService {
                 t.cluster()
                     .and_then(|c| c.spec.as_ref()?.dispatcher.as_ref()?.heartbeat_period)
             })
-            .and_then(|d| Duration::try_from(d).ok())
+            .map(|d| shoal_proto::limits::duration(&d))
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_HEARTBEAT)
     }
@@ -129,7 +131,7 @@ impl DispatcherService {
             if !leader {
                 continue;
             }
-            let limit = self.period() * GRACE_PERIODS;
+            let limit = self.period().saturating_mul(GRACE_PERIODS);
             let expired: Vec<String> = {
                 let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
                 let gone = self.disconnected.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,8 +211,14 @@ impl Dispatcher for DispatcherService {
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        let description = request.into_inner().description;
+        let mut description = request.into_inner().description;
         let node_id = who.node_id.clone();
+        if let Some(d) = description.as_mut() {
+            let cut = bounds::description(d);
+            if !cut.is_empty() {
+                tracing::warn!(node = %node_id, fields = ?cut, "node description over its bounds; cut before it is stored");
+            }
+        }
         self.ctx
             .update(|tx| {
                 let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| {
@@ -349,9 +357,9 @@ impl Dispatcher for DispatcherService {
         let mut set = assignments::AssignmentSet::new(&node_id);
         let (first, mut commits) = self.ctx.store.view_and_watch(|t| set.complete(t));
         let (tx, rx) = mpsc::channel(16);
-        tx.send(Ok(first))
-            .await
-            .map_err(|_| Status::cancelled("assignments stream closed"))?;
+        if !networks::send_parts(&tx, first).await {
+            return Err(Status::cancelled("assignments stream closed"));
+        }
         let ctx = self.ctx.clone();
         let mut leadership = self.ctx.raft.watch_status();
         tokio::spawn(async move {
@@ -380,7 +388,7 @@ impl Dispatcher for DispatcherService {
                     commits.try_recv()
                 {}
                 if let Some(message) = ctx.store.view(|t| set.incremental(t))
-                    && tx.send(Ok(message)).await.is_err()
+                    && !networks::send_parts(&tx, message).await
                 {
                     return;
                 }

@@ -213,6 +213,7 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
             .filter(|p| *p != 0)
             .unwrap_or(DEFAULT_DATA_PATH_PORT),
         ingress_sandboxes,
+        more: false,
     }
 }
 
@@ -239,9 +240,9 @@ pub async fn stream(
 ) -> Result<ReceiverStream<Result<NetworkView, Status>>, Status> {
     let (first, mut commits) = ctx.store.view_and_watch(|t| view(t, &node_id));
     let (tx, rx) = mpsc::channel(4);
-    tx.send(Ok(first.clone()))
-        .await
-        .map_err(|_| Status::cancelled("networks stream closed"))?;
+    if !send_parts(&tx, first.clone()).await {
+        return Err(Status::cancelled("networks stream closed"));
+    }
     let mut leadership = ctx.raft.watch_status();
     tracing::debug!(node = %node_id, "networks stream opened");
     tokio::spawn(async move {
@@ -270,7 +271,7 @@ pub async fn stream(
             while let Ok(_) | Err(TryRecvError::Lagged(_)) = commits.try_recv() {}
             let next = ctx.store.view(|t| view(t, &node_id));
             if next != last {
-                if tx.send(Ok(next.clone())).await.is_err() {
+                if !send_parts(&tx, next.clone()).await {
                     return;
                 }
                 last = next;
@@ -282,3 +283,18 @@ pub async fn stream(
 
 #[cfg(test)]
 mod tests;
+
+/// Sends `message` in parts of about a megabyte, so a view or an
+/// assignment set of any size stays under the worker's message limit;
+/// false once the stream is closed.
+pub(super) async fn send_parts<T: shoal_proto::listing::Parted>(
+    tx: &mpsc::Sender<Result<T, Status>>,
+    message: T,
+) -> bool {
+    for part in message.parts(shoal_proto::listing::CHUNK_BYTES) {
+        if tx.send(Ok(part)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}

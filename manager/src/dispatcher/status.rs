@@ -3,8 +3,9 @@
 //! hundred. One loop owns the batching; each report waits for the commit
 //! that carries it, so a worker only forgets a report the store has.
 //!
-//! Reports are checked: a node may only report its own tasks, and a task
-//! never goes back to an earlier state (a late report is dropped).
+//! Reports are checked: a node may only report its own tasks, a task
+//! never goes back to an earlier state (a late report is dropped), and
+//! every report is cut to [`super::bounds`] before it is stored.
 
 use std::time::Duration;
 
@@ -110,11 +111,16 @@ async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), Status> 
                     tracing::warn!(task = %u.task_id, node = %report.node_id, "status report for a task of another node ignored");
                     continue;
                 }
-                if status.state() < observed(&current) || current.status.as_ref() == Some(status) {
+                let mut status = status.clone();
+                let cut = super::bounds::status(&current, &mut status);
+                if !cut.is_empty() {
+                    tracing::warn!(task = %u.task_id, node = %report.node_id, fields = ?cut, "task status over its bounds; cut before it is stored");
+                }
+                if status.state() < observed(&current) || current.status.as_ref() == Some(&status) {
                     continue;
                 }
                 let mut task = current;
-                task.status = Some(status.clone());
+                task.status = Some(status);
                 latest.insert(u.task_id.as_str(), task);
             }
         }

@@ -76,11 +76,12 @@ impl Window {
     }
 
     /// When `until` passes, on tokio's clock (so a paused clock in tests
-    /// moves it too); `now` if it has passed already.
+    /// moves it too); `now` if it has passed already; none if it is too
+    /// far away for the clock to hold (a caller's `until` is any time).
     fn deadline(&self) -> Option<Instant> {
         let until = self.until?;
         let left = until.duration_since(SystemTime::now()).unwrap_or_default();
-        Some(Instant::now() + left)
+        Instant::now().checked_add(left)
     }
 }
 

@@ -10,7 +10,7 @@ use shoal_proto::logs::{SubscribeLogsMessage, SubscribeLogsRequest};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::authz::{NOT_A_MANAGER, require_manager};
+use crate::authz::{NOT_A_MANAGER, Revocable, require_manager};
 use crate::controlapi::{LOCKED, ManagerSlot};
 
 /// Serves [`Logs`] for whatever manager is in the slot.
@@ -43,7 +43,7 @@ impl Logs for LogsApi {
             .slot
             .get()
             .ok_or_else(|| Status::failed_precondition(NOT_A_MANAGER))?;
-        require_manager(&request)?;
+        let caller = require_manager(&ctx, &request)?;
         let lines: LogLines = match ctx.leader_channel()? {
             // Dropping the CLI's stream drops this one, which ends the
             // subscription on the leader.
@@ -57,6 +57,9 @@ impl Logs for LogsApi {
                 super::subscribe(&ctx, request.into_inner())?,
             )),
         };
-        Ok(Response::new(lines))
+        // A remote manager's subscription ends when it is demoted or removed.
+        Ok(Response::new(Box::pin(Revocable::new(
+            &ctx, &caller, lines,
+        ))))
     }
 }

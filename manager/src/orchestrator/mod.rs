@@ -12,7 +12,7 @@
 pub mod reconcile;
 pub mod task;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 pub mod update;
 
 use std::collections::BTreeSet;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use shoal_proto::identity::new_id;
+use shoal_proto::limits::{MAX_REPLICAS, later};
 use shoal_proto::objects::{
     Annotations, Node, RestartPolicy, Service, Task, TaskState, TaskStatus, node_spec, node_status,
     restart_policy, service_spec,
@@ -46,15 +47,18 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode of a service.
+    /// The mode of a service. Counts are capped at [`MAX_REPLICAS`]: the
+    /// control API refuses more, and a spec stored before it did must not
+    /// make a leader allocate every slot it names.
     pub fn of(service: &Service) -> Mode {
+        let cap = |n: u64| n.min(MAX_REPLICAS);
         match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
             None => Mode::Replicated(1),
-            Some(service_spec::Mode::Replicated(r)) => Mode::Replicated(r.replicas),
+            Some(service_spec::Mode::Replicated(r)) => Mode::Replicated(cap(r.replicas)),
             Some(service_spec::Mode::Global(_)) => Mode::Global,
             Some(service_spec::Mode::ReplicatedJob(j)) => Mode::ReplicatedJob {
-                total: j.total_completions,
-                concurrent: j.max_concurrent.max(1),
+                total: cap(j.total_completions),
+                concurrent: cap(j.max_concurrent).max(1),
             },
             Some(service_spec::Mode::GlobalJob(_)) => Mode::GlobalJob,
         }
@@ -180,8 +184,15 @@ pub enum Restart {
     Never,
 }
 
+/// Total: a stored duration too long is clamped, a negative one is as
+/// none (the default applies); never a panic.
 fn duration(d: Option<prost_types::Duration>) -> Option<Duration> {
-    d.and_then(|d| Duration::try_from(d).ok())
+    use shoal_proto::limits::{DurationError, MAX_DURATION, check_duration};
+    match check_duration(&d?, MAX_DURATION) {
+        Ok(d) => Some(d),
+        Err(DurationError::Negative) => None,
+        Err(_) => Some(MAX_DURATION),
+    }
 }
 
 /// Decides whether the slot whose newest task is `last` gets a new task.
@@ -238,8 +249,9 @@ pub fn restart_verdict(
         }
     }
     let delay = duration(policy.delay).unwrap_or(DEFAULT_RESTART_DELAY);
-    match ended_at(last) {
-        Some(at) if at + delay > now => Restart::At(at + delay),
+    // `at` is the worker's clock: saturating, whatever it reported.
+    match ended_at(last).map(|at| later(at, delay)) {
+        Some(due) if due > now => Restart::At(due),
         _ => Restart::Now,
     }
 }
@@ -343,6 +355,56 @@ mod tests {
         assert_eq!(
             restart_verdict(Some(&none), &running, &[], Mode::Replicated(1), now),
             Restart::Now
+        );
+    }
+
+    /// Values the API refuses, stored by an older version or a crafted
+    /// peer: read without panicking, clamped.
+    #[test]
+    fn stored_extremes_never_panic() {
+        let now = SystemTime::now();
+        let pd = |seconds| prost_types::Duration { seconds, nanos: 0 };
+        let mut failed = ended(TaskState::Failed, 1, Duration::ZERO);
+        for (delay, window) in [(i64::MIN, i64::MIN), (i64::MAX, i64::MAX), (-1, 0)] {
+            let policy = RestartPolicy {
+                delay: Some(pd(delay)),
+                window: Some(pd(window)),
+                max_attempts: 3,
+                ..Default::default()
+            };
+            let verdict = restart_verdict(Some(&policy), &failed, &[], Mode::Replicated(1), now);
+            assert!(matches!(verdict, Restart::At(_)), "{delay}: {verdict:?}");
+        }
+        // A worker's timestamp at the end of time, plus the longest delay.
+        failed.status.as_mut().unwrap().timestamp = Some(prost_types::Timestamp {
+            seconds: i64::MAX / 2,
+            nanos: 0,
+        });
+        let policy = RestartPolicy {
+            delay: Some(pd(i64::MAX)),
+            ..Default::default()
+        };
+        let _ = restart_verdict(Some(&policy), &failed, &[], Mode::Replicated(1), now);
+
+        let mut huge = Service::default();
+        huge.spec.get_or_insert_default().mode = Some(service_spec::Mode::Replicated(
+            shoal_proto::objects::ReplicatedService {
+                replicas: 1_000_000_000,
+            },
+        ));
+        assert_eq!(Mode::of(&huge), Mode::Replicated(MAX_REPLICAS));
+        huge.spec.get_or_insert_default().mode = Some(service_spec::Mode::ReplicatedJob(
+            shoal_proto::objects::ReplicatedJob {
+                max_concurrent: u64::MAX,
+                total_completions: u64::MAX,
+            },
+        ));
+        assert_eq!(
+            Mode::of(&huge),
+            Mode::ReplicatedJob {
+                total: MAX_REPLICAS,
+                concurrent: MAX_REPLICAS
+            }
         );
     }
 }

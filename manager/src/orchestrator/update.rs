@@ -79,7 +79,8 @@ fn config(service: &Service, rollback: bool) -> UpdateConfig {
 }
 
 fn dur(d: Option<prost_types::Duration>, default: Duration) -> Duration {
-    d.and_then(|d| Duration::try_from(d).ok())
+    d.as_ref()
+        .map(shoal_proto::limits::duration)
         .filter(|d| !d.is_zero())
         .unwrap_or(default)
 }
@@ -210,7 +211,7 @@ impl Updates {
             let settled = *run.settled_at.get_or_insert(now);
             let monitor = dur(cfg.monitor, DEFAULT_MONITOR);
             let delay = dur(cfg.delay, Duration::ZERO);
-            let due = settled + monitor.max(delay);
+            let due = shoal_proto::limits::later(settled, monitor.max(delay));
             if due > now {
                 plan.wake_at = Some(due);
                 return plan;

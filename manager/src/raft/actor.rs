@@ -208,6 +208,16 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         match request {
             Request::Propose(batch, reply) => self.propose(batch, reply),
             Request::Step(message) => {
+                // raft-rs panics on some malformed input: never let it see any.
+                if let Err(reason) = super::guard::check(&self.raw.raft, &message) {
+                    tracing::warn!(
+                        from = format_args!("{:x}", message.from),
+                        kind = ?message.get_msg_type(),
+                        %reason,
+                        "refused a raft message"
+                    );
+                    return;
+                }
                 self.heard.insert(message.from, std::time::Instant::now());
                 if let Err(e) = self.raw.step(message) {
                     tracing::debug!(error = %e, "dropped a raft message");
@@ -234,7 +244,10 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
                 self.early_reads.push(reply);
                 self.start_reads();
             }
-            Request::TransferLeader(to) => self.raw.transfer_leader(to),
+            // On a follower raft-rs would forward it to the leader, which
+            // takes no such message from peers (see `guard`).
+            Request::TransferLeader(to) if self.is_leader() => self.raw.transfer_leader(to),
+            Request::TransferLeader(_) => {}
             Request::Unreachable(id) => self.raw.report_unreachable(id),
             Request::SnapshotReport(id, status) => self.raw.report_snapshot(id, status),
         }
@@ -245,8 +258,20 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     /// Starts the reads waiting for this leader's first commit, once it is.
+    /// A follower never starts one: raft-rs would forward it to the leader
+    /// (which takes no `MsgReadIndex` from peers).
     fn start_reads(&mut self) {
-        if self.early_reads.is_empty() || !self.raw.raft.commit_to_current_term() {
+        if self.early_reads.is_empty() {
+            return;
+        }
+        if !self.is_leader() {
+            let error = self.not_leader();
+            for reply in self.early_reads.drain(..) {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        if !self.raw.raft.commit_to_current_term() {
             return;
         }
         for reply in std::mem::take(&mut self.early_reads) {

@@ -84,12 +84,24 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     fn apply_change(&mut self, index: u64, entry: &Entry) -> Result<(), ProposeError> {
-        let cc = ConfChange::parse_from_bytes(&entry.data)
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
-        let conf_state = self
-            .raw
-            .apply_conf_change(&cc)
-            .map_err(|e| ProposeError::Raft(e.to_string()))?;
+        // A change raft-rs refuses is refused alike by every member (they
+        // apply the same log): skipped, not a reason to stop this one.
+        let cc = match ConfChange::parse_from_bytes(&entry.data) {
+            Ok(cc) => cc,
+            Err(e) => {
+                self.skip_change(index, None, e.to_string());
+                return Ok(());
+            }
+        };
+        let applied = super::guard::check_conf_change(&entry.data, &entry.context)
+            .and_then(|()| self.raw.apply_conf_change(&cc).map_err(|e| e.to_string()));
+        let conf_state = match applied {
+            Ok(conf_state) => conf_state,
+            Err(e) => {
+                self.skip_change(index, Some(cc.id), e);
+                return Ok(());
+            }
+        };
         self.raw
             .store()
             .set_conf_state(conf_state)
@@ -118,6 +130,19 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             }
         }
         Ok(())
+    }
+
+    /// A membership change that cannot be applied: logged and skipped; its
+    /// proposer (if it is this node's pending change `id`) is told.
+    fn skip_change(&mut self, index: u64, id: Option<u64>, error: String) {
+        tracing::error!(index, %error, "membership change skipped: it cannot be applied");
+        self.store.skip(index);
+        if let Some(id) = id
+            && self.pending_change.as_ref().is_some_and(|p| p.0 == id)
+            && let Some((_, reply)) = self.pending_change.take()
+        {
+            let _ = reply.send(Err(ProposeError::Raft(error)));
+        }
     }
 
     /// Snapshots every `snapshot_interval` writes (proposals, however

@@ -3,11 +3,13 @@
 //! thread in `snapshotter`, both on `worker`) around
 //! raft-rs's `RawNode`, durable sealed storage on sled ([`storage`])
 //! behind the storage seam ([`log`]), and the gRPC transport
-//! ([`transport`], [`service`]) between peers.
+//! ([`transport`], [`service`]) between peers, which admits only what a
+//! member may send ([`guard`]).
 
 mod actor;
 mod apply;
 mod flusher;
+pub mod guard;
 pub mod log;
 pub mod node;
 pub mod service;

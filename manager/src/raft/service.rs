@@ -1,59 +1,127 @@
-//! The Raft gRPC service: messages from peers into the local node. Only
-//! managers may call it (checked by the caller-supplied authorizer, which
-//! reads the role from the peer's certificate); raft-rs's protobuf decoder
-//! therefore only ever sees bytes from authenticated managers.
-
-use std::sync::Arc;
+//! The Raft gRPC service: messages from peers into the local node.
+//!
+//! A peer is admitted by its certificate: it must hold manager authority
+//! (its certificate says manager, and this manager's store agrees it was
+//! neither demoted nor removed: [`crate::authz`]). Then each message must
+//! come from a Raft member that is that node (`from` is one of the raft
+//! ids the membership known here maps to the certificate's node id),
+//! address this member, and be of a kind members send each other
+//! ([`super::guard`]). Anything else ends the stream with an error and is
+//! logged; what the node's log state says is unsafe is dropped later, in
+//! the node's loop. A stream ends as soon as its sender loses its
+//! authority, and membership is checked again for every batch.
 
 use protobuf::Message as _;
-use raft::prelude::Message;
+use raft::prelude::{Message, MessageType};
+use shoal_proto::identity::NodeIdentity;
 use shoal_proto::raft::raft_server::Raft;
 use shoal_proto::raft::{
     RaftMessage, RaftMessageAck, RaftMessageChunk, ResolveAddressRequest, ResolveAddressResponse,
 };
+use shoal_proto::tls::peer_identity;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::guard;
 use super::node::RaftHandle;
+use crate::authz::{Authority, Scope};
 
 /// Largest snapshot accepted from a peer.
 pub(super) const MAX_SNAPSHOT: usize = 1 << 30;
-
-/// Decides whether a request may reach Raft (manager certificates only).
-/// It gets the peer's certificate chain (DER), `None` off TLS.
-pub type Authorize = Arc<dyn Fn(Option<&[Vec<u8>]>) -> Result<(), Status> + Send + Sync>;
 
 /// Serves [`Raft`] for the local node.
 #[derive(Clone)]
 pub struct RaftService {
     handle: RaftHandle,
-    authorize: Authorize,
+    authority: Authority,
     /// Ends the peers' long-lived streams, which a graceful server
     /// shutdown would otherwise wait for forever.
     stopping: CancellationToken,
 }
 
 impl RaftService {
-    /// A service feeding `handle`, admitting what `authorize` allows,
+    /// A service feeding `handle`, admitting peers `authority` allows,
     /// until `stopping` fires.
     pub fn new(
         handle: RaftHandle,
-        authorize: Authorize,
+        authority: Authority,
         stopping: CancellationToken,
     ) -> RaftService {
         RaftService {
             handle,
-            authorize,
+            authority,
             stopping,
         }
     }
 
-    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let certs: Option<Vec<Vec<u8>>> = request
+    /// The calling peer, if it may speak Raft at all.
+    fn peer<T>(&self, request: &Request<T>) -> Result<NodeIdentity, Status> {
+        let peer = request
             .peer_certs()
-            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect());
-        (self.authorize)(certs.as_deref())
+            .and_then(|certs| peer_identity(&certs))
+            .ok_or_else(|| Status::unauthenticated("a manager certificate is required"))?;
+        self.authority.check(&peer, Scope::Raft).map_err(|s| {
+            Status::new(
+                s.code(),
+                format!("raft is for managers only: {}", s.message()),
+            )
+        })?;
+        Ok(peer)
+    }
+
+    /// Checks `messages` from `peer` against the membership known now.
+    fn admit(&self, peer: &NodeIdentity, messages: &[Message]) -> Result<(), Status> {
+        let status = self.handle.status();
+        let own: Vec<u64> = status
+            .members
+            .values()
+            .filter(|m| m.node_id == peer.node_id)
+            .map(|m| m.raft_id)
+            .collect();
+        let refuse = |status: Status| {
+            tracing::warn!(node = %peer.node_id, reason = %status.message(), "refused raft messages");
+            Err(status)
+        };
+        if own.is_empty() {
+            return refuse(Status::permission_denied(format!(
+                "node {} is not a raft member",
+                peer.node_id
+            )));
+        }
+        for m in messages {
+            if !own.contains(&m.from) {
+                return refuse(Status::permission_denied(format!(
+                    "a message from raft member {:x} sent with node {}'s certificate",
+                    m.from, peer.node_id
+                )));
+            }
+            if m.to != status.id {
+                return refuse(Status::invalid_argument(format!(
+                    "a message for raft member {:x} sent to {:x}",
+                    m.to, status.id
+                )));
+            }
+            let kind = m.get_msg_type();
+            if !guard::peer_kind(kind) {
+                return refuse(Status::invalid_argument(format!(
+                    "{kind:?} is not sent between members"
+                )));
+            }
+            if kind == MessageType::MsgSnapshot
+                && let Err(e) = guard::check_snapshot_data(m)
+            {
+                return refuse(Status::invalid_argument(e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&self, message: Message) -> Result<(), Status> {
+        self.handle
+            .step(message)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
@@ -68,22 +136,26 @@ impl Raft for RaftService {
         &self,
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<RaftMessageAck>, Status> {
-        self.check(&request)?;
+        let peer = self.peer(&request)?;
+        let mut revoked = Box::pin(self.authority.clone().revoked(peer.clone(), Scope::Raft));
         let mut stream = request.into_inner();
         loop {
             let batch = tokio::select! {
                 _ = self.stopping.cancelled() => {
                     return Err(Status::unavailable("this manager is stopping"));
                 }
+                status = &mut revoked => return Err(status),
                 batch = stream.message() => batch?,
             };
             let Some(batch) = batch else { break };
-            for bytes in batch.messages {
-                let message = decode(&bytes)?;
-                self.handle
-                    .step(message)
-                    .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
+            let messages = batch
+                .messages
+                .iter()
+                .map(|bytes| decode(bytes))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.admit(&peer, &messages)?;
+            for message in messages {
+                self.step(message).await?;
             }
         }
         Ok(Response::new(RaftMessageAck {}))
@@ -93,7 +165,7 @@ impl Raft for RaftService {
         &self,
         request: Request<Streaming<RaftMessageChunk>>,
     ) -> Result<Response<RaftMessageAck>, Status> {
-        self.check(&request)?;
+        let peer = self.peer(&request)?;
         let mut stream = request.into_inner();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -104,10 +176,10 @@ impl Raft for RaftService {
             bytes.extend_from_slice(&chunk.data);
             if chunk.last {
                 let message = decode(&bytes)?;
-                self.handle
-                    .step(message)
-                    .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                // Judged again now: the transfer may have taken a while.
+                self.authority.check(&peer, Scope::Raft)?;
+                self.admit(&peer, std::slice::from_ref(&message))?;
+                self.step(message).await?;
                 return Ok(Response::new(RaftMessageAck {}));
             }
         }
@@ -120,7 +192,7 @@ impl Raft for RaftService {
         &self,
         request: Request<ResolveAddressRequest>,
     ) -> Result<Response<ResolveAddressResponse>, Status> {
-        self.check(&request)?;
+        self.peer(&request)?;
         let id = request.into_inner().raft_id;
         let member = self.handle.status().members.get(&id).cloned();
         member

@@ -7,6 +7,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
+use shoal_proto::listing::Joined as _;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -221,9 +222,9 @@ async fn list(api: &mut Api, filters: &Filters) -> anyhow::Result<Vec<Network>> 
         .list_networks(ListNetworksRequest {
             filters: Some(filters.to_proto(false, true)),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .networks)
 }
 
@@ -314,9 +315,9 @@ async fn prune(host: &Host, args: PruneArgs) -> anyhow::Result<()> {
     let services = api
         .control
         .list_services(ListServicesRequest::default())
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .services;
     let mut deleted = Vec::new();
     for net in view::unused(&nets, &services) {

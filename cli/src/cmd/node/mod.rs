@@ -14,6 +14,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use shoal_proto::control::{
     GetNodeRequest, ListNodesRequest, RemoveNodeRequest, UpdateNodeRequest,
 };
+use shoal_proto::listing::Joined as _;
 use shoal_proto::objects::{Node, NodeRole, NodeSpec, node_spec::Availability};
 
 use crate::client::status_error;
@@ -136,9 +137,9 @@ async fn list(api: &mut Api, filters: &Filters) -> anyhow::Result<Vec<Node>> {
         .list_nodes(ListNodesRequest {
             filters: Some(filters.to_proto(false, false)),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .nodes)
 }
 

@@ -3,14 +3,15 @@
 //! tables show, and the read-modify-write of an update that retries when
 //! another change got in first.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use anyhow::bail;
 use shoal_proto::control::{
     GetServiceRequest, ListConfigsRequest, ListFilters, ListNetworksRequest, ListNodesRequest,
-    ListSecretsRequest, ListServicesRequest, ListTasksRequest, UpdateServiceRequest,
+    ListSecretsRequest, ListServicesRequest, ListTasksRequest, ServiceCounts, UpdateServiceRequest,
 };
-use shoal_proto::objects::{Node, Service, ServiceSpec, Task, node_status};
+use shoal_proto::listing::Joined as _;
+use shoal_proto::objects::{Node, Service, ServiceSpec, Task};
 
 use super::flags::Lookup;
 use super::view::Names;
@@ -33,10 +34,33 @@ pub async fn services(api: &mut Api) -> anyhow::Result<Vec<Service>> {
             filters: all(),
             status: false,
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .services)
+}
+
+/// Every service, with its replica counts (by service id) computed by the
+/// manager.
+pub async fn services_with_counts(
+    api: &mut Api,
+) -> anyhow::Result<(Vec<Service>, BTreeMap<String, ServiceCounts>)> {
+    let list = api
+        .control
+        .list_services(ListServicesRequest {
+            filters: all(),
+            status: true,
+        })
+        .joined()
+        .await
+        .map_err(status_error)?;
+    let counts = list
+        .services
+        .iter()
+        .map(|s| s.id.clone())
+        .zip(list.statuses)
+        .collect();
+    Ok((list.services, counts))
 }
 
 /// Tasks, by `filters`.
@@ -46,9 +70,9 @@ pub async fn tasks(api: &mut Api, filters: ListFilters) -> anyhow::Result<Vec<Ta
         .list_tasks(ListTasksRequest {
             filters: Some(filters),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .tasks)
 }
 
@@ -57,23 +81,10 @@ pub async fn nodes(api: &mut Api) -> anyhow::Result<Vec<Node>> {
     Ok(api
         .control
         .list_nodes(ListNodesRequest { filters: all() })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .nodes)
-}
-
-/// The ids of the nodes known to be down (their tasks do not count as running).
-pub fn down_nodes(nodes: &[Node]) -> BTreeSet<String> {
-    nodes
-        .iter()
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .is_some_and(|s| s.state() == node_status::State::Down)
-        })
-        .map(|n| n.id.clone())
-        .collect()
 }
 
 /// Service names and node hostnames by id, for task tables.
@@ -160,10 +171,10 @@ pub async fn lookup(
         let r = api
             .control
             .list_secrets(ListSecretsRequest { filters: all() })
+            .joined()
             .await
             .map_err(status_error)?;
         l.secrets = r
-            .into_inner()
             .secrets
             .iter()
             .map(|s| pair(&s.id, s.spec.as_ref().and_then(|s| s.annotations.as_ref())))
@@ -173,10 +184,10 @@ pub async fn lookup(
         let r = api
             .control
             .list_configs(ListConfigsRequest { filters: all() })
+            .joined()
             .await
             .map_err(status_error)?;
         l.configs = r
-            .into_inner()
             .configs
             .iter()
             .map(|s| pair(&s.id, s.spec.as_ref().and_then(|s| s.annotations.as_ref())))
@@ -186,10 +197,10 @@ pub async fn lookup(
         let r = api
             .control
             .list_networks(ListNetworksRequest { filters: all() })
+            .joined()
             .await
             .map_err(status_error)?;
         l.networks = r
-            .into_inner()
             .networks
             .iter()
             .map(|s| pair(&s.id, s.spec.as_ref().and_then(|s| s.annotations.as_ref())))

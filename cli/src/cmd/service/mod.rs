@@ -34,7 +34,7 @@ use crate::host::Host;
 use crate::output::listing::render_inspect;
 
 pub(super) use self::api::{
-    down_nodes, names as table_names, nodes as list_nodes, services as list_services,
+    names as table_names, nodes as list_nodes, services as list_services, services_with_counts,
     tasks as list_tasks, update as update_service,
 };
 pub(crate) use self::flags::default_rollout;
@@ -409,24 +409,11 @@ async fn ls(host: &Host, args: ListArgs) -> anyhow::Result<()> {
     let filters = Filters::new(args.filter, view::LS_FILTER_KEYS)?;
     view::LS.template(args.format.as_deref())?;
     let mut api = Api::connect(host).await?;
-    let services = view::select_services(api::services(&mut api).await?, &filters);
-    let ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
-    let (tasks, down) = if args.quiet || ids.is_empty() {
-        (Vec::new(), Default::default())
-    } else {
-        let tasks = api::tasks(
-            &mut api,
-            ListFilters {
-                service_ids: ids,
-                ..ListFilters::default()
-            },
-        )
-        .await?;
-        (tasks, api::down_nodes(&api::nodes(&mut api).await?))
-    };
+    let (services, counts) = api::services_with_counts(&mut api).await?;
+    let services = view::select_services(services, &filters);
     print!(
         "{}",
-        view::render_ls(&services, &tasks, &down, args.quiet, args.format.as_deref())?
+        view::render_ls(&services, &counts, args.quiet, args.format.as_deref())?
     );
     Ok(())
 }

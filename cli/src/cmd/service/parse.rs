@@ -47,9 +47,12 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     })
 }
 
-/// Nanoseconds of a duration, as Docker's JSON shows them.
+/// Nanoseconds of a duration, as Docker's JSON shows them (saturating: a
+/// spec stored before the manager bounded durations still prints).
 pub fn nanos(d: &Duration) -> i64 {
-    d.seconds * 1_000_000_000 + i64::from(d.nanos)
+    d.seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(d.nanos))
 }
 
 /// A size in bytes (`512M`, `1g`, `1.5GiB`, `1024`), in Docker's binary units.

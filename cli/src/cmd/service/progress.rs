@@ -6,6 +6,7 @@
 //!
 //! [`judge`] and [`lines`] are pure; [`follow`] polls the daemon.
 
+use shoal_proto::listing::Joined as _;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -341,9 +342,9 @@ pub async fn follow(
                     ..ListFilters::default()
                 }),
             })
+            .joined()
             .await
             .map_err(status_error)?
-            .into_inner()
             .tasks;
         let verdict = judge(&service, &tasks, expect);
         if !quiet {

@@ -2,10 +2,11 @@
 //! counted from the tasks, as Docker's CLI does) and the task table that
 //! `service ps`, `node ps` and `stack ps` share, with its ` \_ ` history rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::Serialize;
+use shoal_proto::control::ServiceCounts;
 use shoal_proto::objects::{PortConfig, Service, Task, TaskState, port_config, service_spec::Mode};
 
 use crate::cmd::common::natural_cmp;
@@ -139,38 +140,22 @@ fn service_ports(s: &Service) -> String {
 }
 
 /// `3/3`, `2/2 (max 1 per node)`, `0/5 (3/10 completed)`: running tasks
-/// over desired ones. `down` holds the nodes known to be down, whose tasks
-/// do not count.
-pub fn replicas(s: &Service, tasks: &[Task], down: &BTreeSet<String>) -> String {
-    let mine = || tasks.iter().filter(|t| t.service_id == s.id);
-    let up = |t: &&Task| !down.contains(&t.node_id);
-    let running = mine()
-        .filter(up)
-        .filter(|t| state(t) == TaskState::Running)
-        .count() as u64;
-    let completed = mine().filter(|t| state(t) == TaskState::Complete).count() as u64;
-    let live = mine().filter(up).filter(|t| {
-        t.desired_state() != TaskState::Shutdown && t.desired_state() != TaskState::Remove
-    });
+/// over desired ones, as the manager counted them (`ListServices` with
+/// `status`), so no task list is shipped to show them.
+pub fn replicas(s: &Service, c: &ServiceCounts) -> String {
+    let (running, desired, completed) = (c.running_tasks, c.desired_tasks, c.completed_tasks);
     let spec = s.spec.as_ref();
     let text = match spec.and_then(|s| s.mode.as_ref()) {
-        Some(Mode::Global(_)) => format!("{running}/{}", live.count()),
-        Some(Mode::ReplicatedJob(j)) => {
-            let left = j.total_completions.saturating_sub(completed);
-            let desired = j.max_concurrent.min(left);
-            format!(
-                "{running}/{desired} ({completed}/{} completed)",
-                j.total_completions
-            )
-        }
-        Some(Mode::GlobalJob(_)) => {
-            let all = live.count() as u64;
-            format!(
-                "{running}/{} ({completed}/{all} completed)",
-                all.saturating_sub(completed)
-            )
-        }
+        Some(Mode::ReplicatedJob(j)) => format!(
+            "{running}/{desired} ({completed}/{} completed)",
+            j.total_completions
+        ),
+        Some(Mode::GlobalJob(_)) => format!(
+            "{running}/{desired} ({completed}/{} completed)",
+            desired + completed
+        ),
         Some(Mode::Replicated(r)) => format!("{running}/{}", r.replicas),
+        Some(Mode::Global(_)) => format!("{running}/{desired}"),
         None => format!("{running}/0"),
     };
     let max = spec
@@ -181,10 +166,6 @@ pub fn replicas(s: &Service, tasks: &[Task], down: &BTreeSet<String>) -> String 
         0 => text,
         n => format!("{text} (max {n} per node)"),
     }
-}
-
-fn state(t: &Task) -> TaskState {
-    t.status.as_ref().map_or(TaskState::New, |s| s.state())
 }
 
 #[derive(Serialize)]
@@ -222,8 +203,7 @@ pub fn select_services(mut services: Vec<Service>, filters: &Filters) -> Vec<Ser
 /// What `service ls` prints.
 pub fn render_ls(
     services: &[Service],
-    tasks: &[Task],
-    down: &BTreeSet<String>,
+    counts: &BTreeMap<String, ServiceCounts>,
     quiet: bool,
     format: Option<&str>,
 ) -> anyhow::Result<String> {
@@ -236,7 +216,7 @@ pub fn render_ls(
             id: short_id(&s.id, false).to_string(),
             name: service_name(s).to_string(),
             mode: mode_word(s),
-            replicas: replicas(s, tasks, down),
+            replicas: replicas(s, counts.get(&s.id).unwrap_or(&ServiceCounts::default())),
             image: short_image(image(s), false).to_string(),
             ports: service_ports(s),
         })

@@ -9,6 +9,7 @@ use shoal_proto::control::{
     BatchRequest, CreateServiceRequest, ListConfigsRequest, ListFilters, ListNetworksRequest,
     ListSecretsRequest, RemoveServiceRequest,
 };
+use shoal_proto::listing::Joined as _;
 use shoal_proto::objects::{Annotations, ServiceSpec};
 
 use super::DeployArgs;
@@ -36,21 +37,21 @@ async fn current(api: &mut Api) -> anyhow::Result<Current> {
     let c = &mut api.control;
     let networks = c
         .list_networks(ListNetworksRequest { filters: all() })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .networks;
     let secrets = c
         .list_secrets(ListSecretsRequest { filters: all() })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .secrets;
     let configs = c
         .list_configs(ListConfigsRequest { filters: all() })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .configs;
     let services = service::list_services(api).await?;
     Ok(Current {
@@ -186,15 +187,6 @@ pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
         && p.configs.is_empty()
         && p.existing_secrets.is_empty())
     {
-        for n in &p.networks {
-            println!("Creating network {}", super::name(&n.annotations));
-        }
-        for s in &p.secrets {
-            println!("Creating secret {}", super::name(&s.annotations));
-        }
-        for c in &p.configs {
-            println!("Creating config {}", super::name(&c.annotations));
-        }
         api.control
             .batch(BatchRequest {
                 secrets: p.secrets.clone(),
@@ -204,6 +196,16 @@ pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<()> {
             })
             .await
             .map_err(status_error)?;
+        // Said once they exist: a refused batch created none of them.
+        for n in &p.networks {
+            println!("Creating network {}", super::name(&n.annotations));
+        }
+        for s in &p.secrets {
+            println!("Creating secret {}", super::name(&s.annotations));
+        }
+        for c in &p.configs {
+            println!("Creating config {}", super::name(&c.annotations));
+        }
         // The services' references now resolve to the new ids.
         cur = current(&mut api).await?;
     }

@@ -8,6 +8,7 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
+use shoal_proto::listing::Joined as _;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -222,22 +223,12 @@ async fn services(host: &Host, args: ServicesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let found = service::view::select_services(found, &filters);
-    let ids: Vec<String> = found.iter().map(|s| s.id.clone()).collect();
-    let tasks = service::list_tasks(
-        &mut api,
-        ListFilters {
-            service_ids: ids,
-            ..ListFilters::default()
-        },
-    )
-    .await?;
-    let down = service::down_nodes(&service::list_nodes(&mut api).await?);
+    let (_, counts) = service::services_with_counts(&mut api).await?;
     print!(
         "{}",
         service::view::render_ls(
             &found,
-            &tasks,
-            &down,
+            &counts,
             args.list.quiet,
             args.list.format.as_deref()
         )?
@@ -290,25 +281,25 @@ async fn rm_one(api: &mut Api, stack: &str) -> anyhow::Result<()> {
         .list_networks(ListNetworksRequest {
             filters: stack_filter(stack),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .networks;
     let secrets = c
         .list_secrets(ListSecretsRequest {
             filters: stack_filter(stack),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .secrets;
     let configs = c
         .list_configs(ListConfigsRequest {
             filters: stack_filter(stack),
         })
+        .joined()
         .await
         .map_err(status_error)?
-        .into_inner()
         .configs;
     if services.is_empty() && networks.is_empty() && secrets.is_empty() && configs.is_empty() {
         eprintln!("Nothing found in stack: {stack}");

@@ -8,9 +8,6 @@ use crate::compose::errors::Result;
 use crate::compose::read::At;
 use crate::compose::yaml::{Value, join};
 
-/// Swarm caps secret and config data at 500 KB, as Docker does.
-pub const MAX_DATA: usize = 500 * 1024;
-
 /// `external: true` or the 3.x form `external: {name: x}`: (is external, name).
 fn external(at: At<'_>) -> Result<(bool, Option<String>)> {
     match &at.node.value {
@@ -207,11 +204,12 @@ pub fn file_objects(
                     key.name
                 )));
             }
-            (Some(d), _) if d.len() > MAX_DATA => {
-                return Err(at.err(format!(
-                    "{kind} data is {} bytes: the limit is {MAX_DATA} bytes (500 KB)",
-                    d.len()
-                )));
+            // The manager's limits (Docker's), refused here before any of
+            // the stack is created.
+            (Some(d), _) => {
+                let limit = shoal_proto::limits::data_limit(kind);
+                shoal_proto::limits::check_data_size(kind, d.len(), limit)
+                    .map_err(|m| at.err(m))?;
             }
             _ => {}
         }

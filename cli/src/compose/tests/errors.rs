@@ -215,3 +215,24 @@ fn errors_name_the_file_they_are_in() {
         "{e}"
     );
 }
+
+#[test]
+fn secret_and_config_data_over_dockers_limits() {
+    let big = "x".repeat(600 * 1024);
+    let yaml = "services:\n  web:\n    image: busybox\nsecrets:\n  s:\n    file: ./big.txt\n";
+    let (dir, r) = super::load_files(&[("compose.yml", yaml), ("big.txt", &big)]);
+    let e = r
+        .err()
+        .unwrap_or_default()
+        .replace(&format!("{}/", dir.path().display()), "");
+    assert!(
+        e.contains(
+            "secret data must be larger than 0 and less than 512000 bytes (got 614400 bytes)"
+        ),
+        "{e}"
+    );
+    // The same data is a valid config: configs may hold up to 1000 KiB.
+    let yaml = "services:\n  web:\n    image: busybox\nconfigs:\n  c:\n    file: ./big.txt\n";
+    let (_dir, r) = super::load_files(&[("compose.yml", yaml), ("big.txt", &big)]);
+    assert!(r.is_ok(), "{:?}", r.err());
+}

@@ -24,6 +24,7 @@ impl SwarmNode {
             0 => DEFAULT_NODE_CERT_EXPIRY,
             s => Duration::from_secs(s),
         };
+        check_cert_expiry(expiry)?;
         let identity = NodeIdentity {
             node_id: node_id.clone(),
             role: NodeRole::Manager,
@@ -264,4 +265,24 @@ impl SwarmNode {
         inner.file = Some(file);
         Ok(response)
     }
+}
+
+/// The bounds `swarm update` applies too: at least
+/// [`shoal_proto::limits::MIN_CERT_EXPIRY`], at most
+/// [`shoal_proto::limits::MAX_DURATION`].
+fn check_cert_expiry(expiry: Duration) -> Result<(), Status> {
+    use shoal_proto::limits::{MAX_DURATION, MIN_CERT_EXPIRY, human};
+    if expiry < MIN_CERT_EXPIRY {
+        return Err(Status::invalid_argument(format!(
+            "minimum certificate expiry time is: {}",
+            human(MIN_CERT_EXPIRY)
+        )));
+    }
+    if expiry > MAX_DURATION {
+        return Err(Status::invalid_argument(format!(
+            "certificate expiry cannot be longer than {}",
+            human(MAX_DURATION)
+        )));
+    }
+    Ok(())
 }

@@ -29,6 +29,7 @@ impl SwarmNode {
             csr: csr.into_bytes(),
             token: request.token.trim().to_string(),
             availability: 0,
+            proof: Vec::new(),
         });
         let issued = tokio::time::timeout(JOIN_TIMEOUT, call)
             .await

@@ -418,8 +418,9 @@ impl SwarmNode {
         Ok(())
     }
 
-    /// What `shoal info` shows under Swarm.
-    pub async fn info(&self) -> SwarmInfo {
+    /// What `shoal info` shows under Swarm; `brief` leaves out the store
+    /// digest (a hash of every object).
+    pub async fn info(&self, brief: bool) -> SwarmInfo {
         let inner = self.inner.lock().await;
         let Some(file) = &inner.file else {
             return SwarmInfo {
@@ -430,13 +431,19 @@ impl SwarmNode {
         let (managers, nodes, applied, digest) = match &inner.manager {
             Some(m) => {
                 let ctx = m.context();
-                let (applied, digest) = ctx.store.digest();
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let (applied, digest) = match brief {
+                    true => (ctx.store.applied_index(), String::new()),
+                    false => {
+                        let (applied, digest) = ctx.store.digest();
+                        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                        (applied, format!("sha256:{hex}"))
+                    }
+                };
                 (
                     ctx.raft.status().members.len() as u32,
                     ctx.store.view(|t| t.all::<Node>().count()) as u32,
                     applied,
-                    format!("sha256:{hex}"),
+                    digest,
                 )
             }
             None => (0, 0, 0, String::new()),

@@ -201,3 +201,28 @@ pub fn config_from_docker(spec: ConfigSpec) -> Result<objects::ConfigSpec, Strin
         data,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docker network create -d overlay --opt encrypted` keeps the option,
+    /// so the manager's check (the one `shoal network create` and stack
+    /// deploys meet) refuses it: Shoal has no encrypted overlay yet.
+    #[test]
+    fn the_encrypted_option_reaches_the_managers_check() {
+        let req = NetworkCreateRequest {
+            name: "secure".into(),
+            driver: Some(OVERLAY.into()),
+            options: Some([("encrypted".to_string(), String::new())].into()),
+            ..Default::default()
+        };
+        let spec = network_from_docker(req).unwrap();
+        let driver = spec.driver_config.unwrap();
+        assert_eq!(driver.name, "overlay");
+        assert_eq!(
+            driver.options.get("encrypted").map(String::as_str),
+            Some("")
+        );
+    }
+}

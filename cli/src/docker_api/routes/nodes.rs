@@ -1,5 +1,6 @@
 //! `/nodes`: list, inspect, update, remove.
 
+use shoal_proto::listing::Joined as _;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -26,8 +27,8 @@ pub async fn list(
         .control
         .clone()
         .list_nodes(ListNodesRequest::default())
+        .joined()
         .await?
-        .into_inner()
         .nodes;
     Ok(Json(
         nodes

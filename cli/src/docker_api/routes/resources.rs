@@ -1,6 +1,7 @@
 //! `/secrets`, `/configs` and `/networks`: the stored objects with a name,
 //! labels and no lifecycle of their own.
 
+use shoal_proto::listing::Joined as _;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -55,8 +56,8 @@ pub async fn secrets(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec
         .list_secrets(ListSecretsRequest {
             filters: Some(filters),
         })
-        .await?
-        .into_inner();
+        .joined()
+        .await?;
     Ok(Json(list.secrets.iter().map(secret_to_docker).collect()))
 }
 
@@ -114,8 +115,8 @@ pub async fn configs(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec
         .list_configs(ListConfigsRequest {
             filters: Some(filters),
         })
-        .await?
-        .into_inner();
+        .joined()
+        .await?;
     Ok(Json(list.configs.iter().map(config_to_docker).collect()))
 }
 
@@ -178,8 +179,8 @@ pub async fn networks(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Ve
                 ..Default::default()
             }),
         })
-        .await?
-        .into_inner();
+        .joined()
+        .await?;
     Ok(Json(
         list.networks
             .iter()

@@ -1,6 +1,7 @@
 //! `/services` and `/tasks`: create, inspect, update (and roll back),
 //! remove; tasks with Docker's filters; `/distribution` for image pinning.
 
+use shoal_proto::listing::Joined as _;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -40,8 +41,8 @@ pub async fn list(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec<Va
             filters: Some(list),
             status,
         })
-        .await?
-        .into_inner();
+        .joined()
+        .await?;
     let counts = response.statuses.into_iter().map(|c| ServiceServiceStatus {
         running_tasks: Some(c.running_tasks),
         desired_tasks: Some(c.desired_tasks),
@@ -203,8 +204,8 @@ pub async fn tasks(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec<V
     let mut control = d.control.clone();
     let services = control
         .list_services(ListServicesRequest::default())
+        .joined()
         .await?
-        .into_inner()
         .services;
     let mut service_ids = Vec::new();
     for wanted in filters.get("service") {
@@ -251,8 +252,8 @@ pub async fn tasks(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec<V
                 ..Default::default()
             }),
         })
+        .joined()
         .await?
-        .into_inner()
         .tasks;
     let by_id: HashMap<&str, &objects::Service> =
         services.iter().map(|s| (s.id.as_str(), s)).collect();

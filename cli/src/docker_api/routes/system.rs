@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use bollard::models::{LocalNodeState, PeerNode, SwarmInfo, SystemInfo};
 use shoal_proto::control::{GetClusterRequest, ListNodesRequest};
+use shoal_proto::listing::Joined as _;
 use shoal_proto::local::InfoRequest;
 use shoal_proto::objects::NodeRole;
 
@@ -16,7 +17,7 @@ pub async fn info(State(daemon): State<Daemon>) -> ApiResult<Json<SystemInfo>> {
     let info = daemon
         .local
         .clone()
-        .info(InfoRequest {})
+        .info(InfoRequest { brief: true })
         .await?
         .into_inner();
     let swarm = swarm_info(&daemon, info.swarm.clone().unwrap_or_default()).await;
@@ -75,8 +76,12 @@ async fn swarm_info(daemon: &Daemon, local: shoal_proto::local::SwarmInfo) -> Sw
     if let Ok(cluster) = control.get_cluster(GetClusterRequest {}).await {
         swarm.cluster = cluster.into_inner().cluster.as_ref().map(cluster_info);
     }
-    if let Ok(nodes) = control.list_nodes(ListNodesRequest::default()).await {
-        let nodes = nodes.into_inner().nodes;
+    if let Ok(nodes) = control
+        .list_nodes(ListNodesRequest::default())
+        .joined()
+        .await
+    {
+        let nodes = nodes.nodes;
         let managers: Vec<PeerNode> = nodes
             .iter()
             .filter(|n| n.role() == NodeRole::Manager)

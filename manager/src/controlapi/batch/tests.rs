@@ -167,3 +167,28 @@ fn too_many_objects_are_refused() {
     let err = Prepared::validate(r).unwrap_err();
     assert!(err.message().contains("split it"), "{err:?}");
 }
+
+#[test]
+fn an_encrypted_network_fails_the_whole_batch() {
+    let store = Store::new();
+    let mut encrypted = network("secure", false);
+    encrypted.driver_config = Some(shoal_proto::objects::Driver {
+        name: "overlay".into(),
+        options: [("encrypted".to_string(), "true".to_string())].into(),
+    });
+    let r = BatchRequest {
+        secrets: vec![secret("s")],
+        configs: vec![config("c")],
+        networks: vec![network("plain", false), encrypted],
+        ..Default::default()
+    };
+    let err = stage(&store, r).unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("network #1 (\"secure\") in the batch: overlay network encryption"),
+        "{}",
+        err.message()
+    );
+    assert!(store.view(|t| t.all::<Network>().count() == 0 && t.all::<Secret>().count() == 0));
+}

@@ -261,7 +261,7 @@ fn hash_map(m: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
 fn healthcheck(h: &objects::HealthConfig) -> HealthConfig {
     let nanos = |d: &Option<prost_types::Duration>| {
         d.as_ref()
-            .map(|d| duration(d).as_nanos() as i64)
+            .map(|d| i64::try_from(duration(d).as_nanos()).unwrap_or(i64::MAX))
             .filter(|n| *n > 0)
     };
     HealthConfig {
@@ -274,11 +274,11 @@ fn healthcheck(h: &objects::HealthConfig) -> HealthConfig {
     }
 }
 
-/// A protobuf duration as std's; negative ones count as zero.
+/// A protobuf duration as std's; negative ones count as zero, and none is
+/// longer than [`shoal_proto::limits::MAX_DURATION`] (which fits Docker's
+/// nanoseconds in an `i64`).
 pub fn duration(d: &prost_types::Duration) -> Duration {
-    let secs = u64::try_from(d.seconds).unwrap_or(0);
-    let nanos = u32::try_from(d.nanos).unwrap_or(0);
-    Duration::new(secs, nanos)
+    shoal_proto::limits::duration(d)
 }
 
 /// The file a task file is written to under the task's files directory:

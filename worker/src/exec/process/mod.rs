@@ -182,7 +182,8 @@ impl ProcessEngine {
 
     /// Waits for the exit file; `None` on timeout.
     async fn wait_exit(&self, dir: &TaskDir, timeout: Duration) -> Result<Option<Exit>, ExecError> {
-        let deadline = Instant::now() + timeout;
+        // None: too far away to say, so never.
+        let deadline = Instant::now().checked_add(timeout);
         let mut dead_since: Option<Instant> = None;
         loop {
             if let Some(exit) =
@@ -209,7 +210,7 @@ impl ProcessEngine {
                     }));
                 }
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
             tokio::time::sleep(WAIT_POLL).await;

@@ -178,3 +178,35 @@ fn a_start_first_update_runs_batch_by_batch() {
     assert_eq!(done, 3 * SEC);
     assert_eq!(slots(&rig.live()), vec![1, 2, 3]);
 }
+
+/// A monitor and delay the API refuses, stored by an older version: the
+/// update waits (as long as a duration may be), it does not panic.
+#[test]
+fn stored_extreme_timings_wait_instead_of_panicking() {
+    let mut update = cfg(1);
+    update.monitor = Some(prost_types::Duration {
+        seconds: i64::MAX,
+        nanos: 999_999_999,
+    });
+    update.delay = Some(prost_types::Duration {
+        seconds: i64::MIN,
+        nanos: 0,
+    });
+    let mut rig = Rig::replicated(2, Some(update));
+    let t0 = SystemTime::now();
+    let p = rig.step(t0);
+    assert_eq!(slots(&p.create), vec![1]);
+    rig.apply(&p);
+    report(
+        &rig.store,
+        &p.create[0].id,
+        TaskState::Running,
+        Health::None,
+    );
+    let p = rig.step(t0 + SEC);
+    assert!(p.create.is_empty());
+    assert_eq!(
+        p.wake_at,
+        Some(t0 + SEC + shoal_proto::limits::MAX_DURATION)
+    );
+}
