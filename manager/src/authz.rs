@@ -201,6 +201,12 @@ pub fn standing(tables: &Tables, node_id: &str, scope: Scope) -> Result<(), Stat
     if cluster.removed_nodes.iter().any(|n| n == node_id) {
         return Err(removed(node_id));
     }
+    // Raft peers are judged by the membership the log itself carries
+    // (`raft::service`), not by this store: a member that is catching up
+    // must accept the leader its older store may not know as a manager.
+    if scope == Scope::Raft {
+        return Ok(());
+    }
     let node = tables.get::<Node>(node_id).ok_or_else(|| {
         Status::permission_denied(format!("node {node_id} is not part of the cluster"))
     })?;

@@ -118,6 +118,20 @@ impl ManagerContext {
         quorum_deadline(self.raft.propose(batch)).await
     }
 
+    /// Commits a batch in parts of at most [`crate::store::MAX_TASK_WRITES`]
+    /// actions, one after the other (see [`crate::store::parts`]): no Raft
+    /// entry outgrows what a manager applies between two ticks. A part
+    /// that fails stops the rest; those before it stay committed. Tells
+    /// where each part landed, for a loop that must recognise its own
+    /// writes among the commits it watches.
+    pub async fn commit_parts(&self, batch: StoreBatch) -> Result<Vec<Applied>, Status> {
+        let mut landed = Vec::new();
+        for part in crate::store::parts(batch, crate::store::MAX_TASK_WRITES) {
+            landed.push(self.commit_marked(part).await?);
+        }
+        Ok(landed)
+    }
+
     /// Commits a non-empty batch and tells where it landed, for a loop
     /// that must recognise its own write among the commits it watches.
     pub async fn commit_marked(&self, batch: StoreBatch) -> Result<Applied, Status> {

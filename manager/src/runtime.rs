@@ -48,6 +48,30 @@ use crate::raft::{SledStorage, StorageError};
 use crate::seal::{SealError, UnlockKey};
 use crate::store::Store;
 
+/// The `ingress` network every new cluster starts with: the routing
+/// mesh's overlay (its subnet and VXLAN id come from the allocator).
+pub fn ingress_network() -> Network {
+    use shoal_proto::objects::{Annotations, Driver, NetworkSpec};
+    let overlay = || Driver {
+        name: "overlay".into(),
+        ..Default::default()
+    };
+    Network {
+        id: shoal_proto::identity::new_id(),
+        spec: Some(NetworkSpec {
+            annotations: Some(Annotations {
+                name: "ingress".into(),
+                labels: Default::default(),
+            }),
+            driver_config: Some(overlay()),
+            ingress: true,
+            ..Default::default()
+        }),
+        driver_state: Some(overlay()),
+        ..Default::default()
+    }
+}
+
 /// How a manager starts.
 #[derive(Debug)]
 pub enum Bootstrap {
@@ -210,7 +234,7 @@ impl Manager {
             storage,
             store.clone(),
             peers,
-            |handle| GrpcTransport::new(raft_id, handle, dial),
+            move |handle| GrpcTransport::new(raft_id, handle, dial),
             shutdown.child_token(),
         )
         .map_err(|e| ManagerError::Raft(e.to_string()))?;

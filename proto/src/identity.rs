@@ -285,6 +285,16 @@ impl NodeKey {
     }
 }
 
+impl NodeKey {
+    /// Whether `cert_der` certifies this key (its subject public key is
+    /// this key's public half).
+    pub fn matches_cert(&self, cert_der: &[u8]) -> Result<bool, IdentityError> {
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+        Ok(cert.public_key().subject_public_key.data.as_ref() == self.key.public_key_raw())
+    }
+}
+
 /// What a renewal proof signs before the CSR: the proof is good for
 /// nothing else a node key signs (TLS handshakes, CSRs).
 const RENEWAL_CONTEXT: &[u8] = b"shoal node certificate renewal v1\0";

@@ -512,6 +512,22 @@ fn docker_swarm_membership_errors_and_the_python_sdk() -> anyhow::Result<()> {
         missing.ends_with("\n404") && missing.contains("service nope not found"),
         "{missing}"
     );
+    let secret = r#"{"Name":"dup","Data":"aGk="}"#;
+    let post = [
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        secret,
+    ];
+    let first = curl(&[&post[..], &["http://docker/v1.48/secrets/create"]].concat())?;
+    assert!(first.ends_with("\n201"), "{first}");
+    let again = curl(&[&post[..], &["http://docker/v1.48/secrets/create"]].concat())?;
+    assert!(
+        again.ends_with("\n409") && again.contains("\"message\""),
+        "{again}"
+    );
     let ps = cluster.docker(0, &["ps"]);
     assert!(
         !ps.success() && ps.stderr.contains("swarm subset"),

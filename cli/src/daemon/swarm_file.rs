@@ -37,11 +37,13 @@ impl SwarmFile {
     pub fn load(state_dir: &Path) -> anyhow::Result<Option<SwarmFile>> {
         let path = Self::path(state_dir);
         match fs::read(&path) {
-            Ok(bytes) => {
-                Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                    anyhow::anyhow!("{} is damaged: {e}", path.display())
-                })?))
-            }
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is damaged ({e}); restore it from a backup, or remove it, \
+                         certificates/ and manager/ from the state dir and join the swarm again",
+                    path.display()
+                )
+            })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
@@ -51,12 +53,17 @@ impl SwarmFile {
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
         let path = Self::path(state_dir);
         let tmp = state_dir.join(".swarm.json.tmp");
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(self)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        fs::File::open(state_dir)?.sync_all()?;
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&serde_json::to_vec_pretty(self)?)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(state_dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            anyhow::anyhow!("cannot write {}: {e}", path.display())
+        })
     }
 
     /// Forgets the swarm (leave).

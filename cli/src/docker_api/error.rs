@@ -40,6 +40,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// A status from looking up `kind` `id`: Docker's "<kind> <id> not
+    /// found" when there is none, else the status as it maps.
+    pub fn lookup(status: tonic::Status, kind: &str, id: &str) -> ApiError {
+        match status.code() {
+            Code::NotFound => ApiError::not_found(format!("{kind} {id} not found")),
+            _ => status.into(),
+        }
+    }
+
     /// 501: a Docker endpoint Shoal does not serve.
     pub fn not_implemented(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, message)

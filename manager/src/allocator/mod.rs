@@ -55,7 +55,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     let ((), watch) = ctx.store.view_and_watch(|_| ());
     let me = Loop {
         ctx,
-        own_write: None,
+        own_writes: Vec::new(),
         waiting: false,
         cursors: HashMap::new(),
     };
@@ -66,7 +66,8 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
 
 struct Loop {
     ctx: ManagerContext,
-    own_write: Option<Applied>,
+    /// Where our last pass's writes landed: their echoes must not wake us.
+    own_writes: Vec<Applied>,
     /// Some tasks could not be allocated: freed addresses are worth a pass.
     waiting: bool,
     cursors: HashMap<String, u32>,
@@ -78,7 +79,7 @@ impl Passes for Loop {
         if commit.reset {
             return true;
         }
-        if self.own_write.is_some_and(|w| w.is(commit)) {
+        if self.own_writes.iter().any(|w| w.is(commit)) {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
@@ -123,10 +124,9 @@ impl Passes for Loop {
             return Ok(());
         }
         let changes = batch.actions.len();
-        let own = self.ctx.commit_marked(batch).await?;
-        self.own_write = Some(own);
-        let index = own.index;
-        tracing::debug!(changes, waiting, index, "allocation pass committed");
+        self.own_writes = self.ctx.commit_parts(batch).await?;
+        let parts = self.own_writes.len();
+        tracing::debug!(changes, parts, waiting, "allocation pass committed");
         Ok(())
     }
 }

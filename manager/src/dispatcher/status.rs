@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::context::ManagerContext;
+use crate::store::MAX_TASK_WRITES;
 
 /// How long the batcher gathers reports after the first one.
 const GATHER: Duration = Duration::from_millis(10);
@@ -93,36 +94,51 @@ async fn run(ctx: ManagerContext, mut rx: mpsc::Receiver<Report>, shutdown: Canc
     }
 }
 
+/// Commits the reports' updates in order, at most
+/// [`MAX_TASK_WRITES`] of them per batch (a worker that starts thousands
+/// of tasks reports them at once).
 async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), Status> {
+    let updates: Vec<(&str, &TaskStatusUpdate)> = reports
+        .iter()
+        .flat_map(|r| r.updates.iter().map(move |u| (r.node_id.as_str(), u)))
+        .collect();
+    for part in updates.chunks(MAX_TASK_WRITES) {
+        commit_part(ctx, part).await?;
+    }
+    Ok(())
+}
+
+async fn commit_part(
+    ctx: &ManagerContext,
+    updates: &[(&str, &TaskStatusUpdate)],
+) -> Result<(), Status> {
     ctx.update(|tx| {
         // The newest report of a task wins within a batch.
         let mut latest: std::collections::HashMap<&str, Task> = Default::default();
-        for report in reports {
-            for u in &report.updates {
-                let Some(status) = u.status.as_ref() else { continue };
-                let current = match latest.get(u.task_id.as_str()) {
+        for &(node_id, u) in updates {
+            let Some(status) = u.status.as_ref() else { continue };
+            let current = match latest.get(u.task_id.as_str()) {
+                Some(t) => t.clone(),
+                None => match tx.tables().get::<Task>(&u.task_id) {
                     Some(t) => t.clone(),
-                    None => match tx.tables().get::<Task>(&u.task_id) {
-                        Some(t) => t.clone(),
-                        None => continue,
-                    },
-                };
-                if current.node_id != report.node_id {
-                    tracing::warn!(task = %u.task_id, node = %report.node_id, "status report for a task of another node ignored");
-                    continue;
-                }
-                let mut status = status.clone();
-                let cut = super::bounds::status(&current, &mut status);
-                if !cut.is_empty() {
-                    tracing::warn!(task = %u.task_id, node = %report.node_id, fields = ?cut, "task status over its bounds; cut before it is stored");
-                }
-                if status.state() < observed(&current) || current.status.as_ref() == Some(&status) {
-                    continue;
-                }
-                let mut task = current;
-                task.status = Some(status);
-                latest.insert(u.task_id.as_str(), task);
+                    None => continue,
+                },
+            };
+            if current.node_id != node_id {
+                tracing::warn!(task = %u.task_id, node = %node_id, "status report for a task of another node ignored");
+                continue;
             }
+            let mut status = status.clone();
+            let cut = super::bounds::status(&current, &mut status);
+            if !cut.is_empty() {
+                tracing::warn!(task = %u.task_id, node = %node_id, fields = ?cut, "task status over its bounds; cut before it is stored");
+            }
+            if status.state() < observed(&current) || current.status.as_ref() == Some(&status) {
+                continue;
+            }
+            let mut task = current;
+            task.status = Some(status);
+            latest.insert(u.task_id.as_str(), task);
         }
         for (_, task) in latest {
             tx.update(task)?;

@@ -84,7 +84,9 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
                 }
             };
             let changes = batch.actions.len();
-            if let Err(e) = ctx.commit(batch).await {
+            // Computed once (a pass walks every task of its services), but
+            // committed in bounded parts: 100,000 replicas are 50 entries.
+            if let Err(e) = ctx.commit_parts(batch).await {
                 tracing::debug!(error = %e.message(), "orchestrator commit lost a race; recomputing");
                 sleep_or_stop(&shutdown, RETRY).await;
                 continue;

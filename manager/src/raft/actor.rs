@@ -78,6 +78,9 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
 /// entries per message).
 const GROUP_BYTES: usize = 512 * 1024;
 
+/// A loop iteration this long is logged (see `serve`).
+const STALL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What the node's threads report back to its loop.
 pub(super) struct Reports {
     synced: mpsc::UnboundedReceiver<Synced>,
@@ -85,7 +88,11 @@ pub(super) struct Reports {
 }
 
 fn fatal(e: super::storage::StorageError) -> ProposeError {
-    tracing::error!(error = %e, "raft storage failed; stopping");
+    tracing::error!(
+        error = %e,
+        "raft storage failed; this manager stops: fix the cause (free space, \
+         restore the file named) and restart the daemon"
+    );
     ProposeError::Raft(e.to_string())
 }
 
@@ -135,15 +142,23 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     /// Runs until `shutdown`, removal or a storage failure; `reports` are
-    /// the threads' report channels from [`Node::new`].
+    /// the threads' report channels from [`Node::new`]; a failure is also
+    /// left in `failure`.
     pub(super) async fn run(
         mut self,
         inbox: mpsc::Receiver<Request>,
         reports: Reports,
         shutdown: CancellationToken,
+        failure: Arc<std::sync::OnceLock<ProposeError>>,
     ) -> Result<(), ProposeError> {
         let result = self.serve(inbox, reports, shutdown).await;
-        self.fail_pending(ProposeError::Stopped);
+        // A storage failure fails what it carried, and what comes later
+        // (`failure`, which the handle reports), with its own error (a full
+        // disk names the file and says so), not a bare "stopped".
+        if let Err(e) = &result {
+            let _ = failure.set(e.clone());
+        }
+        self.fail_pending(result.clone().err().unwrap_or(ProposeError::Stopped));
         self.flusher.stop().await;
         self.snapshotter.stop().await;
         result
@@ -167,7 +182,9 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         {
             let _ = self.raw.campaign();
         }
+        let mut last_tick = None;
         loop {
+            let mut busy = None;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 report = synced.recv() => match report {
@@ -180,9 +197,20 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
                     Some(Err(e)) => return Err(fatal(e)),
                     None => return Err(ProposeError::Raft("the raft snapshot thread stopped".into())),
                 },
-                _ = ticker.tick() => { self.raw.tick(); }
+                _ = ticker.tick() => {
+                    let now = std::time::Instant::now();
+                    let gap = now - last_tick.unwrap_or(now);
+                    if gap >= STALL + self.config.tick {
+                        // The loop was not run (a busy runtime or loop):
+                        // no heartbeat left meanwhile.
+                        tracing::warn!(ms = gap.as_millis() as u64, "raft ticks were late");
+                    }
+                    last_tick = Some(now);
+                    self.raw.tick();
+                }
                 request = inbox.recv() => match request {
                     Some(request) => {
+                        busy = Some(std::time::Instant::now());
                         self.handle(request);
                         // Drain what else is queued: one Ready for many requests.
                         while let Ok(more) = inbox.try_recv() {
@@ -193,9 +221,20 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
                     None => break,
                 },
             }
+            busy.get_or_insert_with(std::time::Instant::now);
             self.start_reads();
             self.on_ready()?;
             self.publish_status();
+            if let Some(started) = busy
+                && started.elapsed() >= STALL
+            {
+                // No tick, heartbeat or vote is handled meanwhile: past an
+                // election timeout, followers elect another leader.
+                tracing::warn!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "the raft loop was busy"
+                );
+            }
             if self.status_tx.borrow().removed {
                 tracing::info!("removed from the raft cluster; stopping the raft node");
                 break;
@@ -469,6 +508,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             term: self.raw.raft.term,
             members: self.members.clone(),
             removed: self.status_tx.borrow().removed,
+            removed_ids: self.status_tx.borrow().removed_ids.clone(),
             // raft-rs's `recent_active` is cleared for every peer at each
             // quorum check and set again by its next answer: a peer heard
             // within an election timeout counts too, so a check never

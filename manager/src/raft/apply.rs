@@ -39,6 +39,11 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     pub(super) fn apply(&mut self, entries: Vec<Entry>) -> Result<(), ProposeError> {
+        let started = std::time::Instant::now();
+        let (count, bytes) = (
+            entries.len(),
+            entries.iter().map(|e| e.data.len()).sum::<usize>(),
+        );
         for entry in entries {
             let index = entry.index;
             self.log_bytes += entry.data.len() as u64;
@@ -52,6 +57,15 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         }
         if self.applied > *self.applied_tx.borrow() {
             let _ = self.applied_tx.send(self.applied);
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        if ms >= 100 {
+            tracing::debug!(
+                ms,
+                entries = count,
+                bytes,
+                "applying committed entries took long"
+            );
         }
         Ok(())
     }
@@ -114,6 +128,9 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             }
             ConfChangeType::RemoveNode => {
                 self.members.remove(&cc.node_id);
+                self.status_tx.send_modify(|s| {
+                    s.removed_ids.insert(cc.node_id);
+                });
                 if cc.node_id == self.config.id {
                     self.status_tx.send_modify(|s| s.removed = true);
                 }

@@ -123,6 +123,9 @@ pub struct RaftStatus {
     pub members: BTreeMap<u64, RaftMember>,
     /// Whether this node was removed from the cluster.
     pub removed: bool,
+    /// Raft ids this node saw removed from the cluster (since it started:
+    /// the log carries no list of them), whose messages are refused.
+    pub removed_ids: std::collections::BTreeSet<u64>,
     /// Members the leader heard from within the last election timeout
     /// (known on the leader only; empty elsewhere).
     pub reachable: std::collections::BTreeSet<u64>,
@@ -163,6 +166,9 @@ pub struct RaftHandle {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<RaftStatus>,
     applied: watch::Receiver<u64>,
+    /// Why the node stopped, when it failed (a full disk, a damaged file):
+    /// what every later request is told instead of "stopped".
+    failure: Arc<std::sync::OnceLock<ProposeError>>,
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -179,8 +185,13 @@ impl RaftHandle {
         self.requests
             .send(make(tx))
             .await
-            .map_err(|_| ProposeError::Stopped)?;
-        rx.await.map_err(|_| ProposeError::Stopped)?
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())?
+    }
+
+    /// What a request to a node that is gone gets: why it failed, if it did.
+    fn stopped(&self) -> ProposeError {
+        self.failure.get().cloned().unwrap_or(ProposeError::Stopped)
     }
 
     /// Commits `batch` and waits until it is applied here; returns its index.
@@ -231,7 +242,7 @@ impl RaftHandle {
         self.requests
             .send(Request::Step(message))
             .await
-            .map_err(|_| ProposeError::Stopped)
+            .map_err(|_| self.stopped())
     }
 
     /// Feeds a message without waiting; drops it when the node is
@@ -309,7 +320,7 @@ pub fn start<L: RaftLog, T: Transport>(
     log: L,
     store: Arc<Store>,
     peers: Vec<RaftMember>,
-    make_transport: impl FnOnce(RaftHandle) -> T,
+    make_transport: impl FnOnce(RaftHandle) -> T + Send + 'static,
     shutdown: CancellationToken,
 ) -> Result<
     (
@@ -357,17 +368,40 @@ pub fn start<L: RaftLog, T: Transport>(
         ..Default::default()
     });
     let (applied_tx, applied_rx) = watch::channel(applied);
+    let failure = Arc::new(std::sync::OnceLock::new());
     let handle = RaftHandle {
         requests,
         status,
         applied: applied_rx,
+        failure: failure.clone(),
     };
-    let transport = make_transport(handle.clone());
-    let (mut node, reports) = Node::new(
-        config, raw, store, transport, members, status_tx, applied_tx,
-    );
-    // The snapshot it restarted from sets when the next one is due.
-    node.snapshot_bytes = snapshot.data.len() as u64;
-    let task = tokio::spawn(node.run(inbox, reports, shutdown));
+    // The loop, and the transport's tasks and connections it spawns, run
+    // on a thread and runtime of their own: on the daemon's runtime, its
+    // ticks waited behind whatever held its workers (a leader's loops
+    // walking 100,000 tasks), up to a second late, and the followers
+    // elected another leader.
+    let snapshot_bytes = snapshot.data.len() as u64;
+    let for_transport = handle.clone();
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ProposeError::Raft(format!("starting the raft runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                let transport = make_transport(for_transport);
+                let (mut node, reports) = Node::new(
+                    config, raw, store, transport, members, status_tx, applied_tx,
+                );
+                // The snapshot it restarted from sets when the next one is due.
+                node.snapshot_bytes = snapshot_bytes;
+                node.run(inbox, reports, shutdown, failure).await
+            });
+            let _ = done.send(result);
+        })
+        .map_err(|e| ProposeError::Raft(format!("starting the raft thread: {e}")))?;
+    let task = tokio::spawn(async move { ended.await.unwrap_or(Err(ProposeError::Stopped)) });
     Ok((handle, task))
 }

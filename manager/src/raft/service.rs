@@ -71,6 +71,12 @@ impl RaftService {
     }
 
     /// Checks `messages` from `peer` against the membership known now.
+    /// A member catching up may not know a newer member yet (one that
+    /// joined while it was down, now its leader): an unknown id is let
+    /// through, unless the certificate's node already has a known id or
+    /// the id was seen removed. Judging by this member's own store or
+    /// membership more strictly would lock a lagging member out of the
+    /// log that would bring it up to date.
     fn admit(&self, peer: &NodeIdentity, messages: &[Message]) -> Result<(), Status> {
         let status = self.handle.status();
         let own: Vec<u64> = status
@@ -83,14 +89,18 @@ impl RaftService {
             tracing::warn!(node = %peer.node_id, reason = %status.message(), "refused raft messages");
             Err(status)
         };
-        if own.is_empty() {
-            return refuse(Status::permission_denied(format!(
-                "node {} is not a raft member",
-                peer.node_id
-            )));
-        }
         for m in messages {
-            if !own.contains(&m.from) {
+            if status.removed_ids.contains(&m.from) {
+                return refuse(Status::permission_denied(format!(
+                    "raft member {:x} was removed from the cluster",
+                    m.from
+                )));
+            }
+            let spoofed = match status.members.get(&m.from) {
+                Some(member) => member.node_id != peer.node_id,
+                None => !own.is_empty(),
+            };
+            if spoofed {
                 return refuse(Status::permission_denied(format!(
                     "a message from raft member {:x} sent with node {}'s certificate",
                     m.from, peer.node_id
@@ -125,6 +135,34 @@ impl RaftService {
     }
 }
 
+/// Completes once a raft member of node `node_id` known now is removed
+/// (its demotion or removal): its open stream ends at once.
+async fn left_raft(
+    mut status: tokio::sync::watch::Receiver<super::node::RaftStatus>,
+    node_id: String,
+) -> Status {
+    let ids: Vec<u64> = status
+        .borrow()
+        .members
+        .values()
+        .filter(|m| m.node_id == node_id)
+        .map(|m| m.raft_id)
+        .collect();
+    loop {
+        if ids
+            .iter()
+            .any(|id| status.borrow().removed_ids.contains(id))
+        {
+            return Status::permission_denied(format!(
+                "node {node_id} left the raft cluster (demoted or removed)"
+            ));
+        }
+        if status.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 fn decode(bytes: &[u8]) -> Result<Message, Status> {
     Message::parse_from_bytes(bytes)
         .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
@@ -138,6 +176,7 @@ impl Raft for RaftService {
     ) -> Result<Response<RaftMessageAck>, Status> {
         let peer = self.peer(&request)?;
         let mut revoked = Box::pin(self.authority.clone().revoked(peer.clone(), Scope::Raft));
+        let mut left = Box::pin(left_raft(self.handle.watch_status(), peer.node_id.clone()));
         let mut stream = request.into_inner();
         loop {
             let batch = tokio::select! {
@@ -145,6 +184,7 @@ impl Raft for RaftService {
                     return Err(Status::unavailable("this manager is stopping"));
                 }
                 status = &mut revoked => return Err(status),
+                status = &mut left => return Err(status),
                 batch = stream.message() => batch?,
             };
             let Some(batch) = batch else { break };

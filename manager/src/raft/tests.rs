@@ -99,7 +99,7 @@ fn launch(hub: &Hub, id: u64, dir: tempfile::TempDir, key: DataKey, cfg: RaftCon
         storage,
         store.clone(),
         Vec::new(),
-        |_| HubTransport { me: id, hub: t_hub },
+        move |_| HubTransport { me: id, hub: t_hub },
         stop.clone(),
     )
     .expect("start");

@@ -56,7 +56,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     let ((), watch) = ctx.store.view_and_watch(|_| ());
     let me = Loop {
         ctx,
-        own_write: None,
+        own_writes: Vec::new(),
         waiting: false,
     };
     drive(me, watch, shutdown, TIMING, "scheduling")
@@ -82,8 +82,8 @@ fn wants_node(task: &Task) -> bool {
 
 struct Loop {
     ctx: ManagerContext,
-    /// Where our last write landed: its echo must not wake us.
-    own_write: Option<Applied>,
+    /// Where our last pass's writes landed: their echoes must not wake us.
+    own_writes: Vec<Applied>,
     /// Some tasks could not be placed: freed resources are worth a pass.
     waiting: bool,
 }
@@ -94,7 +94,7 @@ impl Passes for Loop {
         if commit.reset {
             return true;
         }
-        if self.own_write.is_some_and(|w| w.is(commit)) {
+        if self.own_writes.iter().any(|w| w.is(commit)) {
             return false;
         }
         commit.events.iter().any(|event| match &event.object {
@@ -126,14 +126,14 @@ impl Passes for Loop {
         if batch.actions.is_empty() {
             return Ok(());
         }
-        let own = self.ctx.commit_marked(batch).await?;
-        self.own_write = Some(own);
-        let index = own.index;
+        // Planned once, committed in bounded parts.
+        self.own_writes = self.ctx.commit_parts(batch).await?;
+        let parts = self.own_writes.len();
         tracing::debug!(
             assigned = written.assigned,
             explained = written.explained,
             stale = written.stale,
-            index,
+            parts,
             "scheduling pass committed"
         );
         Ok(())

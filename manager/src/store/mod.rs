@@ -28,6 +28,30 @@ pub use tx::Tx;
 /// How many commits a slow watcher may fall behind before it must resync.
 const WATCH_BUFFER: usize = 4096;
 
+/// The most tasks a loop writes in one batch. A batch is one Raft entry,
+/// written, sent, decoded and applied whole on every manager, and the
+/// Raft loop does nothing else meanwhile (no tick, no heartbeat): 100,000
+/// tasks in one batch made entries of 8–24 MB that stalled it for seconds
+/// and cost the leader its lease. A task weighs 80–250 bytes in the log
+/// (more with a large spec), so this keeps an entry near half a megabyte,
+/// under the 1 MiB raft-rs sends per message. The loops write the rest in
+/// further batches (swarmkit cuts its batches at 200 changes).
+pub const MAX_TASK_WRITES: usize = 2_000;
+
+/// `batch` cut into batches of at most `max` actions, in order. Each part
+/// is applied on its own (all or nothing), not the whole: only for writers
+/// whose actions stand alone, like a pass that creates many tasks.
+pub fn parts(batch: StoreBatch, max: usize) -> Vec<StoreBatch> {
+    let mut parts = Vec::new();
+    let mut actions = batch.actions.into_iter().peekable();
+    while actions.peek().is_some() {
+        parts.push(StoreBatch {
+            actions: actions.by_ref().take(max.max(1)).collect(),
+        });
+    }
+    parts
+}
+
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventAction {
@@ -162,9 +186,13 @@ impl Store {
         }
     }
 
-    /// Runs `f` on a consistent view of the tables.
+    /// Runs `f` on a consistent view of the tables: a copy, taken under
+    /// the lock in O(1) (the tables and their indexes are persistent
+    /// maps), so `f` holds no lock however long it takes. A view held
+    /// the lock once, and a leader's loops walking 100,000 tasks kept the
+    /// Raft loop waiting to apply for most of a second at a time.
     pub fn view<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
-        f(&self.read().tables)
+        f(&self.tables())
     }
 
     /// Runs `f` on a view and subscribes to the commits after it, with no
@@ -173,9 +201,16 @@ impl Store {
         &self,
         f: impl FnOnce(&Tables) -> R,
     ) -> (R, broadcast::Receiver<Arc<Commit>>) {
-        let inner = self.read();
-        let rx = self.events.subscribe();
-        (f(&inner.tables), rx)
+        let (tables, rx) = {
+            let inner = self.read();
+            (inner.tables.clone(), self.events.subscribe())
+        };
+        (f(&tables), rx)
+    }
+
+    /// A copy of the tables as applied (see [`Store::view`]).
+    fn tables(&self) -> Tables {
+        self.read().tables.clone()
     }
 
     /// Subscribes to commits from now on.
@@ -194,8 +229,8 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
     ) -> Result<(StoreBatch, R), E> {
-        let inner = self.read();
-        let mut tx = Tx::new(&inner.tables);
+        let tables = self.tables();
+        let mut tx = Tx::new(&tables);
         let result = f(&mut tx)?;
         Ok((tx.finish()?, result))
     }

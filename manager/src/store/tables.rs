@@ -6,7 +6,6 @@
 
 use std::any::Any;
 use std::borrow::Borrow;
-use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -21,8 +20,11 @@ use super::names::Names;
 use super::object::{Changed, Kind, Stored, id_of, kind_of};
 use super::{Event, EventAction, StoreError};
 
-/// Hashes of the task indexes: fast, seeded per process.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A task index (tasks by service, by node): persistent like the tables,
+/// so a copy of the tables for a view ([`super::Store::view`]) costs a
+/// few reference counts, not a walk of every task.
+type TaskIndex =
+    GenericHashMap<String, imbl::OrdSet<String>, foldhash::fast::RandomState, DefaultSharedPtr>;
 
 /// Hashes of ids: one fixed seed, the same on every manager. (The walk
 /// order of a table still depends on the order of its inserts, so
@@ -103,8 +105,8 @@ pub struct Tables {
     pub(super) secret_names: Names<Secret>,
     pub(super) config_names: Names<Config>,
     pub(super) cluster_names: Names<Cluster>,
-    tasks_by_service: HashMap<String, BTreeSet<String>>,
-    tasks_by_node: HashMap<String, BTreeSet<String>>,
+    tasks_by_service: TaskIndex,
+    tasks_by_node: TaskIndex,
 }
 
 impl Tables {
@@ -159,7 +161,7 @@ impl Tables {
 
     fn indexed_tasks<'a>(
         &'a self,
-        ids: Option<&'a BTreeSet<String>>,
+        ids: Option<&'a imbl::OrdSet<String>>,
     ) -> impl Iterator<Item = &'a Task> {
         ids.into_iter()
             .flatten()

@@ -467,3 +467,20 @@ fn a_name_finds_the_object_as_it_is_now_through_growth_and_removal() {
         assert_eq!(t.get_by_name::<Service>("svc0").unwrap().id, "fresh");
     });
 }
+
+#[test]
+fn a_batch_is_cut_into_parts_in_order_and_each_applies_alone() {
+    let store = Store::new();
+    let count = 2 * MAX_TASK_WRITES + 1;
+    let (batch, ()) = store
+        .build(|tx| (0..count).try_for_each(|i| tx.create(task(&format!("t{i:05}"), "s", ""))))
+        .unwrap();
+    let parts = parts(batch, MAX_TASK_WRITES);
+    let sizes: Vec<usize> = parts.iter().map(|p| p.actions.len()).collect();
+    assert_eq!(sizes, vec![MAX_TASK_WRITES, MAX_TASK_WRITES, 1]);
+    for (i, part) in parts.into_iter().enumerate() {
+        store.apply(i as u64 + 1, part).unwrap();
+    }
+    assert_eq!(store.view(|t| t.tasks_of_service("s").count()), count);
+    assert!(super::parts(StoreBatch::default(), 10).is_empty());
+}

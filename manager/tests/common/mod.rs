@@ -19,10 +19,7 @@ use shoal_proto::control::{GetNodeRequest, UpdateNodeRequest};
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::identity::{NodeIdentity, NodeKey, NodeRole, new_id, new_node_id};
 use shoal_proto::net::ClientTls;
-use shoal_proto::objects::{
-    self, Annotations, Cluster, Driver, Network, NetworkSpec, Node, NodeSpec, NodeStatus,
-    node_status,
-};
+use shoal_proto::objects::{self, Cluster, Node, NodeSpec, NodeStatus, node_status};
 use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use tonic::transport::Channel;
@@ -107,22 +104,7 @@ impl Port {
             role: objects::NodeRole::Manager as i32,
             ..Default::default()
         };
-        let ingress = Network {
-            id: new_id(),
-            spec: Some(NetworkSpec {
-                annotations: Some(Annotations {
-                    name: "ingress".into(),
-                    labels: Default::default(),
-                }),
-                driver_config: Some(Driver {
-                    name: "overlay".into(),
-                    ..Default::default()
-                }),
-                ingress: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let ingress = shoal_manager::runtime::ingress_network();
         let founder = Member::start(
             creds,
             1,

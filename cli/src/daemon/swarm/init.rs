@@ -141,26 +141,7 @@ impl SwarmNode {
             }),
             ..Default::default()
         };
-        let ingress = Network {
-            id: new_id(),
-            spec: Some(NetworkSpec {
-                annotations: Some(Annotations {
-                    name: "ingress".into(),
-                    labels: Default::default(),
-                }),
-                driver_config: Some(Driver {
-                    name: "overlay".into(),
-                    ..Default::default()
-                }),
-                ingress: true,
-                ..Default::default()
-            }),
-            driver_state: Some(Driver {
-                name: "overlay".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let ingress = shoal_manager::runtime::ingress_network();
         let file = SwarmFile {
             node_id: node_id.clone(),
             cluster_id,

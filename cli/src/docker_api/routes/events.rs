@@ -16,7 +16,7 @@ use shoal_proto::control::watch_event::{Action, Object};
 use shoal_proto::control::{WatchEvent, WatchRequest};
 
 use crate::docker_api::Daemon;
-use crate::docker_api::error::{ApiError, ApiResult};
+use crate::docker_api::error::ApiResult;
 use crate::docker_api::filters::Filters;
 
 /// The kinds Docker has event types for.
@@ -89,20 +89,12 @@ pub async fn events(
         .into_response())
 }
 
-/// Docker's `since`/`until`: unix seconds with an optional fraction.
+/// Docker's `since`/`until`, if given.
 fn time_param(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<prost_types::Timestamp>> {
-    let Some(raw) = q.get(key).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad_request(format!(
-            "invalid {key} value {raw:?}: expected unix seconds"
-        ))
-    };
-    let (secs, frac) = raw.split_once('.').unwrap_or((raw, "0"));
-    let seconds: i64 = secs.parse().map_err(|_| bad())?;
-    let nanos: i32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
-    Ok(Some(prost_types::Timestamp { seconds, nanos }))
+    q.get(key)
+        .filter(|s| !s.is_empty())
+        .map(|raw| super::unix_time(key, raw))
+        .transpose()
 }
 
 /// A store event as Docker's message; None for kinds Docker has no type for.

@@ -46,7 +46,7 @@ pub async fn service_logs(
             service_id: id.clone(),
         })
         .await
-        .map_err(|e| not_found_as(e, "service", &id))?
+        .map_err(|e| ApiError::lookup(e, "service", &id))?
         .into_inner()
         .service
         .unwrap_or_default();
@@ -76,7 +76,7 @@ pub async fn task_logs(
             task_id: id.clone(),
         })
         .await
-        .map_err(|e| not_found_as(e, "task", &id))?
+        .map_err(|e| ApiError::lookup(e, "task", &id))?
         .into_inner()
         .task
         .unwrap_or_default();
@@ -90,13 +90,6 @@ pub async fn task_logs(
         ..Default::default()
     };
     stream(d, selector, &q, tty).await
-}
-
-fn not_found_as(e: tonic::Status, kind: &str, id: &str) -> ApiError {
-    match e.code() {
-        tonic::Code::NotFound => ApiError::not_found(format!("{kind} {id} not found")),
-        _ => e.into(),
-    }
 }
 
 async fn stream(
@@ -126,7 +119,7 @@ async fn stream(
     let since = q
         .get("since")
         .filter(|s| !s.is_empty() && *s != "0")
-        .map(|s| parse_unix(s))
+        .map(|s| super::unix_time("since", s))
         .transpose()?;
     let request = SubscribeLogsRequest {
         selector: Some(selector),
@@ -160,19 +153,6 @@ async fn stream(
         Body::from_stream(body),
     )
         .into_response())
-}
-
-/// Docker's `since`: unix seconds with an optional fraction.
-fn parse_unix(s: &str) -> ApiResult<prost_types::Timestamp> {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
-    let seconds: i64 = secs
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid since value {s:?}")))?;
-    let digits = format!("{frac:0<9}");
-    let nanos: i32 = digits[..9]
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid since value {s:?}")))?;
-    Ok(prost_types::Timestamp { seconds, nanos })
 }
 
 /// One log line as Docker writes it, or None when its stream was not asked for.
@@ -258,12 +238,5 @@ mod tests {
             )
             .is_none()
         );
-    }
-
-    #[test]
-    fn since_takes_unix_seconds_with_a_fraction() {
-        let t = parse_unix("1700000000.5").unwrap();
-        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 500_000_000));
-        assert!(parse_unix("yesterday").is_err());
     }
 }

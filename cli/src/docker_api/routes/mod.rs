@@ -138,3 +138,35 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned + 'static>(
 ) -> Result<T, ApiError> {
     crate::docker_api::json::read(body)
 }
+
+/// Docker's time parameters (`since`, `until`): unix seconds with an
+/// optional fraction of up to nine digits (`1700000000.5`).
+pub(crate) fn unix_time(key: &str, raw: &str) -> Result<prost_types::Timestamp, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid {key} value {raw:?}: expected unix seconds"
+        ))
+    };
+    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let seconds: i64 = secs.parse().map_err(|_| bad())?;
+    let nanos = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    Ok(prost_types::Timestamp { seconds, nanos })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unix_time;
+
+    #[test]
+    fn unix_times_take_a_fraction_and_refuse_anything_else() {
+        let t = unix_time("since", "1700000000.5").unwrap();
+        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 500_000_000));
+        assert_eq!(unix_time("since", "17").unwrap().nanos, 0);
+        for bad in ["yesterday", "1.é", "1.1234567890", "1.-5", ""] {
+            assert!(unix_time("since", bad).is_err(), "{bad:?}");
+        }
+    }
+}

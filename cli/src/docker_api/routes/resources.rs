@@ -208,10 +208,7 @@ pub async fn network(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResu
             network_id: id.clone(),
         })
         .await
-        .map_err(|e| match e.code() {
-            tonic::Code::NotFound => ApiError::not_found(format!("network {id} not found")),
-            _ => e.into(),
-        })?
+        .map_err(|e| ApiError::lookup(e, "network", &id))?
         .into_inner()
         .network
         .ok_or_else(|| ApiError::not_found(format!("network {id} not found")))?;

@@ -70,10 +70,7 @@ async fn get(d: &Daemon, id: &str) -> ApiResult<objects::Service> {
             service_id: id.to_string(),
         })
         .await
-        .map_err(|e| match e.code() {
-            tonic::Code::NotFound => ApiError::not_found(format!("service {id} not found")),
-            _ => e.into(),
-        })?
+        .map_err(|e| ApiError::lookup(e, "service", id))?
         .into_inner()
         .service
         .ok_or_else(|| ApiError::not_found(format!("service {id} not found")))
@@ -308,10 +305,7 @@ pub async fn task(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<
             task_id: id.clone(),
         })
         .await
-        .map_err(|e| match e.code() {
-            tonic::Code::NotFound => ApiError::not_found(format!("task {id} not found")),
-            _ => e.into(),
-        })?
+        .map_err(|e| ApiError::lookup(e, "task", &id))?
         .into_inner()
         .task
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;

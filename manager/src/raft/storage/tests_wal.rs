@@ -3,7 +3,7 @@
 
 use protobuf::Message;
 
-use super::tests::{all_entries, data_entry};
+use super::tests::{all_entries, data_entry, new_entry};
 use super::tests_disk::filled;
 use super::*;
 
@@ -268,4 +268,77 @@ fn a_log_of_the_first_layout_moves_into_the_wal() {
         std::fs::read(dir.path().join(INIT_FILE)).unwrap(),
         INIT_CONTENTS
     );
+}
+
+/// Replaces `path` with `bytes`.
+fn overwrite(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn garbage_or_truncated_wal_and_synced_files_are_damage_not_a_panic() {
+    let garbage = |len: usize| (0..len).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>();
+    type Damage = fn(&Path, &dyn Fn(usize) -> Vec<u8>);
+    let cases: [(&str, Damage); 5] = [
+        ("segment of garbage", |dir, g| {
+            let seg = segment(dir, 1);
+            let len = std::fs::metadata(&seg).unwrap().len() as usize;
+            overwrite(&seg, &g(len));
+        }),
+        ("segment truncated to nothing", |dir, _| {
+            overwrite(&segment(dir, 1), b"");
+        }),
+        ("segment truncated inside its first record", |dir, _| {
+            let seg = segment(dir, 1);
+            let bytes = std::fs::read(&seg).unwrap();
+            overwrite(&seg, &bytes[..10]);
+        }),
+        ("synced file of garbage", |dir, g| {
+            overwrite(&dir.join("raft-wal-synced"), &g(64));
+        }),
+        ("synced file truncated", |dir, _| {
+            let path = dir.join("raft-wal-synced");
+            let bytes = std::fs::read(&path).unwrap();
+            overwrite(&path, &bytes[..5]);
+        }),
+    ];
+    for (what, damage) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DataKey::generate();
+        filled(dir.path(), &key, 10);
+        damage(dir.path(), &garbage);
+        let err = open_err(dir.path(), key);
+        eprintln!("{what}: {err}");
+        assert!(
+            err.contains("damaged") || err.contains("authentication"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_garbage_or_truncated_snapshot_file_is_refused_by_name() {
+    for truncate in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DataKey::generate();
+        {
+            let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+            s.append(&[new_entry(1, 1)]).unwrap();
+            s.create_snapshot(1, ConfState::default(), &[7; 1000])
+                .unwrap();
+        }
+        let file = dir.path().join("snap").join("0000000000000001.snap");
+        let bytes = std::fs::read(&file).unwrap();
+        if truncate {
+            overwrite(&file, &bytes[..bytes.len() / 3]);
+        } else {
+            overwrite(&file, &vec![0xa5; bytes.len()]);
+        }
+        let err = match SledStorage::open(dir.path(), key) {
+            Err(e) => e.to_string(),
+            Ok(s) => s.snapshot(0, 1).unwrap_err().to_string(),
+        };
+        eprintln!("truncate={truncate}: {err}");
+        assert!(err.contains("snap/0000000000000001.snap"), "{err}");
+    }
 }

@@ -169,7 +169,19 @@ pub(super) fn replay(dir: &Path, keys: &Keys, durable: Position) -> Result<Repla
         }
         out.segments.push(seg);
         out.end = off as u64;
-        let Some((pos, why)) = torn else { continue };
+        let Some((pos, why)) = torn else {
+            // Whole records only, but fewer than were made durable: the
+            // file was cut at a record boundary (or emptied).
+            if seq == durable.0 && (off as u64) < durable.1 {
+                return Err(keys.damaged(&format!(
+                    "{WAL_DIR}/{}: it ends at byte {off}, but the log was made durable \
+                     up to byte {}: records are missing",
+                    segment_name(seq),
+                    durable.1
+                )));
+            }
+            continue;
+        };
         if pos < durable {
             return Err(keys.damaged(&format!(
                 "{WAL_DIR}/{}: the record at byte {} {why}, but the log was made durable \
