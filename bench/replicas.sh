@@ -60,7 +60,12 @@ leads() { grep -c 'leading: starting the orchestrator' "$RUN/$1.log" || true; }
 
 cleanup() {
   set +e
-  local i pid
+  local i pid id net ids=""
+  # The data plane names its namespaces after the node id: note them first.
+  for i in $(seq 0 $((NODES - 1))); do
+    id=$(sed -n 's/.*"node_id": *"\([a-z0-9]*\)".*/\1/p' "$STATE/$i/swarm.json" 2>/dev/null | cut -c1-6)
+    ids="$ids $id"
+  done
   for i in $(seq 0 $((NODES - 1))); do
     [[ -f $RUN/$i.pid ]] && kill -TERM "$(cat "$RUN/$i.pid")" 2>/dev/null
   done
@@ -77,6 +82,10 @@ cleanup() {
     ip netns list | grep -qw "$(ns "$i")" && ip netns del "$(ns "$i")"
   done
   ip netns list | grep -qw "$HUB" && ip netns del "$HUB"
+  for id in $ids; do
+    [[ -n $id ]] || continue
+    for net in $(ip netns list | awk '{print $1}' | grep "^$id-"); do ip netns del "$net"; done
+  done
   rm -rf "$RUN" "$STATE"
 }
 trap cleanup EXIT
