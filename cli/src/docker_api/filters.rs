@@ -66,6 +66,15 @@ impl Filters {
         values.is_empty() || values.iter().any(|v| matches(v))
     }
 
+    /// Whether every `key` filter (`k`, or `k=v`) holds for the labels
+    /// `label` looks up by name.
+    pub fn labels_pass<'a>(&self, key: &str, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.get(key).iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => label(k) == Some(v),
+            None => label(l).is_some(),
+        })
+    }
+
     /// The control API's filters for the keys it understands: `id` and
     /// `name` by prefix (as swarmkit matches them), `label`.
     pub fn to_list(&self) -> ListFilters {

@@ -130,19 +130,14 @@ pub fn matches(node: &objects::Node, f: &crate::docker_api::filters::Filters) ->
         NodeRole::Manager => "manager",
         NodeRole::Worker => "worker",
     };
-    let label =
-        |labels: &std::collections::BTreeMap<String, String>, l: &str| match l.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-            None => labels.contains_key(l),
-        };
     f.pass("id", |p| node.id.starts_with(p))
         && f.pass("name", |n| {
             annotations.name.starts_with(n) || hostname.starts_with(n)
         })
         && f.pass("role", |r| r == role)
         && f.pass("membership", |m| m == "accepted")
-        && f.get("node.label")
-            .iter()
-            .all(|l| label(&annotations.labels, l))
-        && f.get("label").iter().all(|l| label(&engine_labels, l))
+        && f.labels_pass("node.label", |k| {
+            annotations.labels.get(k).map(String::as_str)
+        })
+        && f.labels_pass("label", |k| engine_labels.get(k).map(String::as_str))
 }

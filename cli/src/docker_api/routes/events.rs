@@ -140,10 +140,7 @@ fn pass(m: &EventMessage, f: &Filters) -> bool {
         && KINDS.iter().all(|kind| {
             f.get(kind).is_empty() || (typ == *kind && f.pass(kind, |x| x == id || x == name))
         })
-        && f.get("label").iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => attrs.get(k).is_some_and(|x| x == v),
-            None => attrs.contains_key(l.as_str()),
-        })
+        && f.labels_pass("label", |k| attrs.get(k).map(String::as_str))
 }
 
 #[cfg(test)]

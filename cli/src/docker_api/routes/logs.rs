@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use shoal_proto::control::{GetServiceRequest, GetTaskRequest};
 use shoal_proto::logs::{
     LogMessage, LogSelector, LogStream, LogSubscriptionOptions, SubscribeLogsRequest,
 };
@@ -39,17 +38,7 @@ pub async fn service_logs(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> ApiResult<Response> {
-    let service = d
-        .control
-        .clone()
-        .get_service(GetServiceRequest {
-            service_id: id.clone(),
-        })
-        .await
-        .map_err(|e| ApiError::lookup(e, "service", &id))?
-        .into_inner()
-        .service
-        .unwrap_or_default();
+    let service = super::services::get(&d, &id).await?;
     let tty = service
         .spec
         .as_ref()
@@ -69,17 +58,7 @@ pub async fn task_logs(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> ApiResult<Response> {
-    let task = d
-        .control
-        .clone()
-        .get_task(GetTaskRequest {
-            task_id: id.clone(),
-        })
-        .await
-        .map_err(|e| ApiError::lookup(e, "task", &id))?
-        .into_inner()
-        .task
-        .unwrap_or_default();
+    let task = super::services::get_task(&d, &id).await?;
     let tty = task
         .spec
         .as_ref()

@@ -63,7 +63,8 @@ pub async fn inspect(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResu
     Ok(Json(service_json(&get(&d, &id).await?, None)))
 }
 
-async fn get(d: &Daemon, id: &str) -> ApiResult<objects::Service> {
+/// The service `id` names (an id, a unique id prefix, or a name).
+pub(super) async fn get(d: &Daemon, id: &str) -> ApiResult<objects::Service> {
     d.control
         .clone()
         .get_service(GetServiceRequest {
@@ -265,11 +266,8 @@ pub async fn tasks(State(d): State<Daemon>, Query(q): Q) -> ApiResult<Json<Vec<V
                     s.spec.as_ref().and_then(|x| x.task.as_ref()) == t.spec.as_ref()
                 });
                 filters.pass("name", |n| name.starts_with(n))
-                    && filters.get("label").iter().all(|l| {
-                        labels.is_some_and(|labels| match l.split_once('=') {
-                            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                            None => labels.contains_key(l.as_str()),
-                        })
+                    && filters.labels_pass("label", |k| {
+                        labels.and_then(|l| l.get(k)).map(String::as_str)
                     })
                     && (!up_to_date || current)
             })
@@ -298,18 +296,21 @@ fn task_name(task: &objects::Task) -> String {
 
 /// `GET /tasks/{id}`.
 pub async fn task(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let task = d
-        .control
+    Ok(Json(task_json(&get_task(&d, &id).await?)))
+}
+
+/// The task `id` names.
+pub(super) async fn get_task(d: &Daemon, id: &str) -> ApiResult<objects::Task> {
+    d.control
         .clone()
         .get_task(GetTaskRequest {
-            task_id: id.clone(),
+            task_id: id.to_string(),
         })
         .await
-        .map_err(|e| ApiError::lookup(e, "task", &id))?
+        .map_err(|e| ApiError::lookup(e, "task", id))?
         .into_inner()
         .task
-        .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
-    Ok(Json(task_json(&task)))
+        .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
 }
 
 /// `GET /distribution/{name}/json`: the digest the image's tag names now,
