@@ -212,15 +212,7 @@ async fn membership_is_by_certificate_and_demotion_ends_raft_streams() {
         .await
         .expect("join through a follower")
         .into_inner();
-    // The leader publishes its status from the Raft thread: give it a moment.
-    let mut recorded = None;
-    for _ in 0..50 {
-        recorded = leader.raft.status().members.get(&joined.raft_id).cloned();
-        if recorded.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recorded = settled(&leader, |s| s.members.get(&joined.raft_id).cloned()).await;
     assert_eq!(recorded.map(|m| m.node_id), Some(id_of(&joiner)));
 
     // Leave names another node's member: refused, whoever forwards it.
@@ -243,15 +235,11 @@ async fn membership_is_by_certificate_and_demotion_ends_raft_streams() {
         .leave(LeaveRequest { node: None })
         .await
         .expect("leave through a follower");
-    let mut gone = false;
-    for _ in 0..50 {
-        gone = !leader.raft.status().members.contains_key(&joined.raft_id);
-        if gone {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "the joiner's member is removed");
+    let gone = settled(&leader, |s| {
+        (!s.members.contains_key(&joined.raft_id)).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the joiner's member is removed");
 
     // A Raft stream the follower opened as a manager ends when it is
     // demoted, and no new one opens.
@@ -318,4 +306,19 @@ async fn a_renewal_forwarded_by_a_follower_is_the_node_s_own() {
     let der = shoal_proto::tls::certs_from_pem(&issued.certificate).unwrap();
     let id = shoal_proto::identity::NodeIdentity::from_cert_der(&der[0]).unwrap();
     assert_eq!((id.node_id, id.role), (id_of(&w), NodeRole::Worker));
+}
+
+/// What `look` finds in the leader's Raft status within 5 s: the status is
+/// published from the Raft thread, a moment after a change applies.
+async fn settled<T>(
+    leader: &shoal_manager::context::ManagerContext,
+    look: impl Fn(&shoal_manager::raft::node::RaftStatus) -> Option<T>,
+) -> Option<T> {
+    for _ in 0..50 {
+        if let Some(found) = look(&leader.raft.status()) {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
