@@ -6,6 +6,7 @@
 //!   manager (by role) and serves the local API on a Unix socket.
 //! - [`client`], [`host`]: how a command reaches its daemon.
 //! - [`output`]: tables, JSON and `--format`.
+//! - [`web`]: `shoal daemon --web-addr`, a live web view of the cluster.
 
 mod client;
 mod cmd;
@@ -15,6 +16,7 @@ mod docker_api;
 mod host;
 mod output;
 mod registry_auth;
+mod web;
 
 use std::process::ExitCode;
 

@@ -11,7 +11,10 @@
 //! - `allocator`: subnets, VXLAN ids, VIPs, task addresses, published ports.
 //! - `logbroker`: log subscriptions from the CLI, relayed from workers.
 //! - `events`: Docker-style cluster events, a log per manager (`Watch`).
+//! - `backup`: `swarm backup` files, sealed with a passphrase's key.
 //! - `leader`: starts the leader-only loops and stops them with leadership.
+//! - `metrics`: Prometheus metrics, counted where things happen or read
+//!   from the running manager when scraped.
 //!
 //! A manager never runs a task and never depends on the worker crate: all
 //! it shares with workers is the protocol in `shoal-proto`.
@@ -20,6 +23,7 @@
 pub mod allocator;
 pub mod authz;
 pub mod autolock;
+pub mod backup;
 pub mod ca;
 pub mod context;
 pub mod controlapi;
@@ -28,6 +32,7 @@ pub mod events;
 pub mod leader;
 pub mod logbroker;
 pub mod membership;
+pub mod metrics;
 pub mod orchestrator;
 pub mod passes;
 pub mod raft;

@@ -83,6 +83,9 @@ pub enum Bootstrap {
         node: Box<Node>,
         /// The ingress network.
         ingress: Box<Network>,
+        /// Objects a `--restore` brings back from a backup (services,
+        /// networks, secrets, configs), committed after the first batch.
+        restored: Box<shoal_proto::store::StoreSnapshot>,
     },
     /// A new member: start from these peers and wait for a snapshot.
     Join {
@@ -200,6 +203,7 @@ impl Manager {
                 cluster,
                 node,
                 ingress,
+                restored,
             } => {
                 let founder = RaftMember {
                     raft_id: config.raft_id,
@@ -207,7 +211,7 @@ impl Manager {
                     addr: config.advertise.clone(),
                 };
                 storage.persist_ready(&[], None, Some(node::bootstrap_snapshot(founder)))?;
-                (Some((cluster, node, ingress)), Vec::new())
+                (Some((cluster, node, ingress, restored)), Vec::new())
             }
             Bootstrap::Join { peers } => (None, peers),
             Bootstrap::Restart => (None, Vec::new()),
@@ -317,7 +321,7 @@ impl Manager {
         });
         tasks.close();
 
-        if let Some((cluster, node, ingress)) = new_cluster {
+        if let Some((cluster, node, ingress, restored)) = new_cluster {
             wait_leader(&ctx, Duration::from_secs(10)).await?;
             ctx.update(|tx| {
                 tx.create(*cluster)?;
@@ -327,6 +331,11 @@ impl Manager {
             })
             .await
             .map_err(|e| ManagerError::Raft(e.message().to_string()))?;
+            crate::backup::commit_restored(&ctx, *restored)
+                .await
+                .map_err(|e| {
+                    ManagerError::Raft(format!("restoring the backup: {}", e.message()))
+                })?;
         }
         slot.set(Some(ctx.clone()));
         tracing::info!(%local_addr, raft_id = format_args!("{raft_id:x}"), "manager started");

@@ -17,68 +17,14 @@ use shoal_proto::control::CreateConfigRequest;
 use shoal_proto::control::control_client::ControlClient;
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::objects::{Annotations, ConfigSpec};
+use shoal_tests::managers::{
+    Rng, client_runtime, converged, credentials, managers, spawn_in_netns, store_info,
+};
 use shoal_tests::{Cluster, eventually};
 use tonic::Code;
 use tonic::transport::Channel;
 
 // ---- helpers ----
-
-/// `n` hosts, all managers, all Ready.
-fn managers(n: usize) -> anyhow::Result<Cluster> {
-    let cluster = Cluster::start(n)?;
-    cluster.init_swarm(0)?;
-    for i in 1..n {
-        cluster.join(i, 0, "manager")?;
-    }
-    cluster.wait_nodes_ready(0, n, Duration::from_secs(30))?;
-    Ok(cluster)
-}
-
-/// What `shoal info` says of a manager's store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StoreInfo {
-    applied: u64,
-    digest: String,
-}
-
-fn store_info(cluster: &Cluster, i: usize) -> anyhow::Result<StoreInfo> {
-    let out = cluster.shoal(i, &["info", "--format", "json"]).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&out).context("info json")?;
-    let swarm = &v["Swarm"];
-    Ok(StoreInfo {
-        applied: swarm["RaftAppliedIndex"]
-            .as_u64()
-            .context("no Swarm.RaftAppliedIndex")?,
-        digest: swarm["StoreDigest"]
-            .as_str()
-            .context("no Swarm.StoreDigest")?
-            .to_string(),
-    })
-}
-
-/// Waits until every host in `hosts` has applied the same index, at least
-/// `at_least`, and holds a store with the same digest; returns what they
-/// agree on. (Managers restarted together agree on their snapshot for a
-/// moment before they replay their logs: hence the floor.)
-fn converged(
-    cluster: &Cluster,
-    hosts: &[usize],
-    at_least: u64,
-    within: Duration,
-) -> anyhow::Result<StoreInfo> {
-    eventually("managers converge", within, || {
-        let infos = hosts
-            .iter()
-            .map(|&i| store_info(cluster, i).map(|s| (i, s)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let first = &infos[0].1;
-        anyhow::ensure!(
-            first.applied >= at_least.max(2) && infos.iter().all(|(_, s)| s == first),
-            "not yet: {infos:?}"
-        );
-        Ok(first.clone())
-    })
-}
 
 /// The names of every config, as host `i` lists them.
 fn config_names(cluster: &Cluster, i: usize) -> anyhow::Result<Vec<String>> {
@@ -94,38 +40,6 @@ fn config_ids(cluster: &Cluster, i: usize) -> anyhow::Result<Vec<String>> {
     let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
     ids.sort();
     Ok(ids)
-}
-
-/// Host `i`'s node credentials (a manager's certificate).
-fn credentials(cluster: &Cluster, i: usize) -> anyhow::Result<NodeCredentials> {
-    NodeCredentials::load(&NodeCredentials::dir(cluster.state_dir(i)))?
-        .context("no node credentials")
-}
-
-/// Runs `f` on a new thread inside host `i`'s network namespace, without
-/// waiting for it (for a client that runs while the test kills daemons).
-/// The thread is no process of its own, so killing the host spares it.
-fn spawn_in_netns<R: Send + 'static>(
-    cluster: &Cluster,
-    i: usize,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<R>>> {
-    let path = format!("/var/run/netns/{}", cluster.netns(i));
-    let ns = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
-    Ok(std::thread::spawn(move || {
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| anyhow::anyhow!("setns: {e}"))?;
-        Ok(f())
-    }))
-}
-
-/// A runtime for clients; its threads inherit the caller's namespace.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Creates config `name` (small data) through `client`.
@@ -217,42 +131,6 @@ async fn write_all(
     all
 }
 
-/// A small xorshift generator: random enough to pick victims and moments,
-/// and reproducible from the seed it prints (`SHOAL_TEST_SEED`).
-struct Rng(u64);
-
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("SHOAL_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            })
-            | 1;
-        eprintln!("random seed {seed} (set SHOAL_TEST_SEED={seed} to replay)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from))
-    }
-}
-
 // ---- 1. snapshot catch-up ----
 
 /// `text` without ANSI colour sequences (daemon logs are coloured).
@@ -304,7 +182,7 @@ fn a_follower_down_for_20000_writes_catches_up_by_snapshot() -> anyhow::Result<(
     let (addr, creds) = (cluster.manager_addr(leader), credentials(&cluster, leader)?);
     let started = Instant::now();
     let written = cluster.in_netns(leader, move || {
-        runtime().block_on(write_all(addr, creds, names, IN_FLIGHT))
+        client_runtime().block_on(write_all(addr, creds, names, IN_FLIGHT))
     })?;
     let took = started.elapsed();
     eprintln!(
@@ -397,7 +275,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() -> anyhow::Result<()> {
     let writer = {
         let (acked, failures, stop) = (acked.clone(), failures.clone(), stop.clone());
         spawn_in_netns(&cluster, 0, move || {
-            runtime().block_on(async move {
+            client_runtime().block_on(async move {
                 let tls = creds.client_config().expect("tls");
                 let clients: Vec<_> = addrs
                     .iter()
@@ -574,7 +452,7 @@ fn a_damaged_state_dir_is_refused_with_a_clear_error() -> anyhow::Result<()> {
     let (addr, creds) = (cluster.manager_addr(0), credentials(&cluster, 0)?);
     let names: Vec<String> = (0..CONFIGS).map(|k| format!("kept-{k:02}")).collect();
     let written = cluster.in_netns(0, move || {
-        runtime().block_on(write_all(addr, creds, names, 8))
+        client_runtime().block_on(write_all(addr, creds, names, 8))
     })?;
     assert_eq!(written.ok, CONFIGS, "{written:?}");
     let ids = config_ids(&cluster, 0)?;

@@ -62,6 +62,8 @@ pub async fn run(
     mut reports: mpsc::UnboundedReceiver<crate::task::Report>,
     shutdown: CancellationToken,
 ) {
+    // The node's metrics are shown while it is in a swarm: while this runs.
+    let _in_swarm = crate::metrics::InSwarm::enter();
     let mut pending = Pending::new();
     let mut managers = config.managers.clone();
     managers.dedup();
@@ -177,7 +179,9 @@ fn heartbeats(
             let beat = HeartbeatRequest {
                 session_id: session_id.clone(),
             };
-            match client.heartbeat(beat).await {
+            let answer = client.heartbeat(beat).await;
+            crate::metrics::METRICS.heartbeat(answer.is_err());
+            match answer {
                 Ok(r) => {
                     let given = r
                         .into_inner()

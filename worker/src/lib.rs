@@ -17,6 +17,8 @@
 //!   embedded engine mounts into tasks.
 //! - [`task`]: one actor per task; [`worker`]: the assignment set.
 //! - [`net`]: overlay networks, DNS, load balancing, egress.
+//! - [`metrics`]: the node's Prometheus metrics (tasks by state, engine
+//!   calls, heartbeats, data-plane syncs).
 //!
 //! A worker never writes cluster state except through the dispatcher.
 #![deny(missing_docs)]
@@ -28,6 +30,7 @@ pub mod health;
 pub mod host;
 pub mod image;
 pub mod logs;
+pub mod metrics;
 pub mod net;
 pub mod task;
 #[cfg(test)]

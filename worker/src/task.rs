@@ -40,6 +40,8 @@ struct Actor {
     id: String,
     reports: mpsc::UnboundedSender<Report>,
     state: TaskState,
+    /// The task counted under `state` in the node's metrics.
+    counted: crate::metrics::Counted,
     last: TaskStatus,
 }
 
@@ -49,6 +51,7 @@ impl Actor {
             return;
         }
         self.state = state;
+        self.counted.set(state);
         let mut status = TaskStatus {
             timestamp: Some(SystemTime::now().into()),
             message: message.to_string(),
@@ -138,6 +141,7 @@ pub async fn run(
         engine: engine.clone(),
         plane: plane.clone(),
         state: observed(&first.task),
+        counted: crate::metrics::Counted::new(observed(&first.task)),
         last: first.task.status.clone().unwrap_or_default(),
         id: id.clone(),
         reports,

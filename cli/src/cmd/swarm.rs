@@ -12,6 +12,8 @@ use shoal_proto::local::{InfoRequest, SwarmInitRequest, SwarmJoinRequest, SwarmL
 use crate::client::{self, status_error};
 use crate::host::Host;
 
+mod backup;
+
 /// `shoal swarm ...`
 #[derive(Debug, Subcommand)]
 pub enum SwarmCommand {
@@ -33,6 +35,9 @@ pub enum SwarmCommand {
     UnlockKey(UnlockKeyArgs),
     /// Display and rotate the root CA.
     Ca(CaArgs),
+    /// Write a sealed backup of the swarm's services, networks, secrets,
+    /// configs and settings (run on a manager, while it serves).
+    Backup(backup::BackupArgs),
 }
 
 /// `swarm init` flags.
@@ -65,6 +70,14 @@ pub struct InitArgs {
     /// Force create a new cluster from current state.
     #[arg(long)]
     force_new_cluster: bool,
+    /// With --force-new-cluster: start the new cluster from a backup made
+    /// by `swarm backup`.
+    #[arg(long, value_name = "FILE", requires = "force_new_cluster")]
+    restore: Option<std::path::PathBuf>,
+    /// The backup's passphrase, from this file ("-" for standard input;
+    /// default: $SHOAL_BACKUP_PASSPHRASE).
+    #[arg(long, value_name = "FILE", requires = "restore")]
+    passphrase_file: Option<std::path::PathBuf>,
 }
 
 /// `swarm join` flags.
@@ -182,26 +195,36 @@ pub async fn run(host: &Host, cmd: SwarmCommand) -> anyhow::Result<()> {
         SwarmCommand::Update(args) => update(host, args).await,
         SwarmCommand::Unlock => unlock(host).await,
         SwarmCommand::UnlockKey(args) => unlock_key(host, args).await,
+        SwarmCommand::Backup(args) => backup::backup(host, args).await,
     }
 }
 
 async fn init(host: &Host, args: InitArgs) -> anyhow::Result<()> {
-    let mut local = LocalClient::new(client::connect(host).await?);
-    let reply = local
-        .swarm_init(SwarmInitRequest {
-            listen_addr: args.listen_addr,
-            advertise_addr: args.advertise_addr,
-            force_new_cluster: args.force_new_cluster,
-            autolock: args.autolock,
-            cert_expiry_seconds: args.cert_expiry.map_or(0, |d| d.as_secs()),
-            task_history_limit: args.task_history_limit,
-            default_addr_pool: args.default_addr_pool,
-            subnet_size: args.subnet_size,
-            data_path_port: args.data_path_port,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let request = SwarmInitRequest {
+        listen_addr: args.listen_addr,
+        advertise_addr: args.advertise_addr,
+        force_new_cluster: args.force_new_cluster,
+        autolock: args.autolock,
+        cert_expiry_seconds: args.cert_expiry.map_or(0, |d| d.as_secs()),
+        task_history_limit: args.task_history_limit,
+        default_addr_pool: args.default_addr_pool,
+        subnet_size: args.subnet_size,
+        data_path_port: args.data_path_port,
+    };
+    let reply = match &args.restore {
+        Some(file) => {
+            let init = SwarmInitRequest {
+                force_new_cluster: false,
+                ..request
+            };
+            backup::restore(host, init, file, args.passphrase_file.as_deref()).await?
+        }
+        None => LocalClient::new(client::connect(host).await?)
+            .swarm_init(request)
+            .await
+            .map_err(status_error)?
+            .into_inner(),
+    };
     println!(
         "Swarm initialized: current node ({}) is now a manager.",
         reply.node_id

@@ -16,11 +16,12 @@ use shoal_proto::local::{
     ImageInspectRequest, ImageInspectResponse, ImageListRequest, ImageListResponse, ImageLoadChunk,
     ImageLoadResponse, ImagePruneRequest, ImagePruneResponse, ImagePullRequest, ImageRemoveRequest,
     ImageRemoveResponse, ImageResolveRequest, ImageResolveResponse, InfoRequest, InfoResponse,
-    SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest, SwarmJoinResponse, SwarmLeaveRequest,
-    SwarmLeaveResponse, SwarmUnlockRequest, SwarmUnlockResponse, VersionRequest, VersionResponse,
-    VolumeCreateRequest, VolumeCreateResponse, VolumeInspectRequest, VolumeInspectResponse,
-    VolumeListRequest, VolumeListResponse, VolumePruneRequest, VolumePruneResponse,
-    VolumeRemoveRequest, VolumeRemoveResponse, local_server::Local,
+    SwarmBackupChunk, SwarmBackupRequest, SwarmInitRequest, SwarmInitResponse, SwarmJoinRequest,
+    SwarmJoinResponse, SwarmLeaveRequest, SwarmLeaveResponse, SwarmRestoreChunk,
+    SwarmUnlockRequest, SwarmUnlockResponse, VersionRequest, VersionResponse, VolumeCreateRequest,
+    VolumeCreateResponse, VolumeInspectRequest, VolumeInspectResponse, VolumeListRequest,
+    VolumeListResponse, VolumePruneRequest, VolumePruneResponse, VolumeRemoveRequest,
+    VolumeRemoveResponse, local_server::Local,
 };
 use shoal_worker::engine::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
@@ -28,6 +29,10 @@ use shoal_worker::image::RegistryAuth;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::swarm::SwarmNode;
+
+/// The largest backup a restore reads (a backup holds no tasks: this is
+/// room for thousands of services, secrets and configs).
+const MAX_BACKUP_BYTES: usize = 1 << 30;
 
 /// Serves version and info about this node, and its swarm membership.
 pub struct LocalApi {
@@ -68,6 +73,8 @@ impl LocalApi {
 #[tonic::async_trait]
 impl Local for LocalApi {
     type ImagePullStream = images::PullStream;
+    type SwarmBackupStream =
+        futures_util::stream::Iter<std::vec::IntoIter<Result<SwarmBackupChunk, Status>>>;
 
     async fn version(
         &self,
@@ -110,6 +117,54 @@ impl Local for LocalApi {
     ) -> Result<Response<SwarmInitResponse>, Status> {
         self.swarm
             .init(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn swarm_backup(
+        &self,
+        request: Request<SwarmBackupRequest>,
+    ) -> Result<Response<Self::SwarmBackupStream>, Status> {
+        let (summary, file) = self.swarm.backup(request.into_inner().passphrase).await?;
+        let mut chunks: Vec<_> = file
+            .chunks(shoal_proto::listing::CHUNK_BYTES)
+            .map(|data| {
+                Ok(SwarmBackupChunk {
+                    summary: None,
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        if let Some(Ok(first)) = chunks.first_mut() {
+            first.summary = Some(summary);
+        }
+        Ok(Response::new(futures_util::stream::iter(chunks)))
+    }
+
+    async fn swarm_restore(
+        &self,
+        request: Request<Streaming<SwarmRestoreChunk>>,
+    ) -> Result<Response<SwarmInitResponse>, Status> {
+        let mut chunks = request.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty restore request"))?;
+        let init = first
+            .init
+            .ok_or_else(|| Status::invalid_argument("a restore starts with the init flags"))?;
+        let mut file = first.data;
+        while let Some(chunk) = chunks.message().await? {
+            file.extend_from_slice(&chunk.data);
+            if file.len() > MAX_BACKUP_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "the backup is larger than {} MiB: not a Shoal backup",
+                    MAX_BACKUP_BYTES >> 20
+                )));
+            }
+        }
+        self.swarm
+            .restore(init, file, first.passphrase)
             .await
             .map(Response::new)
     }

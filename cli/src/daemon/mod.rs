@@ -8,6 +8,7 @@
 
 mod addr;
 mod local_api;
+mod metrics;
 mod renew;
 mod socket;
 mod state_dir;
@@ -58,6 +59,19 @@ pub struct DaemonArgs {
     /// `DOCKER_HOST=unix:///run/shoal/docker.sock docker service ls`.
     #[arg(long, value_name = "unix:///PATH")]
     docker_api: Option<Host>,
+
+    /// Serve Prometheus metrics on GET /metrics at this TCP address, e.g.
+    /// 127.0.0.1:9323 (plain HTTP, no authentication: they show the
+    /// cluster's shape and activity, not its data).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Serve a live, read-only web view of the cluster (a column per node,
+    /// a card per task) at this TCP address, e.g. 127.0.0.1:8080. Only a
+    /// manager has data to show (plain HTTP, no authentication: listen
+    /// where only trusted users reach it).
+    #[arg(long, value_name = "ADDR:PORT")]
+    web_addr: Option<std::net::SocketAddr>,
 
     /// Default log level (overridden by SHOAL_LOG, same syntax as RUST_LOG).
     #[arg(long, default_value = "info")]
@@ -144,6 +158,36 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let web = match args.web_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot serve the web view on {addr}: {e}"))?;
+            tracing::info!(%addr, "serving the web view");
+            let channel = crate::docker_api::channel_to(host.socket());
+            Some(tokio::spawn(crate::web::serve(
+                listener,
+                channel,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let metrics_served = match args.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+            tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+            let registry = metrics::registry(slot.clone());
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                registry,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))
         .add_service(ControlApi::new(slot.clone()).server())
@@ -155,6 +199,12 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     if let Some((served, file)) = docker_api {
         let _ = served.await;
         drop(file);
+    }
+    if let Some(served) = web {
+        let _ = served.await;
+    }
+    if let Some(served) = metrics_served {
+        let _ = served.await;
     }
     swarm.stop().await;
     if let Ok(Some(signal)) = signals.await {

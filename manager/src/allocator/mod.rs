@@ -95,6 +95,7 @@ impl Passes for Loop {
 
     /// One pass: pools from a view, a plan, one update.
     async fn pass(&mut self) -> Result<(), Status> {
+        let _timer = crate::metrics::timer(&crate::metrics::METRICS.allocator_pass);
         let now = SystemTime::now();
         let cursors = &mut self.cursors;
         let (batch, waiting) = self.ctx.store.build(|tx| {

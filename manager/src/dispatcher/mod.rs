@@ -262,7 +262,10 @@ impl Dispatcher for DispatcherService {
         let mut known = members_of(&leadership.borrow());
         let disconnected = self.disconnected.clone();
         let closed_node = node_id.clone();
+        let open = crate::metrics::Session::open();
         tokio::spawn(async move {
+            // Counted as open for as long as this task holds it.
+            let _open = open;
             loop {
                 tokio::select! {
                     _ = tx.closed() => {
@@ -363,7 +366,8 @@ impl Dispatcher for DispatcherService {
         let ctx = self.ctx.clone();
         let mut leadership = self.ctx.raft.watch_status();
         tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
+            use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+            let mut touched = assignments::Touched::default();
             loop {
                 let resync = tokio::select! {
                     _ = tx.closed() => return,
@@ -375,8 +379,11 @@ impl Dispatcher for DispatcherService {
                         continue;
                     }
                     commit = commits.recv() => match commit {
-                        Ok(commit) => set.concerns(&commit),
-                        Err(RecvError::Lagged(_)) => true,
+                        Ok(commit) => set.note(&commit, &mut touched),
+                        Err(RecvError::Lagged(_)) => {
+                            touched.everything();
+                            true
+                        }
                         Err(RecvError::Closed) => return,
                     },
                 };
@@ -384,10 +391,17 @@ impl Dispatcher for DispatcherService {
                     continue;
                 }
                 // Fold whatever else already arrived into one message.
-                while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
-                    commits.try_recv()
-                {}
-                if let Some(message) = ctx.store.view(|t| set.incremental(t))
+                loop {
+                    match commits.try_recv() {
+                        Ok(commit) => {
+                            set.note(&commit, &mut touched);
+                        }
+                        Err(TryRecvError::Lagged(_)) => touched.everything(),
+                        Err(_) => break,
+                    }
+                }
+                let batch = std::mem::take(&mut touched);
+                if let Some(message) = ctx.store.view(|t| set.incremental(t, batch))
                     && !networks::send_parts(&tx, message).await
                 {
                     return;

@@ -63,6 +63,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
                 );
             }
             let now = SystemTime::now();
+            let timer = crate::metrics::timer(&crate::metrics::METRICS.orchestrator_pass);
             let (batch, next_wake) = match ctx.store.build(|tx| {
                 let t = tx.tables();
                 let mut next_wake: Option<SystemTime> = None;
@@ -86,7 +87,9 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
             let changes = batch.actions.len();
             // Computed once (a pass walks every task of its services), but
             // committed in bounded parts: 100,000 replicas are 50 entries.
-            if let Err(e) = ctx.commit_parts(batch).await {
+            let committed = ctx.commit_parts(batch).await;
+            drop(timer);
+            if let Err(e) = committed {
                 tracing::debug!(error = %e.message(), "orchestrator commit lost a race; recomputing");
                 sleep_or_stop(&shutdown, RETRY).await;
                 continue;

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::flusher::{Flusher, Synced};
 use super::log::RaftLog;
-use super::node::{Applied, ProposeError, RaftConfig, RaftStatus, Reply, Request, Transport};
+use super::node::{
+    Applied, ProposeError, RaftConfig, RaftProgress, RaftStatus, Reply, Request, Transport,
+};
 use super::snapshotter::{Snapshotter, TakenReport};
 use crate::store::Store;
 
@@ -54,6 +56,8 @@ pub(super) struct Node<L: RaftLog, T: Transport> {
     next_id: u64,
     pub(super) status_tx: watch::Sender<RaftStatus>,
     pub(super) applied_tx: watch::Sender<u64>,
+    /// Commit and snapshot indexes, for metrics.
+    pub(super) progress: Arc<RaftProgress>,
     pub(super) applied: u64,
     pub(super) last_snapshot: u64,
     /// A membership change was applied: snapshot now, because raft-rs
@@ -97,6 +101,8 @@ fn fatal(e: super::storage::StorageError) -> ProposeError {
 }
 
 impl<L: RaftLog, T: Transport> Node<L, T> {
+    // Each is a part the node owns or a channel it publishes on.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         config: RaftConfig,
         raw: RawNode<L>,
@@ -105,6 +111,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         members: BTreeMap<u64, RaftMember>,
         status_tx: watch::Sender<RaftStatus>,
         applied_tx: watch::Sender<u64>,
+        progress: Arc<RaftProgress>,
     ) -> (Self, Reports) {
         let applied = *applied_tx.borrow();
         let (flusher, synced) = Flusher::start(raw.store().syncer());
@@ -125,6 +132,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             next_id: 1,
             status_tx,
             applied_tx,
+            progress,
             applied,
             last_snapshot: applied,
             snapshot_now: false,
@@ -137,6 +145,8 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
             unsynced: VecDeque::new(),
         };
         node.transport.set_members(&node.members);
+        // The snapshot the log starts from is stored.
+        node.progress.set_snapshot(node.last_snapshot);
         node.publish_status();
         (node, Reports { synced, snapshots })
     }
@@ -409,6 +419,8 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         if !self.raw.has_ready() {
             return Ok(());
         }
+        // Before applying: whoever sees an index applied sees it committed.
+        self.progress.set_commit(self.raw.raft.raft_log.committed);
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss()
             && ss.raft_state != StateRole::Leader
@@ -502,6 +514,11 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     pub(super) fn publish_status(&mut self) {
+        self.progress.set_commit(self.raw.raft.raft_log.committed);
+        let leader = self.raw.raft.leader_id;
+        if leader != 0 && leader != self.status_tx.borrow().leader {
+            crate::metrics::METRICS.leader_changes.inc();
+        }
         let status = RaftStatus {
             id: self.config.id,
             leader: self.raw.raft.leader_id,

@@ -31,6 +31,7 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
         self.transport.set_members(&self.members);
         self.applied = index;
         self.last_snapshot = index;
+        self.progress.set_snapshot(index);
         self.snapshot_bytes = snapshot.data.len() as u64;
         self.log_bytes = 0;
         self.log_writes = 0;
@@ -224,6 +225,9 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     fn on_snapshot_stored(&mut self, bytes: Option<u64>) {
         if let Some(bytes) = bytes {
             self.snapshot_bytes = bytes;
+            // One snapshot at a time, or a later one stored in the loop:
+            // either way the last one taken is on disk now.
+            self.progress.set_snapshot(self.last_snapshot);
         }
     }
 

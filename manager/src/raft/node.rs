@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -138,6 +139,35 @@ impl RaftStatus {
     }
 }
 
+/// How far the log has come, for metrics. Apart from [`RaftStatus`]
+/// because these move with every commit, and the status's watchers (the
+/// leader loops, every session) would wake as often.
+#[derive(Debug, Default)]
+pub struct RaftProgress {
+    commit: AtomicU64,
+    snapshot: AtomicU64,
+}
+
+impl RaftProgress {
+    /// The highest log index this node knows committed.
+    pub fn commit(&self) -> u64 {
+        self.commit.load(Ordering::Relaxed)
+    }
+
+    /// The log index of the last snapshot stored.
+    pub fn snapshot(&self) -> u64 {
+        self.snapshot.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_commit(&self, index: u64) {
+        self.commit.store(index, Ordering::Relaxed);
+    }
+
+    pub(super) fn set_snapshot(&self, index: u64) {
+        self.snapshot.store(index, Ordering::Relaxed);
+    }
+}
+
 /// Where the node's outgoing messages go.
 pub trait Transport: Send + 'static {
     /// Sends messages to their `to` members; failures come back through
@@ -166,6 +196,7 @@ pub struct RaftHandle {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<RaftStatus>,
     applied: watch::Receiver<u64>,
+    progress: Arc<RaftProgress>,
     /// Why the node stopped, when it failed (a full disk, a damaged file):
     /// what every later request is told instead of "stopped".
     failure: Arc<std::sync::OnceLock<ProposeError>>,
@@ -202,7 +233,18 @@ impl RaftHandle {
     /// [`RaftHandle::propose`], telling where the batch landed: what a
     /// watcher compares with [`crate::store::Commit`] to know its own echo.
     pub async fn propose_marked(&self, batch: StoreBatch) -> Result<Applied, ProposeError> {
-        self.ask(|r| Request::Propose(batch, r)).await
+        let started = std::time::Instant::now();
+        let result = self.ask(|r| Request::Propose(batch, r)).await;
+        let metrics = &crate::metrics::METRICS;
+        match &result {
+            Ok(_) => metrics
+                .proposal_duration
+                .observe(started.elapsed().as_secs_f64()),
+            Err(_) => {
+                metrics.proposals_failed.inc();
+            }
+        }
+        result
     }
 
     /// Waits until this node's store reflects every write committed before
@@ -274,6 +316,11 @@ impl RaftHandle {
     /// The latest status.
     pub fn status(&self) -> RaftStatus {
         self.status.borrow().clone()
+    }
+
+    /// How far the log has come (commit and snapshot indexes).
+    pub fn progress(&self) -> &RaftProgress {
+        &self.progress
     }
 
     /// A receiver that sees every status change (leader elected, ...).
@@ -369,10 +416,12 @@ pub fn start<L: RaftLog, T: Transport>(
     });
     let (applied_tx, applied_rx) = watch::channel(applied);
     let failure = Arc::new(std::sync::OnceLock::new());
+    let progress = Arc::new(RaftProgress::default());
     let handle = RaftHandle {
         requests,
         status,
         applied: applied_rx,
+        progress: progress.clone(),
         failure: failure.clone(),
     };
     // The loop, and the transport's tasks and connections it spawns, run
@@ -393,7 +442,7 @@ pub fn start<L: RaftLog, T: Transport>(
             let result = runtime.block_on(async move {
                 let transport = make_transport(for_transport);
                 let (mut node, reports) = Node::new(
-                    config, raw, store, transport, members, status_tx, applied_tx,
+                    config, raw, store, transport, members, status_tx, applied_tx, progress,
                 );
                 // The snapshot it restarted from sets when the next one is due.
                 node.snapshot_bytes = snapshot_bytes;

@@ -76,6 +76,19 @@ impl Filter {
             Filter::MaxReplicas => "max replicas per node limit exceed".to_string(),
         }
     }
+
+    /// The filter in a word or two: the `reason` label of the
+    /// unschedulable-tasks metric (few values, unlike [`Filter::explain`]).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Filter::Ready => "unavailable",
+            Filter::Resources => "resources",
+            Filter::Constraints => "constraints",
+            Filter::Platform => "platform",
+            Filter::HostPorts => "host_port",
+            Filter::MaxReplicas => "max_replicas",
+        }
+    }
 }
 
 /// The first filter `node` fails for `demand`, or `None` if it may take it.

@@ -61,7 +61,9 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
     };
     drive(me, watch, shutdown, TIMING, "scheduling")
         .instrument(tracing::info_span!("scheduler"))
-        .await
+        .await;
+    // Not leading any more: the next leader's scheduler counts them.
+    crate::metrics::set_unschedulable(&Default::default());
 }
 
 /// Tasks waiting for a node: Pending, and meant to run (or, for jobs,
@@ -109,11 +111,13 @@ impl Passes for Loop {
 
     /// One pass: plan on a view, record the plan in one update.
     async fn pass(&mut self) -> Result<(), Status> {
+        crate::metrics::METRICS.scheduler_passes.inc();
         let (plan, versions) = self.ctx.store.view(|tables| {
             let plan = plan(tables, &pending_tasks(tables));
             let versions = Versions::of(tables, &plan);
             (plan, versions)
         });
+        crate::metrics::set_unschedulable(&plan.reasons);
         self.waiting = !plan.unschedulable.is_empty();
         if plan.assign.is_empty() && plan.unschedulable.is_empty() {
             return Ok(());

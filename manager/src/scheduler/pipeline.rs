@@ -9,7 +9,7 @@
 //! then which holds fewest of them itself, then fewest tasks in all, then
 //! the lowest id (so plans are reproducible).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::objects::{Node, Task};
 
@@ -24,6 +24,40 @@ pub struct Plan {
     pub assign: Vec<(String, String)>,
     /// (task id, why): tasks that stay Pending, with the error to show.
     pub unschedulable: Vec<(String, String)>,
+    /// How many of `unschedulable` each reason ([`REASONS`]) holds back.
+    pub reasons: BTreeMap<&'static str, usize>,
+}
+
+/// A task no node takes because there are no nodes at all.
+const NO_NODES: &str = "no_nodes";
+/// A task whose placement constraints do not parse.
+const BAD_CONSTRAINT: &str = "bad_constraint";
+/// A preassigned task (global service) whose node is gone.
+const NODE_GONE: &str = "node_gone";
+
+/// Every reason a plan may give, in a word: one per filter (the one that
+/// refused most nodes), and the cases no filter decides. A metric's
+/// label, so a short fixed list rather than the explanation users see.
+pub const REASONS: [&str; 9] = [
+    "unavailable",
+    "resources",
+    "constraints",
+    "platform",
+    "host_port",
+    "max_replicas",
+    NO_NODES,
+    BAD_CONSTRAINT,
+    NODE_GONE,
+];
+
+/// Why a task stays pending: its reason's word and the message to show.
+type Refusal = (&'static str, String);
+
+impl Plan {
+    fn refuse(&mut self, task: &Task, (reason, why): Refusal) {
+        self.unschedulable.push((task.id.clone(), why));
+        *self.reasons.entry(reason).or_default() += 1;
+    }
 }
 
 /// Plans where `pending` tasks go. Preassigned tasks (global services,
@@ -47,7 +81,7 @@ pub fn plan(tables: &Tables, pending: &[&Task]) -> Plan {
         let demand = match Demand::new(task) {
             Ok(d) => d,
             Err(e) => {
-                plan.unschedulable.push((task.id.clone(), e.to_string()));
+                plan.refuse(task, (BAD_CONSTRAINT, e.to_string()));
                 continue;
             }
         };
@@ -62,7 +96,7 @@ pub fn plan(tables: &Tables, pending: &[&Task]) -> Plan {
                 plan.assign
                     .push((task.id.clone(), nodes[i].node.id.clone()));
             }
-            Err(why) => plan.unschedulable.push((task.id.clone(), why)),
+            Err(refusal) => plan.refuse(task, refusal),
         }
     }
     plan
@@ -74,19 +108,20 @@ fn check_preassigned(
     nodes: &[NodeInfo<'_>],
     by_id: &HashMap<&str, usize>,
     demand: &Demand<'_>,
-) -> Result<usize, String> {
+) -> Result<usize, Refusal> {
     let node_id = &demand.task.node_id;
-    let i = *by_id
-        .get(node_id.as_str())
-        .ok_or_else(|| format!("node {node_id} assigned to the task no longer exists"))?;
+    let i = *by_id.get(node_id.as_str()).ok_or_else(|| {
+        let why = format!("node {node_id} assigned to the task no longer exists");
+        (NODE_GONE, why)
+    })?;
     match first_refusal(demand, &nodes[i]) {
         None => Ok(i),
-        Some(filter) => Err(filter.explain(1)),
+        Some(filter) => Err((filter.reason(), filter.explain(1))),
     }
 }
 
 /// The best node for `demand`, or why there is none.
-fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, String> {
+fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, Refusal> {
     let mut refused: HashMap<Filter, usize> = HashMap::new();
     let candidates: Vec<usize> = (0..nodes.len())
         .filter(|&i| match first_refusal(demand, &nodes[i]) {
@@ -98,7 +133,7 @@ fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, String> 
         })
         .collect();
     if candidates.is_empty() {
-        return Err(explain(&refused));
+        return Err(refusal(&refused));
     }
 
     let service = demand.task.service_id.as_str();
@@ -126,18 +161,34 @@ fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, String> 
             (groups, node.tasks_of(service), node.total, &node.node.id)
         })
         .map(|(i, _)| *i);
-    best.ok_or_else(|| explain(&refused))
+    best.ok_or_else(|| refusal(&refused))
 }
 
-/// Docker's message for a task no node takes: the filters that refused
-/// most nodes first, ties in pipeline order.
-pub fn explain(refused: &HashMap<Filter, usize>) -> String {
+/// Why no node takes a task: the filter that refused most nodes (or
+/// "no nodes"), and [`explain`]'s message.
+fn refusal(refused: &HashMap<Filter, usize>) -> Refusal {
+    let reason = by_count(refused)
+        .first()
+        .map_or(NO_NODES, |(f, _)| f.reason());
+    (reason, explain(refused))
+}
+
+/// The filters that refused nodes, those that refused most first, ties in
+/// pipeline order.
+fn by_count(refused: &HashMap<Filter, usize>) -> Vec<(Filter, usize)> {
     let mut reasons: Vec<(Filter, usize)> = PIPELINE
         .iter()
         .filter_map(|f| refused.get(f).map(|&n| (*f, n)))
         .filter(|(_, n)| *n > 0)
         .collect();
     reasons.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    reasons
+}
+
+/// Docker's message for a task no node takes: the filters that refused
+/// most nodes first, ties in pipeline order.
+pub fn explain(refused: &HashMap<Filter, usize>) -> String {
+    let reasons = by_count(refused);
     if reasons.is_empty() {
         return "no suitable node".to_string();
     }

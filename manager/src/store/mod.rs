@@ -195,6 +195,15 @@ impl Store {
         f(&self.tables())
     }
 
+    /// [`Store::view`], with the applied index the view reflects.
+    pub fn view_at<R>(&self, f: impl FnOnce(&Tables) -> R) -> (u64, R) {
+        let (index, tables) = {
+            let inner = self.read();
+            (inner.applied_index, inner.tables.clone())
+        };
+        (index, f(&tables))
+    }
+
     /// Runs `f` on a view and subscribes to the commits after it, with no
     /// gap and no overlap between the two.
     pub fn view_and_watch<R>(

@@ -144,6 +144,11 @@ impl Tables {
         }
     }
 
+    /// How many objects of kind `T` there are: the table knows, no walk.
+    pub fn count<T: Stored>(&self) -> usize {
+        T::table(self).len()
+    }
+
     /// Every object of kind `T`, in no particular order.
     pub fn all<T: Stored>(&self) -> impl Iterator<Item = &T> {
         objects(T::table(self))

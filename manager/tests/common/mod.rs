@@ -112,6 +112,7 @@ impl Port {
                 cluster: Box::new(cluster),
                 node: Box::new(node),
                 ingress: Box::new(ingress),
+                restored: Box::default(),
             },
         )
         .await;

@@ -22,6 +22,7 @@
 //! - `sim`: no process; for control-plane benchmarks and tests.
 
 pub mod docker;
+pub mod metered;
 pub mod oci;
 pub mod process;
 pub mod signal;
@@ -282,8 +283,18 @@ pub struct EngineParams {
     pub volumes: Option<std::sync::Arc<crate::volume::VolumeStore>>,
 }
 
-/// Builds the engine [`crate::engine::resolve`] chose.
+/// Builds the engine [`crate::engine::resolve`] chose, its calls timed
+/// for metrics ([`metered`]).
 pub async fn build(
+    info: &EngineInfo,
+    params: &EngineParams,
+) -> Result<std::sync::Arc<dyn Engine>, ExecError> {
+    Ok(std::sync::Arc::new(metered::Metered(
+        build_bare(info, params).await?,
+    )))
+}
+
+async fn build_bare(
     info: &EngineInfo,
     params: &EngineParams,
 ) -> Result<std::sync::Arc<dyn Engine>, ExecError> {

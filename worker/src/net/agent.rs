@@ -78,10 +78,12 @@ impl NetAgent {
             let mut views = views;
             loop {
                 let view = views.borrow_and_update().clone();
-                if let Some(view) = view
-                    && let Err(e) = me.sync(&view).await
-                {
-                    tracing::warn!(error = %e, "data plane sync failed; retrying with the next view");
+                if let Some(view) = view {
+                    let synced = me.sync(&view).await;
+                    crate::metrics::METRICS.dataplane_sync(synced.is_err());
+                    if let Err(e) = synced {
+                        tracing::warn!(error = %e, "data plane sync failed; retrying with the next view");
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

@@ -1,5 +1,8 @@
 //! `swarm init`, and `--force-new-cluster` for disaster recovery.
 
+use shoal_proto::store::StoreSnapshot;
+
+use super::backup;
 use super::*;
 
 impl SwarmNode {
@@ -9,8 +12,25 @@ impl SwarmNode {
         if request.force_new_cluster {
             return self.force_new_cluster(&mut inner).await;
         }
+        self.init_cluster(&mut inner, request, None).await
+    }
+
+    /// A new cluster with this node as its first manager; `restored` is
+    /// what a backup brings back (its cluster settings replace the
+    /// request's).
+    pub(super) async fn init_cluster(
+        &self,
+        inner: &mut Inner,
+        mut request: SwarmInitRequest,
+        restored: Option<StoreSnapshot>,
+    ) -> Result<SwarmInitResponse, Status> {
         if inner.file.is_some() {
             return Err(Status::failed_precondition(ALREADY_IN_SWARM));
+        }
+        let mut restored = restored.unwrap_or_default();
+        let old_cluster = restored.clusters.pop();
+        if let Some(old) = &old_cluster {
+            take_settings(&mut request, old);
         }
         let unlock_key = request.autolock.then(UnlockKey::generate);
         let listen = addr::listen(&request.listen_addr).map_err(Status::invalid_argument)?;
@@ -47,7 +67,7 @@ impl SwarmNode {
 
         let tokens = JoinTokens::generate(root.digest());
         let raft_id = 1;
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             id: cluster_id.clone(),
             spec: Some(ClusterSpec {
                 annotations: Some(Annotations {
@@ -141,7 +161,15 @@ impl SwarmNode {
             }),
             ..Default::default()
         };
-        let ingress = shoal_manager::runtime::ingress_network();
+        if let Some(old) = old_cluster {
+            restore_spec(&mut cluster, old);
+        }
+        // A restored cluster keeps its ingress network (its subnet and the
+        // published ports' allocations belong to it).
+        let ingress = match restored.networks.iter().position(backup::is_ingress) {
+            Some(at) => restored.networks.swap_remove(at),
+            None => shoal_manager::runtime::ingress_network(),
+        };
         let file = SwarmFile {
             node_id: node_id.clone(),
             cluster_id,
@@ -155,6 +183,7 @@ impl SwarmNode {
             cluster: Box::new(cluster),
             node: Box::new(node),
             ingress: Box::new(ingress),
+            restored: Box::new(restored),
         };
         let tls = ClientTls::new(creds.client_config().map_err(internal)?);
         let manager = match self
@@ -169,7 +198,7 @@ impl SwarmNode {
         };
         file.save(&self.state_dir).map_err(internal)?;
         inner.manager = Some(manager);
-        self.start_agent(&mut inner, &file, NodeTls { creds, client: tls })
+        self.start_agent(inner, &file, NodeTls { creds, client: tls })
             .map_err(internal)?;
         inner.file = Some(file);
         tracing::info!(node = %node_id, %advertise, "swarm initialized");
@@ -181,6 +210,7 @@ impl SwarmNode {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            restored: None,
         })
     }
 
@@ -242,6 +272,7 @@ impl SwarmNode {
             worker_token,
             manager_addr: file.advertise_addr.clone(),
             unlock_key: String::new(),
+            restored: None,
         };
         inner.file = Some(file);
         Ok(response)
@@ -266,4 +297,41 @@ fn check_cert_expiry(expiry: Duration) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// A restore's init: the backed-up cluster's settings replace the flags
+/// (its networks' subnets come from its pools; autolock stays on if it
+/// was).
+fn take_settings(request: &mut SwarmInitRequest, old: &Cluster) {
+    let spec = old.spec.clone().unwrap_or_default();
+    request.autolock |= spec.encryption.is_some_and(|e| e.auto_lock_managers);
+    if let Some(expiry) = spec
+        .ca_config
+        .and_then(|c| c.node_cert_expiry)
+        .and_then(|d| Duration::try_from(d).ok())
+        .filter(|_| request.cert_expiry_seconds == 0)
+    {
+        request.cert_expiry_seconds = expiry.as_secs();
+    }
+    if let Some(o) = spec.orchestration {
+        request.task_history_limit = o.task_history_retention_limit;
+    }
+    request.default_addr_pool = old.default_addr_pool.clone();
+    request.subnet_size = old.subnet_size;
+    request.data_path_port = old.data_path_port;
+}
+
+/// The backed-up cluster's name, labels, Raft and dispatcher settings on
+/// the new cluster object (its CA, tokens and lock are the new one's).
+fn restore_spec(cluster: &mut Cluster, old: Cluster) {
+    let (Some(spec), Some(old)) = (cluster.spec.as_mut(), old.spec) else {
+        return;
+    };
+    spec.annotations = old.annotations;
+    if old.raft.is_some() {
+        spec.raft = old.raft;
+    }
+    if old.dispatcher.is_some() {
+        spec.dispatcher = old.dispatcher;
+    }
 }

@@ -37,6 +37,7 @@ use tonic::Status;
 use super::addr;
 use super::swarm_file::SwarmFile;
 
+mod backup;
 mod init;
 mod join;
 mod renewal;

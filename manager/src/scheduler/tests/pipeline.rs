@@ -322,3 +322,55 @@ fn only_pending_tasks_meant_to_run_are_planned() {
     let plan = s.view(|t| plan(t, &pending_tasks(t)));
     assert_eq!(plan.assign.len(), 2);
 }
+
+#[test]
+fn unschedulable_tasks_are_counted_by_their_main_reason() {
+    // Constraints refuse two nodes and readiness one: "constraints" wins;
+    // a bad constraint, a lost node and a drained one each have their own.
+    let s = store(
+        vec![
+            node("a"),
+            node("b"),
+            availability(node("drained"), Availability::Drain),
+        ],
+        vec![
+            constrained(task("c1", "s"), &["node.hostname==z"]),
+            constrained(task("c2", "s"), &["node.hostname==z"]),
+            constrained(task("bad", "s"), &["node.role=manager"]),
+            on(task("g-gone", "g"), "gone"),
+            on(task("g-drained", "g"), "drained"),
+        ],
+    );
+    let plan = plan_all(&s);
+    let reasons: Vec<(&str, usize)> = plan.reasons.iter().map(|(r, n)| (*r, *n)).collect();
+    assert_eq!(
+        reasons,
+        [
+            ("bad_constraint", 1),
+            ("constraints", 2),
+            ("node_gone", 1),
+            ("unavailable", 1)
+        ]
+    );
+    assert_eq!(
+        plan.reasons.values().sum::<usize>(),
+        plan.unschedulable.len()
+    );
+    assert_eq!(
+        plan_all(&store(vec![], vec![task("t", "s")])).reasons,
+        [("no_nodes", 1)].into()
+    );
+}
+
+#[test]
+fn every_reason_a_plan_gives_is_listed() {
+    use crate::scheduler::filter::PIPELINE;
+    use crate::scheduler::pipeline::REASONS;
+    for f in PIPELINE {
+        assert!(REASONS.contains(&f.reason()), "{f:?}");
+    }
+    let mut unique = REASONS.to_vec();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), REASONS.len());
+}
