@@ -21,8 +21,10 @@ pub trait Chunked: Message + Default + Sized {
     fn join(&mut self, next: Self);
 }
 
-/// Groups `items` so that each group's encoded size stays under `max`.
-fn groups<T: Message>(items: Vec<T>, max: usize) -> Vec<Vec<T>> {
+/// Groups `items` so that each group's encoded size stays under `max`
+/// (an item larger than `max` is a group of its own). Lists use it, and
+/// so does anything else sent in parts (a worker's status reports).
+pub fn groups<T: Message>(items: Vec<T>, max: usize) -> Vec<Vec<T>> {
     let mut groups = vec![Vec::new()];
     let mut size = 0;
     for item in items {
@@ -238,6 +240,32 @@ mod tests {
             joined.join(p);
         }
         assert_eq!(joined, message);
+    }
+
+    #[test]
+    fn a_node_full_of_status_reports_sends_them_under_the_limit() {
+        use crate::dispatcher::{TaskStatusUpdate, UpdateTaskStatusRequest};
+        use crate::objects::TaskStatus;
+        // 100,000 tasks' reports with a status message each: about 10 MB.
+        let updates: Vec<TaskStatusUpdate> = (0..100_000)
+            .map(|i| TaskStatusUpdate {
+                task_id: format!("{i:025}"),
+                status: Some(TaskStatus {
+                    message: "started".repeat(8),
+                    ..Default::default()
+                }),
+            })
+            .collect();
+        let parts = groups(updates.clone(), CHUNK_BYTES);
+        assert!(parts.len() > 5);
+        for part in &parts {
+            let request = UpdateTaskStatusRequest {
+                session_id: "s".repeat(25),
+                updates: part.clone(),
+            };
+            assert!(request.encoded_len() < 4 << 20);
+        }
+        assert_eq!(parts.concat(), updates);
     }
 
     #[test]

@@ -110,6 +110,11 @@ fn a_failing_update_pauses_and_says_why() -> anyhow::Result<()> {
                 "4",
                 "--update-parallelism",
                 "2",
+                // A lane waits this long after its task runs: the failing
+                // first batch is seen (the monitor runs alongside) before
+                // any other slot is touched.
+                "--update-delay",
+                "10s",
                 "--update-failure-action",
                 "pause",
                 "busybox",

@@ -146,15 +146,19 @@ async fn flush(
             status: Some(status.clone()),
         })
         .collect();
-    client
-        .update_task_status(UpdateTaskStatusRequest {
-            session_id: session_id.to_string(),
-            updates: sent.clone(),
-        })
-        .await?;
-    for u in sent {
-        if pending.get(&u.task_id) == u.status.as_ref() {
-            pending.remove(&u.task_id);
+    // In parts of about a megabyte: a node holding 100,000 tasks would
+    // pass the manager's 4 MB message limit in one request.
+    for part in shoal_proto::listing::groups(sent, shoal_proto::listing::CHUNK_BYTES) {
+        client
+            .update_task_status(UpdateTaskStatusRequest {
+                session_id: session_id.to_string(),
+                updates: part.clone(),
+            })
+            .await?;
+        for u in part {
+            if pending.get(&u.task_id) == u.status.as_ref() {
+                pending.remove(&u.task_id);
+            }
         }
     }
     Ok(())

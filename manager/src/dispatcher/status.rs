@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::context::ManagerContext;
+use crate::store::Tx;
 use crate::store::MAX_TASK_WRITES;
 
 /// How long the batcher gathers reports after the first one.
@@ -112,38 +113,43 @@ async fn commit_part(
     ctx: &ManagerContext,
     updates: &[(&str, &TaskStatusUpdate)],
 ) -> Result<(), Status> {
-    ctx.update(|tx| {
-        // The newest report of a task wins within a batch.
-        let mut latest: std::collections::HashMap<&str, Task> = Default::default();
-        for &(node_id, u) in updates {
-            let Some(status) = u.status.as_ref() else { continue };
-            let current = match latest.get(u.task_id.as_str()) {
+    ctx.update(|tx| fold(tx, updates)).await
+}
+
+/// Writes `updates` (each with the node that reported it) into `tx`, as
+/// the checks allow: a report for another node's task, for a task that
+/// is gone, or one that would move a task backwards is dropped, and each
+/// kept one is cut to [`super::bounds`]. Public for the fuzz targets.
+pub fn fold(tx: &mut Tx<'_>, updates: &[(&str, &TaskStatusUpdate)]) -> Result<(), Status> {
+    // The newest report of a task wins within a batch.
+    let mut latest: std::collections::HashMap<&str, Task> = Default::default();
+    for &(node_id, u) in updates {
+        let Some(status) = u.status.as_ref() else { continue };
+        let current = match latest.get(u.task_id.as_str()) {
+            Some(t) => t.clone(),
+            None => match tx.tables().get::<Task>(&u.task_id) {
                 Some(t) => t.clone(),
-                None => match tx.tables().get::<Task>(&u.task_id) {
-                    Some(t) => t.clone(),
-                    None => continue,
-                },
-            };
-            if current.node_id != node_id {
-                tracing::warn!(task = %u.task_id, node = %node_id, "status report for a task of another node ignored");
-                continue;
-            }
-            let mut status = status.clone();
-            let cut = super::bounds::status(&current, &mut status);
-            if !cut.is_empty() {
-                tracing::warn!(task = %u.task_id, node = %node_id, fields = ?cut, "task status over its bounds; cut before it is stored");
-            }
-            if status.state() < observed(&current) || current.status.as_ref() == Some(&status) {
-                continue;
-            }
-            let mut task = current;
-            task.status = Some(status);
-            latest.insert(u.task_id.as_str(), task);
+                None => continue,
+            },
+        };
+        if current.node_id != node_id {
+            tracing::warn!(task = %u.task_id, node = %node_id, "status report for a task of another node ignored");
+            continue;
         }
-        for (_, task) in latest {
-            tx.update(task)?;
+        let mut status = status.clone();
+        let cut = super::bounds::status(&current, &mut status);
+        if !cut.is_empty() {
+            tracing::warn!(task = %u.task_id, node = %node_id, fields = ?cut, "task status over its bounds; cut before it is stored");
         }
-        Ok(())
-    })
-    .await
+        if status.state() < observed(&current) || current.status.as_ref() == Some(&status) {
+            continue;
+        }
+        let mut task = current;
+        task.status = Some(status);
+        latest.insert(u.task_id.as_str(), task);
+    }
+    for (_, task) in latest {
+        tx.update(task)?;
+    }
+    Ok(())
 }

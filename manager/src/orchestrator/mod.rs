@@ -188,7 +188,8 @@ fn pass(
     };
     let plan = reconcile::reconcile(t, service, now);
     wake(plan.wake_at);
-    let step = updates.step(t, service, now);
+    let leaving: BTreeSet<String> = plan.desire.iter().map(|(id, _)| id.clone()).collect();
+    let step = updates.step(t, service, now, &leaving);
     wake(step.wake_at);
 
     let mut desired: std::collections::BTreeMap<String, TaskState> = Default::default();

@@ -1,20 +1,25 @@
 //! Rolling updates and rollbacks. While a service's `UpdateStatus` says
 //! `updating` (or `rollback_started`), its live tasks whose spec is not
-//! the service's are replaced `parallelism` slots at a time:
+//! the service's are replaced, at most `parallelism` at a time, as
+//! swarmkit's updater does:
 //!
 //! ```text
-//!  pick batch ─> replace (stop-first: old shuts down as new is created;
-//!      ^         start-first: old shuts down once new runs)
-//!      │                     │
-//!      └── delay <── monitor ┴── every new task running (and healthy)
+//!  a free lane takes a slot ─> replace (stop-first: old shuts down as new
+//!      ^                       is created; start-first: once new runs)
+//!      │                                  │
+//!      └──────── delay <── the new task runs (and is healthy)
+//!  no slot left, every lane free ─> monitor once more ─> completed
 //! ```
 //!
-//! A new task that fails, is rejected or exits before its batch has been
-//! monitored counts as a failure; past `max_failure_ratio` the failure
-//! action applies: pause, continue, or roll back to the previous spec
-//! (which then proceeds with the rollback config). The run's progress
-//! lives in memory on the leader; a new leader starts the remaining slots
-//! afresh from what the store says.
+//! The monitor period does not hold the next slot back: failures are
+//! watched for alongside. A new task that fails, is rejected or exits
+//! before it ran, or within the monitor period after it ran, counts as a
+//! failure; past `max_failure_ratio` the failure action applies: pause,
+//! continue, or roll back to the previous spec (which then proceeds with
+//! the rollback config). Unlike swarmkit, a lane moves on only once its
+//! task is healthy when it has a health check (swarmkit: running). The
+//! run's progress lives in memory on the leader; a new leader starts the
+//! remaining slots afresh from what the store says.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
@@ -48,13 +53,27 @@ pub struct UpdatePlan {
 struct Run {
     /// The spec being rolled out (a new one restarts the run).
     target: Option<shoal_proto::objects::TaskSpec>,
-    /// New tasks of the current batch, with the old task they replace
-    /// (start-first: stopped once the new one runs).
-    batch: Vec<(String, Option<String>)>,
-    /// When every task of the batch first ran (monitoring starts).
-    settled_at: Option<SystemTime>,
+    /// The lanes in use: at most `parallelism` new tasks at a time.
+    lanes: Vec<Lane>,
+    /// Every new task of the run, with when it was first seen running:
+    /// one that fails before it runs, or within the monitor period after,
+    /// is a failure.
+    started: HashMap<String, Option<SystemTime>>,
     /// New tasks that failed.
     failed: BTreeSet<String>,
+    /// When the last slot was done: the run is monitored once more from
+    /// then before it completes.
+    finishing_since: Option<SystemTime>,
+}
+
+/// One replacement in flight: the new task, the old one it replaces
+/// (start-first: stopped once the new one runs), and when the new one
+/// ran (the lane is free `delay` after).
+#[derive(Debug)]
+struct Lane {
+    task: String,
+    old: Option<String>,
+    ran_at: Option<SystemTime>,
 }
 
 /// The rolling updates in progress, by service id.
@@ -101,8 +120,17 @@ impl Updates {
         self.runs.remove(service_id);
     }
 
-    /// One step of the service's update, if one is in progress.
-    pub fn step(&mut self, t: &Tables, service: &Service, now: SystemTime) -> UpdatePlan {
+    /// One step of the service's update, if one is in progress. `leaving`
+    /// are the tasks the reconciler is stopping in the same pass (they
+    /// ended, or their slot is scaled away): their slots are the
+    /// reconciler's, not the update's to replace.
+    pub fn step(
+        &mut self,
+        t: &Tables,
+        service: &Service,
+        now: SystemTime,
+        leaving: &BTreeSet<String>,
+    ) -> UpdatePlan {
         let mut plan = UpdatePlan::default();
         let state = service
             .update_status
@@ -133,23 +161,19 @@ impl Updates {
             Mode::Global | Mode::GlobalJob => eligible_nodes(t, service).len(),
         };
 
-        // How is the current batch doing?
-        let mut pending = false;
-        for (new_id, old_id) in &run.batch {
-            let Some(task) = t.get::<Task>(new_id) else {
+        let monitor = dur(cfg.monitor, DEFAULT_MONITOR);
+        let delay = dur(cfg.delay, Duration::ZERO);
+
+        // Failures among the run's new tasks, in their monitor window.
+        for (id, ran_at) in &run.started {
+            let Some(task) = t.get::<Task>(id) else {
                 continue;
             };
             let state = observed(task);
-            if state.is_terminal() && !(mode.is_job() && state == TaskState::Complete) {
-                run.failed.insert(new_id.clone());
-            } else if healthy_enough(task) {
-                if let Some(old) = old_id
-                    && t.get::<Task>(old).is_some_and(is_live)
-                {
-                    plan.desire.push((old.clone(), TaskState::Shutdown));
-                }
-            } else {
-                pending = true;
+            let done_well = mode.is_job() && state == TaskState::Complete;
+            let watched = ran_at.is_none_or(|at| now <= shoal_proto::limits::later(at, monitor));
+            if state.is_terminal() && !done_well && watched {
+                run.failed.insert(id.clone());
             }
         }
         let ratio = run.failed.len() as f32 / wanted.max(1) as f32;
@@ -202,27 +226,46 @@ impl Updates {
                 }
             }
         }
-        if pending {
-            return plan;
-        }
 
-        // The batch runs: monitor it for a while, then wait the delay.
-        if !run.batch.is_empty() {
-            let settled = *run.settled_at.get_or_insert(now);
-            let monitor = dur(cfg.monitor, DEFAULT_MONITOR);
-            let delay = dur(cfg.delay, Duration::ZERO);
-            let due = shoal_proto::limits::later(settled, monitor.max(delay));
-            if due > now {
-                plan.wake_at = Some(due);
-                return plan;
+        // The lanes: a lane is free `delay` after its task runs, or once
+        // its task is over (a failure, counted above, or a job's success).
+        let mut wake: Option<SystemTime> = None;
+        let mut busy = Vec::new();
+        for mut lane in std::mem::take(&mut run.lanes) {
+            let Some(task) = t.get::<Task>(&lane.task) else {
+                continue;
+            };
+            if observed(task).is_terminal() {
+                continue;
+            }
+            if !healthy_enough(task) {
+                busy.push(lane);
+                continue;
+            }
+            let ran_at = *lane.ran_at.get_or_insert(now);
+            run.started.insert(lane.task.clone(), Some(ran_at));
+            if let Some(old) = &lane.old
+                && t.get::<Task>(old).is_some_and(is_live)
+            {
+                plan.desire.push((old.clone(), TaskState::Shutdown));
+            }
+            let free_at = shoal_proto::limits::later(ran_at, delay);
+            if free_at > now {
+                wake = Some(wake.map_or(free_at, |w| w.min(free_at)));
+                busy.push(lane);
             }
         }
+        run.lanes = busy;
+        plan.wake_at = wake;
 
-        // Slots still running the old spec.
+        // Slots still running the old spec, and not being replaced.
         let dirty: Vec<(&SlotKey, &Task)> = slots
             .iter()
             .filter_map(|(slot, tasks)| {
-                let live: Vec<&&Task> = tasks.iter().filter(|t| is_live(t)).collect();
+                let live: Vec<&&Task> = tasks
+                    .iter()
+                    .filter(|t| is_live(t) && !leaving.contains(&t.id))
+                    .collect();
                 if live.iter().any(|t| t.spec == target) {
                     return None;
                 }
@@ -230,6 +273,19 @@ impl Updates {
             })
             .collect();
         if dirty.is_empty() {
+            if !run.lanes.is_empty() {
+                return plan;
+            }
+            // Every slot done: watch the new tasks for failures one monitor
+            // period more (a run that replaced nothing is done at once).
+            if !run.started.is_empty() {
+                let since = *run.finishing_since.get_or_insert(now);
+                let due = shoal_proto::limits::later(since, monitor);
+                if due > now {
+                    plan.wake_at = Some(due);
+                    return plan;
+                }
+            }
             let mut s = service.clone();
             let (state, message) = if rollback {
                 (
@@ -245,21 +301,23 @@ impl Updates {
             plan.service = Some(s);
             return plan;
         }
-        let take = if cfg.parallelism == 0 {
+        run.finishing_since = None;
+        let free = if cfg.parallelism == 0 {
             dirty.len()
         } else {
-            cfg.parallelism as usize
+            (cfg.parallelism as usize).saturating_sub(run.lanes.len())
         };
-        run.batch.clear();
-        run.settled_at = None;
         let start_first = cfg.order() == update_config::Order::StartFirst;
-        for (slot, old) in dirty.into_iter().take(take) {
+        for (slot, old) in dirty.into_iter().take(free) {
             let new = new_task(service, slot);
-            if start_first {
-                run.batch.push((new.id.clone(), Some(old.id.clone())));
-            } else {
+            run.started.insert(new.id.clone(), None);
+            run.lanes.push(Lane {
+                task: new.id.clone(),
+                old: start_first.then(|| old.id.clone()),
+                ran_at: None,
+            });
+            if !start_first {
                 plan.desire.push((old.id.clone(), TaskState::Shutdown));
-                run.batch.push((new.id.clone(), None));
             }
             plan.create.push(new);
         }

@@ -72,19 +72,14 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     }
 
     fn apply_proposal(&mut self, index: u64, data: &[u8]) {
-        // Entries carry a group of proposals; a lone Proposal is the
-        // older form, and decodes as an empty group (other field numbers).
-        let proposals = match ProposalGroup::decode(data) {
-            Ok(group) if !group.proposals.is_empty() => group.proposals,
-            _ => match Proposal::decode(data) {
-                Ok(p) => vec![p],
-                Err(e) => {
-                    // Every manager skips it alike, so stores stay identical.
-                    tracing::error!(index, error = %e, "undecodable log entry skipped");
-                    self.store.skip(index);
-                    return;
-                }
-            },
+        let proposals = match proposals(data) {
+            Ok(proposals) => proposals,
+            Err(e) => {
+                // Every manager skips it alike, so stores stay identical.
+                tracing::error!(index, error = %e, "undecodable log entry skipped");
+                self.store.skip(index);
+                return;
+            }
         };
         self.log_writes += proposals.len() as u64;
         for (part, proposal) in proposals.into_iter().enumerate() {
@@ -236,5 +231,16 @@ impl<L: RaftLog, T: Transport> Node<L, T> {
     pub(super) fn on_snapshot_taken(&mut self, bytes: Option<u64>) {
         self.snapshotting = false;
         self.on_snapshot_stored(bytes);
+    }
+}
+
+/// The proposals a normal log entry carries, each applied on its own
+/// (with `Store::apply_part`). Entries carry a group of proposals; a lone
+/// Proposal is the older form, and decodes as an empty group (other field
+/// numbers).
+pub fn proposals(data: &[u8]) -> Result<Vec<Proposal>, prost::DecodeError> {
+    match ProposalGroup::decode(data) {
+        Ok(group) if !group.proposals.is_empty() => Ok(group.proposals),
+        _ => Proposal::decode(data).map(|p| vec![p]),
     }
 }

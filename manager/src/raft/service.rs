@@ -70,61 +70,10 @@ impl RaftService {
         Ok(peer)
     }
 
-    /// Checks `messages` from `peer` against the membership known now.
-    /// A member catching up may not know a newer member yet (one that
-    /// joined while it was down, now its leader): an unknown id is let
-    /// through, unless the certificate's node already has a known id or
-    /// the id was seen removed. Judging by this member's own store or
-    /// membership more strictly would lock a lagging member out of the
-    /// log that would bring it up to date.
+    /// Checks `messages` from `peer` against the membership known now
+    /// (see [`admit`]).
     fn admit(&self, peer: &NodeIdentity, messages: &[Message]) -> Result<(), Status> {
-        let status = self.handle.status();
-        let own: Vec<u64> = status
-            .members
-            .values()
-            .filter(|m| m.node_id == peer.node_id)
-            .map(|m| m.raft_id)
-            .collect();
-        let refuse = |status: Status| {
-            tracing::warn!(node = %peer.node_id, reason = %status.message(), "refused raft messages");
-            Err(status)
-        };
-        for m in messages {
-            if status.removed_ids.contains(&m.from) {
-                return refuse(Status::permission_denied(format!(
-                    "raft member {:x} was removed from the cluster",
-                    m.from
-                )));
-            }
-            let spoofed = match status.members.get(&m.from) {
-                Some(member) => member.node_id != peer.node_id,
-                None => !own.is_empty(),
-            };
-            if spoofed {
-                return refuse(Status::permission_denied(format!(
-                    "a message from raft member {:x} sent with node {}'s certificate",
-                    m.from, peer.node_id
-                )));
-            }
-            if m.to != status.id {
-                return refuse(Status::invalid_argument(format!(
-                    "a message for raft member {:x} sent to {:x}",
-                    m.to, status.id
-                )));
-            }
-            let kind = m.get_msg_type();
-            if !guard::peer_kind(kind) {
-                return refuse(Status::invalid_argument(format!(
-                    "{kind:?} is not sent between members"
-                )));
-            }
-            if kind == MessageType::MsgSnapshot
-                && let Err(e) = guard::check_snapshot_data(m)
-            {
-                return refuse(Status::invalid_argument(e));
-            }
-        }
-        Ok(())
+        admit(&self.handle.status(), peer, messages)
     }
 
     async fn step(&self, message: Message) -> Result<(), Status> {
@@ -133,6 +82,67 @@ impl RaftService {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))
     }
+}
+
+/// Checks `messages` from `peer` against the membership known here
+/// (`status`), before they reach the node's loop.
+/// A member catching up may not know a newer member yet (one that
+/// joined while it was down, now its leader): an unknown id is let
+/// through, unless the certificate's node already has a known id or
+/// the id was seen removed. Judging by this member's own store or
+/// membership more strictly would lock a lagging member out of the
+/// log that would bring it up to date.
+pub fn admit(
+status: &super::node::RaftStatus,
+peer: &NodeIdentity,
+messages: &[Message],
+) -> Result<(), Status> {
+    let own: Vec<u64> = status
+        .members
+        .values()
+        .filter(|m| m.node_id == peer.node_id)
+        .map(|m| m.raft_id)
+        .collect();
+    let refuse = |status: Status| {
+        tracing::warn!(node = %peer.node_id, reason = %status.message(), "refused raft messages");
+        Err(status)
+    };
+    for m in messages {
+        if status.removed_ids.contains(&m.from) {
+            return refuse(Status::permission_denied(format!(
+                "raft member {:x} was removed from the cluster",
+                m.from
+            )));
+        }
+        let spoofed = match status.members.get(&m.from) {
+            Some(member) => member.node_id != peer.node_id,
+            None => !own.is_empty(),
+        };
+        if spoofed {
+            return refuse(Status::permission_denied(format!(
+                "a message from raft member {:x} sent with node {}'s certificate",
+                m.from, peer.node_id
+            )));
+        }
+        if m.to != status.id {
+            return refuse(Status::invalid_argument(format!(
+                "a message for raft member {:x} sent to {:x}",
+                m.to, status.id
+            )));
+        }
+        let kind = m.get_msg_type();
+        if !guard::peer_kind(kind) {
+            return refuse(Status::invalid_argument(format!(
+                "{kind:?} is not sent between members"
+            )));
+        }
+        if kind == MessageType::MsgSnapshot
+            && let Err(e) = guard::check_snapshot_data(m)
+        {
+            return refuse(Status::invalid_argument(e));
+        }
+    }
+    Ok(())
 }
 
 /// Completes once a raft member of node `node_id` known now is removed
@@ -163,7 +173,9 @@ async fn left_raft(
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Message, Status> {
+/// A peer's message as it arrives: one of a `RaftMessage`'s `messages`,
+/// or a whole `StreamRaftMessage` transfer.
+pub fn decode(bytes: &[u8]) -> Result<Message, Status> {
     Message::parse_from_bytes(bytes)
         .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
 }

@@ -39,13 +39,13 @@ fn a_failure_pauses_continues_or_rolls_back() {
         let new = first_batch_with_failures(&mut rig, t0, 1, outcome);
         let now = t0 + SEC;
         let p = rig.step(now);
-        assert!(p.create.is_empty(), "{case}: no new batch at once");
+        if action != FailureAction::Continue {
+            assert!(p.create.is_empty(), "{case}: no new task after a failure");
+        }
         match action {
             FailureAction::Continue => {
                 assert!(p.service.is_none(), "{case}");
-                assert_eq!(p.wake_at, Some(now + 5 * SEC), "{case}: monitored as usual");
-                let p = rig.step(now + 5 * SEC);
-                assert_eq!(slots(&p.create), vec![2], "{case}: goes on");
+                assert_eq!(slots(&p.create), vec![2], "{case}: goes on at once");
             }
             FailureAction::Pause => {
                 let s = p.service.clone().expect("paused");
@@ -165,12 +165,90 @@ fn failures_add_up_across_batches() {
     let t0 = SystemTime::now();
     first_batch_with_failures(&mut rig, t0, 1, TaskState::Failed);
     let p = rig.step(t0);
-    assert!(p.service.is_none());
-    assert_eq!(p.wake_at, Some(t0 + SEC));
-    let p = rig.step(t0 + SEC);
-    assert_eq!(slots(&p.create), vec![2]);
+    assert!(p.service.is_none(), "tolerated");
+    assert_eq!(slots(&p.create), vec![2], "the failed task's lane moves on");
     rig.apply(&p);
     report(&rig.store, &p.create[0].id, TaskState::Failed, Health::None);
     let p = rig.step(t0 + 2 * SEC);
     assert_eq!(state_of(p.service.as_ref().expect("paused")), State::Paused);
+}
+
+#[test]
+fn a_task_failing_within_its_monitor_period_counts_after_the_next_batch_started() {
+    // Monitor 10 s: slot 1's task runs, slot 2 starts at once (the monitor
+    // does not hold it back), and slot 1's task failing 5 s after it ran
+    // still pauses or rolls back the update.
+    for (action, to) in [
+        (FailureAction::Pause, State::Paused),
+        (FailureAction::Rollback, State::RollbackStarted),
+    ] {
+        let update = timed(on_failure(cfg(1), action, 0.0), Some(10 * SEC), None);
+        let mut rig = Rig::replicated(3, Some(update));
+        let t0 = SystemTime::now();
+        let first = first_batch_with_failures(&mut rig, t0, 0, TaskState::Failed);
+        let p = rig.step(t0);
+        assert_eq!(
+            slots(&p.create),
+            vec![2],
+            "{action:?}: no wait for the monitor"
+        );
+        rig.apply(&p);
+        report(
+            &rig.store,
+            &p.create[0].id,
+            TaskState::Running,
+            Health::None,
+        );
+        report(&rig.store, &first[0], TaskState::Failed, Health::None);
+        let p = rig.step(t0 + 5 * SEC);
+        assert_eq!(
+            state_of(p.service.as_ref().expect("acted")),
+            to,
+            "{action:?}"
+        );
+    }
+}
+
+#[test]
+fn a_task_failing_after_its_monitor_period_is_not_the_update_s_failure() {
+    let update = timed(
+        on_failure(cfg(1), FailureAction::Pause, 0.0),
+        Some(2 * SEC),
+        None,
+    );
+    let mut rig = Rig::replicated(2, Some(update));
+    let t0 = SystemTime::now();
+    let first = first_batch_with_failures(&mut rig, t0, 0, TaskState::Failed);
+    let p = rig.step(t0);
+    rig.apply(&p);
+    report(
+        &rig.store,
+        &p.create[0].id,
+        TaskState::Running,
+        Health::None,
+    );
+    report(&rig.store, &first[0], TaskState::Failed, Health::None);
+    let p = rig.step(t0 + 3 * SEC);
+    assert!(p.service.is_none(), "failed 3 s after it ran: {p:?}");
+}
+
+#[test]
+fn the_end_of_the_update_is_monitored_and_a_late_failure_still_acts() {
+    let update = timed(
+        on_failure(cfg(0), FailureAction::Rollback, 0.0),
+        Some(4 * SEC),
+        None,
+    );
+    let mut rig = Rig::replicated(2, Some(update));
+    let t0 = SystemTime::now();
+    let new = first_batch_with_failures(&mut rig, t0, 0, TaskState::Failed);
+    let p = rig.step(t0 + SEC);
+    assert!(p.service.is_none());
+    assert_eq!(p.wake_at, Some(t0 + 5 * SEC), "monitored once more");
+    report(&rig.store, &new[1], TaskState::Failed, Health::None);
+    let p = rig.step(t0 + 3 * SEC);
+    assert_eq!(
+        state_of(p.service.as_ref().expect("rolled back")),
+        State::RollbackStarted
+    );
 }

@@ -77,7 +77,7 @@ impl Rig {
         let service = self.service();
         let store = &self.store;
         let updates = &mut self.updates;
-        store.view(|t| updates.step(t, &service, now))
+        store.view(|t| updates.step(t, &service, now, &Default::default()))
     }
 
     /// Records the plan as the loop would.

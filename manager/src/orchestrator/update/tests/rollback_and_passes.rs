@@ -154,7 +154,6 @@ fn a_failed_task_counts_against_the_ratio_of_wanted_tasks() {
 }
 
 #[test]
-#[ignore = "BUG (reported): a job task that completed keeps its update batch pending forever"]
 fn a_job_update_moves_on_when_its_batch_completes() {
     let base = replicated_job("job", 2, 2);
     let tasks = (1..=2)
@@ -179,11 +178,7 @@ fn a_job_update_moves_on_when_its_batch_completes() {
     );
     let p = rig.step(t0 + SEC);
     assert!(p.service.is_none(), "not a failure");
-    assert_eq!(
-        p.wake_at,
-        Some(t0 + 2 * SEC),
-        "monitored, then the next batch"
-    );
+    assert_eq!(slots(&p.create), vec![2], "its lane moves on");
 }
 
 /// One full orchestrator pass (reconcile + update + reap) over `rig`.
@@ -217,7 +212,6 @@ fn a_pass_runs_reconcile_and_update_together() {
 }
 
 #[test]
-#[ignore = "BUG (reported): an old task that fails during an update gets two replacements in its slot"]
 fn a_slot_whose_old_task_failed_during_an_update_gets_one_replacement() {
     let base = restart(
         replicated("web", 2),
@@ -244,7 +238,6 @@ fn a_slot_whose_old_task_failed_during_an_update_gets_one_replacement() {
 }
 
 #[test]
-#[ignore = "BUG (reported): an update started with a scale down creates tasks in the removed slots"]
 fn an_update_with_a_scale_down_only_replaces_wanted_slots() {
     let mut rig = Rig::replicated(4, Some(cfg(0)));
     rig.edit_service(|s| {

@@ -1,4 +1,5 @@
-//! Batches over time: monitor, delay, stop-first and start-first.
+//! Batches over time: delay between a lane's batches, the monitor alongside
+//! and at the end, stop-first and start-first.
 
 use super::*;
 
@@ -44,7 +45,7 @@ pub(super) fn drive(rig: &mut Rig, start: SystemTime) -> (Vec<(Duration, Vec<u64
 }
 
 #[test]
-fn a_stop_first_update_proceeds_batch_by_batch_after_the_monitor_period() {
+fn a_stop_first_update_moves_on_as_each_batch_runs_and_monitors_the_end() {
     let update = timed(cfg(2), Some(3 * SEC), None);
     let mut rig = Rig::replicated(5, Some(update));
     let (batches, done) = drive(&mut rig, SystemTime::now());
@@ -52,42 +53,48 @@ fn a_stop_first_update_proceeds_batch_by_batch_after_the_monitor_period() {
         batches,
         vec![
             (Duration::ZERO, vec![1, 2]),
-            (3 * SEC, vec![3, 4]),
-            (6 * SEC, vec![5]),
+            (Duration::ZERO, vec![3, 4]),
+            (Duration::ZERO, vec![5]),
         ]
     );
-    assert_eq!(done, 9 * SEC, "the last batch is monitored too");
+    assert_eq!(done, 3 * SEC, "the end is monitored");
     let live = rig.live();
     assert_eq!(slots(&live), vec![1, 2, 3, 4, 5]);
     assert!(live.iter().all(|t| image(t) == "img:2"));
 }
 
 #[test]
-fn the_wait_between_batches_is_the_longer_of_monitor_and_delay() {
-    // (monitor, delay, wait)
+fn the_wait_between_batches_is_the_delay_and_the_monitor_runs_alongside() {
+    // (monitor, delay, second batch at, done at): a lane waits `delay`
+    // after its task runs; the whole run is monitored once more at the end.
     let cases = [
-        (None, None, 5 * SEC),
-        (Some(Duration::ZERO), Some(Duration::ZERO), 5 * SEC),
-        (Some(2 * SEC), None, 2 * SEC),
-        (Some(2 * SEC), Some(10 * SEC), 10 * SEC),
-        (Some(10 * SEC), Some(SEC), 10 * SEC),
-        (None, Some(7 * SEC), 7 * SEC),
+        (None, None, Duration::ZERO, 5 * SEC),
+        (
+            Some(Duration::ZERO),
+            Some(Duration::ZERO),
+            Duration::ZERO,
+            5 * SEC,
+        ),
+        (Some(2 * SEC), None, Duration::ZERO, 2 * SEC),
+        (Some(2 * SEC), Some(10 * SEC), 10 * SEC, 22 * SEC),
+        (Some(10 * SEC), Some(SEC), SEC, 12 * SEC),
+        (None, Some(7 * SEC), 7 * SEC, 19 * SEC),
     ];
-    for (monitor, delay, wait) in cases {
+    for (monitor, delay, second, end) in cases {
         let mut rig = Rig::replicated(2, Some(timed(cfg(1), monitor, delay)));
         let (batches, done) = drive(&mut rig, SystemTime::now());
         let case = format!("monitor {monitor:?}, delay {delay:?}");
         assert_eq!(
             batches,
-            vec![(Duration::ZERO, vec![1]), (wait, vec![2])],
+            vec![(Duration::ZERO, vec![1]), (second, vec![2])],
             "{case}"
         );
-        assert_eq!(done, 2 * wait, "{case}");
+        assert_eq!(done, end, "{case}");
     }
 }
 
 #[test]
-fn the_monitor_period_starts_when_the_whole_batch_runs() {
+fn each_lane_moves_on_when_its_own_task_runs() {
     let mut rig = Rig::replicated(3, Some(timed(cfg(2), Some(4 * SEC), None)));
     let t0 = SystemTime::now();
     let p = rig.step(t0);
@@ -95,20 +102,31 @@ fn the_monitor_period_starts_when_the_whole_batch_runs() {
     let [a, b] = &ids(&p.create)[..] else {
         panic!("{p:?}")
     };
-    // One runs; the other is still starting: the batch is pending.
+    // One runs; the other is still starting: its lane takes slot 3.
     report(&rig.store, a, TaskState::Running, Health::None);
     report(&rig.store, b, TaskState::Starting, Health::None);
     let p = rig.step(t0 + 10 * SEC);
+    assert_eq!(slots(&p.create), vec![3], "{p:?}");
+    rig.apply(&p);
+    report(
+        &rig.store,
+        &p.create[0].id,
+        TaskState::Running,
+        Health::None,
+    );
+    // b still starting: nothing to do, nothing to wait for but b.
+    let p = rig.step(t0 + 11 * SEC);
     assert!(
         p.create.is_empty() && p.wake_at.is_none() && p.service.is_none(),
         "{p:?}"
     );
-    // Both run from t0 + 20 s: monitored until t0 + 24 s.
+    // Everything runs from t0 + 20 s: monitored until t0 + 24 s.
     report(&rig.store, b, TaskState::Running, Health::None);
     let p = rig.step(t0 + 20 * SEC);
     assert_eq!(p.wake_at, Some(t0 + 24 * SEC));
-    assert!(rig.step(t0 + 23 * SEC).create.is_empty());
-    assert_eq!(slots(&rig.step(t0 + 24 * SEC).create), vec![3]);
+    assert!(rig.step(t0 + 23 * SEC).service.is_none());
+    let p = rig.step(t0 + 24 * SEC);
+    assert_eq!(state_of(p.service.as_ref().unwrap()), State::Completed);
 }
 
 #[test]
@@ -171,11 +189,11 @@ fn a_start_first_update_runs_batch_by_batch() {
         batches,
         vec![
             (Duration::ZERO, vec![1]),
-            (SEC, vec![2]),
-            (2 * SEC, vec![3]),
+            (Duration::ZERO, vec![2]),
+            (Duration::ZERO, vec![3]),
         ]
     );
-    assert_eq!(done, 3 * SEC);
+    assert_eq!(done, SEC, "the end is monitored");
     assert_eq!(slots(&rig.live()), vec![1, 2, 3]);
 }
 
@@ -204,9 +222,19 @@ fn stored_extreme_timings_wait_instead_of_panicking() {
         Health::None,
     );
     let p = rig.step(t0 + SEC);
-    assert!(p.create.is_empty());
+    assert_eq!(slots(&p.create), vec![2], "no delay");
+    rig.apply(&p);
+    report(
+        &rig.store,
+        &p.create[0].id,
+        TaskState::Running,
+        Health::None,
+    );
+    let p = rig.step(t0 + 2 * SEC);
+    assert!(p.create.is_empty() && p.service.is_none());
     assert_eq!(
         p.wake_at,
-        Some(t0 + SEC + shoal_proto::limits::MAX_DURATION)
+        Some(t0 + 2 * SEC + shoal_proto::limits::MAX_DURATION),
+        "the end is monitored for as long as a duration may be"
     );
 }
