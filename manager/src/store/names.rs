@@ -1,16 +1,19 @@
 //! One kind's unique names: the table's own rows, found by name.
 //!
-//! A map of name → id held both strings again, two allocations and 48
-//! bytes a slot, and its doubling at a few million names faulted in
-//! hundreds of megabytes at once (a tenth of a manager's CPU late in a
-//! long run of creates). A slot here is the object's pointer and its
-//! name's hash, and the name it is found by is the object's own. (The hash
-//! is kept so a doubling moves slots without reading every object again.)
+//! A persistent hash trie, like the tables: a view of the store
+//! ([`super::Store::view`]) copies it by a reference count. As a plain
+//! hash table it was copied row by row on every view, so with 20,000
+//! configs every request's authority check and every commit's watchers
+//! walked 20,000 rows, and creates slowed down as the store grew.
+//!
+//! Each entry is the object's pointer alone: the key is the object's own
+//! name ([`Named`]), so no string is held twice.
 
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
+use imbl::GenericHashMap;
+use imbl::shared_ptr::DefaultSharedPtr;
 
 use super::object::Stored;
 use super::tables::Row;
@@ -18,63 +21,77 @@ use super::tables::Row;
 /// Seeded per process: the index is rebuilt, never written out.
 type NameHasher = foldhash::fast::RandomState;
 
+/// A row as the index's key: hashed, compared and found by its name.
+struct Named<T>(Row<T>);
+
+impl<T> Clone for Named<T> {
+    fn clone(&self) -> Self {
+        Named(self.0.clone())
+    }
+}
+
+impl<T: Stored> Borrow<str> for Named<T> {
+    fn borrow(&self) -> &str {
+        self.0.object().name()
+    }
+}
+
+impl<T: Stored> Hash for Named<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As the name's own `str` hash, so a lookup by `&str` finds it.
+        self.0.object().name().hash(state)
+    }
+}
+
+impl<T: Stored> PartialEq for Named<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.object().name() == other.0.object().name()
+    }
+}
+
+impl<T: Stored> Eq for Named<T> {}
+
 /// The objects of one kind that hold a name, by name.
 pub struct Names<T> {
-    rows: HashTable<(u64, Row<T>)>,
-    hasher: NameHasher,
+    rows: GenericHashMap<Named<T>, (), NameHasher, DefaultSharedPtr>,
 }
 
 impl<T: Stored> Names<T> {
     /// The object holding `name`.
     pub fn get(&self, name: &str) -> Option<&T> {
         self.rows
-            .find(self.hasher.hash_one(name), |(_, row)| {
-                row.object().name() == name
-            })
-            .map(|(_, row)| row.object())
+            .get_key_value(name)
+            .map(|(named, ())| named.0.object())
     }
 
     /// `row` holds its name from now on (the caller checked that no other
     /// object does). An unnamed object holds nothing.
     pub fn claim(&mut self, row: Row<T>) {
-        let name = row.object().name();
-        if name.is_empty() {
+        if row.object().name().is_empty() {
             return;
         }
-        let hash = self.hasher.hash_one(name);
-        let entry = self.rows.entry(
-            hash,
-            |(_, held)| held.object().name() == name,
-            |&(hash, _)| hash,
-        );
-        match entry {
-            Entry::Occupied(mut held) => held.get_mut().1 = row,
-            Entry::Vacant(free) => {
-                free.insert((hash, row));
-            }
-        }
+        // `insert` keeps an equal key in place: take the old one out first.
+        let named = Named(row);
+        self.rows.remove(named.0.object().name());
+        self.rows.insert(named, ());
     }
 
     /// `obj` gives up its name, if it holds it.
     pub fn release(&mut self, obj: &T) {
-        let held_by_obj = |(_, held): &(u64, Row<T>)| {
-            let held = held.object();
-            held.name() == obj.name() && held.id() == obj.id()
-        };
-        if let Ok(held) = self
+        let held_by_obj = self
             .rows
-            .find_entry(self.hasher.hash_one(obj.name()), held_by_obj)
-        {
-            held.remove();
+            .get_key_value(obj.name())
+            .is_some_and(|(held, ())| held.0.object().id() == obj.id());
+        if held_by_obj {
+            self.rows.remove(obj.name());
         }
     }
 }
 
-impl<T> Default for Names<T> {
+impl<T: Stored> Default for Names<T> {
     fn default() -> Self {
         Names {
-            rows: HashTable::new(),
-            hasher: NameHasher::default(),
+            rows: GenericHashMap::default(),
         }
     }
 }
@@ -83,7 +100,6 @@ impl<T> Clone for Names<T> {
     fn clone(&self) -> Self {
         Names {
             rows: self.rows.clone(),
-            hasher: self.hasher,
         }
     }
 }
