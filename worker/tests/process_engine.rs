@@ -128,6 +128,39 @@ async fn wait_for_log(engine: &ProcessEngine, id: &str, needle: &str) {
     }
 }
 
+/// Tasks start side by side (no engine-wide lock), and two starts of one
+/// task at once start it once and answer the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_start_in_parallel_and_a_task_starts_once() {
+    let env = Env::new();
+    let e = std::sync::Arc::new(env.engine());
+    let ids: Vec<String> = (0..8).map(|i| format!("par{i}")).collect();
+    for id in &ids {
+        e.prepare(&task(id, "sleep 30")).await.unwrap();
+    }
+    let mut starts = tokio::task::JoinSet::new();
+    for id in ids.iter().chain(ids.iter()) {
+        let (e, id) = (e.clone(), id.clone());
+        starts.spawn(async move { (id.clone(), e.start(&id).await.unwrap()) });
+    }
+    let mut pids: std::collections::HashMap<String, Vec<i32>> = Default::default();
+    while let Some(done) = starts.join_next().await {
+        let (id, started) = done.unwrap();
+        pids.entry(id).or_default().push(started.pid.expect("a pid"));
+    }
+    for (id, p) in &pids {
+        assert_eq!(p.len(), 2, "{id}");
+        assert_eq!(p[0], p[1], "{id} started twice: {p:?}");
+    }
+    let listed = e.list().await.unwrap();
+    assert_eq!(listed.len(), ids.len());
+    assert!(listed.iter().all(|t| t.running), "{listed:?}");
+    for id in &ids {
+        e.stop(id, None, Duration::from_secs(1)).await.unwrap();
+        e.remove(id).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn exit_code_and_logs_with_tail() {
     let env = Env::new();

@@ -59,7 +59,9 @@ pub struct ProcessEngine {
     tasks: PathBuf,
     cgroups: Cgroups,
     shim_program: PathBuf,
-    start_lock: tokio::sync::Mutex<()>,
+    /// Starts of one task are serialized (a second start answers what the
+    /// first started); different tasks start in parallel.
+    starting: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set for the embedded engine: tasks run images from this store.
     images: Option<Arc<ImageStore>>,
     /// The node's volumes, for the embedded engine's mounts.
@@ -75,7 +77,7 @@ impl ProcessEngine {
             cgroups: Cgroups::new(cgroup_root, group),
             // The running binary itself, even if replaced on disk since.
             shim_program: PathBuf::from("/proc/self/exe"),
-            start_lock: tokio::sync::Mutex::new(()),
+            starting: Default::default(),
             images: None,
             volumes: None,
         }
@@ -291,62 +293,9 @@ pub(crate) fn limits(run: &TaskRun, default_pids: i64) -> Limits {
     }
 }
 
-#[tonic::async_trait]
-impl Engine for ProcessEngine {
-    async fn image_healthcheck(&self, task_id: &str) -> Option<shoal_proto::objects::HealthConfig> {
-        let (_, cfg) = self.known(task_id).ok()?;
-        let h = cfg.image_healthcheck?;
-        let duration =
-            |d: Option<Duration>| d.and_then(|d| prost_types::Duration::try_from(d).ok());
-        Some(shoal_proto::objects::HealthConfig {
-            test: h.test,
-            interval: duration(h.interval),
-            timeout: duration(h.timeout),
-            retries: h.retries,
-            start_period: duration(h.start_period),
-        })
-    }
-
-    async fn netns(&self, task_id: &str) -> Option<PathBuf> {
-        self.dir(task_id)
-            .ok()
-            .map(|d| d.netns())
-            .filter(|p| p.exists())
-    }
-
-    fn info(&self) -> EngineInfo {
-        EngineInfo {
-            kind: if self.images.is_some() {
-                EngineKind::Embedded
-            } else {
-                EngineKind::Process
-            },
-            version: shoal_proto::build_info::VERSION.to_string(),
-        }
-    }
-
-    async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
-        check_task_id(&run.task.id)?;
-        let dir = self.dir(&run.task.id)?;
-        if dir.config().exists() {
-            return Ok(());
-        }
-        let cfg = if let Some(images) = &self.images {
-            let (cgroups, volumes) = (self.cgroups.clone(), self.volumes.clone());
-            oci::prepare::image_task(images, volumes, cgroups, &dir, run).await?
-        } else {
-            let cfg = self.config(run)?;
-            let (run, cgroups, sandbox_dir) = (run.clone(), self.cgroups.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || build_sandbox(&sandbox_dir, &cgroups, &run, cfg))
-                .await
-                .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))??
-        };
-        // Written last: its presence means "prepared".
-        write_json(&dir.config(), &cfg).map_err(|e| failed(&dir.config(), e))
-    }
-
-    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
-        let _one_at_a_time = self.start_lock.lock().await;
+impl ProcessEngine {
+    /// Starts the prepared task: the shim, once (see `Engine::start`).
+    async fn start_once(&self, task_id: &str) -> Result<Started, ExecError> {
         let (dir, _) = self.known(task_id)?;
         let started = || {
             let pid = read_json::<PidFile>(&dir.pid())
@@ -412,6 +361,81 @@ impl Engine for ProcessEngine {
                 dir.shim_log().display()
             ))),
         }
+    }
+}
+
+#[tonic::async_trait]
+impl Engine for ProcessEngine {
+    async fn image_healthcheck(&self, task_id: &str) -> Option<shoal_proto::objects::HealthConfig> {
+        let (_, cfg) = self.known(task_id).ok()?;
+        let h = cfg.image_healthcheck?;
+        let duration =
+            |d: Option<Duration>| d.and_then(|d| prost_types::Duration::try_from(d).ok());
+        Some(shoal_proto::objects::HealthConfig {
+            test: h.test,
+            interval: duration(h.interval),
+            timeout: duration(h.timeout),
+            retries: h.retries,
+            start_period: duration(h.start_period),
+        })
+    }
+
+    async fn netns(&self, task_id: &str) -> Option<PathBuf> {
+        self.dir(task_id)
+            .ok()
+            .map(|d| d.netns())
+            .filter(|p| p.exists())
+    }
+
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            kind: if self.images.is_some() {
+                EngineKind::Embedded
+            } else {
+                EngineKind::Process
+            },
+            version: shoal_proto::build_info::VERSION.to_string(),
+        }
+    }
+
+    async fn prepare(&self, run: &TaskRun) -> Result<(), ExecError> {
+        check_task_id(&run.task.id)?;
+        let dir = self.dir(&run.task.id)?;
+        if dir.config().exists() {
+            return Ok(());
+        }
+        let cfg = if let Some(images) = &self.images {
+            let (cgroups, volumes) = (self.cgroups.clone(), self.volumes.clone());
+            oci::prepare::image_task(images, volumes, cgroups, &dir, run).await?
+        } else {
+            let cfg = self.config(run)?;
+            let (run, cgroups, sandbox_dir) = (run.clone(), self.cgroups.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || build_sandbox(&sandbox_dir, &cgroups, &run, cfg))
+                .await
+                .map_err(|e| ExecError::Failed(format!("prepare panicked: {e}")))??
+        };
+        // Written last: its presence means "prepared".
+        write_json(&dir.config(), &cfg).map_err(|e| failed(&dir.config(), e))
+    }
+
+    async fn start(&self, task_id: &str) -> Result<Started, ExecError> {
+        let lock = self
+            .starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(task_id.to_string())
+            .or_default()
+            .clone();
+        let started = {
+            let _this_task = lock.lock().await;
+            self.start_once(task_id).await
+        };
+        let mut starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's and ours: nobody else waits to start this task.
+        if Arc::strong_count(&lock) == 2 {
+            starting.remove(task_id);
+        }
+        started
     }
 
     async fn wait(&self, task_id: &str) -> Result<Exit, ExecError> {
