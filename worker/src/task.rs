@@ -177,8 +177,10 @@ pub async fn run(
     }
 
     // 2. While it runs: wait for its exit, a stop request, health changes.
-    if running {
-        watch_running(&mut actor, &mut input).await;
+    if running && watch_running(&mut actor, &mut input).await == Watched::Abandoned {
+        // The worker ended (the daemon stops): the task keeps running for
+        // the next daemon to adopt, as after a crash.
+        return;
     }
 
     // 3. Ended: its network goes now (as Docker releases a stopped
@@ -252,7 +254,16 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
     true
 }
 
-async fn watch_running(actor: &mut Actor, input: &mut Input) {
+/// How watching a running task ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Watched {
+    /// The task ended (exited, stopped on request, replaced as unhealthy).
+    Ended,
+    /// The worker ended: nobody asks anything of this task any more.
+    Abandoned,
+}
+
+async fn watch_running(actor: &mut Actor, input: &mut Input) -> Watched {
     // The input as it is now counts too: a task adopted after a restart
     // may already be desired shut down.
     input.mark_changed();
@@ -306,15 +317,17 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
                     }
                     Err(e) => actor.report(TaskState::Failed, "failed", &e.to_string(), None),
                 }
-                return;
+                return Watched::Ended;
             }
             changed = input.changed() => {
-                let stop = changed.is_err() || desired(input).is_none_or(|d| d > TaskState::Complete);
-                if stop {
+                if changed.is_err() {
+                    return Watched::Abandoned;
+                }
+                if desired(input).is_none_or(|d| d > TaskState::Complete) {
                     let task = input.borrow().as_ref().map(|r| r.task.clone()).unwrap_or_default();
                     actor.stop(&task).await;
                     actor.report(TaskState::Shutdown, "shutdown", "", None);
-                    return;
+                    return Watched::Ended;
                 }
             }
             h = next_health => {
@@ -325,7 +338,7 @@ async fn watch_running(actor: &mut Actor, input: &mut Input) {
                     let task = input.borrow().as_ref().map(|r| r.task.clone()).unwrap_or_default();
                     actor.stop(&task).await;
                     actor.report(TaskState::Failed, "failed", "task: container is unhealthy", None);
-                    return;
+                    return Watched::Ended;
                 }
             }
         }

@@ -47,6 +47,16 @@ impl Plan {
 /// Nodes a global service runs on: up, not drained or paused, and (once
 /// the scheduler's constraints are checked) matching the placement.
 pub fn eligible_nodes(t: &Tables, service: &Service) -> BTreeSet<String> {
+    global_nodes(t, service, &[node_spec::Availability::Active])
+}
+
+/// The up nodes matching the service's placement whose availability is
+/// one of `availability`.
+fn global_nodes(
+    t: &Tables,
+    service: &Service,
+    availability: &[node_spec::Availability],
+) -> BTreeSet<String> {
     let constraints = service
         .spec
         .as_ref()
@@ -56,12 +66,14 @@ pub fn eligible_nodes(t: &Tables, service: &Service) -> BTreeSet<String> {
         .unwrap_or_default();
     t.all::<Node>()
         .filter(|n| {
+            let a = n
+                .spec
+                .as_ref()
+                .map_or(node_spec::Availability::Active, |s| s.availability());
             n.status
                 .as_ref()
                 .is_some_and(|s| s.state() == node_status::State::Ready)
-                && n.spec
-                    .as_ref()
-                    .is_none_or(|s| s.availability() == node_spec::Availability::Active)
+                && availability.contains(&a)
                 && crate::scheduler::node_matches(n, &constraints)
         })
         .map(|n| n.id.clone())
@@ -88,10 +100,22 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
     let wanted: BTreeSet<SlotKey> = match mode {
         Mode::Replicated(n) => (1..=n).map(SlotKey::Slot).collect(),
         Mode::ReplicatedJob { total, .. } => (1..=total).map(SlotKey::Slot).collect(),
-        Mode::Global | Mode::GlobalJob => eligible_nodes(t, service)
-            .into_iter()
-            .map(SlotKey::Node)
-            .collect(),
+        Mode::Global | Mode::GlobalJob => {
+            // A paused node takes no new task but keeps the one it runs,
+            // as in Docker.
+            let paused = global_nodes(t, service, &[node_spec::Availability::Pause]);
+            let keeps = |n: &String| {
+                slots
+                    .get(&SlotKey::Node(n.clone()))
+                    .is_some_and(|tasks| tasks.iter().any(|t| live(t)))
+            };
+            let kept: Vec<String> = paused.into_iter().filter(|n| keeps(n)).collect();
+            eligible_nodes(t, service)
+                .into_iter()
+                .chain(kept)
+                .map(SlotKey::Node)
+                .collect()
+        }
     };
 
     // Live tasks in unwanted slots go: removed when the slot is gone for
@@ -163,6 +187,13 @@ pub fn reconcile(t: &Tables, service: &Service, now: SystemTime) -> Plan {
 /// beyond the history limit, or asked to be removed and no longer running.
 pub fn reap(t: &Tables, service: Option<&Service>, tasks: &[&Task], limit: usize) -> Vec<String> {
     let mut doomed = Vec::new();
+    // A slot's own ends past the history limit stay while `max_attempts`
+    // counts them: reaped, they would let a stopped slot restart again.
+    let policy = service
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.task.as_ref())
+        .and_then(|t| t.restart.as_ref());
+    let attempts = super::task::attempts_kept(policy);
     let mut per_slot: BTreeMap<SlotKey, Vec<&Task>> = BTreeMap::new();
     for task in tasks {
         per_slot
@@ -173,6 +204,7 @@ pub fn reap(t: &Tables, service: Option<&Service>, tasks: &[&Task], limit: usize
     for (_, mut slot_tasks) in per_slot {
         slot_tasks.sort_by_key(|t| std::cmp::Reverse(super::task::created_at(t)));
         let mut kept = 0usize;
+        let mut own_ends = 0usize;
         for task in slot_tasks {
             let state = observed(task);
             let stopped = state.is_terminal()
@@ -187,7 +219,12 @@ pub fn reap(t: &Tables, service: Option<&Service>, tasks: &[&Task], limit: usize
                 continue;
             }
             kept += 1;
-            if kept > limit && stopped {
+            let mut counted = false;
+            if super::task::ended_on_its_own(task) {
+                own_ends += 1;
+                counted = own_ends <= attempts;
+            }
+            if kept > limit && stopped && !counted {
                 doomed.push(task.id.clone());
             }
         }

@@ -217,6 +217,11 @@ pub fn restart_verdict(
         .as_ref()
         .and_then(|s| s.container.as_ref())
         .map_or(0, |c| c.exit_code);
+    if state == TaskState::Shutdown {
+        // Stopped on purpose (by the worker at our request: drain, scale,
+        // update): a replacement, not a restart, whatever the condition.
+        return Restart::Now;
+    }
     let failed = state != TaskState::Complete || exit_code != 0;
     let condition = match policy.condition() {
         // Jobs are never restarted after success, whatever the policy says.
@@ -228,15 +233,13 @@ pub fn restart_verdict(
         restart_policy::Condition::OnFailure if !failed => return Restart::Never,
         _ => {}
     }
-    if state == TaskState::Shutdown {
-        // Stopped on purpose (by the worker at our request): replace now.
-        return Restart::Now;
-    }
     if policy.max_attempts > 0 {
         let window = duration(policy.window).filter(|w| !w.is_zero());
         let counted = std::iter::once(&last)
             .chain(history.iter())
-            .filter(|t| observed(t).is_terminal())
+            // Attempts are the task's own ends: not stops we asked for,
+            // nor tasks lost with their node.
+            .filter(|t| ended_on_its_own(t))
             .filter(|t| match window {
                 None => true,
                 Some(w) => {
@@ -254,6 +257,26 @@ pub fn restart_verdict(
         Some(due) if due > now => Restart::At(due),
         _ => Restart::Now,
     }
+}
+
+/// Whether the task ended by itself (completed, failed, rejected), as a
+/// restart attempt counts it.
+pub fn ended_on_its_own(task: &Task) -> bool {
+    matches!(
+        observed(task),
+        TaskState::Complete | TaskState::Failed | TaskState::Rejected
+    )
+}
+
+/// How many of a slot's own ends the reaper keeps so that `max_attempts`
+/// can still be counted (none without a limit on attempts).
+pub fn attempts_kept(policy: Option<&RestartPolicy>) -> usize {
+    policy
+        .map(|p| p.max_attempts)
+        .filter(|&n| n > 0)
+        .map_or(0, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX).saturating_add(1)
+        })
 }
 
 /// When the task reached its current state.

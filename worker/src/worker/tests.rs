@@ -412,13 +412,10 @@ async fn remove_all_stops_and_removes_every_task_then_answers() {
     assert!(h.engine.called(&Call::Remove("b".into())));
 }
 
-/// `run` says tasks keep running after the worker ends (a restarted daemon
-/// adopts them), but ending drops every actor's input sender, and an actor
-/// takes a closed input as a stop request (`changed.is_err()` in
-/// `watch_running`): each running task is stopped (default 10 s grace) and
-/// reported shut down, racing the daemon's exit.
+/// Tasks keep running after the worker ends (the daemon stops): the next
+/// daemon adopts them, as after a crash. Only `RemoveAll` (swarm leave)
+/// or the manager's word stops them.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: ending the worker stops every running task"]
 async fn shutting_the_worker_down_leaves_its_tasks_running() {
     let mut h = Harness::spawn();
     h.send(complete(tasks(&[task("a")]))).await;

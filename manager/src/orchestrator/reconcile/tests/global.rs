@@ -98,7 +98,6 @@ fn global_restarts_a_failed_task_on_its_node_by_policy() {
 }
 
 #[test]
-#[ignore = "BUG (reported): a paused node's global task is shut down; Docker keeps it running"]
 fn global_keeps_running_on_a_paused_node() {
     // Docker: pause = no new tasks, existing ones stay (swarmkit's global
     // orchestrator skips paused nodes instead of shutting their tasks down).
@@ -113,7 +112,6 @@ fn global_keeps_running_on_a_paused_node() {
 }
 
 #[test]
-#[ignore = "BUG (reported): with restart condition none a global service never comes back to an undrained node"]
 fn global_returns_to_a_node_after_drain_with_condition_none() {
     let s = restart(global("agent"), Condition::None, None, 0, None);
     // Drained, then made active again: its task was shut down by us.

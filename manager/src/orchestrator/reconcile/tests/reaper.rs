@@ -231,7 +231,6 @@ fn a_pass_stops_replaces_and_then_reaps_beyond_the_history_limit() {
 }
 
 #[test]
-#[ignore = "BUG (reported): reaping history below max_attempts lets a slot restart forever"]
 fn max_attempts_holds_even_after_the_history_is_reaped() {
     // max_attempts 5 with the default history limit of 5: once the sixth
     // failure stops the slot, reaping the oldest brings the count back
@@ -265,7 +264,6 @@ fn max_attempts_holds_even_after_the_history_is_reaped() {
 }
 
 #[test]
-#[ignore = "BUG (reported): tasks the orchestrator stopped (update, drain) count as restart attempts"]
 fn max_attempts_counts_failures_not_tasks_we_stopped() {
     // Slot 1 was updated (its old task shut down by us), then the new task
     // failed once: with max_attempts 1 that failure still gets its restart.
