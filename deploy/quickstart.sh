@@ -103,6 +103,7 @@ up() {
     nsenter --net="/var/run/netns/$(ns "$n")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "node-$n" \
       "$BIN" -H "$(sock "$n")" daemon --state-dir "$STATE/node-$n" --engine "$ENGINE" \
       --insecure-registry "$SHOAL_REGISTRY" --docker-api "unix://$RUN/node-$n.docker.sock" \
+      --metrics-addr 127.0.0.1:9323 --web-addr 127.0.0.1:8081 \
       >"$RUN/node-$n.log" 2>&1 &
   done
   for n in $(seq 0 $((NODES - 1))); do wait_for "$n"; done
@@ -150,6 +151,11 @@ up() {
     echo "GET $url -> $body"
   done
   echo
+  echo "==> node-0's metrics and web view (inside its namespace)"
+  ip netns exec "$(ns 0)" curl -sf http://127.0.0.1:9323/metrics | grep -E '^shoal_(raft_is_leader|node_tasks\{state="running"\}|store_objects\{kind="service"\}) '
+  ip netns exec "$(ns 0)" curl -sf http://127.0.0.1:8081/api/state | jq -c '{nodes: (.nodes | length), services: (.services | length), tasks: (.tasks | length)}' 2>/dev/null ||
+    ip netns exec "$(ns 0)" curl -sf -o /dev/null -w 'web view: HTTP %{http_code}\n' http://127.0.0.1:8081/
+  echo
   echo "==> the docker CLI, through node-0's Docker API"
   DOCKER_HOST="unix://$RUN/node-0.docker.sock" DOCKER_CONFIG="$RUN/docker-config" docker service ls
   cat <<TXT
@@ -162,6 +168,8 @@ Talk to the manager:  export SHOAL_HOST=$(sock 0)
 Or with docker:       export DOCKER_HOST=unix://$RUN/node-0.docker.sock
                       docker service ls; docker stack ps demo
 Ask the web service:  ip netns exec $(ns 1) curl http://$(addr 0):8080/
+Metrics, web view:    ip netns exec $(ns 0) curl http://127.0.0.1:9323/metrics
+                      ip netns exec $(ns 0) curl http://127.0.0.1:8081/api/state
 Remove it:            $0 down
 TXT
 }
