@@ -16,6 +16,8 @@
 #
 #   sudo bench/orchestration.sh [SIZES="10 50 100"] [UPDATE_REPLICAS=50]
 #
+# PARTS="floor swarm docker process" (the default) picks what to measure.
+#
 # SHOAL_PROFILE=dev uses target/debug/shoal (else target/release/shoal).
 # Needs dockerd not in a swarm (tests/docker-engine.sh starts one and
 # builds the test image); the script inits a swarm and leaves it at exit,
@@ -24,6 +26,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${1:-"10 50 100"}
 UPDATE_N=${2:-50}
+PARTS=${PARTS:-floor swarm docker process}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 [[ $(id -u) == 0 ]] || { echo "run as root: sudo $0" >&2; exit 1; }
 if [[ ${SHOAL_PROFILE:-release} == release ]]; then BIN=$PWD/target/release/shoal; else BIN=$PWD/target/debug/shoal; fi
 BIN=${SHOAL_BIN:-$BIN}
@@ -35,6 +39,9 @@ ADDR=198.18.0.10
 bash tests/docker-engine.sh >/dev/null
 
 now() { echo "$EPOCHREALTIME"; }
+# Both orchestrators watch the run's end for one monitor period (Docker's
+# default 5 s) before `completed`: the replacements themselves took this.
+minus_monitor() { awk -v a="$1" 'BEGIN { printf "%.2f", a - 5 }'; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 shoal() { "$BIN" -H "unix://$RUN/shoal.sock" "$@"; }
 containers() { docker ps -aq --filter "label=$1" | wc -l; }
@@ -59,16 +66,16 @@ stop_shoal() {
     node=$(sed -n 's/.*"node_id": *"\([a-z0-9]*\)".*/\1/p' "$STATE/swarm.json" 2>/dev/null)
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
     rm -f "$RUN/shoal.pid"
     id=${node:0:6}
     if [[ -n $id ]]; then
       for x in $(ip netns list | awk '{print $1}' | grep "^$id-"); do ip netns del "$x"; done
-      rmdir /sys/fs/cgroup/*/shoal/"$node" 2>/dev/null
+      rmdir /sys/fs/cgroup/*/shoal/"$node" 2>/dev/null || true
       docker ps -aq --filter label=com.shoal.managed | xargs -r docker rm -f >/dev/null
     fi
   fi
-  ip netns list | grep -qw "$NS" && ip netns del "$NS"
+  if ip netns list | grep -qw "$NS"; then ip netns del "$NS"; fi
   rm -rf "$STATE"
 }
 trap cleanup EXIT
@@ -78,10 +85,10 @@ echo "machine: $(date -u '+%F %H:%M') UTC, $(nproc) cores, kernel $(uname -r)," 
   "dockerd $(docker version -f '{{.Server.Version}}'), shoal $(git rev-parse --short HEAD 2>/dev/null)" \
   "($BIN), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-declare -A CREATE REMOVE UPDATE
+declare -A CREATE REMOVE UPDATE REPLACED
 
 # --- the floor ---------------------------------------------------------------
-for n in $SIZES; do
+part floor && for n in $SIZES; do
   t=$(now)
   for i in $(seq "$n"); do
     docker run -d --network none --label shoal.orchbench "$IMAGE" sleep 1d >/dev/null
@@ -92,9 +99,10 @@ for n in $SIZES; do
   REMOVE[floor,$n]=$(since "$t")
   echo "floor: $n x docker run -d ${CREATE[floor,$n]} s, docker rm -f ${REMOVE[floor,$n]} s"
 done
-UPDATE[floor]=$(awk -v a="${CREATE[floor,$UPDATE_N]:-0}" -v b="${REMOVE[floor,$UPDATE_N]:-0}" 'BEGIN { printf "%.2f", a + b }')
+part floor && UPDATE[floor]=$(awk -v a="${CREATE[floor,$UPDATE_N]:-0}" -v b="${REMOVE[floor,$UPDATE_N]:-0}" 'BEGIN { printf "%.2f", a + b }')
 
 # --- Docker Swarm --------------------------------------------------------------
+if part swarm; then
 [[ $(docker info -f '{{.Swarm.LocalNodeState}}') == inactive ]] || {
   echo "dockerd is already in a swarm; this benchmark needs its own (docker swarm leave --force)" >&2
   exit 1
@@ -115,15 +123,18 @@ for n in $SIZES; do
     docker service update --detach --env-add BENCH=2 --update-parallelism 10 "b$n" >/dev/null
     until [[ $(docker service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "b$n") == completed ]]; do sleep 0.1; done
     UPDATE[swarm]=$(since "$t")
+    REPLACED[swarm]=$(minus_monitor "${UPDATE[swarm]}")
+    echo "swarm: rolling update of $n: replaced ${REPLACED[swarm]} s, completed ${UPDATE[swarm]} s"
   fi
   t=$(now)
   docker service rm "b$n" >/dev/null
   until [[ $(containers "com.docker.swarm.service.name=b$n") == 0 ]]; do sleep 0.1; done
   REMOVE[swarm,$n]=$(since "$t")
-  echo "swarm: $n replicas ${CREATE[swarm,$n]} s, rm ${REMOVE[swarm,$n]} s${UPDATE[swarm]:+, update ${UPDATE[swarm]} s}"
+  echo "swarm: $n replicas ${CREATE[swarm,$n]} s, rm ${REMOVE[swarm,$n]} s"
 done
 docker swarm leave --force >/dev/null
 rm -f "$RUN/swarm-made"
+fi
 
 # --- Shoal, one node per engine -----------------------------------------------
 start_shoal() { # engine
@@ -148,6 +159,7 @@ shoal_gone() { # engine, service
   esac
 }
 for engine in docker process; do
+  part "$engine" || continue
   start_shoal "$engine"
   for n in $SIZES; do
     t=$(now)
@@ -159,12 +171,14 @@ for engine in docker process; do
       shoal service update -d --env-add BENCH=2 --update-parallelism 10 "b$n" >/dev/null
       until [[ $(shoal service inspect "b$n" | jq -r '.[0].UpdateStatus.State // empty') == completed ]]; do sleep 0.1; done
       UPDATE[$engine]=$(since "$t")
+      REPLACED[$engine]=$(minus_monitor "${UPDATE[$engine]}")
+      echo "shoal $engine: rolling update of $n: replaced ${REPLACED[$engine]} s, completed ${UPDATE[$engine]} s"
     fi
     t=$(now)
     shoal service rm "b$n" >/dev/null
     until shoal_gone "$engine" "b$n"; do sleep 0.1; done
     REMOVE[$engine,$n]=$(since "$t")
-    echo "shoal $engine: $n replicas ${CREATE[$engine,$n]} s, rm ${REMOVE[$engine,$n]} s${UPDATE[$engine]:+, update ${UPDATE[$engine]} s}"
+    echo "shoal $engine: $n replicas ${CREATE[$engine,$n]} s, rm ${REMOVE[$engine,$n]} s"
   done
   stop_shoal
 done
@@ -174,15 +188,16 @@ echo
 echo "| N | N x \`docker run -d\` (the floor) | Docker Swarm | Shoal, docker engine | Shoal, process engine |"
 echo "|---|---|---|---|---|"
 for n in $SIZES; do
-  echo "| $n | ${CREATE[floor,$n]} s | ${CREATE[swarm,$n]} s | ${CREATE[docker,$n]} s | ${CREATE[process,$n]} s |"
+  echo "| $n | ${CREATE[floor,$n]:--} s | ${CREATE[swarm,$n]:--} s | ${CREATE[docker,$n]:--} s | ${CREATE[process,$n]:--} s |"
 done
 echo
 echo "| N removed | N x \`docker rm -f\` | Docker Swarm | Shoal, docker engine | Shoal, process engine |"
 echo "|---|---|---|---|---|"
 for n in $SIZES; do
-  echo "| $n | ${REMOVE[floor,$n]} s | ${REMOVE[swarm,$n]} s | ${REMOVE[docker,$n]} s | ${REMOVE[process,$n]} s |"
+  echo "| $n | ${REMOVE[floor,$n]:--} s | ${REMOVE[swarm,$n]:--} s | ${REMOVE[docker,$n]:--} s | ${REMOVE[process,$n]:--} s |"
 done
 echo
 echo "| rolling update, $UPDATE_N replicas, parallelism 10 | floor ($UPDATE_N x run + rm -f) | Docker Swarm | Shoal, docker engine | Shoal, process engine |"
 echo "|---|---|---|---|---|"
-echo "| until completed | ${UPDATE[floor]} s | ${UPDATE[swarm]} s | ${UPDATE[docker]} s | ${UPDATE[process]} s |"
+echo "| replacing (completed minus the final 5 s monitor) | ${UPDATE[floor]:--} s | ${REPLACED[swarm]:--} s | ${REPLACED[docker]:--} s | ${REPLACED[process]:--} s |"
+echo "| until completed (after the final monitor period) | | ${UPDATE[swarm]:--} s | ${UPDATE[docker]:--} s | ${UPDATE[process]:--} s |"
