@@ -152,7 +152,7 @@ up() {
   done
   echo
   echo "==> node-0's metrics and web view (inside its namespace)"
-  ip netns exec "$(ns 0)" curl -sf http://127.0.0.1:9323/metrics | grep -E '^shoal_(raft_is_leader|node_tasks\{state="running"\}|store_objects\{kind="service"\}) '
+  ip netns exec "$(ns 0)" curl -sf http://127.0.0.1:9323/metrics | grep -E '^shoal_(raft_is_leader|node_tasks\{state="running"\}|store_objects\{kind="service"\}) '  || true
   ip netns exec "$(ns 0)" curl -sf http://127.0.0.1:8081/api/state | jq -c '{nodes: (.nodes | length), services: (.services | length), tasks: (.tasks | length)}' 2>/dev/null ||
     ip netns exec "$(ns 0)" curl -sf -o /dev/null -w 'web view: HTTP %{http_code}\n' http://127.0.0.1:8081/
   echo
