@@ -13,6 +13,7 @@
 //! - `events`: Docker-style cluster events, a log per manager (`Watch`).
 //! - `backup`: `swarm backup` files, sealed with a passphrase's key.
 //! - `leader`: starts the leader-only loops and stops them with leadership.
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` (not an API).
 //! - `metrics`: Prometheus metrics, counted where things happen or read
 //!   from the running manager when scraped.
 //!
@@ -29,6 +30,8 @@ pub mod context;
 pub mod controlapi;
 pub mod dispatcher;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod leader;
 pub mod logbroker;
 pub mod membership;

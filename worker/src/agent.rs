@@ -237,10 +237,12 @@ fn drain<T: Send + 'static>(
 }
 
 /// [`drain`] for messages that travel in parts: each is forwarded whole,
-/// once its last part has arrived.
+/// once its last part has arrived. `received` is told each part's
+/// encoded size.
 fn drain_parts<T: shoal_proto::listing::Parted + Send + 'static>(
     mut stream: tonic::Streaming<T>,
     stop: CancellationToken,
+    received: fn(usize),
 ) -> Drained<T> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -252,6 +254,7 @@ fn drain_parts<T: shoal_proto::listing::Parted + Send + 'static>(
             };
             let next = match next {
                 Ok(Some(part)) => {
+                    received(part.encoded_len());
                     let whole = match partial.take() {
                         Some(mut head) => {
                             head.join(part);
@@ -336,7 +339,9 @@ async fn session(
         })
         .await
     {
-        Ok(r) => drain_parts(r.into_inner(), readers.clone()),
+        Ok(r) => drain_parts(r.into_inner(), readers.clone(), |n| {
+            crate::metrics::METRICS.assignment_bytes(n)
+        }),
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };
     if let Err(status) = flush(&mut client, &first.session_id, pending).await {
@@ -349,7 +354,7 @@ async fn session(
         })
         .await
     {
-        Ok(r) => Some(drain_parts(r.into_inner(), readers.clone())),
+        Ok(r) => Some(drain_parts(r.into_inner(), readers.clone(), |_| {})),
         Err(status) if status.code() == tonic::Code::Unimplemented => None,
         Err(status) => return Ended::Failed(status.message().to_string(), true),
     };

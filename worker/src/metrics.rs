@@ -40,6 +40,9 @@ pub struct Metrics {
     heartbeats: Counter,
     /// Heartbeats that got no answer or were refused.
     heartbeat_failures: Counter,
+    /// Encoded bytes of the assignment messages received (each part's
+    /// protobuf size, without gRPC, HTTP/2 or TLS framing).
+    assignment_bytes: Counter,
     /// Network views the data plane applied (or tried to).
     dataplane_syncs: Counter,
     /// Network views the data plane failed to apply.
@@ -88,6 +91,7 @@ impl Metrics {
             engine_failures: Family::default(),
             heartbeats: Counter::default(),
             heartbeat_failures: Counter::default(),
+            assignment_bytes: Counter::default(),
             dataplane_syncs: Counter::default(),
             dataplane_sync_failures: Counter::default(),
             agents: AtomicUsize::new(0),
@@ -119,6 +123,11 @@ impl Metrics {
         if failed {
             self.heartbeat_failures.inc();
         }
+    }
+
+    /// Counts an assignment message (or part) of `bytes` received.
+    pub fn assignment_bytes(&self, bytes: usize) {
+        self.assignment_bytes.inc_by(bytes as u64);
     }
 
     /// Counts a network view applied by the data plane, and whether it failed.
@@ -242,6 +251,13 @@ impl Collector for NodeCollector {
             "Heartbeats the dispatcher did not answer or refused.",
             None,
             &m.heartbeat_failures,
+        )?;
+        emit(
+            &mut e,
+            "shoal_agent_assignment_bytes",
+            "Encoded bytes of the assignment messages received from the dispatcher.",
+            None,
+            &m.assignment_bytes,
         )?;
         emit(
             &mut e,

@@ -146,7 +146,9 @@ async fn tasks_start_in_parallel_and_a_task_starts_once() {
     let mut pids: std::collections::HashMap<String, Vec<i32>> = Default::default();
     while let Some(done) = starts.join_next().await {
         let (id, started) = done.unwrap();
-        pids.entry(id).or_default().push(started.pid.expect("a pid"));
+        pids.entry(id)
+            .or_default()
+            .push(started.pid.expect("a pid"));
     }
     for (id, p) in &pids {
         assert_eq!(p.len(), 2, "{id}");

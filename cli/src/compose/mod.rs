@@ -6,6 +6,8 @@
 
 pub mod convert;
 pub mod errors;
+#[doc(hidden)]
+pub mod fuzzing;
 mod interp;
 pub mod load;
 pub mod model;

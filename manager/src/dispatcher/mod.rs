@@ -14,7 +14,7 @@
 mod assignments;
 pub mod bounds;
 pub mod networks;
-mod status;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::context::ManagerContext;
-use crate::store::Tx;
 use crate::store::MAX_TASK_WRITES;
+use crate::store::Tx;
 
 /// How long the batcher gathers reports after the first one.
 const GATHER: Duration = Duration::from_millis(10);
@@ -124,7 +124,9 @@ pub fn fold(tx: &mut Tx<'_>, updates: &[(&str, &TaskStatusUpdate)]) -> Result<()
     // The newest report of a task wins within a batch.
     let mut latest: std::collections::HashMap<&str, Task> = Default::default();
     for &(node_id, u) in updates {
-        let Some(status) = u.status.as_ref() else { continue };
+        let Some(status) = u.status.as_ref() else {
+            continue;
+        };
         let current = match latest.get(u.task_id.as_str()) {
             Some(t) => t.clone(),
             None => match tx.tables().get::<Task>(&u.task_id) {

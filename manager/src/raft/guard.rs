@@ -18,7 +18,8 @@
 //!   on: a heartbeat committing past the log (`commit_to`), an append whose
 //!   entries are not the contiguous run after `index` or whose anchor
 //!   term is 0 past the log (`maybe_append` / `unstable` slicing), a
-//!   snapshot whose membership raft-rs cannot restore, conf-change entries
+//!   snapshot whose membership raft-rs cannot restore or that disagrees
+//!   with the entry at the commit index (`restore`), conf-change entries
 //!   Shoal's apply side cannot apply, an acknowledgement of entries this
 //!   leader never had. Also refused: a second leader for a term this member
 //!   already knows a leader of (impossible in Raft), and `MsgTimeoutNow`
@@ -94,7 +95,7 @@ pub fn check<S: Storage>(raft: &raft::Raft<S>, m: &Message) -> Result<(), String
             "acknowledges index {} past the log's last index {last}",
             m.index
         )),
-        MessageType::MsgSnapshot => check_snapshot(m),
+        MessageType::MsgSnapshot => check_snapshot(m).and_then(|()| check_snapshot_commit(raft, m)),
         MessageType::MsgTimeoutNow if m.term != raft.term || m.from != raft.leader_id => {
             Err("MsgTimeoutNow from a member that does not lead".into())
         }
@@ -183,6 +184,25 @@ fn check_snapshot(m: &Message) -> Result<(), String> {
         || cs.auto_leave
     {
         return Err(format!("snapshot membership is unusable: {cs:?}"));
+    }
+    Ok(())
+}
+
+/// A snapshot at this member's commit index must agree with the entry
+/// committed there. raft-rs drops a snapshot below the commit and only
+/// moves the commit for one that matches the log, but restores one at the
+/// commit with another term: that replaces a committed entry, and where
+/// the storage already holds a snapshot at that index (a member that just
+/// installed one, or restarted from one) storing it fails, which stops
+/// the node. Found by the `raft_peer_message` fuzz target.
+fn check_snapshot_commit<S: Storage>(raft: &raft::Raft<S>, m: &Message) -> Result<(), String> {
+    let meta = m.get_snapshot().get_metadata();
+    let log = &raft.raft_log;
+    if meta.index == log.committed && !log.match_term(meta.index, meta.term) {
+        return Err(format!(
+            "snapshot at index {} term {} conflicts with the entry committed there",
+            meta.index, meta.term
+        ));
     }
     Ok(())
 }

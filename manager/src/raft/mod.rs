@@ -9,6 +9,8 @@
 mod actor;
 mod apply;
 mod flusher;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 pub mod guard;
 pub mod log;
 pub mod node;

@@ -58,6 +58,24 @@ impl RaftConfig {
             keep_entries: 500,
         }
     }
+
+    /// raft-rs's configuration for this node, which has applied `applied`.
+    pub fn raw_config(&self, applied: u64) -> raft::Config {
+        raft::Config {
+            id: self.id,
+            election_tick: self.election_tick,
+            heartbeat_tick: self.heartbeat_tick,
+            applied,
+            pre_vote: true,
+            check_quorum: true,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            // Bounded work per Ready: a follower replaying thousands of entries
+            // still ticks, heartbeats and answers between chunks.
+            max_committed_size_per_ready: 4 * 1024 * 1024,
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a request to the Raft node failed.
@@ -390,20 +408,7 @@ pub fn start<L: RaftLog, T: Transport>(
         // A new member: it must answer the leader before its first snapshot.
         members = peers.into_iter().map(|m| (m.raft_id, m)).collect();
     }
-    let raft_config = raft::Config {
-        id: config.id,
-        election_tick: config.election_tick,
-        heartbeat_tick: config.heartbeat_tick,
-        applied,
-        pre_vote: true,
-        check_quorum: true,
-        max_size_per_msg: 1024 * 1024,
-        max_inflight_msgs: 256,
-        // Bounded work per Ready: a follower replaying thousands of entries
-        // still ticks, heartbeats and answers between chunks.
-        max_committed_size_per_ready: 4 * 1024 * 1024,
-        ..Default::default()
-    };
+    let raft_config = config.raw_config(applied);
     raft_config.validate().map_err(raft_err)?;
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let raw = RawNode::new(&raft_config, log, &logger).map_err(raft_err)?;

@@ -93,9 +93,9 @@ impl RaftService {
 /// membership more strictly would lock a lagging member out of the
 /// log that would bring it up to date.
 pub fn admit(
-status: &super::node::RaftStatus,
-peer: &NodeIdentity,
-messages: &[Message],
+    status: &super::node::RaftStatus,
+    peer: &NodeIdentity,
+    messages: &[Message],
 ) -> Result<(), Status> {
     let own: Vec<u64> = status
         .members

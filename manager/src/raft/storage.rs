@@ -42,6 +42,8 @@
 mod codec;
 mod disk;
 mod flushes;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod memlog;
 mod plan;
 mod recover;

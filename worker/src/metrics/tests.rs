@@ -47,6 +47,7 @@ fn node_metrics_show_only_while_the_node_is_in_a_swarm() {
     metrics.agents.fetch_add(1, Ordering::Relaxed);
     metrics.heartbeat(false);
     metrics.heartbeat(true);
+    metrics.assignment_bytes(300);
     metrics.dataplane_sync(true);
     let text = scrape(metrics);
     for line in [
@@ -54,6 +55,7 @@ fn node_metrics_show_only_while_the_node_is_in_a_swarm() {
         "shoal_node_tasks{state=\"running\"} 0",
         "shoal_agent_heartbeats_total 2",
         "shoal_agent_heartbeat_failures_total 1",
+        "shoal_agent_assignment_bytes_total 300",
         "shoal_dataplane_syncs_total 1",
         "shoal_dataplane_sync_failures_total 1",
         "# TYPE shoal_engine_operation_duration_seconds histogram",

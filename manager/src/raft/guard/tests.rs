@@ -266,3 +266,76 @@ fn a_snapshot_must_be_restorable() {
     check(&raw.raft, &damaged).unwrap();
     assert!(check_snapshot_data(&damaged).is_err());
 }
+
+/// Member 2 restored from a snapshot at index 10 (term 4) with entries 11
+/// and 12 (term 5) not yet committed: its commit is the snapshot's index.
+fn restored() -> RawNode<MemStorage> {
+    let mut s = Snapshot::default();
+    s.mut_metadata().index = 10;
+    s.mut_metadata().term = 4;
+    s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    let storage = MemStorage::new();
+    storage.wl().apply_snapshot(s).unwrap();
+    let config = Config {
+        id: 2,
+        applied: 10,
+        ..Default::default()
+    };
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let mut raw = RawNode::new(&config, storage, &logger).unwrap();
+    let append = msg(MessageType::MsgAppend, 1, 5, |m| {
+        m.index = 10;
+        m.log_term = 4;
+        m.commit = 10;
+        m.entries = vec![entry(11, 5), entry(12, 5)].into();
+    });
+    check(&raw.raft, &append).unwrap();
+    raw.step(append).unwrap();
+    assert_eq!(raw.raft.raft_log.committed, 10);
+    raw
+}
+
+#[test]
+fn a_snapshot_replacing_committed_entries_is_refused() {
+    // Found by the raft_peer_message fuzz target: a snapshot at the
+    // commit index with another term. raft-rs drops snapshots below the
+    // commit, but restores this one; storing it then fails (the storage
+    // holds a snapshot at that index already), which the node's loop takes
+    // as fatal.
+    let snap = |index: u64, term: u64| {
+        msg(MessageType::MsgSnapshot, 1, 6, |m| {
+            let mut s = Snapshot::default();
+            s.mut_metadata().index = index;
+            s.mut_metadata().term = term;
+            s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+            m.set_snapshot(s);
+        })
+    };
+    let mut raw = restored();
+    let conflicting = snap(10, 6);
+    refused(&raw, &conflicting, "conflicts with the entry committed");
+    // What raft-rs does with it: restores it over the stored snapshot,
+    // which the storage refuses.
+    raw.step(conflicting).unwrap();
+    let ready = raw.ready();
+    assert_eq!(ready.snapshot().get_metadata().index, 10);
+    assert!(
+        raw.store()
+            .wl()
+            .apply_snapshot(ready.snapshot().clone())
+            .is_err()
+    );
+    // The same index with the committed entry's term only moves the
+    // commit, and a snapshot past the commit is the leader's to send.
+    let raw = restored();
+    check(&raw.raft, &snap(10, 4)).unwrap();
+    check(&raw.raft, &snap(12, 6)).unwrap();
+    // On a member that compacted nothing, it would replace a committed
+    // entry with a log that disagrees with it.
+    let mut raw = follower();
+    raw.step(msg(MessageType::MsgHeartbeat, 1, 5, |m| m.commit = 3))
+        .unwrap();
+    assert_eq!(raw.raft.raft_log.committed, 3);
+    refused(&raw, &snap(3, 6), "conflicts with the entry committed");
+    check(&raw.raft, &snap(3, 5)).unwrap();
+}

@@ -22,6 +22,8 @@
 //! log is truncated there. *Before* it, it is damage, reported as such:
 //! acknowledged writes are never silently dropped.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod record;
 mod replay;
 

@@ -1,0 +1,17 @@
+//! The Raft WAL: segments of sealed records and raw bytes, replayed and rebuilt into the log the storage serves.
+//! See `shoal_manager::fuzzing` for the input format and what must hold.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+
+fn scratch() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir_in(shoal_fuzz::scratch_root()).expect("scratch dir"))
+        .path()
+}
+
+fuzz_target!(|data: &[u8]| {
+    shoal_manager::fuzzing::run("wal_replay", scratch(), data);
+});

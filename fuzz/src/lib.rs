@@ -1,0 +1,17 @@
+//! What the fuzz targets share.
+
+/// Where targets keep their scratch directories: `$SHOAL_FUZZ_SCRATCH`
+/// (`run.sh` makes one and removes it), else `/dev/shm` when there is one
+/// (the storage targets write and sync files on every input), else the
+/// system's temporary directory.
+pub fn scratch_root() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("SHOAL_FUZZ_SCRATCH") {
+        return dir.into();
+    }
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
