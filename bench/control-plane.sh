@@ -9,9 +9,11 @@
 # Builds `cargo build --release -p shoal` in the repository root and
 # `cp-bench` in bench/ (its own workspace; etcd-client there needs a
 # system protoc: apt-get install -y protobuf-compiler libprotobuf-dev).
-# NO_BUILD=1 skips both. Each run's output goes to stdout and to
-# /tmp/cp-bench-<managers>m-<run>.log; its summary table row is printed
-# at the end. cp-bench removes everything it started (daemons,
+# NO_BUILD=1 skips both; TIMEOUT=S stops waiting for all running after
+# S seconds (cp-bench's default 600) and reports the figures so far.
+# Each run's output goes to stdout and to /tmp/cp-bench-<managers>m-<run>.log,
+# the managers' logs to /tmp/cp-bench-logs/; the summary table rows are
+# printed at the end. cp-bench removes everything it started (daemons,
 # namespaces, state) at exit, also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +33,9 @@ for m in $MANAGERS; do
   for r in $(seq "$RUNS"); do
     log=/tmp/cp-bench-${m}m-$r.log
     echo "=== $m manager(s), run $r ($log)"
-    bench/target/release/cp-bench --managers "$m" --workers "$WORKERS" --tasks "$TASKS" 2>&1 | tee "$log"
-    rows+=("$(grep -A2 '^| managers' "$log" | tail -1)")
+    bench/target/release/cp-bench --managers "$m" --workers "$WORKERS" --tasks "$TASKS" \
+      ${TIMEOUT:+--timeout "$TIMEOUT"} 2>&1 | tee "$log" || echo "=== cp-bench failed: see $log"
+    rows+=("$(grep -A2 '^| managers' "$log" | tail -1 || true)")
   done
 done
 echo

@@ -108,6 +108,10 @@ struct Args {
     /// folder per run.
     #[arg(long, default_value = "/tmp/cp-bench-logs")]
     logs: PathBuf,
+    /// Log the simulated workers' agents (sessions opened and ended, with
+    /// why) to stderr, at `SHOAL_LOG`'s level.
+    #[arg(long)]
+    agent_log: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,6 +127,9 @@ fn main() -> anyhow::Result<()> {
     }
     raise_open_files();
     stop_on_signals();
+    if args.agent_log {
+        shoal_proto::telemetry::init("info", shoal_proto::telemetry::LogFormat::Text);
+    }
     shoal_proto::tls::install_default_provider();
 
     println!("machine: {}", machine());
