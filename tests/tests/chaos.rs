@@ -192,21 +192,22 @@ fn inject(
             cluster.restart(m)?;
             faults.count("restart manager");
         }
-        2 => {
+        kind @ (2 | 3) => {
+            // A manager and another one.
             let a = pick_manager(rng);
             let b = (a + 1 + rng.below(managers as u64 - 1) as usize) % managers;
-            cluster.cut(a, b)?;
+            if kind == 2 {
+                cluster.cut(a, b)?;
+            } else {
+                cluster.cut_one_way(a, b)?;
+            }
             std::thread::sleep(hold);
             cluster.heal(a)?;
-            faults.count("cut manager-manager");
-        }
-        3 => {
-            let a = pick_manager(rng);
-            let b = (a + 1 + rng.below(managers as u64 - 1) as usize) % managers;
-            cluster.cut_one_way(a, b)?;
-            std::thread::sleep(hold);
-            cluster.heal(a)?;
-            faults.count("one-way partition");
+            faults.count(if kind == 2 {
+                "cut manager-manager"
+            } else {
+                "one-way partition"
+            });
         }
         4 => {
             let m = pick_manager(rng);

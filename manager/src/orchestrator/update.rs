@@ -66,14 +66,13 @@ struct Run {
     finishing_since: Option<SystemTime>,
 }
 
-/// One replacement in flight: the new task, the old one it replaces
-/// (start-first: stopped once the new one runs), and when the new one
-/// ran (the lane is free `delay` after).
+/// One replacement in flight: the new task, and the old one it replaces
+/// (start-first: stopped once the new one runs). The lane is free `delay`
+/// after the new task ran ([`Run::started`]).
 #[derive(Debug)]
 struct Lane {
     task: String,
     old: Option<String>,
-    ran_at: Option<SystemTime>,
 }
 
 /// The rolling updates in progress, by service id.
@@ -231,7 +230,7 @@ impl Updates {
         // its task is over (a failure, counted above, or a job's success).
         let mut wake: Option<SystemTime> = None;
         let mut busy = Vec::new();
-        for mut lane in std::mem::take(&mut run.lanes) {
+        for lane in std::mem::take(&mut run.lanes) {
             let Some(task) = t.get::<Task>(&lane.task) else {
                 continue;
             };
@@ -242,8 +241,11 @@ impl Updates {
                 busy.push(lane);
                 continue;
             }
-            let ran_at = *lane.ran_at.get_or_insert(now);
-            run.started.insert(lane.task.clone(), Some(ran_at));
+            let ran_at = *run
+                .started
+                .entry(lane.task.clone())
+                .or_default()
+                .get_or_insert(now);
             if let Some(old) = &lane.old
                 && t.get::<Task>(old).is_some_and(is_live)
             {
@@ -314,7 +316,6 @@ impl Updates {
             run.lanes.push(Lane {
                 task: new.id.clone(),
                 old: start_first.then(|| old.id.clone()),
-                ran_at: None,
             });
             if !start_first {
                 plan.desire.push((old.id.clone(), TaskState::Shutdown));
