@@ -110,6 +110,23 @@ impl ManagerContext {
         Ok(result)
     }
 
+    /// Like [`Self::update`], but builds the batch again when another
+    /// write to the same objects committed between the read and the
+    /// commit ("update out of sequence"), up to a few times.
+    pub async fn update_retrying<R>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, Status>,
+    ) -> Result<R, Status> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match self.update(&mut f).await {
+                Err(e) if e.code() == tonic::Code::Aborted && attempt < ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
     /// Commits a prepared batch.
     pub async fn commit(&self, batch: StoreBatch) -> Result<u64, Status> {
         if batch.actions.is_empty() {

@@ -219,8 +219,11 @@ impl Dispatcher for DispatcherService {
                 tracing::warn!(node = %node_id, fields = ?cut, "node description over its bounds; cut before it is stored");
             }
         }
+        // Seen now, before it is Ready: else the down detector may find a
+        // Ready node it never heard from and mark it down again.
+        self.touch(&node_id);
         self.ctx
-            .update(|tx| {
+            .update_retrying(|tx| {
                 let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| {
                     Status::permission_denied(format!(
                         "node {node_id} is not part of the cluster (was it removed?)"
@@ -254,7 +257,6 @@ impl Dispatcher for DispatcherService {
         tx.send(Ok(first))
             .await
             .map_err(|_| Status::cancelled("session closed"))?;
-        // The session lasts while this manager leads and the node listens.
         // The session lasts while this manager leads and the node listens;
         // it carries the manager list again whenever membership changes.
         let mut leadership = self.ctx.raft.watch_status();
