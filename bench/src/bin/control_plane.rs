@@ -755,7 +755,7 @@ struct Phases {
     marked_down: usize,
     /// Sessions the dispatcher opened.
     sessions: usize,
-    /// "no ingress address for the node" warnings.
+    /// The most nodes one allocator pass left without an ingress address.
     no_ingress: usize,
 }
 
@@ -817,8 +817,9 @@ impl Phases {
                     p.marked_down += line.matches('"').count() / 2;
                 } else if line.contains("node session opened") {
                     p.sessions += 1;
-                } else if line.contains("no ingress address for the node") {
-                    p.no_ingress += 1;
+                } else if line.contains("nodes without an ingress address") {
+                    let nodes = field(line, "nodes").unwrap_or(0) as usize;
+                    p.no_ingress = p.no_ingress.max(nodes);
                 }
             }
         }
@@ -889,7 +890,7 @@ fn report(args: &Args, f: &Figures, p: &Phases) {
         p.raft_busy, p.ticks_late, p.elections
     );
     println!(
-        "dispatcher: {} nodes marked down after missing heartbeats, {} sessions opened since the create; allocator: {} 'no ingress address' warnings",
+        "dispatcher: {} nodes marked down after missing heartbeats, {} sessions opened since the create; allocator: at most {} nodes without an ingress address",
         p.marked_down, p.sessions, p.no_ingress
     );
     println!(

@@ -180,10 +180,26 @@ pub fn allocate(
     }
 
     if let Some(ingress) = ingress.as_ref() {
+        let mut without = 0usize;
+        let mut why = String::new();
         for node in t.all::<Node>() {
-            if let Some(node) = node_ingress(pools, ingress, node) {
-                out.nodes.push(node);
+            match node_ingress(pools, ingress, node) {
+                Ok(Some(node)) => out.nodes.push(node),
+                Ok(None) => {}
+                Err(e) => {
+                    without += 1;
+                    why = e;
+                }
             }
+        }
+        // Once per pass, not once per node: a full ingress subnet leaves
+        // every further node without an address.
+        if without > 0 {
+            tracing::warn!(
+                nodes = without,
+                error = %why,
+                "nodes without an ingress address: the ingress network's subnet is full (recreate it larger: network create --ingress --subnet)"
+            );
         }
     }
     out
@@ -323,8 +339,10 @@ fn attach(
 }
 
 /// The node with its ingress address, if it needs one.
-fn node_ingress(pools: &mut Pools, ingress: &Network, node: &Node) -> Option<Node> {
-    let pool = pools.addresses.get_mut(&ingress.id)?;
+fn node_ingress(pools: &mut Pools, ingress: &Network, node: &Node) -> Result<Option<Node>, String> {
+    let Some(pool) = pools.addresses.get_mut(&ingress.id) else {
+        return Ok(None);
+    };
     let has = node.ingress.as_ref().is_some_and(|a| {
         a.network.as_ref().is_some_and(|n| n.id == ingress.id)
             && a.addresses
@@ -332,21 +350,14 @@ fn node_ingress(pools: &mut Pools, ingress: &Network, node: &Node) -> Option<Nod
                 .any(|x| parse_cidr(x).is_some_and(|(addr, _)| pool.subnet().contains(addr)))
     });
     if has {
-        return None;
+        return Ok(None);
     }
-    match pool.allocate() {
-        Ok(addr) => {
-            let mut node = node.clone();
-            node.ingress = Some(NetworkAttachment {
-                network: Some(ingress.clone()),
-                addresses: vec![pool.subnet().cidr_of(addr)],
-                aliases: Vec::new(),
-            });
-            Some(node)
-        }
-        Err(e) => {
-            tracing::warn!(node = %node.id, error = %e, "no ingress address for the node");
-            None
-        }
-    }
+    let addr = pool.allocate().map_err(|e| e.to_string())?;
+    let mut node = node.clone();
+    node.ingress = Some(NetworkAttachment {
+        network: Some(ingress.clone()),
+        addresses: vec![pool.subnet().cidr_of(addr)],
+        aliases: Vec::new(),
+    });
+    Ok(Some(node))
 }

@@ -9,7 +9,8 @@
 //! nodes that run a task needing it.
 //!
 //! After the first message, only what commits touched is looked at again
-//! (their task, secret and config ids, found in their events): the work
+//! (their task, secret and config ids, which [`super::router`] finds in
+//! their events and leaves in the stream's inbox): the work
 //! per commit grows with the commit, not with the tasks the node holds. A
 //! leader with 100,000 tasks on 3 nodes spent most of its CPU rebuilding
 //! each node's whole set on every commit. Secrets and configs are counted
@@ -24,7 +25,7 @@ use shoal_proto::dispatcher::{
 use shoal_proto::objects::{Config, Secret, Task, TaskState};
 use shoal_proto::task_state::observed;
 
-use crate::store::{Changed, Commit, Tables};
+use crate::store::Tables;
 
 /// What commits touched, since the last message: the ids to look at again,
 /// or everything (a snapshot replaced the store, or commits were missed).
@@ -40,6 +41,34 @@ impl Touched {
     /// Look at everything again.
     pub fn everything(&mut self) {
         self.all = true;
+    }
+
+    /// Look at task `id` again.
+    pub fn task(&mut self, id: &str) {
+        self.tasks.insert(id.to_string());
+    }
+
+    /// Look at secret `id` again, if the node holds it.
+    pub fn secret(&mut self, id: &str) {
+        self.secrets.insert(id.to_string());
+    }
+
+    /// Look at config `id` again, if the node holds it.
+    pub fn config(&mut self, id: &str) {
+        self.configs.insert(id.to_string());
+    }
+
+    /// Adds what `other` names.
+    pub fn merge(&mut self, other: &Touched) {
+        self.tasks.extend(other.tasks.iter().cloned());
+        self.secrets.extend(other.secrets.iter().cloned());
+        self.configs.extend(other.configs.iter().cloned());
+        self.all |= other.all;
+    }
+
+    /// Whether there is nothing to look at.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.tasks.is_empty() && self.secrets.is_empty() && self.configs.is_empty()
     }
 }
 
@@ -216,32 +245,6 @@ impl AssignmentSet {
             node_id: node_id.to_string(),
             ..Default::default()
         }
-    }
-
-    /// Notes in `touched` what of `commit` may change this node's set;
-    /// false when nothing does.
-    pub fn note(&self, commit: &Commit, touched: &mut Touched) -> bool {
-        if commit.reset {
-            touched.all = true;
-            return true;
-        }
-        let mut any = false;
-        for event in &commit.events {
-            match &event.object {
-                Changed::Task(t) if t.node_id == self.node_id || self.tasks.contains_key(&t.id) => {
-                    touched.tasks.insert(t.id.clone());
-                }
-                Changed::Secret(s) if self.secrets.0.contains_key(&s.id) => {
-                    touched.secrets.insert(s.id.clone());
-                }
-                Changed::Config(c) if self.configs.0.contains_key(&c.id) => {
-                    touched.configs.insert(c.id.clone());
-                }
-                _ => continue,
-            }
-            any = true;
-        }
-        any
     }
 
     /// The first message: everything.

@@ -9,11 +9,13 @@
 //! - [`assignments`]: the node's assignment set, streamed as changes.
 //! - [`status`]: task status reports, batched into few Raft entries.
 //! - [`networks`]: the node's view of its overlay networks, streamed whole.
+//! - [`router`]: reads each commit once and wakes the streams it concerns.
 //! - [`bounds`]: the sizes a node's description and task reports are cut to.
 
 mod assignments;
 pub mod bounds;
 pub mod networks;
+mod router;
 pub mod status;
 
 use std::collections::HashMap;
@@ -52,13 +54,15 @@ pub struct DispatcherService {
     /// Nodes whose session stream closed, and when.
     disconnected: Arc<Mutex<HashMap<String, Instant>>>,
     statuses: status::StatusBatcher,
+    router: router::Router,
 }
 
 impl DispatcherService {
     /// A dispatcher for this manager.
     pub fn new(ctx: ManagerContext, shutdown: CancellationToken) -> DispatcherService {
         DispatcherService {
-            statuses: status::StatusBatcher::start(ctx.clone(), shutdown),
+            statuses: status::StatusBatcher::start(ctx.clone(), shutdown.clone()),
+            router: router::Router::start(ctx.store.clone(), shutdown),
             ctx,
             last_seen: Arc::default(),
             disconnected: Arc::default(),
@@ -359,8 +363,14 @@ impl Dispatcher for DispatcherService {
             return Err(err);
         }
         let node_id = who.node_id.clone();
+        // Subscribed first: every commit after the complete set reaches it.
+        let inbox = self
+            .router
+            .assignments(&node_id)
+            .await
+            .ok_or_else(|| Status::unavailable("this manager is shutting down"))?;
         let mut set = assignments::AssignmentSet::new(&node_id);
-        let (first, mut commits) = self.ctx.store.view_and_watch(|t| set.complete(t));
+        let first = self.ctx.store.view(|t| set.complete(t));
         let (tx, rx) = mpsc::channel(16);
         if !networks::send_parts(&tx, first).await {
             return Err(Status::cancelled("assignments stream closed"));
@@ -368,10 +378,8 @@ impl Dispatcher for DispatcherService {
         let ctx = self.ctx.clone();
         let mut leadership = self.ctx.raft.watch_status();
         tokio::spawn(async move {
-            use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-            let mut touched = assignments::Touched::default();
             loop {
-                let resync = tokio::select! {
+                tokio::select! {
                     _ = tx.closed() => return,
                     changed = leadership.changed() => {
                         if changed.is_err() || !leadership.borrow().is_leader() {
@@ -380,30 +388,14 @@ impl Dispatcher for DispatcherService {
                         }
                         continue;
                     }
-                    commit = commits.recv() => match commit {
-                        Ok(commit) => set.note(&commit, &mut touched),
-                        Err(RecvError::Lagged(_)) => {
-                            touched.everything();
-                            true
-                        }
-                        Err(RecvError::Closed) => return,
-                    },
-                };
-                if !resync {
+                    _ = inbox.wait() => {}
+                }
+                // Whatever arrived meanwhile is folded into one message.
+                let touched = inbox.take();
+                if touched.is_empty() {
                     continue;
                 }
-                // Fold whatever else already arrived into one message.
-                loop {
-                    match commits.try_recv() {
-                        Ok(commit) => {
-                            set.note(&commit, &mut touched);
-                        }
-                        Err(TryRecvError::Lagged(_)) => touched.everything(),
-                        Err(_) => break,
-                    }
-                }
-                let batch = std::mem::take(&mut touched);
-                if let Some(message) = ctx.store.view(|t| set.incremental(t, batch))
+                if let Some(message) = ctx.store.view(|t| set.incremental(t, touched))
                     && !networks::send_parts(&tx, message).await
                 {
                     return;
@@ -424,7 +416,7 @@ impl Dispatcher for DispatcherService {
         if let Some(err) = self.not_leader() {
             return Err(err);
         }
-        let stream = networks::stream(self.ctx.clone(), who.node_id.clone()).await?;
+        let stream = networks::stream(self.ctx.clone(), &self.router, who.node_id.clone()).await?;
         Ok(Response::new(stream))
     }
 }

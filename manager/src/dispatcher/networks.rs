@@ -1,8 +1,11 @@
 //! A node's view of the overlay networks, for its data plane: which
 //! networks it needs, every task and service on them across the cluster,
-//! and every node's routing-mesh sandbox. The first message is the whole
-//! view; a new whole view follows whenever a commit changes it (a few
-//! commits close together become one message). Views are whole rather
+//! and its routing-mesh sandbox (every node's, when it runs tasks on
+//! ingress). The first message is the whole view; a new whole view
+//! follows whenever a commit changes it (a few commits close together
+//! become one message). The view is built from the store's tasks-by-network
+//! index, and rebuilt only when [`super::router`] finds a commit that
+//! touched what it shows. Views are whole rather
 //! than incremental because the data plane reconciles to them anyway and
 //! they are small next to the traffic they steer.
 
@@ -16,14 +19,14 @@ use shoal_proto::objects::{
     Network, NetworkAttachment, Node, Service, Task, TaskState, node_status, task_status,
 };
 use shoal_proto::task_state::observed;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::router::{Interest, Router};
 use crate::allocator::ports::is_ingress;
 use crate::context::ManagerContext;
-use crate::store::{Changed, Commit, Tables};
+use crate::store::Tables;
 
 /// Docker's VXLAN port, when the cluster sets none.
 pub const DEFAULT_DATA_PATH_PORT: u32 = 4789;
@@ -115,11 +118,20 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
     let ingress = t
         .all::<Network>()
         .find(|n| n.spec.as_ref().is_some_and(|s| s.ingress));
-    let mut ids: BTreeSet<&str> = ingress.iter().map(|n| n.id.as_str()).collect();
+    let ingress_id = ingress.map(|n| n.id.as_str());
+    let mut ids: BTreeSet<&str> = ingress_id.into_iter().collect();
     for task in t.tasks_of_node(node_id).filter(|x| active(x)) {
         ids.extend(task.networks.iter().map(network_id));
     }
     ids.remove("");
+    // Traffic from other nodes' mesh sandboxes reaches this node only if
+    // it runs tasks on ingress; else their sandboxes are not its peers
+    // (and a thousand-node view would carry a thousand for nothing).
+    let serves_ingress = ingress_id.is_some_and(|ingress| {
+        t.tasks_of_node(node_id)
+            .filter(|x| active(x))
+            .any(|x| x.networks.iter().any(|a| network_id(a) == ingress))
+    });
     let networks: Vec<Network> = ids
         .iter()
         .filter_map(|id| t.get::<Network>(id).cloned())
@@ -127,7 +139,14 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
 
     let mut service_ids: BTreeSet<&str> = BTreeSet::new();
     let mut tasks = Vec::new();
-    for task in t.all::<Task>().filter(|x| active(x)) {
+    // Each task once, though it may be on several of the networks.
+    let on_networks: BTreeMap<&str, &Task> = ids
+        .iter()
+        .flat_map(|id| t.tasks_on_network(id))
+        .filter(|x| active(x))
+        .map(|x| (x.id.as_str(), x))
+        .collect();
+    for task in on_networks.into_values() {
         let addresses = addresses(&task.networks, &ids);
         if addresses.is_empty() {
             continue;
@@ -145,9 +164,8 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
         });
     }
 
-    // In id order, as is every list of the view: it reads (and compares)
-    // the same whatever order the tables iterate in.
-    tasks.sort_unstable_by(|a, b| a.task_id.cmp(&b.task_id));
+    // In id order (the map's), as is every list of the view: it reads
+    // (and compares) the same whatever order the tables iterate in.
 
     let mut services: Vec<EndpointService> = t
         .all::<Service>()
@@ -181,8 +199,12 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
 
     services.sort_unstable_by(|a, b| a.service_id.cmp(&b.service_id));
 
-    let mut ingress_sandboxes: Vec<EndpointTask> = t
-        .all::<Node>()
+    let sandbox_nodes: Vec<&Node> = match serves_ingress {
+        true => t.all::<Node>().collect(),
+        false => t.get::<Node>(node_id).into_iter().collect(),
+    };
+    let mut ingress_sandboxes: Vec<EndpointTask> = sandbox_nodes
+        .into_iter()
         .filter(|n| {
             n.status
                 .as_ref()
@@ -217,28 +239,41 @@ pub fn view(t: &Tables, node_id: &str) -> NetworkView {
     }
 }
 
-/// Whether a commit may change anyone's view.
-fn concerns(commit: &Commit) -> bool {
-    commit.reset
-        || commit.events.iter().any(|e| {
-            matches!(
-                e.object,
-                Changed::Task(_)
-                    | Changed::Node(_)
-                    | Changed::Service(_)
-                    | Changed::Network(_)
-                    | Changed::Cluster(_)
-            )
-        })
+/// What `view`, built for `node_id`, depends on: the router wakes its
+/// stream only for changes to these.
+fn interest(view: &NetworkView, node_id: &str) -> Interest {
+    let ingress = view
+        .networks
+        .iter()
+        .find(|n| n.spec.as_ref().is_some_and(|s| s.ingress))
+        .map(|n| n.id.as_str());
+    let serves_ingress = view.tasks.iter().any(|t| {
+        t.node_id == node_id
+            && t.addresses
+                .iter()
+                .any(|a| Some(a.network_id.as_str()) == ingress)
+    });
+    Interest {
+        networks: view.networks.iter().map(|n| n.id.clone()).collect(),
+        nodes: view.tasks.iter().map(|t| t.node_id.clone()).collect(),
+        every_node: serves_ingress,
+    }
 }
 
 /// The stream for `node_id`: a view now, then one after every change,
 /// until the node hangs up or this manager stops leading.
 pub async fn stream(
     ctx: ManagerContext,
+    router: &Router,
     node_id: String,
 ) -> Result<ReceiverStream<Result<NetworkView, Status>>, Status> {
-    let (first, mut commits) = ctx.store.view_and_watch(|t| view(t, &node_id));
+    // Subscribed first: every commit after the first view reaches the inbox.
+    let inbox = router
+        .networks(&node_id)
+        .await
+        .ok_or_else(|| Status::unavailable("this manager is shutting down"))?;
+    let first = ctx.store.view(|t| view(t, &node_id));
+    inbox.set_interest(interest(&first, &node_id));
     let (tx, rx) = mpsc::channel(4);
     if !send_parts(&tx, first.clone()).await {
         return Err(Status::cancelled("networks stream closed"));
@@ -248,7 +283,7 @@ pub async fn stream(
     tokio::spawn(async move {
         let mut last = first;
         loop {
-            let changed = tokio::select! {
+            tokio::select! {
                 _ = tx.closed() => return,
                 changed = leadership.changed() => {
                     if changed.is_err() || !leadership.borrow().is_leader() {
@@ -257,19 +292,15 @@ pub async fn stream(
                     }
                     continue;
                 }
-                commit = commits.recv() => match commit {
-                    Ok(commit) => concerns(&commit),
-                    Err(RecvError::Lagged(_)) => true,
-                    Err(RecvError::Closed) => return,
-                },
-            };
-            if !changed {
-                continue;
+                _ = inbox.inbox.wait() => {}
             }
             // Let a burst of commits settle, then fold it into one view.
             tokio::time::sleep(DEBOUNCE).await;
-            while let Ok(_) | Err(TryRecvError::Lagged(_)) = commits.try_recv() {}
+            if !inbox.inbox.take() {
+                continue;
+            }
             let next = ctx.store.view(|t| view(t, &node_id));
+            inbox.set_interest(interest(&next, &node_id));
             if next != last {
                 if !send_parts(&tx, next.clone()).await {
                     return;

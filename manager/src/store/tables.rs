@@ -1,5 +1,5 @@
 //! The in-memory tables: one hash map per kind, plus the secondary
-//! indexes the leader's loops need (tasks by service and by node, unique
+//! indexes the leader's loops need (tasks by service, by node and by network, unique
 //! names). Applying a batch is all-or-nothing: every action is checked
 //! first, then all are written, so a conflict leaves the tables untouched
 //! and every manager reaches the same verdict from the same log.
@@ -107,6 +107,7 @@ pub struct Tables {
     pub(super) cluster_names: Names<Cluster>,
     tasks_by_service: TaskIndex,
     tasks_by_node: TaskIndex,
+    tasks_by_network: TaskIndex,
 }
 
 impl Tables {
@@ -162,6 +163,11 @@ impl Tables {
     /// Tasks assigned to a node.
     pub fn tasks_of_node(&self, node_id: &str) -> impl Iterator<Item = &Task> {
         self.indexed_tasks(self.tasks_by_node.get(node_id))
+    }
+
+    /// Tasks attached to a network (whatever their state).
+    pub fn tasks_on_network(&self, network_id: &str) -> impl Iterator<Item = &Task> {
+        self.indexed_tasks(self.tasks_by_network.get(network_id))
     }
 
     fn indexed_tasks<'a>(
@@ -322,6 +328,12 @@ impl Tables {
                     .or_default()
                     .insert(task.id.clone());
             }
+            for network in attached_networks(task) {
+                self.tasks_by_network
+                    .entry(network.to_string())
+                    .or_default()
+                    .insert(task.id.clone());
+            }
         }
     }
 
@@ -334,12 +346,10 @@ impl Tables {
                 (&mut self.tasks_by_service, &task.service_id),
                 (&mut self.tasks_by_node, &task.node_id),
             ] {
-                if let Some(set) = index.get_mut(key) {
-                    set.remove(&task.id);
-                    if set.is_empty() {
-                        index.remove(key);
-                    }
-                }
+                unindex_task(index, key, &task.id);
+            }
+            for network in attached_networks(task) {
+                unindex_task(&mut self.tasks_by_network, network, &task.id);
             }
         }
     }
@@ -381,6 +391,24 @@ impl Tables {
         for x in objects {
             let version = x.version();
             self.put(version, x, false);
+        }
+    }
+}
+
+/// The ids of the networks a task is attached to.
+fn attached_networks(task: &Task) -> impl Iterator<Item = &str> {
+    task.networks
+        .iter()
+        .filter_map(|a| a.network.as_ref())
+        .map(|n| n.id.as_str())
+        .filter(|id| !id.is_empty())
+}
+
+fn unindex_task(index: &mut TaskIndex, key: &str, task_id: &str) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(task_id);
+        if set.is_empty() {
+            index.remove(key);
         }
     }
 }

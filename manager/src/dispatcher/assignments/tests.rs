@@ -11,6 +11,7 @@ use shoal_proto::objects::{
 };
 
 use super::*;
+use crate::dispatcher::router::Streams;
 use crate::store::Store;
 
 /// What the worker on `node_id` must hold now.
@@ -238,21 +239,22 @@ fn messages_from_commit_events_keep_the_worker_equal_to_the_store() {
         let node = NODES[(seed % 2) as usize];
         let mut set = AssignmentSet::new(node);
         let mut worker = Worker::default();
+        let (mut router, inbox) = Streams::for_assignments(node, &store);
         let (first, mut commits) = store.view_and_watch(|t| set.complete(t));
         worker.apply(&first);
         for index in 1..=300 {
             write(&store, index, &mut rng);
-            let mut touched = Touched::default();
-            let mut any = false;
             while let Ok(commit) = commits.try_recv() {
-                any |= set.note(&commit, &mut touched);
+                router.route(&commit, &store);
             }
+            let mut touched = inbox.take();
             // Now and then everything is looked at again (a missed commit).
             if rng.below(25) == 0 {
                 touched.everything();
-                any = true;
             }
-            if any && let Some(message) = store.view(|t| set.incremental(t, touched)) {
+            if !touched.is_empty()
+                && let Some(message) = store.view(|t| set.incremental(t, touched))
+            {
                 assert_eq!(message.applies_to + 1, message.results_in);
                 worker.apply(&message);
             }

@@ -293,3 +293,25 @@ fn readiness_follows_health_and_desired_state() {
     store.apply(2, batch).expect("apply");
     assert_eq!(ready(&store, "h1"), Some(true));
 }
+
+#[test]
+fn only_a_node_serving_ingress_sees_the_other_nodes_sandboxes() {
+    let store = cluster();
+    let (batch, ()) = store
+        .build(|tx| tx.create(node("n4", "192.168.0.4", "10.0.0.13/24")))
+        .expect("build");
+    store.apply(2, batch).expect("apply");
+    let sandboxes = |node: &str| -> Vec<String> {
+        store.view(|t| {
+            view(t, node)
+                .ingress_sandboxes
+                .into_iter()
+                .map(|s| s.node_id)
+                .collect()
+        })
+    };
+    // n4 runs nothing: its own sandbox, to attach, and no peers.
+    assert_eq!(sandboxes("n4"), ["n4"]);
+    // n1 runs w1 on ingress: replies go back to every Ready node's sandbox.
+    assert_eq!(sandboxes("n1"), ["n1", "n2", "n4"]);
+}
