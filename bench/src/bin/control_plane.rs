@@ -818,7 +818,7 @@ impl Phases {
                 } else if line.contains("node session opened") {
                     p.sessions += 1;
                 } else if line.contains("nodes without an ingress address") {
-                    let nodes = field(line, "nodes").unwrap_or(0) as usize;
+                    let nodes = field(&line, "nodes").unwrap_or(0) as usize;
                     p.no_ingress = p.no_ingress.max(nodes);
                 }
             }

@@ -1,6 +1,7 @@
 //! The orchestrator: a leader-only loop that turns services into tasks and
-//! keeps them there. It watches the store; every commit that touches a
-//! service, its tasks, the nodes or the cluster marks services dirty; after
+//! keeps them there. It watches the store; a commit that touches a
+//! service, the nodes or the cluster, or a task in a way its service must
+//! answer (see [`concerns`]), marks services dirty; after
 //! a short batching window it reconciles them ([`reconcile`]), steps their
 //! rolling updates ([`update`]), reaps old tasks and commits all of it in
 //! one batch. A batch that loses a race (another writer moved a task) is
@@ -18,12 +19,13 @@ pub mod update;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use shoal_proto::objects::{Node, Service, Task, TaskState};
+use shoal_proto::objects::{Node, Service, Task, TaskState, update_status};
+use shoal_proto::task_state::observed;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ManagerContext;
-use crate::store::{Changed, Tables};
+use crate::store::{Changed, EventAction, Tables};
 
 /// How long changes are gathered before reconciling (a burst of commits,
 /// like `--replicas 100` being scheduled, becomes one pass).
@@ -143,17 +145,38 @@ fn mark(
                 Changed::Service(s) => {
                     dirty.insert(s.id.clone());
                 }
-                Changed::Task(t) if tables.get::<Service>(&t.service_id).is_some() => {
-                    dirty.insert(t.service_id.clone());
-                }
-                // A task of a removed service: the reaper's business.
-                Changed::Task(_) => *all = true,
+                Changed::Task(t) => match tables.get::<Service>(&t.service_id) {
+                    Some(service) if concerns(service, t, event.action) => {
+                        dirty.insert(t.service_id.clone());
+                    }
+                    Some(_) => {}
+                    // A task of a removed service: the reaper's business.
+                    None => *all = true,
+                },
                 // Nodes come and go, go down, drain: every service may care.
                 Changed::Node(_) | Changed::Cluster(_) => *all = true,
                 _ => {}
             }
         }
     });
+}
+
+/// Whether a change to `task` may give its service's pass something to
+/// do. Outside a rolling update, only a task that ended, was removed or
+/// was told to stop does: the climb from pending to running is the
+/// scheduler's and the worker's. Reconciling a 100,000-task service on
+/// each of those steps was most of a leader's CPU while it started.
+fn concerns(service: &Service, task: &Task, action: EventAction) -> bool {
+    let updating = service.update_status.as_ref().is_some_and(|u| {
+        matches!(
+            u.state(),
+            update_status::State::Updating | update_status::State::RollbackStarted
+        )
+    });
+    updating
+        || action == EventAction::Remove
+        || observed(task).is_terminal()
+        || task.desired_state() > TaskState::Running
 }
 
 fn history_limit(t: &Tables) -> usize {
