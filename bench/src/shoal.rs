@@ -1,5 +1,5 @@
 //! Shoal as the system under test: three managers in network namespaces
-//! (the test harness, default settings, so sled fsyncs every Raft Ready),
+//! (the test harness, default settings, so the WAL fsyncs every Raft Ready),
 //! driven from inside node-0's namespace with node-0's own manager
 //! certificate — the way the CLI's daemon or another manager reaches the
 //! control API over mutual TLS. node-0 founded the swarm and leads unless

@@ -5,10 +5,13 @@
 //!
 //! # Layout
 //! - `cmd`: the command tree (clap) and one thin client module per noun.
-//! - `daemon`: `shoal daemon`, which composes the worker (always) and the
-//!   manager (by role) and serves the local API on a Unix socket.
+//! - `daemon`: `shoal daemon`: starts a node (`shoal_node`, which composes
+//!   the worker, always, and the manager, by role) and serves the local API
+//!   on a Unix socket.
 //! - `client`, `host`: how a command reaches its daemon.
 //! - `compose`: compose files for `shoal stack deploy`.
+//! - `spec`: service-spec values as users write them (flags and compose
+//!   keys alike), and the default policies.
 //! - `output`: tables, JSON and `--format`.
 //! - `web`: `shoal daemon --web-addr`, a live web view of the cluster.
 
@@ -20,6 +23,7 @@ mod docker_api;
 mod host;
 mod output;
 mod registry_auth;
+mod spec;
 mod web;
 
 /// The compose loader's fuzz harness (not an API).

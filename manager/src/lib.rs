@@ -2,7 +2,8 @@
 //!
 //! # Layout (grows with the issues that build it; see shared/DESIGN.md)
 //! - `store`: in-memory indexed tables, transactions, watch events.
-//! - `raft`: the Raft node around raft-rs `RawNode`, sled storage, transport.
+//! - `raft`: the Raft node around raft-rs `RawNode`, its sealed storage (a
+//!   WAL, snapshot files, sled for membership), transport.
 //! - `ca`: root CA, node certificates, join tokens.
 //! - `controlapi`: the control API, the only place errors become `Status`.
 //! - `scheduler`: gives Pending tasks a node (filters, a pure planner, the

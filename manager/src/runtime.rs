@@ -13,7 +13,10 @@
 //! 6. for a new cluster, the first batch: cluster object, this node, and
 //!    the `ingress` network.
 //!
-//! Every loop hangs off one cancellation token; [`Manager::stop`] ends them.
+//! Every loop hangs off one cancellation token, a branch of the caller's
+//! shutdown tree ([`Manager::start_under`]); [`Manager::stop`] ends them
+//! and waits for them. What a new cluster commits first is built in
+//! [`bootstrap`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,33 +47,13 @@ use crate::membership::MembershipService;
 use crate::raft::node::{self, RaftConfig};
 use crate::raft::service::RaftService;
 use crate::raft::transport::{Dial, GrpcTransport};
-use crate::raft::{SledStorage, StorageError};
+use crate::raft::{DiskStorage, StorageError};
 use crate::seal::{SealError, UnlockKey};
 use crate::store::Store;
 
-/// The `ingress` network every new cluster starts with: the routing
-/// mesh's overlay (its subnet and VXLAN id come from the allocator).
-pub fn ingress_network() -> Network {
-    use shoal_proto::objects::{Annotations, Driver, NetworkSpec};
-    let overlay = || Driver {
-        name: "overlay".into(),
-        ..Default::default()
-    };
-    Network {
-        id: shoal_proto::identity::new_id(),
-        spec: Some(NetworkSpec {
-            annotations: Some(Annotations {
-                name: "ingress".into(),
-                labels: Default::default(),
-            }),
-            driver_config: Some(overlay()),
-            ingress: true,
-            ..Default::default()
-        }),
-        driver_state: Some(overlay()),
-        ..Default::default()
-    }
-}
+pub mod bootstrap;
+
+pub use bootstrap::ingress_network;
 
 /// How a manager starts.
 #[derive(Debug)]
@@ -189,6 +172,18 @@ impl Manager {
         bootstrap: Bootstrap,
         slot: ManagerSlot,
     ) -> Result<Manager, ManagerError> {
+        Self::start_under(config, bootstrap, slot, &CancellationToken::new()).await
+    }
+
+    /// [`Manager::start`] as a branch of `parent`'s shutdown tree:
+    /// cancelling `parent` cancels every loop of the manager;
+    /// [`Manager::stop`] still empties `slot` and waits for them.
+    pub async fn start_under(
+        config: ManagerConfig,
+        bootstrap: Bootstrap,
+        slot: ManagerSlot,
+        parent: &CancellationToken,
+    ) -> Result<Manager, ManagerError> {
         // A restart opens the keys it sealed its state with; only a new
         // manager makes them (a lost key file is not a fresh start).
         let restart = matches!(bootstrap, Bootstrap::Restart);
@@ -197,7 +192,7 @@ impl Manager {
             config.unlock_key.as_ref(),
             restart,
         )?;
-        let storage = SledStorage::open(&config.dir.join("raft"), keys.data_key.clone())?;
+        let storage = DiskStorage::open(&config.dir.join("raft"), keys.data_key.clone())?;
         let (new_cluster, peers) = match bootstrap {
             Bootstrap::New {
                 cluster,
@@ -228,7 +223,7 @@ impl Manager {
                 .map_err(tls_err)?,
         );
 
-        let shutdown = CancellationToken::new();
+        let shutdown = parent.child_token();
         let tasks = TaskTracker::new();
         let store = Arc::new(Store::new());
         let dial: Arc<dyn Dial> = Arc::new(TlsDial(client_tls.clone()));
@@ -395,7 +390,7 @@ pub fn force_new_cluster(
         path: raft_dir.clone(),
         source,
     })?;
-    let storage = SledStorage::open(&raft_dir, keys.data_key)?;
+    let storage = DiskStorage::open(&raft_dir, keys.data_key)?;
     let hard_state = raft::prelude::HardState {
         term: term.max(1),
         commit: index.max(1),

@@ -10,7 +10,7 @@ use shoal_proto::token::CaDigest;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::ManagerContext;
-use crate::raft::SledStorage;
+use crate::raft::DiskStorage;
 use crate::raft::node::{self, RaftConfig};
 use crate::seal::DataKey;
 use crate::store::Store;
@@ -31,7 +31,7 @@ pub async fn leader() -> Leader {
         node_id: "m1".into(),
         addr: "mem:1".into(),
     };
-    let storage = SledStorage::open(dir.path(), key).expect("open storage");
+    let storage = DiskStorage::open(dir.path(), key).expect("open storage");
     storage
         .persist_ready(&[], None, Some(node::bootstrap_snapshot(member)))
         .expect("bootstrap");

@@ -3,8 +3,8 @@
 //! # Layout
 //! - [`agent`]: the session with the leader's dispatcher, heartbeats,
 //!   failover between managers.
-//! - [`engine`]: which local engine runs tasks (docker, embedded, process,
-//!   sim) and how `auto` chooses.
+//! - [`engine_choice`]: which local engine runs tasks (docker, embedded,
+//!   process, sim) and how `auto` chooses; [`exec`] holds the engines.
 //! - [`host`]: facts about the machine (kernel, CPUs, memory, cgroups).
 //! - [`exec`]: engines behind one trait: docker, the embedded engine (the
 //!   process engine's task dirs and shim running OCI images, `exec::oci`),
@@ -24,7 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
-pub mod engine;
+pub mod engine_choice;
 pub mod exec;
 pub mod health;
 pub mod host;

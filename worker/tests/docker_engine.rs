@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bollard::query_parameters::ListContainersOptions;
 use futures_util::StreamExt;
 use shoal_proto::objects::{Annotations, ContainerSpec, Task, TaskSpec};
-use shoal_worker::engine::DEFAULT_DOCKER_SOCKET;
+use shoal_worker::engine_choice::DEFAULT_DOCKER_SOCKET;
 use shoal_worker::exec::docker::{DockerEngine, files, spec};
 use shoal_worker::exec::{Engine, ExecError, LogOptions, TaskFile, TaskRun};
 

@@ -8,7 +8,7 @@
 //!   joined, every manager is drained: tasks go to the simulated workers
 //!   only.
 //! - The workers live in this process, on a thread inside node-0's
-//!   namespace. Each joins as a node does (`cli/src/daemon/swarm/join.rs`):
+//!   namespace. Each joins as a node does (`node/src/swarm/join.rs`):
 //!   a fresh key and CSR, the worker token, `IssueNodeCertificate` over a
 //!   TLS connection pinned to the token's CA digest. Then it runs the
 //!   node's own agent (`shoal_worker::agent::run`: session, heartbeats,

@@ -26,9 +26,6 @@ use clap::{Parser, Subcommand};
 use crate::daemon::DaemonArgs;
 use crate::host::{DEFAULT_HOST, Host};
 
-pub(crate) use service::default_rollout as service_default_rollout;
-pub(crate) use service::parse as service_parse;
-
 /// Shoal: a Swarm-mode cluster orchestrator.
 ///
 /// Same nouns, commands and compose files as `docker swarm`; one binary,

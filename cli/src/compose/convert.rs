@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use shoal_proto::objects::{
     Annotations, ConfigReference, ConfigSpec, ContainerSpec, Driver, EndpointSpec, FileTarget,
     GlobalJob, GlobalService, IpamConfig, IpamOptions, Mount, NetworkAttachmentConfig, NetworkSpec,
-    ReplicatedJob, ReplicatedService, RestartPolicy, SecretReference, SecretSpec, ServiceSpec,
-    TaskSpec, mount, restart_policy, service_spec::Mode,
+    ReplicatedJob, ReplicatedService, SecretReference, SecretSpec, ServiceSpec, TaskSpec, mount,
+    service_spec::Mode,
 };
 
 use super::model::{FileObject, ModeKind, Network, Project, Service};
@@ -256,21 +256,10 @@ fn service_spec(
         }),
         ModeKind::GlobalJob => Mode::GlobalJob(GlobalJob {}),
     };
-    let restart = d.restart_policy.unwrap_or(RestartPolicy {
-        // As `service create`: jobs restart only on failure.
-        condition: if is_job {
-            restart_policy::Condition::OnFailure
-        } else {
-            restart_policy::Condition::Any
-        } as i32,
-        delay: Some(prost_types::Duration {
-            seconds: 5,
-            nanos: 0,
-        }),
-        max_attempts: 0,
-        window: None,
-    });
-    let (cap_add, cap_drop) = crate::cmd::service_parse::effective_caps(&s.cap_add, &s.cap_drop);
+    let restart = d
+        .restart_policy
+        .unwrap_or_else(|| crate::spec::default_restart(is_job));
+    let (cap_add, cap_drop) = crate::spec::effective_caps(&s.cap_add, &s.cap_drop);
     ServiceSpec {
         annotations: annotations(format!("{stack}_{}", s.name), svc_labels),
         task: Some(TaskSpec {
@@ -307,13 +296,10 @@ fn service_spec(
             log_driver: s.logging.clone(),
         }),
         mode: Some(mode),
-        update: Some(
-            d.update_config
-                .unwrap_or_else(crate::cmd::service_default_rollout),
-        ),
+        update: Some(d.update_config.unwrap_or_else(crate::spec::default_rollout)),
         rollback: Some(
             d.rollback_config
-                .unwrap_or_else(crate::cmd::service_default_rollout),
+                .unwrap_or_else(crate::spec::default_rollout),
         ),
         networks: Vec::new(),
         endpoint: Some(EndpointSpec {

@@ -225,12 +225,12 @@ impl<'a> At<'a> {
     /// A Go duration (`10s`, `1m30s`).
     pub fn duration(&self) -> Result<prost_types::Duration> {
         let text = self.scalar()?;
-        crate::cmd::service_parse::duration(&text).map_err(|m| self.err(m))
+        crate::spec::duration(&text).map_err(|m| self.err(m))
     }
 
     /// A byte size (`512M`, `2g`, or a plain number of bytes).
     pub fn bytes(&self) -> Result<i64> {
         let text = self.scalar()?;
-        crate::cmd::service_parse::memory(&text).map_err(|m| self.err(m))
+        crate::spec::memory(&text).map_err(|m| self.err(m))
     }
 }

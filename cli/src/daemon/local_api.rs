@@ -1,16 +1,20 @@
 //! The `Local` gRPC service: node-local questions answered by this daemon.
-//! Images and volumes are served by [`Node`] (`images`, `volumes`).
+//! Swarm membership is the node's (`shoal_node::SwarmNode`), its errors
+//! mapped to statuses in `status`; images and volumes are served by
+//! [`Stores`] (`images`, `volumes`).
 
 mod images;
-mod node;
+mod status;
+mod stores;
 mod volumes;
 
-pub use node::Node;
+pub use stores::Stores;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use shoal_node::SwarmNode;
 use shoal_proto::build_info;
 use shoal_proto::local::{
     ImageInspectRequest, ImageInspectResponse, ImageListRequest, ImageListResponse, ImageLoadChunk,
@@ -23,12 +27,12 @@ use shoal_proto::local::{
     VolumeListResponse, VolumePruneRequest, VolumePruneResponse, VolumeRemoveRequest,
     VolumeRemoveResponse, local_server::Local,
 };
-use shoal_worker::engine::{EngineInfo, EngineKind};
+use shoal_worker::engine_choice::{EngineInfo, EngineKind};
 use shoal_worker::host::HostFacts;
 use shoal_worker::image::RegistryAuth;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::swarm::SwarmNode;
+use status::status;
 
 /// The largest backup a restore reads (a backup holds no tasks: this is
 /// room for thousands of services, secrets and configs).
@@ -40,7 +44,7 @@ pub struct LocalApi {
     engine: EngineInfo,
     started_at: SystemTime,
     swarm: Arc<SwarmNode>,
-    node: Node,
+    stores: Stores,
 }
 
 impl LocalApi {
@@ -50,14 +54,14 @@ impl LocalApi {
         engine: EngineInfo,
         started_at: SystemTime,
         swarm: Arc<SwarmNode>,
-        node: Node,
+        stores: Stores,
     ) -> LocalApi {
         LocalApi {
             state_dir,
             engine,
             started_at,
             swarm,
-            node,
+            stores,
         }
     }
 
@@ -105,7 +109,7 @@ impl Local for LocalApi {
             server_version: build_info::VERSION.to_string(),
             pid: std::process::id(),
             started_at: Some(self.started_at.into()),
-            swarm: Some(self.swarm.info(brief).await),
+            swarm: Some(self.swarm.info(brief)),
             cgroup_version: host.cgroup_version.to_string(),
             load_balancer: host.load_balancer.to_string(),
         }))
@@ -119,13 +123,18 @@ impl Local for LocalApi {
             .init(request.into_inner())
             .await
             .map(Response::new)
+            .map_err(status)
     }
 
     async fn swarm_backup(
         &self,
         request: Request<SwarmBackupRequest>,
     ) -> Result<Response<Self::SwarmBackupStream>, Status> {
-        let (summary, file) = self.swarm.backup(request.into_inner().passphrase).await?;
+        let (summary, file) = self
+            .swarm
+            .backup(request.into_inner().passphrase)
+            .await
+            .map_err(status)?;
         let mut chunks: Vec<_> = file
             .chunks(shoal_proto::listing::CHUNK_BYTES)
             .map(|data| {
@@ -167,6 +176,7 @@ impl Local for LocalApi {
             .restore(init, file, first.passphrase)
             .await
             .map(Response::new)
+            .map_err(status)
     }
 
     async fn swarm_join(
@@ -177,6 +187,7 @@ impl Local for LocalApi {
             .join(request.into_inner())
             .await
             .map(Response::new)
+            .map_err(status)
     }
 
     async fn swarm_leave(
@@ -187,6 +198,7 @@ impl Local for LocalApi {
             .leave(request.into_inner().force)
             .await
             .map(|()| Response::new(SwarmLeaveResponse {}))
+            .map_err(status)
     }
 
     async fn swarm_unlock(
@@ -197,6 +209,7 @@ impl Local for LocalApi {
             .unlock(&request.into_inner().unlock_key)
             .await
             .map(|()| Response::new(SwarmUnlockResponse {}))
+            .map_err(status)
     }
 
     async fn image_pull(
@@ -208,7 +221,9 @@ impl Local for LocalApi {
             username: r.username,
             password: r.password,
         };
-        self.node.image_pull(&r.reference, auth).map(Response::new)
+        self.stores
+            .image_pull(&r.reference, auth)
+            .map(Response::new)
     }
 
     async fn image_resolve(
@@ -220,7 +235,7 @@ impl Local for LocalApi {
             username: r.username,
             password: r.password,
         };
-        let pinned = self.node.image_resolve(&r.reference, auth).await?;
+        let pinned = self.stores.image_resolve(&r.reference, auth).await?;
         Ok(Response::new(ImageResolveResponse { pinned }))
     }
 
@@ -228,7 +243,7 @@ impl Local for LocalApi {
         &self,
         _: Request<ImageListRequest>,
     ) -> Result<Response<ImageListResponse>, Status> {
-        let images = self.node.image_list()?;
+        let images = self.stores.image_list()?;
         Ok(Response::new(ImageListResponse { images }))
     }
 
@@ -236,7 +251,7 @@ impl Local for LocalApi {
         &self,
         request: Request<ImageInspectRequest>,
     ) -> Result<Response<ImageInspectResponse>, Status> {
-        let image = self.node.image_inspect(&request.into_inner().reference)?;
+        let image = self.stores.image_inspect(&request.into_inner().reference)?;
         Ok(Response::new(ImageInspectResponse { image: Some(image) }))
     }
 
@@ -245,7 +260,7 @@ impl Local for LocalApi {
         request: Request<ImageRemoveRequest>,
     ) -> Result<Response<ImageRemoveResponse>, Status> {
         let request = request.into_inner();
-        self.node
+        self.stores
             .image_remove(&request.reference, request.force)
             .map(Response::new)
     }
@@ -254,7 +269,7 @@ impl Local for LocalApi {
         &self,
         request: Request<ImagePruneRequest>,
     ) -> Result<Response<ImagePruneResponse>, Status> {
-        self.node
+        self.stores
             .image_prune(request.into_inner().all)
             .await
             .map(Response::new)
@@ -264,7 +279,7 @@ impl Local for LocalApi {
         &self,
         request: Request<Streaming<ImageLoadChunk>>,
     ) -> Result<Response<ImageLoadResponse>, Status> {
-        let images = self.node.image_load(request.into_inner()).await?;
+        let images = self.stores.image_load(request.into_inner()).await?;
         Ok(Response::new(ImageLoadResponse { images }))
     }
 
@@ -274,7 +289,7 @@ impl Local for LocalApi {
     ) -> Result<Response<VolumeCreateResponse>, Status> {
         let r = request.into_inner();
         let volume = self
-            .node
+            .stores
             .volume_create(r.name, r.driver, r.labels, r.options)
             .await?;
         Ok(Response::new(VolumeCreateResponse {
@@ -286,7 +301,7 @@ impl Local for LocalApi {
         &self,
         _: Request<VolumeListRequest>,
     ) -> Result<Response<VolumeListResponse>, Status> {
-        let volumes = self.node.volume_list().await?;
+        let volumes = self.stores.volume_list().await?;
         Ok(Response::new(VolumeListResponse { volumes }))
     }
 
@@ -294,7 +309,10 @@ impl Local for LocalApi {
         &self,
         request: Request<VolumeInspectRequest>,
     ) -> Result<Response<VolumeInspectResponse>, Status> {
-        let volume = self.node.volume_inspect(request.into_inner().name).await?;
+        let volume = self
+            .stores
+            .volume_inspect(request.into_inner().name)
+            .await?;
         Ok(Response::new(VolumeInspectResponse {
             volume: Some(volume),
         }))
@@ -305,7 +323,7 @@ impl Local for LocalApi {
         request: Request<VolumeRemoveRequest>,
     ) -> Result<Response<VolumeRemoveResponse>, Status> {
         let r = request.into_inner();
-        self.node.volume_remove(r.name, r.force).await?;
+        self.stores.volume_remove(r.name, r.force).await?;
         Ok(Response::new(VolumeRemoveResponse {}))
     }
 
@@ -313,7 +331,7 @@ impl Local for LocalApi {
         &self,
         request: Request<VolumePruneRequest>,
     ) -> Result<Response<VolumePruneResponse>, Status> {
-        self.node
+        self.stores
             .volume_prune(request.into_inner().all)
             .await
             .map(Response::new)

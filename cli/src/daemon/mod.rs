@@ -1,33 +1,34 @@
 //! `shoal daemon`: one per machine (or per network namespace in tests).
 //!
-//! Start-up order matters: take the state dir's lock first (two daemons
-//! must never share state), resolve the engine, then bind the socket last
-//! so a client that connects finds a daemon that is ready. SIGTERM/SIGINT
-//! cancel the shutdown tree; the server drains, the socket file is removed
-//! and the lock released.
+//! The node itself (state dir, engine, swarm membership, manager and
+//! worker) is `shoal_node`'s: [`Node::start`] starts it in one call. What
+//! is left here is the daemon's faces: its flags, the local socket and the
+//! `Local` gRPC service over the node (`local_api`, `socket`), the Docker
+//! API, web view and metrics over HTTP, and signals.
+//!
+//! Start-up order matters: the node first (it takes the state dir's lock:
+//! two daemons must never share state), then the socket last, so a client
+//! that connects finds a daemon that is ready. One shutdown tree: the
+//! root token, the servers' branch under it, the node's under it too.
+//! SIGTERM/SIGINT cancel the servers' branch: they drain, then the root
+//! stops the node, which is waited for; the socket file is removed and the
+//! lock released.
 
-mod addr;
 mod local_api;
 mod metrics;
-mod renew;
 mod socket;
-mod state_dir;
-mod swarm;
-mod swarm_file;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use shoal_manager::controlapi::{ControlApi, ManagerSlot};
+use shoal_manager::controlapi::ControlApi;
 use shoal_manager::logbroker::LogsApi;
+use shoal_node::{Node, NodeConfig};
 use shoal_proto::local::local_server::LocalServer;
 use shoal_proto::logs::logs_server::LogsServer;
-use shoal_proto::shutdown::{CancellationToken, cancel_on_signal};
+use shoal_proto::shutdown::{CancellationToken, TaskTracker, cancel_on_signal};
 use shoal_proto::telemetry::{self, LogFormat};
-use shoal_worker::engine::{self, DEFAULT_DOCKER_SOCKET, EngineChoice, EngineKind};
-use shoal_worker::image::{ImageStore, RegistryConfig};
-use shoal_worker::volume::VolumeStore;
+use shoal_worker::engine_choice::{DEFAULT_DOCKER_SOCKET, EngineChoice};
 
 use crate::host::Host;
 
@@ -91,127 +92,89 @@ pub async fn run(args: DaemonArgs, host: Host) -> anyhow::Result<()> {
     };
     telemetry::init(&args.log_level, format);
 
-    let state = state_dir::StateDir::open(&args.state_dir)?;
-    let choice: EngineChoice = args.engine.parse()?;
-    let engine = engine::resolve(choice, &args.docker_socket).await?;
-    tracing::info!(
-        version = shoal_proto::build_info::VERSION,
-        commit = shoal_proto::build_info::GIT_COMMIT,
-        state_dir = %state.path().display(),
-        engine = %engine.display(),
-        "shoal daemon starting"
-    );
-
+    let engine: EngineChoice = args.engine.parse()?;
+    // The shutdown tree's root, and the servers' branch: a signal cancels
+    // the servers first, so requests in flight finish while the node still
+    // runs; then the root stops the node.
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
-
-    shoal_proto::tls::install_default_provider();
-    let images = match engine.kind {
-        EngineKind::Embedded => Some(Arc::new(ImageStore::open(
-            state.path().join("images"),
-            RegistryConfig {
-                insecure: args.insecure_registries.clone(),
-            },
-        )?)),
-        _ => None,
+    let serving = shutdown.child_token();
+    let signals = tokio::spawn(cancel_on_signal(serving.clone()));
+    let config = NodeConfig {
+        state_dir: args.state_dir.clone(),
+        engine,
+        docker_socket: args.docker_socket.clone(),
+        insecure_registries: args.insecure_registries.clone(),
     };
-    // One volume store for the engine's mounts and `shoal volume`.
-    let volumes = match engine.kind {
-        EngineKind::Embedded => Some(Arc::new(VolumeStore::open(state.path().join("volumes"))?)),
-        _ => None,
-    };
-    let node = local_api::Node::new(
-        engine.kind,
-        state.path().to_path_buf(),
-        images.clone(),
-        volumes.clone(),
+    let node = Node::start(config, &shutdown).await?;
+    let stores = local_api::Stores::new(
+        node.engine().kind,
+        node.state_dir().to_path_buf(),
+        node.images().cloned(),
+        node.volumes().cloned(),
     );
-    let slot = ManagerSlot::default();
-    let swarm = swarm::SwarmNode::new(
-        state.path().to_path_buf(),
-        engine.clone(),
-        args.docker_socket.clone(),
-        images,
-        volumes,
-        slot.clone(),
-    );
-    swarm.resume().await?;
+    let slot = node.slot().clone();
 
     let (listener, socket_file) = socket::bind(&host)?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     tracing::info!(%host, "serving the local API");
     let api = local_api::LocalApi::new(
-        state.path().to_path_buf(),
-        engine,
+        node.state_dir().to_path_buf(),
+        node.engine().clone(),
         SystemTime::now(),
-        swarm.clone(),
-        node,
+        node.swarm().clone(),
+        stores,
     );
-    let docker_api = match &args.docker_api {
+    // The HTTP faces, each on a branch of the shutdown tree; waited for
+    // before the node stops, since they call it.
+    let faces = TaskTracker::new();
+    let docker_api_file = match &args.docker_api {
         Some(at) => {
             let (listener, file) = socket::bind(at)?;
             tracing::info!(host = %at, "serving the Docker Engine API");
             let daemon =
                 crate::docker_api::Daemon::new(crate::docker_api::channel_to(host.socket()));
-            let served = tokio::spawn(crate::docker_api::serve(listener, daemon, shutdown.clone()));
-            Some((served, file))
-        }
-        None => None,
-    };
-    let web = match args.web_addr {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot serve the web view on {addr}: {e}"))?;
-            tracing::info!(%addr, "serving the web view");
-            let channel = crate::docker_api::channel_to(host.socket());
-            Some(tokio::spawn(crate::web::serve(
+            faces.spawn(crate::docker_api::serve(
                 listener,
-                channel,
-                shutdown.clone(),
-            )))
+                daemon,
+                serving.child_token(),
+            ));
+            Some(file)
         }
         None => None,
     };
-    let metrics_served = match args.metrics_addr {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
-            tracing::info!(%addr, "serving Prometheus metrics on /metrics");
-            let registry = metrics::registry(slot.clone());
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                registry,
-                shutdown.clone(),
-            )))
-        }
-        None => None,
-    };
+    if let Some(addr) = args.web_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve the web view on {addr}: {e}"))?;
+        tracing::info!(%addr, "serving the web view");
+        let channel = crate::docker_api::channel_to(host.socket());
+        faces.spawn(crate::web::serve(listener, channel, serving.child_token()));
+    }
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+        let registry = metrics::registry(slot.clone());
+        faces.spawn(metrics::serve(listener, registry, serving.child_token()));
+    }
+    faces.close();
     let served = tonic::transport::Server::builder()
         .add_service(LocalServer::new(api))
         .add_service(ControlApi::new(slot.clone()).server())
         .add_service(LogsServer::new(LogsApi::new(slot)))
-        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, serving.clone().cancelled_owned())
         .await;
 
+    serving.cancel();
+    faces.wait().await;
+    drop(docker_api_file);
     shutdown.cancel();
-    if let Some((served, file)) = docker_api {
-        let _ = served.await;
-        drop(file);
-    }
-    if let Some(served) = web {
-        let _ = served.await;
-    }
-    if let Some(served) = metrics_served {
-        let _ = served.await;
-    }
-    swarm.stop().await;
+    node.stop().await;
     if let Ok(Some(signal)) = signals.await {
         tracing::info!(signal, "shutting down");
     }
     drop(socket_file);
-    drop(state);
     served?;
     tracing::info!("shoal daemon stopped");
     Ok(())

@@ -7,7 +7,7 @@
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
-use super::storage::{SledStorage, StorageError};
+use super::storage::{DiskStorage, StorageError};
 
 /// Makes every write made so far durable; runs off the Raft thread.
 pub type Syncer = Box<dyn FnMut() -> Result<(), StorageError> + Send>;
@@ -57,7 +57,7 @@ pub trait RaftLog: raft::Storage + Send + 'static {
     fn snapshot_writer(&self) -> SnapshotWriter;
 }
 
-impl RaftLog for SledStorage {
+impl RaftLog for DiskStorage {
     fn persist(
         &self,
         snapshot: Option<&Snapshot>,
@@ -80,7 +80,7 @@ impl RaftLog for SledStorage {
     }
 
     fn set_conf_state(&self, conf_state: ConfState) -> Result<(), StorageError> {
-        SledStorage::set_conf_state(self, conf_state)?;
+        DiskStorage::set_conf_state(self, conf_state)?;
         self.flush()
     }
 

@@ -1,7 +1,8 @@
 //! Raft for the managers: the node actor ([`node`], its loop in `actor`
 //! and apply side in `apply`, its disk thread in `flusher`, its snapshot
 //! thread in `snapshotter`, both on `worker`) around
-//! raft-rs's `RawNode`, durable sealed storage on sled ([`storage`])
+//! raft-rs's `RawNode`, durable sealed storage on disk ([`storage`]: a
+//! WAL, snapshot files, and sled for membership)
 //! behind the storage seam ([`log`]), and the gRPC transport
 //! ([`transport`], [`service`]) between peers, which admits only what a
 //! member may send ([`guard`]).
@@ -20,7 +21,7 @@ pub mod storage;
 pub mod transport;
 mod worker;
 
-pub use storage::{SledStorage, StorageError};
+pub use storage::{DiskStorage, StorageError};
 
 #[cfg(test)]
 mod tests;

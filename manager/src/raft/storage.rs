@@ -188,35 +188,36 @@ struct Inner {
     wal: Wal,
     /// sled flushes are one at a time.
     flushes: std::sync::Mutex<Flushes>,
-    /// Snapshots are written one at a time ([`SledStorage::create_snapshot`]
+    /// Snapshots are written one at a time ([`DiskStorage::create_snapshot`]
     /// runs beside the Raft thread).
     snapshots: std::sync::Mutex<()>,
 }
 
-/// Raft log and hard state in a WAL, conf state and snapshot in a sled
-/// database, every record sealed. Cheap to clone: clones share them.
+/// A Raft node's durable state on disk, every record sealed: log and hard
+/// state in a WAL, snapshot data in files, conf state and snapshot
+/// metadata in a sled database. Cheap to clone: clones share them.
 #[derive(Clone)]
-pub struct SledStorage {
+pub struct DiskStorage {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for SledStorage {
+impl std::fmt::Debug for DiskStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStorage")
+        f.debug_struct("DiskStorage")
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
 }
 
-impl SledStorage {
+impl DiskStorage {
     /// Opens the Raft state in `path`, creating it if the directory is new
     /// or empty. Fails clearly on a wrong key or a damaged directory.
-    pub fn open(path: &Path, key: DataKey) -> Result<SledStorage> {
-        SledStorage::open_segments(path, key, wal::SEGMENT_BYTES)
+    pub fn open(path: &Path, key: DataKey) -> Result<DiskStorage> {
+        DiskStorage::open_segments(path, key, wal::SEGMENT_BYTES)
     }
 
-    /// [`SledStorage::open`] with WAL segments closed at `segment_bytes`.
-    fn open_segments(path: &Path, key: DataKey, segment_bytes: u64) -> Result<SledStorage> {
+    /// [`DiskStorage::open`] with WAL segments closed at `segment_bytes`.
+    fn open_segments(path: &Path, key: DataKey, segment_bytes: u64) -> Result<DiskStorage> {
         let io = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,
@@ -292,7 +293,7 @@ impl SledStorage {
             crate::seal::write_atomic(&path.join(INIT_FILE), INIT_CONTENTS).map_err(io)?;
         }
         let entries = recover_log(&keys, &mut state, replayed)?;
-        Ok(SledStorage {
+        Ok(DiskStorage {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 db,
@@ -386,8 +387,8 @@ impl SledStorage {
         self.flush()
     }
 
-    /// Writes what a `Ready` asks for as [`SledStorage::persist_ready`]
-    /// does, but durable only after the next [`SledStorage::flush`], which
+    /// Writes what a `Ready` asks for as [`DiskStorage::persist_ready`]
+    /// does, but durable only after the next [`DiskStorage::flush`], which
     /// the Raft node runs on a thread of its own. Readable at once (from
     /// memory). Records reach the WAL in order and a torn one is cut off at
     /// open, so a crash loses a suffix of what was not yet flushed, never
@@ -519,7 +520,7 @@ impl SledStorage {
     }
 }
 
-impl Storage for SledStorage {
+impl Storage for DiskStorage {
     fn initial_state(&self) -> ::raft::Result<RaftState> {
         let st = self.read();
         Ok(RaftState::new(st.hard.clone(), st.conf.clone()))

@@ -1,4 +1,4 @@
-//! In-process Raft clusters: real nodes on real (sealed, sled) storage in
+//! In-process Raft clusters: real nodes on real (sealed, on-disk) storage in
 //! temp dirs, joined by an in-memory transport that can cut links. Fast
 //! enough to test elections, failover, snapshots and restarts in detail;
 //! the namespace tests in `tests/` cover the same over real gRPC and mTLS.
@@ -13,7 +13,7 @@ use shoal_proto::raft::RaftMember;
 use tokio_util::sync::CancellationToken;
 
 use super::node::{self, ProposeError, RaftConfig, RaftHandle, Transport};
-use super::storage::SledStorage;
+use super::storage::DiskStorage;
 use crate::seal::DataKey;
 use crate::store::{Store, Stored};
 
@@ -90,7 +90,7 @@ fn member(id: u64) -> RaftMember {
 }
 
 fn launch(hub: &Hub, id: u64, dir: tempfile::TempDir, key: DataKey, cfg: RaftConfig) -> TestNode {
-    let storage = SledStorage::open(dir.path(), key.clone()).expect("open storage");
+    let storage = DiskStorage::open(dir.path(), key.clone()).expect("open storage");
     let store = Arc::new(Store::new());
     let stop = CancellationToken::new();
     let t_hub = hub.clone();
@@ -117,7 +117,7 @@ fn launch(hub: &Hub, id: u64, dir: tempfile::TempDir, key: DataKey, cfg: RaftCon
 fn bootstrap(hub: &Hub, id: u64) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
-    let storage = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let storage = DiskStorage::open(dir.path(), key.clone()).unwrap();
     storage
         .persist_ready(&[], None, Some(node::bootstrap_snapshot(member(id))))
         .unwrap();
@@ -286,7 +286,7 @@ async fn a_follower_far_behind_catches_up_by_snapshot_and_restarts_from_disk() {
         write(&n1, &format!("w{i}")).await.unwrap();
     }
     let first = raft::Storage::first_index(
-        &SledStorage::open(tempfile::tempdir().unwrap().path(), DataKey::generate()).unwrap(),
+        &DiskStorage::open(tempfile::tempdir().unwrap().path(), DataKey::generate()).unwrap(),
     )
     .unwrap();
     assert_eq!(first, 1, "sanity: an empty log starts at 1");

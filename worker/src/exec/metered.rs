@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
-use crate::engine::EngineInfo;
+use crate::engine_choice::EngineInfo;
 use crate::metrics::METRICS;
 
 /// `engine`, with its calls counted.

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use shoal_proto::objects::Task;
 
-use crate::engine::EngineInfo;
+use crate::engine_choice::EngineInfo;
 
 /// A stream of a task's log lines.
 pub type LogStream =
@@ -283,7 +283,7 @@ pub struct EngineParams {
     pub volumes: Option<std::sync::Arc<crate::volume::VolumeStore>>,
 }
 
-/// Builds the engine [`crate::engine::resolve`] chose, its calls timed
+/// Builds the engine [`crate::engine_choice::resolve`] chose, its calls timed
 /// for metrics ([`metered`]).
 pub async fn build(
     info: &EngineInfo,
@@ -298,7 +298,7 @@ async fn build_bare(
     info: &EngineInfo,
     params: &EngineParams,
 ) -> Result<std::sync::Arc<dyn Engine>, ExecError> {
-    use crate::engine::EngineKind;
+    use crate::engine_choice::EngineKind;
     Ok(match info.kind {
         EngineKind::Process => std::sync::Arc::new(process::ProcessEngine::new(
             params.state_dir.join("process"),

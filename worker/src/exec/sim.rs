@@ -22,7 +22,7 @@ use super::signal::{parse_signal, signal_exit_code};
 use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
-use crate::engine::{EngineInfo, EngineKind};
+use crate::engine_choice::{EngineInfo, EngineKind};
 
 const REJECT: &str = "shoal.sim.reject";
 const FAIL_START: &str = "shoal.sim.fail-start";

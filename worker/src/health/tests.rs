@@ -2,7 +2,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use super::*;
-use crate::engine::{EngineInfo, EngineKind};
+use crate::engine_choice::{EngineInfo, EngineKind};
 use crate::exec::{
     EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };

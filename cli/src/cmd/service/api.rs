@@ -13,7 +13,7 @@ use shoal_proto::control::{
 use shoal_proto::listing::Joined as _;
 use shoal_proto::objects::{Node, Service, ServiceSpec, Task};
 
-use super::flags::Lookup;
+use super::to_spec::Lookup;
 use super::view::Names;
 use crate::client::status_error;
 use crate::cmd::common::{Api, resolve};

@@ -1,12 +1,14 @@
-//! The flags of `service create` and `service update`, as Docker names
-//! them. The flags both take are in [`CommonFlags`]; lists are whole on
-//! create (`--env`) and edited on update (`--env-add`, `--env-rm`).
+//! The clap declarations of `service create` and `service update`'s
+//! flags, as Docker names them; values are parsed by [`crate::spec`] and
+//! turned into a spec by [`super::to_spec`]. The flags both take are in
+//! [`CommonFlags`]; lists are whole on create (`--env`) and edited on
+//! update (`--env-add`, `--env-rm`).
 
 use clap::{Args, ValueEnum};
 use prost_types::Duration;
 use shoal_proto::objects::{Mount, PortConfig, Ulimit};
 
-use super::parse::{self, FileRef};
+use crate::spec::{self, FileRef};
 
 /// `--mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,40 +100,40 @@ pub struct CommonFlags {
     #[arg(long = "replicas-max-per-node")]
     pub replicas_max_per_node: Option<u64>,
     /// Reserve CPUs (e.g. `0.5`).
-    #[arg(long = "reserve-cpu", value_parser = parse::cpus)]
+    #[arg(long = "reserve-cpu", value_parser = spec::cpus)]
     pub reserve_cpu: Option<i64>,
     /// Reserve memory (e.g. `512M`).
-    #[arg(long = "reserve-memory", value_parser = parse::memory)]
+    #[arg(long = "reserve-memory", value_parser = spec::memory)]
     pub reserve_memory: Option<i64>,
     /// Limit CPUs (e.g. `1.5`).
-    #[arg(long = "limit-cpu", value_parser = parse::cpus)]
+    #[arg(long = "limit-cpu", value_parser = spec::cpus)]
     pub limit_cpu: Option<i64>,
     /// Limit memory (e.g. `1g`).
-    #[arg(long = "limit-memory", value_parser = parse::memory)]
+    #[arg(long = "limit-memory", value_parser = spec::memory)]
     pub limit_memory: Option<i64>,
     /// Restart when: any (default), on-failure, none.
     #[arg(long = "restart-condition", value_enum)]
     pub restart_condition: Option<ConditionArg>,
     /// Delay between restart attempts (default 5s).
-    #[arg(long = "restart-delay", value_parser = parse::duration)]
+    #[arg(long = "restart-delay", value_parser = spec::duration)]
     pub restart_delay: Option<Duration>,
     /// Maximum number of restarts before giving up (0 = unlimited).
     #[arg(long = "restart-max-attempts")]
     pub restart_max_attempts: Option<u64>,
     /// Window used to evaluate the restart policy.
-    #[arg(long = "restart-window", value_parser = parse::duration)]
+    #[arg(long = "restart-window", value_parser = spec::duration)]
     pub restart_window: Option<Duration>,
     /// Maximum number of tasks updated at once (0 = all at once; default 1).
     #[arg(long = "update-parallelism")]
     pub update_parallelism: Option<u64>,
     /// Delay between updates (default 0s).
-    #[arg(long = "update-delay", value_parser = parse::duration)]
+    #[arg(long = "update-delay", value_parser = spec::duration)]
     pub update_delay: Option<Duration>,
     /// Action on update failure: pause (default), continue, rollback.
     #[arg(long = "update-failure-action", value_enum)]
     pub update_failure_action: Option<FailureActionArg>,
     /// Duration after each task update to monitor for failure (default 5s).
-    #[arg(long = "update-monitor", value_parser = parse::duration)]
+    #[arg(long = "update-monitor", value_parser = spec::duration)]
     pub update_monitor: Option<Duration>,
     /// Failure rate to tolerate during an update (0 to 1).
     #[arg(long = "update-max-failure-ratio", value_parser = ratio)]
@@ -143,13 +145,13 @@ pub struct CommonFlags {
     #[arg(long = "rollback-parallelism")]
     pub rollback_parallelism: Option<u64>,
     /// Delay between task rollbacks (default 0s).
-    #[arg(long = "rollback-delay", value_parser = parse::duration)]
+    #[arg(long = "rollback-delay", value_parser = spec::duration)]
     pub rollback_delay: Option<Duration>,
     /// Action on rollback failure: pause (default), continue.
     #[arg(long = "rollback-failure-action", value_enum)]
     pub rollback_failure_action: Option<FailureActionArg>,
     /// Duration after each task rollback to monitor for failure (default 5s).
-    #[arg(long = "rollback-monitor", value_parser = parse::duration)]
+    #[arg(long = "rollback-monitor", value_parser = spec::duration)]
     pub rollback_monitor: Option<Duration>,
     /// Failure rate to tolerate during a rollback (0 to 1).
     #[arg(long = "rollback-max-failure-ratio", value_parser = ratio)]
@@ -161,22 +163,22 @@ pub struct CommonFlags {
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
     /// Time between running the check.
-    #[arg(long = "health-interval", value_parser = parse::duration)]
+    #[arg(long = "health-interval", value_parser = spec::duration)]
     pub health_interval: Option<Duration>,
     /// Maximum time to allow one check to run.
-    #[arg(long = "health-timeout", value_parser = parse::duration)]
+    #[arg(long = "health-timeout", value_parser = spec::duration)]
     pub health_timeout: Option<Duration>,
     /// Consecutive failures needed to report unhealthy.
     #[arg(long = "health-retries")]
     pub health_retries: Option<u32>,
     /// Start period for the container to initialize before counting retries.
-    #[arg(long = "health-start-period", value_parser = parse::duration)]
+    #[arg(long = "health-start-period", value_parser = spec::duration)]
     pub health_start_period: Option<Duration>,
     /// Disable any container-specified HEALTHCHECK.
     #[arg(long = "no-healthcheck", conflicts_with_all = ["health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period"])]
     pub no_healthcheck: bool,
     /// Time to wait before force killing a container (e.g. `10s`).
-    #[arg(long = "stop-grace-period", value_parser = parse::duration)]
+    #[arg(long = "stop-grace-period", value_parser = spec::duration)]
     pub stop_grace_period: Option<Duration>,
     /// Signal to stop the container.
     #[arg(long = "stop-signal")]
@@ -185,29 +187,29 @@ pub struct CommonFlags {
     #[arg(long = "endpoint-mode", value_enum)]
     pub endpoint_mode: Option<EndpointModeArg>,
     /// Limit the maximum number of processes (0 = unlimited).
-    #[arg(long = "limit-pids", value_parser = parse::pids)]
+    #[arg(long = "limit-pids", value_parser = spec::pids)]
     pub limit_pids: Option<i64>,
     /// Add Linux capabilities (`NET_ADMIN`, `ALL`; on update `RESET` first
     /// forgets the added ones).
-    #[arg(long = "cap-add", value_name = "CAP", value_parser = parse::capability)]
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = spec::capability)]
     pub cap_add: Vec<String>,
     /// Drop Linux capabilities (`ALL`, `NET_RAW`; on update `RESET` first
     /// forgets the dropped ones).
-    #[arg(long = "cap-drop", value_name = "CAP", value_parser = parse::capability)]
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = spec::capability)]
     pub cap_drop: Vec<String>,
     /// Mount the container's root filesystem as read only (`=false` to undo).
-    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse::boolean, value_name = "BOOL")]
+    #[arg(long = "read-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = spec::boolean, value_name = "BOOL")]
     pub read_only: Option<bool>,
     /// Use an init inside each service container to forward signals and
     /// reap processes (`=false` to undo).
-    #[arg(long = "init", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse::boolean, value_name = "BOOL")]
+    #[arg(long = "init", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = spec::boolean, value_name = "BOOL")]
     pub init: Option<bool>,
     /// Logging driver for the service (`json-file`, `syslog`, `none`...).
     #[arg(long = "log-driver", value_name = "DRIVER")]
     pub log_driver: Option<String>,
     /// Logging driver options (`max-size=10m`); given with --log-driver,
     /// they replace the driver's options.
-    #[arg(long = "log-opt", value_name = "OPT", value_parser = parse::key_value)]
+    #[arg(long = "log-opt", value_name = "OPT", value_parser = spec::key_value)]
     pub log_opt: Vec<(String, String)>,
     /// Exit immediately instead of waiting for the service to converge.
     #[arg(short, long)]
@@ -264,10 +266,10 @@ fn ratio(s: &str) -> Result<f32, String> {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ContainerFlags {
     /// Ulimit options (`nofile=1024:2048`, `nproc=512`).
-    #[arg(long = "ulimit", value_name = "ULIMIT", value_parser = parse::ulimit)]
+    #[arg(long = "ulimit", value_name = "ULIMIT", value_parser = spec::ulimit)]
     pub ulimit: Vec<Ulimit>,
     /// Sysctl options (`net.core.somaxconn=1024`).
-    #[arg(long = "sysctl", value_name = "SYSCTL", value_parser = parse::sysctl)]
+    #[arg(long = "sysctl", value_name = "SYSCTL", value_parser = spec::sysctl)]
     pub sysctl: Vec<(String, String)>,
 }
 
@@ -289,25 +291,25 @@ pub struct CreateArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<String>,
     /// Service labels (`key=value`).
-    #[arg(short, long = "label", value_name = "LABEL", value_parser = parse::key_value)]
+    #[arg(short, long = "label", value_name = "LABEL", value_parser = spec::key_value)]
     pub label: Vec<(String, String)>,
     /// Container labels (`key=value`).
-    #[arg(long = "container-label", value_name = "LABEL", value_parser = parse::key_value)]
+    #[arg(long = "container-label", value_name = "LABEL", value_parser = spec::key_value)]
     pub container_label: Vec<(String, String)>,
     /// Publish a port (`8080:80[/udp]`, or `mode=host,target=80,published=8080`).
-    #[arg(short, long = "publish", value_name = "PORT", value_parser = parse::port)]
+    #[arg(short, long = "publish", value_name = "PORT", value_parser = spec::port)]
     pub publish: Vec<PortConfig>,
     /// Network attachments (name or id).
     #[arg(long = "network", value_name = "NETWORK")]
     pub network: Vec<String>,
     /// Attach a filesystem mount (`type=volume|bind|tmpfs,source=..,target=..[,readonly]`).
-    #[arg(long = "mount", value_name = "MOUNT", value_parser = parse::mount)]
+    #[arg(long = "mount", value_name = "MOUNT", value_parser = spec::mount)]
     pub mount: Vec<Mount>,
     /// Give the service a secret (`NAME`, or `source=..,target=..,uid=..,gid=..,mode=..`).
-    #[arg(long = "secret", value_name = "SECRET", value_parser = parse::file_ref)]
+    #[arg(long = "secret", value_name = "SECRET", value_parser = spec::file_ref)]
     pub secret: Vec<FileRef>,
     /// Give the service a config (`NAME`, or `source=..,target=..,uid=..,gid=..,mode=..`).
-    #[arg(long = "config", value_name = "CONFIG", value_parser = parse::file_ref)]
+    #[arg(long = "config", value_name = "CONFIG", value_parser = spec::file_ref)]
     pub config: Vec<FileRef>,
     /// Placement constraints (`node.role==manager`).
     #[arg(long = "constraint", value_name = "EXPR")]
@@ -319,7 +321,7 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub container: ContainerFlags,
     /// Set one or more custom host-to-IP mappings (`host:ip`).
-    #[arg(long = "host", value_name = "HOST", value_parser = parse::host)]
+    #[arg(long = "host", value_name = "HOST", value_parser = spec::host)]
     pub host: Vec<String>,
     /// The image to run.
     pub image: String,
@@ -356,22 +358,22 @@ pub struct UpdateArgs {
     #[arg(long = "env-rm", value_name = "KEY")]
     pub env_rm: Vec<String>,
     /// Add or update service labels.
-    #[arg(long = "label-add", value_name = "LABEL", value_parser = parse::key_value)]
+    #[arg(long = "label-add", value_name = "LABEL", value_parser = spec::key_value)]
     pub label_add: Vec<(String, String)>,
     /// Remove service labels (by key).
     #[arg(long = "label-rm", value_name = "KEY")]
     pub label_rm: Vec<String>,
     /// Add or update container labels.
-    #[arg(long = "container-label-add", value_name = "LABEL", value_parser = parse::key_value)]
+    #[arg(long = "container-label-add", value_name = "LABEL", value_parser = spec::key_value)]
     pub container_label_add: Vec<(String, String)>,
     /// Remove container labels (by key).
     #[arg(long = "container-label-rm", value_name = "KEY")]
     pub container_label_rm: Vec<String>,
     /// Add or update a published port.
-    #[arg(long = "publish-add", value_name = "PORT", value_parser = parse::port)]
+    #[arg(long = "publish-add", value_name = "PORT", value_parser = spec::port)]
     pub publish_add: Vec<PortConfig>,
     /// Remove a published port by its target port (`80`, `53/udp`).
-    #[arg(long = "publish-rm", value_name = "PORT", value_parser = parse::port_rm)]
+    #[arg(long = "publish-rm", value_name = "PORT", value_parser = spec::port_rm)]
     pub publish_rm: Vec<(u32, i32)>,
     /// Add a network.
     #[arg(long = "network-add", value_name = "NETWORK")]
@@ -380,19 +382,19 @@ pub struct UpdateArgs {
     #[arg(long = "network-rm", value_name = "NETWORK")]
     pub network_rm: Vec<String>,
     /// Add or update a mount.
-    #[arg(long = "mount-add", value_name = "MOUNT", value_parser = parse::mount)]
+    #[arg(long = "mount-add", value_name = "MOUNT", value_parser = spec::mount)]
     pub mount_add: Vec<Mount>,
     /// Remove a mount by its target path.
     #[arg(long = "mount-rm", value_name = "PATH")]
     pub mount_rm: Vec<String>,
     /// Add or update a secret.
-    #[arg(long = "secret-add", value_name = "SECRET", value_parser = parse::file_ref)]
+    #[arg(long = "secret-add", value_name = "SECRET", value_parser = spec::file_ref)]
     pub secret_add: Vec<FileRef>,
     /// Remove a secret (name or id).
     #[arg(long = "secret-rm", value_name = "SECRET")]
     pub secret_rm: Vec<String>,
     /// Add or update a config.
-    #[arg(long = "config-add", value_name = "CONFIG", value_parser = parse::file_ref)]
+    #[arg(long = "config-add", value_name = "CONFIG", value_parser = spec::file_ref)]
     pub config_add: Vec<FileRef>,
     /// Remove a config (name or id).
     #[arg(long = "config-rm", value_name = "CONFIG")]
@@ -410,19 +412,19 @@ pub struct UpdateArgs {
     #[arg(long = "placement-pref-rm", value_name = "PREF")]
     pub placement_pref_rm: Vec<String>,
     /// Add or update a ulimit (`nofile=1024:2048`).
-    #[arg(long = "ulimit-add", value_name = "ULIMIT", value_parser = parse::ulimit)]
+    #[arg(long = "ulimit-add", value_name = "ULIMIT", value_parser = spec::ulimit)]
     pub ulimit_add: Vec<Ulimit>,
     /// Remove a ulimit (by name).
     #[arg(long = "ulimit-rm", value_name = "NAME")]
     pub ulimit_rm: Vec<String>,
     /// Add or update a sysctl (`net.core.somaxconn=1024`).
-    #[arg(long = "sysctl-add", value_name = "SYSCTL", value_parser = parse::sysctl)]
+    #[arg(long = "sysctl-add", value_name = "SYSCTL", value_parser = spec::sysctl)]
     pub sysctl_add: Vec<(String, String)>,
     /// Remove a sysctl (by key).
     #[arg(long = "sysctl-rm", value_name = "KEY")]
     pub sysctl_rm: Vec<String>,
     /// Add a custom host-to-IP mapping (`host:ip`).
-    #[arg(long = "host-add", value_name = "HOST", value_parser = parse::host)]
+    #[arg(long = "host-add", value_name = "HOST", value_parser = spec::host)]
     pub host_add: Vec<String>,
     /// Remove a custom host-to-IP mapping (`host`, or `host:ip`).
     #[arg(long = "host-rm", value_name = "HOST")]

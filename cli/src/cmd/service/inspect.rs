@@ -11,8 +11,8 @@ use shoal_proto::objects::{
     update_config, update_status,
 };
 
-use super::parse::nanos;
 use crate::output::time::rfc3339;
+use crate::spec::nanos;
 
 /// Inserts `v` under `k` unless it is empty (`omitempty`).
 fn put(m: &mut Map<String, Value>, k: &str, v: Value) {

@@ -1,17 +1,16 @@
 //! `shoal service create|inspect|ls|logs|ps|rm|scale|update|rollback`, as
-//! `docker service`. Specs are built from flags offline ([`flags`]); names
+//! `docker service`. Specs are built from flags offline ([`to_spec`]); names
 //! of secrets, configs and networks are resolved to ids here, before the
 //! request, so a typo is a clear error rather than a failing task. Without
 //! `-d`, changes are followed until the service converges ([`progress`]).
 
 mod api;
 mod args;
-mod flags;
 mod inspect;
 mod logs;
-pub(crate) mod parse;
 mod progress;
 pub mod resolve;
+mod to_spec;
 pub(super) mod view;
 
 #[cfg(test)]
@@ -37,7 +36,6 @@ pub(super) use self::api::{
     names as table_names, nodes as list_nodes, services as list_services, services_with_counts,
     tasks as list_tasks, update as update_service,
 };
-pub(crate) use self::flags::default_rollout;
 
 /// `shoal service ...`
 #[derive(Debug, Subcommand)]
@@ -166,7 +164,7 @@ pub async fn run(host: &Host, cmd: ServiceCommand) -> anyhow::Result<()> {
 
 async fn create(host: &Host, args: CreateArgs) -> anyhow::Result<()> {
     // Everything that needs no daemon is checked first.
-    flags::create_spec(&nameless(&args), &flags::Lookup::default())?;
+    to_spec::create_spec(&nameless(&args), &to_spec::Lookup::default())?;
     let mut api = Api::connect(host).await?;
     let lookup = api::lookup(
         &mut api,
@@ -175,7 +173,7 @@ async fn create(host: &Host, args: CreateArgs) -> anyhow::Result<()> {
         !args.network.is_empty(),
     )
     .await?;
-    let mut spec = flags::create_spec(&args, &lookup)?;
+    let mut spec = to_spec::create_spec(&args, &lookup)?;
     resolve::pin(
         &api,
         &mut spec,
@@ -269,7 +267,7 @@ async fn update(host: &Host, args: UpdateArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        flags::update_spec(spec, &args, &lookup)?;
+        to_spec::update_spec(spec, &args, &lookup)?;
         if let (Some(image), Some(c)) = (
             pinned.clone(),
             spec.task.as_mut().and_then(|t| t.container.as_mut()),

@@ -147,7 +147,7 @@ fn resources(at: At<'_>) -> Result<ResourceRequirements> {
         let mut r = Resources::default();
         if let Some(c) = g.get("cpus") {
             let text = c.scalar()?;
-            r.nano_cpus = crate::cmd::service_parse::cpus(&text).map_err(|m| c.err(m))?;
+            r.nano_cpus = crate::spec::cpus(&text).map_err(|m| c.err(m))?;
         }
         if let Some(m) = g.get("memory") {
             r.memory_bytes = m.bytes()?;
@@ -227,7 +227,7 @@ fn rollout(at: At<'_>) -> Result<UpdateConfig> {
         &[],
         &mut skipped,
     )?;
-    let mut u = crate::cmd::service_default_rollout();
+    let mut u = crate::spec::default_rollout();
     if let Some(v) = f.get("parallelism") {
         u.parallelism = v.uint()?;
     }

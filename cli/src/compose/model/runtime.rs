@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use shoal_proto::objects::{LogDriver, Ulimit};
 
 use super::Service;
-use crate::cmd::service_parse as parse;
 use crate::compose::errors::Result;
 use crate::compose::read::{At, Fields};
 use crate::compose::yaml::{Value, join};
+use crate::spec;
 
 /// The keys this module reads.
 pub const KEYS: &[&str] = &[
@@ -55,8 +55,8 @@ fn capabilities(at: At<'_>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (path, n) in at.items()? {
         let item = At::new(n, &path);
-        let c = parse::capability(&item.string()?).map_err(|m| item.err(m))?;
-        if c == parse::CAP_RESET {
+        let c = spec::capability(&item.string()?).map_err(|m| item.err(m))?;
+        if c == spec::CAP_RESET {
             return Err(item.err("RESET is for `service update --cap-add`, not a capability"));
         }
         out.push(c);
@@ -89,7 +89,7 @@ fn ulimits(at: At<'_>) -> Result<Vec<Ulimit>> {
             soft,
             hard,
         };
-        parse::check_ulimit(&u).map_err(|m| item.err_key(key, m))?;
+        spec::check_ulimit(&u).map_err(|m| item.err_key(key, m))?;
         out.insert(u.name.clone(), u);
     }
     Ok(out.into_values().collect())
@@ -102,7 +102,7 @@ fn sysctls(at: At<'_>) -> Result<BTreeMap<String, String>> {
         Value::Seq(_) => {
             for (path, n) in at.items()? {
                 let item = At::new(n, &path);
-                let (k, v) = parse::sysctl(&item.scalar()?).map_err(|m| item.err(m))?;
+                let (k, v) = spec::sysctl(&item.scalar()?).map_err(|m| item.err(m))?;
                 out.insert(k, v);
             }
         }
@@ -111,7 +111,7 @@ fn sysctls(at: At<'_>) -> Result<BTreeMap<String, String>> {
                 let path = join(at.path, &key.name);
                 let item = At::new(node, &path);
                 let v = item.scalar()?;
-                parse::check_sysctl(&key.name, &v).map_err(|m| item.err_key(key, m))?;
+                spec::check_sysctl(&key.name, &v).map_err(|m| item.err_key(key, m))?;
                 out.insert(key.name.clone(), v);
             }
         }
@@ -133,7 +133,7 @@ fn extra_hosts(at: At<'_>) -> Result<Vec<String>> {
         Value::Seq(_) => {
             for (path, n) in at.items()? {
                 let item = At::new(n, &path);
-                out.push(parse::host(&item.string()?).map_err(|m| item.err(m))?);
+                out.push(spec::host(&item.string()?).map_err(|m| item.err(m))?);
             }
         }
         Value::Map(_) | Value::Null => {
@@ -142,7 +142,7 @@ fn extra_hosts(at: At<'_>) -> Result<Vec<String>> {
                 let item = At::new(node, &path);
                 for ip in item.string_or_list()? {
                     let entry = format!("{}={ip}", key.name);
-                    out.push(parse::host(&entry).map_err(|m| item.err(m))?);
+                    out.push(spec::host(&entry).map_err(|m| item.err(m))?);
                 }
             }
         }

@@ -13,19 +13,19 @@ use shoal_proto::local::{
     ImagePullDone, ImagePullEvent, ImagePullLayer, ImagePullResolved, ImageRemoveResponse,
     image_pull_event::Event,
 };
-use shoal_worker::engine::EngineKind;
+use shoal_worker::engine_choice::EngineKind;
 use shoal_worker::image::{Image, ImageError, ImageStore, PullProgress, RegistryAuth};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::node::{Node, in_use};
+use super::stores::{Stores, in_use};
 
 /// The stream `ImagePull` answers with.
 pub type PullStream = ReceiverStream<Result<ImagePullEvent, Status>>;
 
-impl Node {
+impl Stores {
     /// The image store, or why this node has none.
     fn images(&self, command: &str) -> Result<&Arc<ImageStore>, Status> {
         self.images
@@ -272,7 +272,7 @@ impl Node {
     }
 }
 
-impl Node {
+impl Stores {
     /// The error of a node whose engine keeps no images or volumes.
     pub(super) fn not_embedded(&self, noun: &str, command: &str) -> Status {
         let engine = self.engine.name();

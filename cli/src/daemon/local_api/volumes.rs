@@ -11,9 +11,9 @@ use shoal_worker::volume::{Volume, VolumeError, VolumeStore};
 use tonic::Status;
 
 use super::images::du;
-use super::node::{Node, in_use};
+use super::stores::{Stores, in_use};
 
-impl Node {
+impl Stores {
     /// The volume store, or why this node has none.
     fn volumes(&self, command: &str) -> Result<Arc<VolumeStore>, Status> {
         self.volumes

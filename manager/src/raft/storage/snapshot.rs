@@ -1,4 +1,4 @@
-//! Snapshots in [`SledStorage`]: the state machine's, written beside the
+//! Snapshots in [`DiskStorage`]: the state machine's, written beside the
 //! Raft thread, and reading back the stored one (from its file, or from
 //! the sled chunks of earlier versions).
 
@@ -6,9 +6,9 @@ use ::raft::eraftpb::{ConfState, Snapshot, SnapshotMetadata};
 
 use super::codec::{self, chunk_key};
 use super::plan::term_at;
-use super::{Result, SledStorage, State, StorageError, snapfile};
+use super::{DiskStorage, Result, State, StorageError, snapfile};
 
-impl SledStorage {
+impl DiskStorage {
     /// Stores the snapshot the state machine made of everything up to
     /// `index` (which must be in the log). Does not compact the log.
     ///

@@ -31,15 +31,15 @@ pub(super) fn ctx() -> GetEntriesContext {
     GetEntriesContext::empty(false)
 }
 
-pub(super) fn all_entries(s: &SledStorage) -> ::raft::Result<Vec<Entry>> {
+pub(super) fn all_entries(s: &DiskStorage) -> ::raft::Result<Vec<Entry>> {
     let (first, last) = (s.first_index()?, s.last_index()?);
     s.entries(first, last + 1, None, ctx())
 }
 
 /// The fixture of MemStorage's tests: entries 3, 4, 5 with terms 3, 4, 5,
 /// and nothing before them (snapshot index 0).
-fn storage_3_4_5(dir: &Path) -> SledStorage {
-    let s = SledStorage::open(dir, DataKey::generate()).unwrap();
+fn storage_3_4_5(dir: &Path) -> DiskStorage {
+    let s = DiskStorage::open(dir, DataKey::generate()).unwrap();
     s.append(&(1..=5).map(|i| new_entry(i, i)).collect::<Vec<_>>())
         .unwrap();
     s.compact(3).unwrap();
@@ -62,7 +62,7 @@ fn unavailable<T>() -> ::raft::Result<T> {
 #[test]
 fn fresh_dir_opens_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SledStorage::open(&dir.path().join("raft"), DataKey::generate()).unwrap();
+    let s = DiskStorage::open(&dir.path().join("raft"), DataKey::generate()).unwrap();
     let rs = s.initial_state().unwrap();
     assert!(!rs.initialized());
     assert_eq!(rs.hard_state, HardState::default());
@@ -89,13 +89,13 @@ fn round_trip_across_reopen() {
     };
     let cs = ConfState::from((vec![1, 2, 3], vec![4]));
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&ents).unwrap();
         s.set_hard_state(hs.clone()).unwrap();
         s.set_conf_state(cs.clone()).unwrap();
         s.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(s.initial_state().unwrap().hard_state, hs);
     assert_eq!(s.initial_state().unwrap().conf_state, cs);
     assert_eq!(s.hard_state(), hs);
@@ -235,13 +235,13 @@ fn conflict_truncation_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&(1..=10).map(|i| new_entry(i, 1)).collect::<Vec<_>>())
             .unwrap();
         s.append(&[new_entry(6, 2), new_entry(7, 2)]).unwrap();
         s.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(s.last_index(), Ok(7));
     let terms: Vec<u64> = all_entries(&s).unwrap().iter().map(|e| e.term).collect();
     assert_eq!(terms, [1, 1, 1, 1, 1, 2, 2]);
@@ -256,7 +256,7 @@ fn apply_snapshot_replaces_the_log() {
         .map(|i| (i % 251) as u8)
         .collect();
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&(1..=3).map(|i| new_entry(i, 1)).collect::<Vec<_>>())
             .unwrap();
         s.apply_snapshot(new_snapshot(4, 4, vec![1, 2, 3], &big))
@@ -281,7 +281,7 @@ fn apply_snapshot_replaces_the_log() {
         s.append(&[new_entry(5, 4)]).unwrap();
         s.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     let snap = s.snapshot(0, 2).unwrap();
     assert_eq!(snap.get_metadata().index, 4);
     assert_eq!(snap.get_metadata().get_conf_state().voters, [1, 2, 3]);
@@ -292,7 +292,7 @@ fn apply_snapshot_replaces_the_log() {
     s.apply_snapshot(new_snapshot(9, 5, vec![1], b"small"))
         .unwrap();
     drop(s);
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(&s.snapshot(0, 2).unwrap().data[..], b"small");
     assert_eq!(s.first_index(), Ok(10));
 }
@@ -303,7 +303,7 @@ fn create_snapshot_then_compact() {
     let key = DataKey::generate();
     let cs = ConfState::from((vec![1, 2, 3], vec![]));
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(
             &(1..=10)
                 .map(|i| new_entry(i, 1 + i / 3))
@@ -314,7 +314,7 @@ fn create_snapshot_then_compact() {
         s.compact(5).unwrap();
         s.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     let snap = s.snapshot(0, 2).unwrap();
     assert_eq!(snap.get_metadata().index, 5);
     assert_eq!(snap.get_metadata().term, 2);
@@ -351,7 +351,7 @@ fn persist_ready_writes_all_parts() {
         ..Default::default()
     };
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.persist_ready(
             &[new_entry(11, 5), new_entry(12, 5)],
             Some(hs.clone()),
@@ -360,7 +360,7 @@ fn persist_ready_writes_all_parts() {
         .unwrap();
         s.set_commit(11).unwrap();
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     hs.commit = 11;
     assert_eq!(s.hard_state(), hs);
     assert_eq!(s.first_index(), Ok(11));
@@ -374,7 +374,7 @@ fn dropped_without_flush_reopens_consistent() {
     // Like a process that dies without closing: nothing but drop.
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     s.append(&(1..=50).map(|i| data_entry(i, 1, b"x")).collect::<Vec<_>>())
         .unwrap();
     let hs = HardState {
@@ -384,7 +384,7 @@ fn dropped_without_flush_reopens_consistent() {
     };
     s.set_hard_state(hs.clone()).unwrap();
     drop(s);
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(s.hard_state(), hs);
     assert_eq!(all_entries(&s).unwrap().len(), 50);
 }
@@ -392,9 +392,9 @@ fn dropped_without_flush_reopens_consistent() {
 #[test]
 fn clones_share_state() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SledStorage::open(dir.path(), DataKey::generate()).unwrap();
+    let s = DiskStorage::open(dir.path(), DataKey::generate()).unwrap();
     let c = s.clone();
     s.append(&[new_entry(1, 1)]).unwrap();
     assert_eq!(c.last_index(), Ok(1));
-    assert!(format!("{c:?}").contains("SledStorage"));
+    assert!(format!("{c:?}").contains("DiskStorage"));
 }

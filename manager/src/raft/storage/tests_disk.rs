@@ -30,7 +30,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// A storage with entries 1..=n (data "entry i", one write each),
 /// committed to n, dropped.
 pub(super) fn filled(dir: &Path, key: &DataKey, n: u64) {
-    let s = SledStorage::open(dir, key.clone()).unwrap();
+    let s = DiskStorage::open(dir, key.clone()).unwrap();
     for i in 1..=n {
         let hs = HardState {
             term: 1,
@@ -48,7 +48,7 @@ fn plaintext_never_reaches_disk() {
     let secret_entry = b"DISTINCTIVE-ENTRY-PLAINTEXT-7f3a9c";
     let secret_snap = b"DISTINCTIVE-SNAPSHOT-PLAINTEXT-51e2";
     {
-        let s = SledStorage::open(dir.path(), DataKey::generate()).unwrap();
+        let s = DiskStorage::open(dir.path(), DataKey::generate()).unwrap();
         let ents: Vec<Entry> = (1..=20).map(|i| data_entry(i, 1, secret_entry)).collect();
         s.append(&ents).unwrap();
         s.create_snapshot(10, ConfState::from((vec![1], vec![])), secret_snap)
@@ -75,7 +75,7 @@ fn plaintext_never_reaches_disk() {
 fn wrong_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     filled(dir.path(), &DataKey::generate(), 3);
-    let err = SledStorage::open(dir.path(), DataKey::generate()).unwrap_err();
+    let err = DiskStorage::open(dir.path(), DataKey::generate()).unwrap_err();
     assert!(matches!(err, StorageError::WrongDataKey { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("wrong data key"), "{msg}");
@@ -88,7 +88,7 @@ fn lost_database_is_not_a_fresh_node() {
     let key = DataKey::generate();
     filled(dir.path(), &key, 3);
     std::fs::remove_dir_all(dir.path().join(SLED_DIR)).unwrap();
-    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    let err = DiskStorage::open(dir.path(), key).unwrap_err().to_string();
     assert!(err.contains("marker record is missing"), "{err}");
 }
 
@@ -128,7 +128,7 @@ fn a_missing_or_damaged_snapshot_file_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&[new_entry(1, 1)]).unwrap();
         s.create_snapshot(1, ConfState::default(), &vec![7; CHUNK_LEN + 1])
             .unwrap();
@@ -138,7 +138,7 @@ fn a_missing_or_damaged_snapshot_file_is_refused_by_name() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&file, &bytes).unwrap();
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     let err = s.snapshot(0, 1).unwrap_err().to_string();
     assert!(
         err.contains("chunk 1 of 2 of snapshot file snap/0000000000000001.snap"),
@@ -147,7 +147,7 @@ fn a_missing_or_damaged_snapshot_file_is_refused_by_name() {
     drop(s);
 
     std::fs::remove_file(&file).unwrap();
-    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    let err = DiskStorage::open(dir.path(), key).unwrap_err().to_string();
     assert!(
         err.contains("file of the snapshot at index 1 is missing"),
         "{err}"
@@ -159,7 +159,7 @@ fn snapshots_stay_out_of_sled_and_old_ones_go() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&(1..=3).map(|i| new_entry(i, 1)).collect::<Vec<_>>())
             .unwrap();
         s.create_snapshot(1, ConfState::default(), &vec![1; CHUNK_LEN + 1])
@@ -172,7 +172,7 @@ fn snapshots_stay_out_of_sled_and_old_ones_go() {
     let snap = dir.path().join("snap");
     std::fs::write(snap.join("0000000000000009.tmp"), b"torn").unwrap();
     std::fs::write(snap.join("0000000000000008.snap"), b"stray").unwrap();
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"later");
     assert_eq!(snapshot_files(dir.path()), vec!["0000000000000003.snap"]);
     drop(s);
@@ -190,7 +190,7 @@ fn chunks_of_earlier_layouts_still_open_and_give_way_to_a_file() {
     let key = DataKey::generate();
     let big = vec![9; CHUNK_LEN + 5];
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.append(&[new_entry(1, 1), new_entry(2, 1), new_entry(3, 1)])
             .unwrap();
     }
@@ -215,7 +215,7 @@ fn chunks_of_earlier_layouts_still_open_and_give_way_to_a_file() {
             .unwrap();
         db.flush().unwrap();
     }
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     assert!(s.snapshot(0, 1).unwrap().data[..] == big[..]);
     drop(s);
     {
@@ -226,11 +226,11 @@ fn chunks_of_earlier_layouts_still_open_and_give_way_to_a_file() {
         assert!(!chunks.contains_key(codec::chunk_key(7, 0)).unwrap());
     }
     // The next snapshot is a file, and the chunks go.
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     s.create_snapshot(3, ConfState::default(), b"now a file")
         .unwrap();
     drop(s);
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"now a file");
     assert_eq!(snapshot_files(dir.path()), vec!["0000000000000003.snap"]);
     drop(s);
@@ -247,7 +247,7 @@ fn records_sled_drops_at_recovery_are_not_a_shorter_log() {
     let key = DataKey::generate();
     {
         // Membership is what sled holds and flushes at every change.
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         for i in 1..=40u64 {
             let voters: Vec<u64> = (1..=i).collect();
             s.set_conf_state(ConfState::from((voters, vec![]))).unwrap();
@@ -258,7 +258,7 @@ fn records_sled_drops_at_recovery_are_not_a_shorter_log() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
     std::fs::write(&db, bytes).unwrap();
-    let err = SledStorage::open(dir.path(), key).unwrap_err().to_string();
+    let err = DiskStorage::open(dir.path(), key).unwrap_err().to_string();
     assert!(
         err.contains("damaged") && err.contains("raft-flushes"),
         "{err}"
@@ -293,7 +293,7 @@ fn kill_child_writer() {
         return;
     };
     let key = key_from_hex(&std::env::var("SHOAL_TEST_KILL_KEY").unwrap());
-    let s = SledStorage::open(Path::new(&dir), key).unwrap();
+    let s = DiskStorage::open(Path::new(&dir), key).unwrap();
     let written = Arc::new(AtomicU64::new(0));
     let (flusher, seen) = (s.clone(), written.clone());
     std::thread::spawn(move || {
@@ -350,7 +350,7 @@ fn kill_9_mid_write() {
     child.wait().unwrap();
     assert!(durable >= 400, "child stopped early at {durable}");
 
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     let last = s.last_index().unwrap();
     assert!(last >= durable, "lost durable entries: {last} < {durable}");
     assert_eq!(last % 5, 0, "a batch was half applied: last index {last}");
@@ -365,7 +365,7 @@ fn kill_9_mid_write() {
 
 /// Runs `node`'s Ready loop in the documented order, persisting through
 /// `store`; returns the data of entries applied.
-fn drive(node: &mut RawNode<SledStorage>, store: &SledStorage, applied: &mut Vec<Vec<u8>>) {
+fn drive(node: &mut RawNode<DiskStorage>, store: &DiskStorage, applied: &mut Vec<Vec<u8>>) {
     let apply = |ents: Vec<Entry>, applied: &mut Vec<Vec<u8>>| {
         applied.extend(
             ents.into_iter()
@@ -410,7 +410,7 @@ fn raw_node_single_node_survives_restart() {
         .map(|i| format!("command {i}").into_bytes())
         .collect();
     {
-        let store = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let store = DiskStorage::open(dir.path(), key.clone()).unwrap();
         store
             .set_conf_state(ConfState::from((vec![1], vec![])))
             .unwrap();
@@ -429,7 +429,7 @@ fn raw_node_single_node_survives_restart() {
         // Dropped without any close.
     }
 
-    let store = SledStorage::open(dir.path(), key).unwrap();
+    let store = DiskStorage::open(dir.path(), key).unwrap();
     let hs = store.hard_state();
     assert_eq!(hs.commit, store.last_index().unwrap());
     let committed: Vec<Vec<u8>> = store

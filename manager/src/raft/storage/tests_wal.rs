@@ -24,7 +24,7 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 }
 
 fn open_err(dir: &Path, key: DataKey) -> String {
-    let err = SledStorage::open(dir, key).unwrap_err().to_string();
+    let err = DiskStorage::open(dir, key).unwrap_err().to_string();
     assert!(err.contains(&dir.display().to_string()), "{err}");
     err
 }
@@ -36,7 +36,7 @@ fn a_torn_write_after_the_durable_point_is_cut_off() {
     filled(dir.path(), &key, 10);
     {
         // Two writes that never became durable; the second one torn.
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         s.write_ready(&[data_entry(11, 1, b"entry 11")], None, None)
             .unwrap();
         s.write_ready(&[data_entry(12, 1, b"entry 12")], None, None)
@@ -47,13 +47,13 @@ fn a_torn_write_after_the_durable_point_is_cut_off() {
     let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     file.set_len(len - 7).unwrap();
     drop(file);
-    let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+    let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
     assert_eq!(s.last_index(), Ok(11));
     // The log goes on after the cut, and that survives a restart.
     s.persist_ready(&[data_entry(12, 2, b"again")], None, None)
         .unwrap();
     drop(s);
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     let ents = all_entries(&s).unwrap();
     assert_eq!(ents.len(), 12);
     assert_eq!(&ents[11].data[..], b"again");
@@ -98,7 +98,7 @@ fn a_flipped_byte_in_any_record_is_damage() {
     }
     std::fs::write(&seg, &clean).unwrap();
     assert_eq!(
-        SledStorage::open(dir.path(), key).unwrap().last_index(),
+        DiskStorage::open(dir.path(), key).unwrap().last_index(),
         Ok(10)
     );
 }
@@ -140,7 +140,7 @@ fn a_lost_wal_is_not_an_empty_log() {
 fn segments_rotate_compaction_deletes_old_ones_and_a_missing_one_is_damage() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
-    let s = SledStorage::open_segments(dir.path(), key.clone(), 400).unwrap();
+    let s = DiskStorage::open_segments(dir.path(), key.clone(), 400).unwrap();
     for i in 1..=60u64 {
         let hs = HardState {
             term: 1,
@@ -160,7 +160,7 @@ fn segments_rotate_compaction_deletes_old_ones_and_a_missing_one_is_damage() {
     assert!(after.last() >= before.last());
     drop(s);
     // Everything from the first index on is still there, hard state too.
-    let s = SledStorage::open_segments(dir.path(), key.clone(), 400).unwrap();
+    let s = DiskStorage::open_segments(dir.path(), key.clone(), 400).unwrap();
     assert_eq!(s.first_index(), Ok(45));
     assert_eq!(s.last_index(), Ok(60));
     assert_eq!(s.hard_state().commit, 60);
@@ -183,7 +183,7 @@ fn a_snapshot_durable_before_its_log_reset_wins_by_raft_rules() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
     {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         let ents: Vec<Entry> = (1..=8).map(|i| data_entry(i, 1, b"old")).collect();
         let hs = HardState {
             term: 1,
@@ -214,7 +214,7 @@ fn a_snapshot_durable_before_its_log_reset_wins_by_raft_rules() {
         s.flush_sled().unwrap();
         *guard = plan.st;
     }
-    let s = SledStorage::open(dir.path(), key).unwrap();
+    let s = DiskStorage::open(dir.path(), key).unwrap();
     assert_eq!(s.first_index(), Ok(6));
     assert_eq!(s.last_index(), Ok(5));
     assert_eq!(s.hard_state().commit, 5);
@@ -226,7 +226,7 @@ fn a_snapshot_durable_before_its_log_reset_wins_by_raft_rules() {
 fn a_log_of_the_first_layout_moves_into_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let key = DataKey::generate();
-    drop(SledStorage::open(dir.path(), key.clone()).unwrap());
+    drop(DiskStorage::open(dir.path(), key.clone()).unwrap());
     // Rewrite the directory as the first layout left it.
     std::fs::remove_dir_all(dir.path().join(wal::WAL_DIR)).unwrap();
     std::fs::remove_file(dir.path().join("raft-wal-synced")).unwrap();
@@ -254,7 +254,7 @@ fn a_log_of_the_first_layout_moves_into_the_wal() {
         db.flush().unwrap();
     }
     for _ in 0..2 {
-        let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+        let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
         assert_eq!(s.hard_state().commit, 4);
         assert_eq!(s.hard_state().vote, 1);
         let ents = all_entries(&s).unwrap();
@@ -322,7 +322,7 @@ fn a_garbage_or_truncated_snapshot_file_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let key = DataKey::generate();
         {
-            let s = SledStorage::open(dir.path(), key.clone()).unwrap();
+            let s = DiskStorage::open(dir.path(), key.clone()).unwrap();
             s.append(&[new_entry(1, 1)]).unwrap();
             s.create_snapshot(1, ConfState::default(), &[7; 1000])
                 .unwrap();
@@ -334,7 +334,7 @@ fn a_garbage_or_truncated_snapshot_file_is_refused_by_name() {
         } else {
             overwrite(&file, &vec![0xa5; bytes.len()]);
         }
-        let err = match SledStorage::open(dir.path(), key) {
+        let err = match DiskStorage::open(dir.path(), key) {
             Err(e) => e.to_string(),
             Ok(s) => s.snapshot(0, 1).unwrap_err().to_string(),
         };

@@ -37,7 +37,7 @@ use bollard::query_parameters::{
 };
 use shoal_proto::objects::Task;
 
-use crate::engine::{EngineInfo, EngineKind};
+use crate::engine_choice::{EngineInfo, EngineKind};
 use crate::exec::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };

@@ -40,7 +40,7 @@ use super::signal::parse_signal;
 use super::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskRun,
 };
-use crate::engine::{EngineInfo, EngineKind};
+use crate::engine_choice::{EngineInfo, EngineKind};
 use crate::image::ImageStore;
 
 pub use self::shim::hidden_main;

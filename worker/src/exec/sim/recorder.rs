@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::SimEngine;
-use crate::engine::EngineInfo;
+use crate::engine_choice::EngineInfo;
 use crate::exec::{
     Engine, EngineTask, ExecError, ExecOutput, Exit, LogOptions, LogStream, Started, TaskFile,
     TaskRun,

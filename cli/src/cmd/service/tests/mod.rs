@@ -1,11 +1,10 @@
 //! Offline tests of the service commands: flags → spec, the tables, the
 //! inspect JSON and the progress lines, from hand-built objects.
 
-mod flags;
-mod parse;
 mod progress;
 mod runtime;
 mod tables;
+mod to_spec;
 
 use shoal_proto::objects::{
     Annotations, ContainerSpec, Meta, Service, ServiceSpec, Task, TaskSpec, TaskState, TaskStatus,

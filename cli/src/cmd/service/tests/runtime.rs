@@ -7,8 +7,8 @@ use shoal_proto::objects::{ContainerSpec, ServiceSpec, TaskSpec, Ulimit};
 
 use super::parse;
 use crate::cmd::service::ServiceCommand;
-use crate::cmd::service::flags::{Lookup, create_spec, update_spec};
 use crate::cmd::service::inspect;
+use crate::cmd::service::to_spec::{Lookup, create_spec, update_spec};
 
 fn create(args: &[&str]) -> anyhow::Result<ServiceSpec> {
     let argv: Vec<&str> = ["create"].iter().chain(args).copied().collect();

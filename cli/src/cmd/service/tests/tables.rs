@@ -259,7 +259,7 @@ fn inspect_is_shaped_like_dockers() {
         message: "rollback completed".into(),
     });
     if let Some(spec) = web.spec.as_mut() {
-        spec.update = Some(crate::cmd::service::flags::default_rollout());
+        spec.update = Some(crate::spec::default_rollout());
         if let Some(c) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
             c.args = vec!["-g".into(), "daemon off;".into()];
             c.env = vec!["A=1".into()];

@@ -166,7 +166,7 @@ pub fn wal_replay(dir: &Path, key: &DataKey, data: &[u8]) {
     );
 }
 
-/// What `SledStorage::open` makes of a replay, given a stored snapshot at
+/// What `DiskStorage::open` makes of a replay, given a stored snapshot at
 /// `snap` (index, term); checks the log it would serve.
 fn rebuild(keys: &Keys, snap: (u64, u64), replayed: super::Replayed) {
     let mut st = State {

@@ -7,7 +7,7 @@ use shoal_proto::objects::{
 
 use super::parse;
 use crate::cmd::service::ServiceCommand;
-use crate::cmd::service::flags::{Lookup, create_spec, update_spec};
+use crate::cmd::service::to_spec::{Lookup, create_spec, update_spec};
 
 fn lookup() -> Lookup {
     let pairs = |v: &[(&str, &str)]| {

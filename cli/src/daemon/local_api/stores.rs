@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use shoal_worker::engine::EngineKind;
+use shoal_worker::engine_choice::EngineKind;
 use shoal_worker::exec::process::InUse;
 use shoal_worker::image::ImageStore;
 use shoal_worker::volume::VolumeStore;
 
 /// This node's stores, as the local API serves them.
 #[derive(Clone)]
-pub struct Node {
+pub struct Stores {
     pub(super) engine: EngineKind,
     pub(super) state_dir: PathBuf,
     /// `<state>/process/tasks`: one dir per task of the embedded engine.
@@ -22,17 +22,17 @@ pub struct Node {
     pub(super) volumes: Option<Arc<VolumeStore>>,
 }
 
-impl Node {
+impl Stores {
     /// The stores of a daemon on `state_dir` running `engine`.
     pub fn new(
         engine: EngineKind,
         state_dir: PathBuf,
         images: Option<Arc<ImageStore>>,
         volumes: Option<Arc<VolumeStore>>,
-    ) -> Node {
+    ) -> Stores {
         // Tarballs of loads cut short by a restart.
         let _ = std::fs::remove_dir_all(state_dir.join("image-load"));
-        Node {
+        Stores {
             engine,
             tasks_dir: state_dir.join("process").join("tasks"),
             images_root: state_dir.join("images"),

@@ -1,27 +1,31 @@
-//! `service create|update` flags → a [`ServiceSpec`]. Pure: the names of
-//! secrets, configs and networks are resolved from a [`Lookup`] the
-//! command filled beforehand, so every rule here is testable offline.
+//! The parsed flags of `service create|update` ([`super::args`]) → a
+//! [`ServiceSpec`]: built whole on create, edited on update. Pure: the
+//! names of secrets, configs and networks are resolved from a [`Lookup`]
+//! the command filled beforehand, so every rule here is testable offline.
 //! On update, removals (`-rm`) apply before additions (`-add`), as Docker's.
 //! The container's runtime keys (capabilities, ulimits, sysctls, hosts,
-//! logging...) are in [`runtime`].
+//! logging...) are in [`runtime`], its variables in [`env`]; the values
+//! themselves were parsed by [`crate::spec`].
 
+mod env;
 mod runtime;
 
 use anyhow::{Context, bail};
 use shoal_proto::objects::{
     Annotations, ConfigReference, ContainerSpec, EndpointSpec, FileTarget, GlobalJob,
     GlobalService, HealthConfig, NetworkAttachmentConfig, Placement, PlacementPreference,
-    ReplicatedJob, ReplicatedService, ResourceRequirements, Resources, RestartPolicy,
-    SecretReference, ServiceSpec, TaskSpec, UpdateConfig, endpoint_spec, restart_policy,
-    service_spec::Mode, update_config,
+    ReplicatedJob, ReplicatedService, ResourceRequirements, Resources, SecretReference,
+    ServiceSpec, TaskSpec, UpdateConfig, endpoint_spec, restart_policy, service_spec::Mode,
+    update_config,
 };
 
+use self::env::{env_key, expand_env, merge_env, read_env_file};
 use super::args::{
     CommonFlags, ConditionArg, CreateArgs, EndpointModeArg, FailureActionArg, ModeArg, OrderArg,
     RolloutFlags, UpdateArgs,
 };
-use super::parse::{self, FileRef};
 use crate::cmd::common::resolve;
+use crate::spec::{FileRef, default_restart, default_rollout, port_key};
 
 /// `(id, name)` of the secrets, configs and networks a command may name.
 #[derive(Debug, Default, Clone)]
@@ -89,22 +93,6 @@ fn file_target(r: &FileRef, name: &str) -> FileTarget {
     }
 }
 
-/// Docker's defaults for updates and rollbacks: one at a time, no delay,
-/// pause on failure, 5 s of monitoring, stop-first.
-pub fn default_rollout() -> UpdateConfig {
-    UpdateConfig {
-        parallelism: 1,
-        delay: Some(prost_types::Duration::default()),
-        failure_action: update_config::FailureAction::Pause as i32,
-        monitor: Some(prost_types::Duration {
-            seconds: 5,
-            nanos: 0,
-        }),
-        max_failure_ratio: 0.0,
-        order: update_config::Order::StopFirst as i32,
-    }
-}
-
 /// The spec `service create` asks for.
 pub fn create_spec(args: &CreateArgs, lookup: &Lookup) -> anyhow::Result<ServiceSpec> {
     let c = &args.common;
@@ -158,20 +146,7 @@ pub fn create_spec(args: &CreateArgs, lookup: &Lookup) -> anyhow::Result<Service
                     .collect::<anyhow::Result<_>>()?,
                 ..ContainerSpec::default()
             }),
-            restart: Some(RestartPolicy {
-                // Jobs run to completion: restarting a finished one would loop.
-                condition: if is_job {
-                    restart_policy::Condition::OnFailure
-                } else {
-                    restart_policy::Condition::Any
-                } as i32,
-                delay: Some(prost_types::Duration {
-                    seconds: 5,
-                    nanos: 0,
-                }),
-                max_attempts: 0,
-                window: None,
-            }),
+            restart: Some(default_restart(is_job)),
             placement: Some(Placement {
                 constraints: args.constraint.clone(),
                 preferences: args
@@ -324,7 +299,7 @@ pub fn update_spec(
     let endpoint = spec.endpoint.get_or_insert_with(Default::default);
     endpoint
         .ports
-        .retain(|p| !args.publish_rm.contains(&parse::port_key(p)));
+        .retain(|p| !args.publish_rm.contains(&port_key(p)));
     for p in &args.publish_add {
         endpoint.ports.retain(|have| {
             let same_published = p.published_port != 0
@@ -520,58 +495,4 @@ fn preference(p: &str) -> anyhow::Result<PlacementPreference> {
             "invalid placement preference {p:?}: expected spread=<label>, e.g. spread=node.labels.zone"
         ),
     }
-}
-
-fn env_key(e: &str) -> &str {
-    e.split_once('=').map_or(e, |(k, _)| k)
-}
-
-/// `KEY` alone takes its value from this environment, and is dropped when
-/// unset there, as Docker does.
-fn expand_env(list: &[String]) -> Vec<String> {
-    list.iter()
-        .filter_map(|e| match e.contains('=') {
-            true => Some(e.clone()),
-            false => std::env::var(e).ok().map(|v| format!("{e}={v}")),
-        })
-        .collect()
-}
-
-/// `base` with each of `add` replacing the entry of the same key in place,
-/// or appended.
-fn merge_env(mut base: Vec<String>, add: &[String]) -> Vec<String> {
-    for e in add {
-        match base.iter_mut().find(|b| env_key(b) == env_key(e)) {
-            Some(slot) => *slot = e.clone(),
-            None => base.push(e.clone()),
-        }
-    }
-    base
-}
-
-/// The variables of an env file: `KEY=VALUE` lines, `KEY` alone taken from
-/// here, `#` comments and blank lines skipped.
-pub fn read_env_file(path: &str) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read env file {path}"))?;
-    parse_env_file(&text).with_context(|| format!("in env file {path}"))
-}
-
-fn parse_env_file(text: &str) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_start();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if env_key(line).is_empty() || env_key(line).contains(char::is_whitespace) {
-            bail!(
-                "line {}: variable {:?} has an invalid name",
-                i + 1,
-                env_key(line)
-            );
-        }
-        out.extend(expand_env(&[line.to_string()]));
-    }
-    Ok(out)
 }

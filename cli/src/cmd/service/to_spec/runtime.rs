@@ -9,7 +9,7 @@ use anyhow::bail;
 use shoal_proto::objects::{ContainerSpec, LogDriver, TaskSpec, Ulimit};
 
 use crate::cmd::service::args::{CommonFlags, ContainerFlags, UpdateArgs};
-use crate::cmd::service::parse::{self, CAP_RESET};
+use crate::spec::{self, CAP_RESET};
 
 /// The keys `create` and `update` set alike, each only when given.
 pub fn common(task: &mut TaskSpec, c: &CommonFlags) -> anyhow::Result<()> {
@@ -59,7 +59,7 @@ pub fn create(
     {
         bail!("--cap-add/--cap-drop RESET is for service update (there is nothing to reset yet)");
     }
-    (c.cap_add, c.cap_drop) = parse::effective_caps(&common.cap_add, &common.cap_drop);
+    (c.cap_add, c.cap_drop) = spec::effective_caps(&common.cap_add, &common.cap_drop);
     c.ulimits = ulimits(Vec::new(), &[], &flags.ulimit);
     c.sysctls = flags.sysctl.iter().cloned().collect();
     c.hosts = hosts(&[], &[], extra_hosts);
@@ -77,7 +77,7 @@ pub fn update(c: &mut ContainerSpec, args: &UpdateArgs) {
         );
     }
     for k in &args.sysctl_rm {
-        c.sysctls.remove(parse::key_of(k));
+        c.sysctls.remove(spec::key_of(k));
     }
     c.sysctls.extend(args.sysctl_add.iter().cloned());
     if !args.host_add.is_empty() || !args.host_rm.is_empty() {
@@ -90,7 +90,7 @@ fn ulimits(have: Vec<Ulimit>, rm: &[String], add: &[Ulimit]) -> Vec<Ulimit> {
     let mut by_name: BTreeMap<String, Ulimit> =
         have.into_iter().map(|u| (u.name.clone(), u)).collect();
     for name in rm {
-        by_name.remove(parse::key_of(name));
+        by_name.remove(spec::key_of(name));
     }
     for u in add {
         by_name.insert(u.name.clone(), u.clone());
@@ -107,7 +107,7 @@ fn capabilities(c: &mut ContainerSpec, add: &[String], drop: &[String]) {
     }
     let set = |l: &[String]| -> BTreeSet<String> {
         l.iter()
-            .map(|x| parse::capability(x).unwrap_or_else(|_| x.clone()))
+            .map(|x| spec::capability(x).unwrap_or_else(|_| x.clone()))
             .collect()
     };
     let (mut cap_add, mut cap_drop) = (set(&c.cap_add), set(&c.cap_drop));
@@ -129,7 +129,7 @@ fn capabilities(c: &mut ContainerSpec, add: &[String], drop: &[String]) {
         cap_add.insert(x);
     }
     let list = |s: BTreeSet<String>| s.into_iter().collect::<Vec<_>>();
-    (c.cap_add, c.cap_drop) = parse::effective_caps(&list(cap_add), &list(cap_drop));
+    (c.cap_add, c.cap_drop) = spec::effective_caps(&list(cap_add), &list(cap_drop));
 }
 
 /// Docker's `--host-rm` / `--host-add` over Swarm's `IP name [alias...]`

@@ -1,9 +1,9 @@
-//! The flag value parsers: Docker's durations, sizes, ports, mounts,
+//! The value parsers: Docker's durations, sizes, ports, mounts,
 //! references, ulimits, sysctls, hosts and capabilities.
 
 use shoal_proto::objects::{mount, port_config};
 
-use crate::cmd::service::parse::*;
+use super::*;
 
 fn secs(s: &str) -> f64 {
     let d = duration(s).unwrap();

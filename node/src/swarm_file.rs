@@ -9,6 +9,41 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Why swarm.json cannot be read or written. The messages name the file
+/// and carry the cause in their own text (a damaged file is refused by
+/// name, and nothing repeats the cause).
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmFileError {
+    /// The file is not a swarm file any more.
+    #[error(
+        "{} is damaged ({reason}); restore it from a backup, or remove it, \
+         certificates/ and manager/ from the state dir and join the swarm again",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The file cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+}
+
 /// The node's swarm membership.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwarmFile {
@@ -34,23 +69,24 @@ impl SwarmFile {
     }
 
     /// Loads it, `None` when this node is in no swarm.
-    pub fn load(state_dir: &Path) -> anyhow::Result<Option<SwarmFile>> {
+    pub fn load(state_dir: &Path) -> Result<Option<SwarmFile>, SwarmFileError> {
         let path = Self::path(state_dir);
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is damaged ({e}); restore it from a backup, or remove it, \
-                         certificates/ and manager/ from the state dir and join the swarm again",
-                    path.display()
-                )
-            })?)),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| SwarmFileError::Damaged {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+            Err(error) => Err(SwarmFileError::Read { path, error }),
         }
     }
 
     /// Saves it atomically.
-    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, state_dir: &Path) -> Result<(), SwarmFileError> {
         let path = Self::path(state_dir);
         let tmp = state_dir.join(".swarm.json.tmp");
         let write = || -> std::io::Result<()> {
@@ -60,9 +96,9 @@ impl SwarmFile {
             fs::rename(&tmp, &path)?;
             fs::File::open(state_dir)?.sync_all()
         };
-        write().map_err(|e| {
+        write().map_err(|error| {
             let _ = fs::remove_file(&tmp);
-            anyhow::anyhow!("cannot write {}: {e}", path.display())
+            SwarmFileError::Write { path, error }
         })
     }
 

@@ -1,5 +1,5 @@
-//! The daemon's state directory, held under an exclusive lock for the
-//! daemon's whole life: two daemons writing one Raft log would corrupt it,
+//! The node's state directory, held under an exclusive lock for the
+//! node's whole life: two daemons writing one Raft log would corrupt it,
 //! so the second one is refused with the first one's PID.
 
 use std::fs::{self, File, OpenOptions};

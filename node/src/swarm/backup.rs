@@ -1,25 +1,22 @@
 //! `swarm backup`, and `swarm init --force-new-cluster --restore`: the
-//! daemon seals and opens backups (`shoal_manager::backup`), so their
-//! plaintext never leaves it; the CLI only moves sealed bytes.
+//! node seals and opens backups (`shoal_manager::backup`), so their
+//! plaintext never leaves the daemon; the CLI only moves sealed bytes.
 
-use shoal_manager::backup::{self, BackupError};
-use shoal_proto::local::BackupSummary;
+use shoal_manager::allocator::pools::is_ingress_network;
+use shoal_manager::backup;
+use shoal_proto::local::{BackupSummary, SwarmInitRequest, SwarmInitResponse};
 use shoal_proto::store::{Backup, StoreSnapshot};
+use zeroize::Zeroizing;
 
-use super::*;
-
-/// Why a backup needs a passphrase here.
-const NEEDS_PASSPHRASE: &str = "a backup needs a passphrase (--passphrase-file, or SHOAL_BACKUP_PASSPHRASE); a swarm with autolock on can seal it with its unlock key instead";
+use super::SwarmNode;
+use crate::NodeError;
 
 impl SwarmNode {
     /// `swarm backup`: this manager's desired state at its applied index,
     /// sealed with `passphrase`, or with the unlock key when it is empty.
     /// The cluster keeps serving: the state is one view of the store.
-    pub async fn backup(&self, passphrase: String) -> Result<(BackupSummary, Vec<u8>), Status> {
-        let ctx = self
-            .slot
-            .get()
-            .ok_or_else(|| Status::failed_precondition(shoal_manager::authz::NOT_A_MANAGER))?;
+    pub async fn backup(&self, passphrase: String) -> Result<(BackupSummary, Vec<u8>), NodeError> {
+        let ctx = self.slot.get().ok_or(NodeError::NotAManager)?;
         let unlock_key = passphrase.is_empty();
         let passphrase = if unlock_key {
             let key = ctx
@@ -27,11 +24,11 @@ impl SwarmNode {
                 .view(|t| t.cluster().map(|c| c.unlock_key.clone()))
                 .unwrap_or_default();
             if key.is_empty() {
-                return Err(Status::failed_precondition(NEEDS_PASSPHRASE));
+                return Err(NodeError::NeedsPassphrase);
             }
-            zeroize::Zeroizing::new(key)
+            Zeroizing::new(key)
         } else {
-            zeroize::Zeroizing::new(passphrase)
+            Zeroizing::new(passphrase)
         };
         let taken = backup::take(&ctx.store);
         let mut summary = summary(&taken);
@@ -39,9 +36,7 @@ impl SwarmNode {
         // Argon2 and sealing take a CPU for a moment: off the async threads.
         let sealed =
             tokio::task::spawn_blocking(move || backup::seal(&taken, passphrase.as_bytes()))
-                .await
-                .map_err(internal)?
-                .map_err(backup_status)?;
+                .await??;
         tracing::info!(
             index = summary.index,
             services = summary.services,
@@ -60,17 +55,17 @@ impl SwarmNode {
         request: SwarmInitRequest,
         file: Vec<u8>,
         passphrase: String,
-    ) -> Result<SwarmInitResponse, Status> {
-        let passphrase = zeroize::Zeroizing::new(passphrase);
+    ) -> Result<SwarmInitResponse, NodeError> {
+        let passphrase = Zeroizing::new(passphrase);
         let opened =
             tokio::task::spawn_blocking(move || backup::open(&file, passphrase.as_bytes()))
-                .await
-                .map_err(internal)?
-                .map_err(backup_status)?;
+                .await??;
         let summary = summary(&opened);
         let state = opened.state.unwrap_or_default();
-        let mut inner = self.inner.lock().await;
-        let mut response = self.init_cluster(&mut inner, request, Some(state)).await?;
+        let mut running = self.transition.lock().await;
+        let mut response = self
+            .init_cluster(&mut running, request, Some(state))
+            .await?;
         tracing::warn!(
             from_cluster = %summary.cluster_id,
             index = summary.index,
@@ -89,22 +84,10 @@ fn summary(backup: &Backup) -> BackupSummary {
         index: backup.index,
         cluster_id: backup.cluster_id.clone(),
         services: count(|s| s.services.len()),
-        networks: count(|s| s.networks.iter().filter(|n| !is_ingress(n)).count()),
+        networks: count(|s| s.networks.iter().filter(|n| !is_ingress_network(n)).count()),
         secrets: count(|s| s.secrets.len()),
         configs: count(|s| s.configs.len()),
         unlock_key: false,
         taken_at: backup.taken_at,
-    }
-}
-
-/// Whether `network` is the routing mesh's.
-pub(super) fn is_ingress(network: &Network) -> bool {
-    network.spec.as_ref().is_some_and(|s| s.ingress)
-}
-
-fn backup_status(e: BackupError) -> Status {
-    match e {
-        BackupError::ShortPassphrase => Status::invalid_argument(e.to_string()),
-        _ => Status::failed_precondition(e.to_string()),
     }
 }
