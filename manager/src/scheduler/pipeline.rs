@@ -9,7 +9,8 @@
 //! then which holds fewest of them itself, then fewest tasks in all, then
 //! the lowest id (so plans are reproducible).
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use shoal_proto::objects::{Node, Task};
 
@@ -77,29 +78,109 @@ pub fn plan(tables: &Tables, pending: &[&Task]) -> Plan {
     let (preassigned, free): (Vec<&Task>, Vec<&Task>) =
         pending.iter().partition(|t| !t.node_id.is_empty());
     let mut plan = Plan::default();
-    for task in preassigned.into_iter().chain(free) {
-        let demand = match Demand::new(task) {
-            Ok(d) => d,
-            Err(e) => {
-                plan.refuse(task, (BAD_CONSTRAINT, e.to_string()));
-                continue;
-            }
-        };
-        let decision = if task.node_id.is_empty() {
-            choose(&nodes, &demand)
-        } else {
-            check_preassigned(&nodes, &by_id, &demand)
-        };
-        match decision {
-            Ok(i) => {
+    for task in preassigned {
+        let decision = Demand::new(task)
+            .map_err(|e| (BAD_CONSTRAINT, e.to_string()))
+            .and_then(|demand| {
+                let i = check_preassigned(&nodes, &by_id, &demand)?;
                 nodes[i].place(&demand);
-                plan.assign
-                    .push((task.id.clone(), nodes[i].node.id.clone()));
-            }
+                Ok(i)
+            });
+        match decision {
+            Ok(i) => plan
+                .assign
+                .push((task.id.clone(), nodes[i].node.id.clone())),
             Err(refusal) => plan.refuse(task, refusal),
         }
     }
+    for run in free.chunk_by(|a, b| same_demand(a, b)) {
+        place_run(&mut nodes, run, &mut plan);
+    }
     plan
+}
+
+/// Whether two tasks ask the same of a node: the same service and spec
+/// (replicas of one service version do).
+fn same_demand(a: &Task, b: &Task) -> bool {
+    a.service_id == b.service_id && a.spec == b.spec && a.endpoint == b.endpoint
+}
+
+/// Places tasks that ask the same of a node. Without spread preferences
+/// the best node is the least loaded by (tasks of the service, tasks,
+/// id), so the nodes that pass the filters go into a heap on that key,
+/// once for the whole run, and each placement updates only its node. A
+/// node that stops passing (full, port taken, at max replicas) never
+/// passes again in the run: placing only adds. The same choices as
+/// [`choose`] per task, without looking at every node for every task:
+/// 100,000 replicas on 1,000 nodes were 10^8 filter checks.
+fn place_run<'a>(nodes: &mut [NodeInfo<'a>], run: &[&'a Task], plan: &mut Plan) {
+    let Some(first) = run.first() else {
+        return;
+    };
+    let demand = match Demand::new(first) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = e.to_string();
+            run.iter()
+                .for_each(|t| plan.refuse(t, (BAD_CONSTRAINT, why.clone())));
+            return;
+        }
+    };
+    if !preferences(first).is_empty() {
+        for task in run {
+            match choose(nodes, &demand) {
+                Ok(i) => {
+                    nodes[i].place(&demand);
+                    plan.assign
+                        .push((task.id.clone(), nodes[i].node.id.clone()));
+                }
+                Err(refusal) => plan.refuse(task, refusal),
+            }
+        }
+        return;
+    }
+    let service = first.service_id.as_str();
+    let key = |info: &NodeInfo<'a>, i: usize| {
+        let node: &'a Node = info.node;
+        Reverse((info.tasks_of(service), info.total, node.id.as_str(), i))
+    };
+    let mut heap: BinaryHeap<_> = (0..nodes.len())
+        .filter(|&i| first_refusal(&demand, &nodes[i]).is_none())
+        .map(|i| key(&nodes[i], i))
+        .collect();
+    let mut refused: Option<Refusal> = None;
+    for task in run {
+        let placed = loop {
+            let Some(Reverse((.., i))) = heap.pop() else {
+                break None;
+            };
+            if first_refusal(&demand, &nodes[i]).is_none() {
+                nodes[i].place(&demand);
+                heap.push(key(&nodes[i], i));
+                break Some(i);
+            }
+        };
+        match placed {
+            Some(i) => plan
+                .assign
+                .push((task.id.clone(), nodes[i].node.id.clone())),
+            None => {
+                let why = refused.get_or_insert_with(|| refusal(&refusals(nodes, &demand)));
+                plan.refuse(task, why.clone());
+            }
+        }
+    }
+}
+
+/// How many nodes each filter refuses `demand` on.
+fn refusals(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> HashMap<Filter, usize> {
+    let mut refused: HashMap<Filter, usize> = HashMap::new();
+    for node in nodes {
+        if let Some(f) = first_refusal(demand, node) {
+            *refused.entry(f).or_default() += 1;
+        }
+    }
+    refused
 }
 
 /// A preassigned task may only go to its node; the reason it cannot is
@@ -121,19 +202,13 @@ fn check_preassigned(
 }
 
 /// The best node for `demand`, or why there is none.
-fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, Refusal> {
-    let mut refused: HashMap<Filter, usize> = HashMap::new();
+pub(super) fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, Refusal> {
     let candidates: Vec<usize> = (0..nodes.len())
-        .filter(|&i| match first_refusal(demand, &nodes[i]) {
-            None => true,
-            Some(f) => {
-                *refused.entry(f).or_default() += 1;
-                false
-            }
-        })
+        .filter(|&i| first_refusal(demand, &nodes[i]).is_none())
         .collect();
+    let refused = || refusals(nodes, demand);
     if candidates.is_empty() {
-        return Err(refusal(&refused));
+        return Err(refusal(&refused()));
     }
 
     let service = demand.task.service_id.as_str();
@@ -161,7 +236,7 @@ fn choose(nodes: &[NodeInfo<'_>], demand: &Demand<'_>) -> Result<usize, Refusal>
             (groups, node.tasks_of(service), node.total, &node.node.id)
         })
         .map(|(i, _)| *i);
-    best.ok_or_else(|| refusal(&refused))
+    best.ok_or_else(|| refusal(&refused()))
 }
 
 /// Why no node takes a task: the filter that refused most nodes (or

@@ -6,4 +6,5 @@ mod filters;
 pub(crate) mod kit;
 mod pipeline;
 mod run;
+mod runs;
 mod write;
