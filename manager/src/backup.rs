@@ -25,6 +25,7 @@ use shoal_proto::objects::Cluster;
 use shoal_proto::store::{Backup, StoreSnapshot};
 use zeroize::Zeroizing;
 
+use crate::context::CommitError;
 use crate::seal::{DataKey, KEY_LEN};
 use crate::store::Store;
 
@@ -183,7 +184,7 @@ const RESTORE_BATCH_BYTES: usize = 1 << 20;
 pub(crate) async fn commit_restored(
     ctx: &crate::context::ManagerContext,
     state: StoreSnapshot,
-) -> Result<(), tonic::Status> {
+) -> Result<(), CommitError> {
     use shoal_proto::store::store_action::Target;
     let targets = (state
         .networks
@@ -218,7 +219,7 @@ pub(crate) async fn commit_restored(
 async fn commit_creates(
     ctx: &crate::context::ManagerContext,
     targets: Vec<shoal_proto::store::store_action::Target>,
-) -> Result<usize, tonic::Status> {
+) -> Result<usize, CommitError> {
     use shoal_proto::store::store_action::Target;
     let n = targets.len();
     if n == 0 {
@@ -234,7 +235,7 @@ async fn commit_creates(
                 _ => {}
             }
         }
-        Ok(())
+        Ok::<_, CommitError>(())
     })
     .await?;
     Ok(n)

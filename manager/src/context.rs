@@ -2,6 +2,9 @@
 //! cluster CA's view, and channels to the leader for forwarding. Writes go
 //! through [`ManagerContext::update`]: build a batch on a consistent view,
 //! propose it, and wait until it is applied here.
+//!
+//! Errors here are typed ([`CommitError`], [`NoLeader`]); they become
+//! gRPC statuses only at the edge, in [`crate::grpc_status`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use shoal_proto::net::ClientTls;
 use shoal_proto::store::StoreBatch;
 use shoal_proto::tls::DenyList;
-use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::raft::node::{Applied, ProposeError, RaftHandle};
@@ -65,17 +67,18 @@ impl ManagerContext {
     }
 
     /// A channel to the leader, or `None` if this manager leads.
-    pub fn leader_channel(&self) -> Result<Option<Channel>, Status> {
+    pub fn leader_channel(&self) -> Result<Option<Channel>, NoLeader> {
         let status = self.raft.status();
         if status.is_leader() {
             return Ok(None);
         }
-        let addr = status.members.get(&status.leader).map(|m| m.addr.clone()).ok_or_else(|| {
-            Status::unavailable(format!(
-                "no leader is elected at the moment: the cluster may have lost quorum ({} managers known); retry shortly",
-                status.members.len()
-            ))
-        })?;
+        let addr = status
+            .members
+            .get(&status.leader)
+            .map(|m| m.addr.clone())
+            .ok_or(NoLeader {
+                known: status.members.len(),
+            })?;
         Ok(Some(self.channel(&addr)))
     }
 
@@ -94,17 +97,20 @@ impl ManagerContext {
     }
 
     /// A linearizable read: waits for the leader's commit index, then reads.
-    pub async fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R, Status> {
+    pub async fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R, CommitError> {
         quorum_deadline(self.raft.read_barrier()).await?;
         Ok(self.store.view(f))
     }
 
     /// Builds a batch with `f`, commits it through Raft and waits until it
-    /// is applied here. Returns what `f` returned.
-    pub async fn update<R>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<R, Status>,
-    ) -> Result<R, Status> {
+    /// is applied here. Returns what `f` returned. `E` is the caller's
+    /// error: `Status` in a gRPC handler (see [`crate::grpc_status`]),
+    /// [`CommitError`] in a loop of the manager's own. When nothing in `f`
+    /// names it, say it: `Ok::<_, Status>(())`.
+    pub async fn update<R, E>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<CommitError> + From<StoreError>,
+    {
         let (batch, result) = self.store.build(f)?;
         self.commit(batch).await?;
         Ok(result)
@@ -113,22 +119,25 @@ impl ManagerContext {
     /// Like [`Self::update`], but builds the batch again when another
     /// write to the same objects committed between the read and the
     /// commit ("update out of sequence"), up to a few times.
-    pub async fn update_retrying<R>(
+    pub async fn update_retrying<R, E>(
         &self,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, Status>,
-    ) -> Result<R, Status> {
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<CommitError> + From<StoreError> + Conflict,
+    {
         const ATTEMPTS: usize = 5;
         let mut attempt = 1;
         loop {
             match self.update(&mut f).await {
-                Err(e) if e.code() == tonic::Code::Aborted && attempt < ATTEMPTS => attempt += 1,
+                Err(e) if e.is_conflict() && attempt < ATTEMPTS => attempt += 1,
                 result => return result,
             }
         }
     }
 
     /// Commits a prepared batch.
-    pub async fn commit(&self, batch: StoreBatch) -> Result<u64, Status> {
+    pub async fn commit(&self, batch: StoreBatch) -> Result<u64, CommitError> {
         if batch.actions.is_empty() {
             return Ok(self.store.applied_index());
         }
@@ -141,7 +150,7 @@ impl ManagerContext {
     /// that fails stops the rest; those before it stay committed. Tells
     /// where each part landed, for a loop that must recognise its own
     /// writes among the commits it watches.
-    pub async fn commit_parts(&self, batch: StoreBatch) -> Result<Vec<Applied>, Status> {
+    pub async fn commit_parts(&self, batch: StoreBatch) -> Result<Vec<Applied>, CommitError> {
         let mut landed = Vec::new();
         for part in crate::store::parts(batch, crate::store::MAX_TASK_WRITES) {
             landed.push(self.commit_marked(part).await?);
@@ -151,7 +160,7 @@ impl ManagerContext {
 
     /// Commits a non-empty batch and tells where it landed, for a loop
     /// that must recognise its own write among the commits it watches.
-    pub async fn commit_marked(&self, batch: StoreBatch) -> Result<Applied, Status> {
+    pub async fn commit_marked(&self, batch: StoreBatch) -> Result<Applied, CommitError> {
         quorum_deadline(self.raft.propose_marked(batch)).await
     }
 }
@@ -159,46 +168,73 @@ impl ManagerContext {
 /// How long a read or write may wait for a quorum of managers.
 pub const QUORUM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Why a write (or a linearizable read) did not go through. The messages
+/// are what users see: [`crate::grpc_status`] only picks the code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The store refused the batch, when it was built or applied.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Raft refused or lost the proposal (or the read).
+    #[error(transparent)]
+    Propose(ProposeError),
+    /// No quorum answered in time; the change may still be applied.
+    #[error(
+        "no quorum of managers answered within {waited:?}: too many managers may be down or cut off; the change may not have been applied"
+    )]
+    Quorum {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+}
+
+impl From<ProposeError> for CommitError {
+    fn from(e: ProposeError) -> CommitError {
+        match e {
+            // One place for a store verdict, whichever side gave it.
+            ProposeError::Store(e) => CommitError::Store(e),
+            e => CommitError::Propose(e),
+        }
+    }
+}
+
+/// Errors that can say "another write got there first": what
+/// [`ManagerContext::update_retrying`] retries on.
+pub trait Conflict {
+    /// Whether the write lost a race and may simply be built again.
+    fn is_conflict(&self) -> bool;
+}
+
+impl Conflict for StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::VersionConflict { .. })
+    }
+}
+
+impl Conflict for CommitError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, CommitError::Store(e) if e.is_conflict())
+    }
+}
+
+/// No manager leads at the moment (or this one does not know which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no leader is elected at the moment: the cluster may have lost quorum ({known} managers known); retry shortly"
+)]
+pub struct NoLeader {
+    /// Managers this one knows of.
+    pub known: usize,
+}
+
 /// Bounds a Raft round trip: without a quorum it would wait forever.
 async fn quorum_deadline<T>(
     f: impl std::future::Future<Output = Result<T, ProposeError>>,
-) -> Result<T, Status> {
+) -> Result<T, CommitError> {
     match tokio::time::timeout(QUORUM_TIMEOUT, f).await {
-        Ok(result) => result.map_err(propose_status),
-        Err(_) => Err(Status::unavailable(format!(
-            "no quorum of managers answered within {QUORUM_TIMEOUT:?}: too many managers may be down or cut off; the change may not have been applied"
-        ))),
-    }
-}
-
-/// Maps store errors to gRPC status codes.
-pub fn store_status(e: StoreError) -> Status {
-    match e {
-        StoreError::NotFound { .. } => Status::not_found(e.to_string()),
-        StoreError::Exists { .. } | StoreError::NameConflict { .. } => {
-            Status::already_exists(e.to_string())
-        }
-        StoreError::VersionConflict { .. } => Status::aborted(e.to_string()),
-        StoreError::Ambiguous { .. }
-        | StoreError::Duplicate { .. }
-        | StoreError::EmptyAction
-        | StoreError::EmptyId { .. } => Status::invalid_argument(e.to_string()),
-    }
-}
-
-impl From<StoreError> for Status {
-    fn from(e: StoreError) -> Status {
-        store_status(e)
-    }
-}
-
-/// Maps Raft errors to gRPC status codes.
-pub fn propose_status(e: ProposeError) -> Status {
-    match e {
-        ProposeError::Store(e) => store_status(e),
-        ProposeError::NotLeader { .. }
-        | ProposeError::LeadershipLost
-        | ProposeError::ChangeInProgress => Status::unavailable(e.to_string()),
-        ProposeError::Stopped | ProposeError::Raft(_) => Status::internal(e.to_string()),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(CommitError::Quorum {
+            waited: QUORUM_TIMEOUT,
+        }),
     }
 }

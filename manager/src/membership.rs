@@ -16,7 +16,8 @@ use shoal_proto::raft::{JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, 
 use tonic::{Request, Response, Status};
 
 use crate::authz::{Authority, Caller, caller, forward_for, forwarded, peer_cert};
-use crate::context::{ManagerContext, propose_status};
+use crate::context::ManagerContext;
+use crate::grpc_status::propose_status;
 
 /// Serves `RaftMembership`.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! pass over a fresh view and commits it, and after a failed pass backs
 //! off and tries again. A pass keeps nothing that matters, so a lagging
 //! watch, a snapshot restore or a lost race all recover the same way: by
-//! passing again.
+//! passing again. The allocator, the scheduler and CA rotation use it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
+use crate::context::CommitError;
 use crate::store::Commit;
 
 /// What a loop does; the driver does the waiting.
@@ -22,7 +22,7 @@ pub trait Passes: Send {
     /// Whether a commit may give the loop work.
     fn wakes(&self, commit: &Commit) -> bool;
     /// One pass: read, decide, commit.
-    fn pass(&mut self) -> impl Future<Output = Result<(), Status>> + Send;
+    fn pass(&mut self) -> impl Future<Output = Result<(), CommitError>> + Send;
 }
 
 /// How a loop waits.
@@ -54,7 +54,7 @@ pub async fn drive<P: Passes>(
             }
             // On failure `dirty` stays set: back off, then pass again.
             if let Err(e) = passes.pass().await {
-                tracing::debug!(error = %e.message(), ?backoff, "{what} pass failed; retrying");
+                tracing::debug!(error = %e, ?backoff, "{what} pass failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = sleep(backoff) => {}

@@ -8,8 +8,11 @@
 //!    broker, all behind one TLS listener whose verifier refuses removed
 //!    nodes and which closes their open connections when they are removed
 //!    (every handler judges its caller by `crate::authz`),
-//! 5. leader-side loops (down detection, root CA rotation), the
-//!    deny-list follower and the event log,
+//! 5. the leader-only components under one [`Supervisor`] (orchestrator,
+//!    allocator, scheduler, root CA rotation, and the dispatcher's down
+//!    detector, registered here because it shares the dispatcher's
+//!    heartbeat book), the deny-list follower, the key re-wrapper and the
+//!    event log,
 //! 6. for a new cluster, the first batch: cluster object, this node, and
 //!    the `ingress` network.
 //!
@@ -42,6 +45,7 @@ use crate::ca::CaService;
 use crate::context::ManagerContext;
 use crate::controlapi::{ControlApi, ManagerSlot};
 use crate::dispatcher::DispatcherService;
+use crate::leader::Supervisor;
 use crate::logbroker::{LogBrokerService, LogsApi};
 use crate::membership::MembershipService;
 use crate::raft::node::{self, RaftConfig};
@@ -287,8 +291,11 @@ impl Manager {
                 tracing::error!(error = %e, "cluster port server stopped");
             }
         });
-        tasks.spawn(dispatcher.run_down_detector(shutdown.child_token()));
-        tasks.spawn(crate::leader::run(ctx.clone(), shutdown.child_token()));
+        // Every leader-only component, started and stopped with leadership.
+        let leader_only = Supervisor::core().with("down detector", move |_, stop| {
+            dispatcher.run_down_detector(stop)
+        });
+        tasks.spawn(leader_only.run(ctx.clone(), shutdown.child_token()));
         tasks.spawn(follow_removed_nodes(ctx.clone(), shutdown.child_token()));
         // Every manager keeps its own event log (no leader needed).
         tasks.spawn(crate::events::follow(
@@ -299,10 +306,6 @@ impl Manager {
         tasks.spawn(crate::autolock::follow(
             ctx.clone(),
             keys,
-            shutdown.child_token(),
-        ));
-        tasks.spawn(crate::ca::rotation::run(
-            ctx.clone(),
             shutdown.child_token(),
         ));
         let stop = shutdown.clone();
@@ -325,12 +328,10 @@ impl Manager {
                 Ok(())
             })
             .await
-            .map_err(|e| ManagerError::Raft(e.message().to_string()))?;
+            .map_err(|e: crate::context::CommitError| ManagerError::Raft(e.to_string()))?;
             crate::backup::commit_restored(&ctx, *restored)
                 .await
-                .map_err(|e| {
-                    ManagerError::Raft(format!("restoring the backup: {}", e.message()))
-                })?;
+                .map_err(|e| ManagerError::Raft(format!("restoring the backup: {e}")))?;
         }
         slot.set(Some(ctx.clone()));
         tracing::info!(%local_addr, raft_id = format_args!("{raft_id:x}"), "manager started");

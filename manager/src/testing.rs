@@ -1,5 +1,7 @@
 //! Test helpers shared by the leader-only loops' tests: a single-node
-//! Raft leader in process, and a bounded wait.
+//! Raft leader in process ([`leader`]), one on a Raft stand-in for tests
+//! on paused time whose leadership the test moves ([`instant_leader`]),
+//! and a bounded wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,14 +52,12 @@ pub async fn leader() -> Leader {
         stop.clone(),
     )
     .expect("start raft");
-    let tls =
-        shoal_proto::tls::bootstrap_client_config(CaDigest::of_der(b"unused")).expect("tls config");
     let ctx = ManagerContext::new(
         store,
         handle,
         "m1".into(),
         DenyList::default(),
-        shoal_proto::net::ClientTls::new(Arc::new(tls)),
+        client_tls(),
     );
     eventually("a leader", || ctx.raft.status().is_leader()).await;
     Leader {
@@ -65,6 +65,51 @@ pub async fn leader() -> Leader {
         stop,
         _dir: dir,
     }
+}
+
+/// A lone manager on [`crate::raft::instant`]: writes apply at once on
+/// the test's runtime, so it works on paused time, and the test takes
+/// leadership away and gives it back.
+pub struct InstantLeader {
+    pub ctx: ManagerContext,
+    status: tokio::sync::watch::Sender<crate::raft::node::RaftStatus>,
+}
+
+impl InstantLeader {
+    /// Another member leads now.
+    pub fn step_down(&self) {
+        self.status.send_modify(|s| s.leader = 2);
+    }
+
+    /// This manager leads again, in a new term.
+    pub fn lead_again(&self) {
+        self.status.send_modify(|s| {
+            s.leader = s.id;
+            s.term += 1;
+        });
+    }
+}
+
+/// An [`InstantLeader`], leading. Must run inside a tokio runtime.
+pub fn instant_leader() -> InstantLeader {
+    let store = Arc::new(Store::new());
+    let (handle, status) = crate::raft::instant::start(1, store.clone());
+    InstantLeader {
+        ctx: ManagerContext::new(
+            store,
+            handle,
+            "m1".into(),
+            DenyList::default(),
+            client_tls(),
+        ),
+        status,
+    }
+}
+
+fn client_tls() -> shoal_proto::net::ClientTls {
+    let tls =
+        shoal_proto::tls::bootstrap_client_config(CaDigest::of_der(b"unused")).expect("tls config");
+    shoal_proto::net::ClientTls::new(Arc::new(tls))
 }
 
 /// A lone member has no one to send to.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{Port, channel, eventually, id_of, retrying};
 use protobuf::Message as _;
 use raft::prelude::{Message, MessageType};
+use shoal_manager::context::CommitError;
 use shoal_proto::identity::NodeRole;
 use shoal_proto::objects::{Annotations, Secret, SecretSpec};
 use shoal_proto::raft::raft_client::RaftClient;
@@ -63,7 +64,7 @@ async fn writes(ctx: &shoal_manager::context::ManagerContext, name: &str) {
     };
     tokio::time::timeout(
         Duration::from_secs(10),
-        ctx.update(|tx| Ok(tx.create(secret)?)),
+        ctx.update(|tx| Ok::<_, CommitError>(tx.create(secret)?)),
     )
     .await
     .expect("a write within 10 s")

@@ -239,7 +239,7 @@ async fn create_service(ctx: &ManagerContext) {
     };
     ctx.update(|tx| {
         tx.create(service)?;
-        Ok(())
+        Ok::<_, shoal_manager::context::CommitError>(())
     })
     .await
     .expect("the service is created");

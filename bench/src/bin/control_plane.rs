@@ -150,7 +150,7 @@ fn main() -> anyhow::Result<()> {
     }
     let figures = result?;
     let logs = kept?;
-    let phases = Phases::read(&logs, figures.t0)?;
+    let phases = Phases::read(&logs, figures.t0, figures.ended)?;
     report(&args, &figures, &phases);
     if let Some(dir) = logs.first().and_then(|l| l.parent()) {
         println!("managers' logs: {}", dir.display());
@@ -787,7 +787,10 @@ impl Phase {
 }
 
 impl Phases {
-    fn read(logs: &[PathBuf], t0: SystemTime) -> anyhow::Result<Phases> {
+    /// The lines from `t0` (the create) to `until` after it (the end of
+    /// the measurement: what the teardown logs, such as the workers'
+    /// sessions closing, is not the run's).
+    fn read(logs: &[PathBuf], t0: SystemTime, until: Duration) -> anyhow::Result<Phases> {
         let t0 = t0.duration_since(UNIX_EPOCH)?.as_secs_f64();
         let mut p = Phases::default();
         for log in logs {
@@ -797,7 +800,7 @@ impl Phases {
                 let Some(at) = line.split_whitespace().next().and_then(rfc3339) else {
                     continue;
                 };
-                if at < t0 {
+                if at < t0 || at - t0 > until.as_secs_f64() {
                     continue;
                 }
                 let at = at - t0;

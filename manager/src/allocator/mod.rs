@@ -29,13 +29,12 @@ use std::time::{Duration, SystemTime};
 
 use shoal_proto::objects::Task;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use tracing::Instrument;
 
 pub use pass::wants_allocation;
 pub use pools::{VXLAN_OPTION, is_allocated};
 
-use crate::context::ManagerContext;
+use crate::context::{CommitError, ManagerContext};
 use crate::passes::{Passes, Timing, drive};
 use crate::raft::node::Applied;
 use crate::store::{Changed, Commit, EventAction};
@@ -94,7 +93,7 @@ impl Passes for Loop {
     }
 
     /// One pass: pools from a view, a plan, one update.
-    async fn pass(&mut self) -> Result<(), Status> {
+    async fn pass(&mut self) -> Result<(), CommitError> {
         let _timer = crate::metrics::timer(&crate::metrics::METRICS.allocator_pass);
         let now = SystemTime::now();
         let cursors = &mut self.cursors;
@@ -118,7 +117,7 @@ impl Passes for Loop {
             for node in out.nodes {
                 tx.update(node)?;
             }
-            Ok::<_, Status>(waiting)
+            Ok::<_, CommitError>(waiting)
         })?;
         self.waiting = waiting > 0;
         if batch.actions.is_empty() {

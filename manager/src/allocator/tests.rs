@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use shoal_proto::objects::{
     Annotations, ContainerSpec, EndpointSpec, IpamConfig, IpamOptions, Network,
     NetworkAttachmentConfig, NetworkSpec, Node, NodeStatus, PortConfig, ReplicatedService, Service,
-    ServiceSpec, Task, TaskSpec, TaskState, TaskStatus, endpoint_spec, node_status, service_spec,
+    ServiceSpec, Task, TaskSpec, TaskState, endpoint_spec, node_status, service_spec,
 };
 
 use super::pass::{Outcome, allocate};
@@ -90,7 +90,7 @@ fn new_task(id: &str, service: &Service) -> Task {
         id: id.into(),
         service_id: service.id.clone(),
         spec: service.spec.as_ref().and_then(|s| s.task.clone()),
-        status: Some(TaskStatus::default()),
+        status: Some(Default::default()),
         ..Default::default()
     };
     task.set_desired_state(TaskState::Running);
@@ -335,7 +335,7 @@ async fn the_loop_allocates_what_the_orchestrator_creates_and_frees_on_removal()
         tx.create(network("n-ingress", "ingress"))?;
         tx.create(network("n-front", "front"))?;
         tx.create(node("node1"))?;
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("networks");
@@ -348,9 +348,11 @@ async fn the_loop_allocates_what_the_orchestrator_creates_and_frees_on_removal()
     .await;
 
     let started = std::time::Instant::now();
-    ctx.update(|tx| Ok(tx.create(service("web", &["n-front"], &[(80, 0)]))?))
-        .await
-        .expect("service");
+    ctx.update(|tx| {
+        Ok::<_, crate::context::CommitError>(tx.create(service("web", &["n-front"], &[(80, 0)]))?)
+    })
+    .await
+    .expect("service");
     let tasks = |ctx: &crate::context::ManagerContext| {
         ctx.store
             .view(|t| t.tasks_of_service("web").cloned().collect::<Vec<Task>>())
@@ -383,7 +385,7 @@ async fn the_loop_allocates_what_the_orchestrator_creates_and_frees_on_removal()
         for task in tasks(&ctx) {
             tx.remove::<Task>(&task.id)?;
         }
-        Ok(tx.remove::<Service>("web")?)
+        Ok::<_, crate::context::CommitError>(tx.remove::<Service>("web")?)
     })
     .await
     .expect("remove");

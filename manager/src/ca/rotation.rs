@@ -10,6 +10,12 @@
 //!
 //! Each step is one store update, so a leader change mid-rotation simply
 //! resumes it. A node that is down keeps the rotation waiting, as Docker's.
+//!
+//! A leader-only component ([`crate::leader::Supervisor`]): it looks once
+//! when it starts, then after every commit that touches the cluster
+//! object or a node (a node's renewed certificate may be the last one the
+//! rotation waits for), through [`crate::passes`]; a failed step is tried
+//! again after a backoff.
 
 use std::time::Duration;
 
@@ -18,37 +24,55 @@ use shoal_proto::token::JoinToken;
 use tokio_util::sync::CancellationToken;
 
 use super::{JoinTokens, RootCa};
-use crate::context::ManagerContext;
+use crate::context::{CommitError, ManagerContext};
+use crate::passes::{Passes, Timing, drive};
+use crate::store::{Changed, Commit};
 
-/// Runs while the manager runs; acts only while it leads.
-pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        if !ctx.raft.status().is_leader() {
-            continue;
-        }
+/// A burst of renewals settles before the nodes are counted again.
+const TIMING: Timing = Timing {
+    quiet: Duration::from_millis(20),
+    max_delay: Duration::from_millis(200),
+    backoff: (Duration::from_millis(500), Duration::from_secs(5)),
+};
+
+/// Runs until `stop` (the end of this manager's leadership).
+pub async fn run(ctx: ManagerContext, stop: CancellationToken) {
+    let ((), watch) = ctx.store.view_and_watch(|_| ());
+    drive(Rotation { ctx }, watch, stop, TIMING, "root CA rotation").await
+}
+
+struct Rotation {
+    ctx: ManagerContext,
+}
+
+impl Passes for Rotation {
+    fn wakes(&self, commit: &Commit) -> bool {
+        commit.reset
+            || commit
+                .events
+                .iter()
+                .any(|e| matches!(e.object, Changed::Cluster(_) | Changed::Node(_)))
+    }
+
+    async fn pass(&mut self) -> Result<(), CommitError> {
+        let ctx = &self.ctx;
         let Some(cluster) = ctx.store.view(|t| t.cluster().cloned()) else {
-            continue;
+            return Ok(());
         };
-        let result = match next_step(&ctx, &cluster) {
+        match next_step(ctx, &cluster) {
             Some(Step::Start(updated)) => {
+                commit(ctx, *updated).await?;
                 tracing::info!("root CA rotation started");
-                commit(&ctx, *updated).await
             }
             Some(Step::Finish(updated)) => {
+                commit(ctx, *updated).await?;
                 tracing::info!(
                     "root CA rotation finished: every node holds a certificate from the new root"
                 );
-                commit(&ctx, *updated).await
             }
-            None => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "root CA rotation step failed; will retry");
+            None => {}
         }
+        Ok(())
     }
 }
 
@@ -57,10 +81,10 @@ enum Step {
     Finish(Box<Cluster>),
 }
 
-async fn commit(ctx: &ManagerContext, cluster: Cluster) -> Result<(), String> {
+async fn commit(ctx: &ManagerContext, cluster: Cluster) -> Result<(), CommitError> {
     ctx.update(|tx| Ok(tx.update(cluster)?))
         .await
-        .map_err(|s| s.message().to_string())
+        .inspect_err(|e| tracing::warn!(error = %e, "root CA rotation step failed; will retry"))
 }
 
 fn next_step(ctx: &ManagerContext, cluster: &Cluster) -> Option<Step> {
@@ -140,3 +164,6 @@ fn finish(cluster: &Cluster, new: &RootCa) -> Option<Cluster> {
     }
     Some(updated)
 }
+
+#[cfg(test)]
+mod tests;

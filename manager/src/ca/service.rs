@@ -159,7 +159,7 @@ impl CaService {
                         tx.create(node)?;
                     }
                 }
-                Ok(())
+                Ok::<_, Status>(())
             })
             .await?;
         tracing::info!(node = %node_id, %role, renewal = renewing.is_some(), "issued a node certificate");

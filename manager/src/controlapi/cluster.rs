@@ -40,7 +40,7 @@ pub async fn cluster_get(
     ctx.raft
         .read_barrier()
         .await
-        .map_err(crate::context::propose_status)?;
+        .map_err(crate::grpc_status::propose_status)?;
     Ok(GetClusterResponse {
         cluster: Some(redact(the_cluster(ctx)?)),
     })

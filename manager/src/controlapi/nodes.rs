@@ -148,7 +148,7 @@ pub async fn node_update(
         }
         node.spec = Some(spec);
         tx.update(node)?;
-        Ok(())
+        Ok::<_, Status>(())
     })
     .await?;
     let node = ctx.store.view(|t| find_node(t, &node_id))?;
@@ -245,7 +245,7 @@ async fn leave_raft(
     ctx.raft
         .remove_member(member.raft_id)
         .await
-        .map_err(crate::context::propose_status)?;
+        .map_err(crate::grpc_status::propose_status)?;
     Ok(None)
 }
 
@@ -295,7 +295,7 @@ pub async fn node_remove(
             ctx.raft
                 .remove_member(member.raft_id)
                 .await
-                .map_err(crate::context::propose_status)?;
+                .map_err(crate::grpc_status::propose_status)?;
         }
     }
     let ready = node
@@ -316,7 +316,7 @@ pub async fn node_remove(
             }
             tx.update(cluster)?;
         }
-        Ok(())
+        Ok::<_, Status>(())
     })
     .await?;
     // Refuse it here at once; other managers follow from the store.

@@ -180,7 +180,7 @@ pub async fn secret_create(
         .ok_or_else(|| Status::invalid_argument("no secret spec given"))?;
     let secret = new_secret(spec)?;
     let id = secret.id.clone();
-    ctx.update(|tx| Ok(tx.create(secret)?)).await?;
+    ctx.update(|tx| Ok::<_, Status>(tx.create(secret)?)).await?;
     let stored = ctx
         .store
         .view(|t| t.get::<Secret>(&id).cloned())
@@ -235,7 +235,7 @@ pub async fn secret_remove(
                 .is_some_and(|c| c.secrets.iter().any(|x| x.secret_id == secret.id))
         });
         in_use("secret", &r.secret_id, users)?;
-        Ok(tx.remove::<Secret>(&secret.id)?)
+        Ok::<_, Status>(tx.remove::<Secret>(&secret.id)?)
     })
     .await?;
     Ok(RemoveSecretResponse {})
@@ -252,7 +252,7 @@ pub async fn config_create(
         .ok_or_else(|| Status::invalid_argument("no config spec given"))?;
     let config = new_config(spec)?;
     let id = config.id.clone();
-    ctx.update(|tx| Ok(tx.create(config)?)).await?;
+    ctx.update(|tx| Ok::<_, Status>(tx.create(config)?)).await?;
     Ok(CreateConfigResponse {
         config: ctx.store.view(|t| t.get::<Config>(&id).cloned()),
     })
@@ -304,7 +304,7 @@ pub async fn config_remove(
                 .is_some_and(|c| c.configs.iter().any(|x| x.config_id == config.id))
         });
         in_use("config", &r.config_id, users)?;
-        Ok(tx.remove::<Config>(&config.id)?)
+        Ok::<_, Status>(tx.remove::<Config>(&config.id)?)
     })
     .await?;
     Ok(RemoveConfigResponse {})
@@ -322,7 +322,8 @@ pub async fn network_create(
     let network = new_network(spec)?;
     ctx.store.view(|t| check_ingress(t, &network))?;
     let id = network.id.clone();
-    ctx.update(|tx| Ok(tx.create(network)?)).await?;
+    ctx.update(|tx| Ok::<_, Status>(tx.create(network)?))
+        .await?;
     Ok(CreateNetworkResponse {
         network: allocated(ctx, &id).await,
     })
@@ -395,7 +396,7 @@ pub async fn network_remove(
             })
         });
         in_use("network", &r.network_id, users)?;
-        Ok(tx.remove::<Network>(&network.id)?)
+        Ok::<_, Status>(tx.remove::<Network>(&network.id)?)
     })
     .await?;
     Ok(RemoveNetworkResponse {})

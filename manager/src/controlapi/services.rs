@@ -171,7 +171,7 @@ pub async fn service_create(
                 ..Default::default()
             };
             tx.create(service.clone())?;
-            Ok(service)
+            Ok::<_, Status>(service)
         })
         .await?;
     let service = ctx
@@ -358,7 +358,7 @@ pub async fn service_remove(
             }
         }
         tx.remove::<Service>(&service.id)?;
-        Ok(())
+        Ok::<_, Status>(())
     })
     .await?;
     Ok(RemoveServiceResponse {})

@@ -1,26 +1,28 @@
 //! The dispatcher's session half: every node (managers too) keeps one
 //! session with the leader. Opening it records the node's description and
 //! marks it Ready; heartbeats at the period the dispatcher hands out keep
-//! it so; a leader-only loop marks a node Down when its heartbeats stop for
-//! three periods, as Docker's grace period does. Sessions only live on the
+//! it so; a leader-only component marks a node Down when its heartbeats
+//! stop for four periods ([`liveness`]). Sessions only live on the
 //! leader: a follower answers `Unavailable` with the leader's address in
-//! the `shoal-leader` metadata, and the agent moves there.
+//! the `shoal-leader` metadata, and the agent moves there. A session and
+//! every stream end with the leadership term they were opened in
+//! ([`crate::leadership::Term`]).
 //!
 //! - [`assignments`]: the node's assignment set, streamed as changes.
 //! - [`status`]: task status reports, batched into few Raft entries.
 //! - [`networks`]: the node's view of its overlay networks, streamed whole.
 //! - [`router`]: reads each commit once and wakes the streams it concerns.
 //! - [`bounds`]: the sizes a node's description and task reports are cut to.
+//! - [`liveness`]: who still beats, and the down detector.
 
 mod assignments;
 pub mod bounds;
+pub mod liveness;
 pub mod networks;
 mod router;
 pub mod status;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_proto::dispatcher::dispatcher_server::Dispatcher;
 use shoal_proto::dispatcher::*;
@@ -33,26 +35,37 @@ use tonic::{Request, Response, Status};
 
 use crate::authz::require_node;
 use crate::context::ManagerContext;
+use crate::grpc_status::{leadership_changed, not_leader};
+use crate::leadership::Term;
+use crate::store::Store;
+use liveness::Liveness;
 
 /// Heartbeat period when the cluster spec sets none. Docker uses 5 s, and
 /// with its grace of three periods a dead node goes unnoticed for 15 s;
 /// a beat is a few hundred bytes, so Shoal beats every second.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
-/// Missed periods before a node is Down.
-const GRACE_PERIODS: u32 = 4;
-/// A node whose session connection closed (its daemon died: the kernel
-/// closes its sockets) and that has not come back within this is Down at
-/// once, without waiting for the heartbeat grace. A network cut closes
-/// nothing, so it still gets the whole grace.
-const RECONNECT_GRACE: Duration = Duration::from_secs(1);
+/// What a follower tells a node that opens a leader-only call.
+const TO_LEADER: &str = "open the session with the leader";
+/// What a stream tells its node when the term it was opened in ends.
+const RECONNECT: &str = "reconnect to the new leader";
+
+/// The heartbeat period the cluster spec sets, or [`DEFAULT_HEARTBEAT`].
+fn heartbeat_period(store: &Store) -> Duration {
+    store
+        .view(|t| {
+            t.cluster()
+                .and_then(|c| c.spec.as_ref()?.dispatcher.as_ref()?.heartbeat_period)
+        })
+        .map(|d| shoal_proto::limits::duration(&d))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_HEARTBEAT)
+}
 
 /// Serves [`Dispatcher`] sessions and heartbeats.
 #[derive(Debug, Clone)]
 pub struct DispatcherService {
     ctx: ManagerContext,
-    last_seen: Arc<Mutex<HashMap<String, Instant>>>,
-    /// Nodes whose session stream closed, and when.
-    disconnected: Arc<Mutex<HashMap<String, Instant>>>,
+    liveness: Liveness,
     statuses: status::StatusBatcher,
     router: router::Router,
 }
@@ -64,126 +77,17 @@ impl DispatcherService {
             statuses: status::StatusBatcher::start(ctx.clone(), shutdown.clone()),
             router: router::Router::start(ctx.store.clone(), shutdown),
             ctx,
-            last_seen: Arc::default(),
-            disconnected: Arc::default(),
+            liveness: Liveness::default(),
         }
     }
 
-    fn period(&self) -> Duration {
-        self.ctx
-            .store
-            .view(|t| {
-                t.cluster()
-                    .and_then(|c| c.spec.as_ref()?.dispatcher.as_ref()?.heartbeat_period)
-            })
-            .map(|d| shoal_proto::limits::duration(&d))
-            .filter(|d| !d.is_zero())
-            .unwrap_or(DEFAULT_HEARTBEAT)
-    }
-
-    fn not_leader(&self) -> Option<Status> {
-        let status = self.ctx.raft.status();
-        if status.is_leader() {
-            return None;
-        }
-        let mut err =
-            Status::unavailable("this manager is not the leader: open the session with the leader");
-        if let Some(addr) = status
-            .members
-            .get(&status.leader)
-            .and_then(|m| m.addr.parse().ok())
-        {
-            err.metadata_mut().insert("shoal-leader", addr);
-        }
-        Some(err)
-    }
-
-    fn touch(&self, node_id: &str) {
-        self.last_seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(node_id.to_string(), Instant::now());
-    }
-
-    /// Marks nodes Down whose heartbeats stopped; runs while this manager
-    /// leads, until `shutdown`.
-    pub async fn run_down_detector(self, shutdown: CancellationToken) {
-        let mut was_leader = false;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
-            let leader = self.ctx.raft.status().is_leader();
-            if leader && !was_leader {
-                // A new leader gives every node a fresh grace period.
-                let now = Instant::now();
-                let ids: Vec<String> = self
-                    .ctx
-                    .store
-                    .view(|t| t.all::<Node>().map(|n| n.id.clone()).collect());
-                let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-                for id in ids {
-                    seen.insert(id, now);
-                }
-                self.disconnected
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clear();
-            }
-            was_leader = leader;
-            if !leader {
-                continue;
-            }
-            let limit = self.period().saturating_mul(GRACE_PERIODS);
-            let expired: Vec<String> = {
-                let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-                let gone = self.disconnected.lock().unwrap_or_else(|e| e.into_inner());
-                let left = |id: &str| {
-                    gone.get(id).is_some_and(|at| {
-                        at.elapsed() > RECONNECT_GRACE && seen.get(id).is_none_or(|s| s <= at)
-                    })
-                };
-                self.ctx.store.view(|t| {
-                    t.all::<Node>()
-                        .filter(|n| {
-                            n.status
-                                .as_ref()
-                                .is_some_and(|s| s.state() == node_status::State::Ready)
-                        })
-                        .filter(|n| {
-                            left(&n.id) || seen.get(&n.id).is_none_or(|at| at.elapsed() > limit)
-                        })
-                        .map(|n| n.id.clone())
-                        .collect()
-                })
-            };
-            if expired.is_empty() {
-                continue;
-            }
-            let result = self
-                .ctx
-                .update(|tx| {
-                    for id in &expired {
-                        if let Some(mut node) = tx.tables().get::<Node>(id).cloned() {
-                            let status = node.status.get_or_insert_default();
-                            status.set_state(node_status::State::Down);
-                            status.message = "heartbeat failure".into();
-                            tx.update(node)?;
-                        }
-                    }
-                    Ok(())
-                })
-                .await;
-            match result {
-                Ok(()) => {
-                    tracing::info!(nodes = ?expired, "nodes marked down after missing heartbeats")
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e.message(), "marking nodes down failed; will retry")
-                }
-            }
-        }
+    /// The down detector, until `stop`: a leader-only component, for
+    /// [`crate::leader::Supervisor::with`] (see [`liveness`]).
+    pub fn run_down_detector(
+        &self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + use<> {
+        liveness::run(self.ctx.clone(), self.liveness.clone(), stop)
     }
 }
 
@@ -208,7 +112,7 @@ impl Dispatcher for DispatcherService {
         request: Request<SessionRequest>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = self.not_leader() {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let peer_ip = request
@@ -225,7 +129,7 @@ impl Dispatcher for DispatcherService {
         }
         // Seen now, before it is Ready: else the down detector may find a
         // Ready node it never heard from and mark it down again.
-        self.touch(&node_id);
+        self.liveness.touch(&node_id);
         self.ctx
             .update_retrying(|tx| {
                 let mut node = tx.tables().get::<Node>(&node_id).cloned().ok_or_else(|| {
@@ -240,14 +144,11 @@ impl Dispatcher for DispatcherService {
                     addr: peer_ip.clone(),
                 });
                 tx.update(node)?;
-                Ok(())
+                Ok::<_, Status>(())
             })
             .await?;
-        self.touch(&node_id);
-        self.disconnected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&node_id);
+        self.liveness.touch(&node_id);
+        self.liveness.reconnected(&node_id);
         let node = self.ctx.store.view(|t| t.get::<Node>(&node_id).cloned());
         let managers = members_of(&self.ctx.raft.status());
         let (tx, rx) = mpsc::channel(4);
@@ -263,10 +164,10 @@ impl Dispatcher for DispatcherService {
             .map_err(|_| Status::cancelled("session closed"))?;
         // The session lasts while this manager leads and the node listens;
         // it carries the manager list again whenever membership changes.
-        let mut leadership = self.ctx.raft.watch_status();
+        let mut term = Term::current(&self.ctx);
         let session_id = first_id;
-        let mut known = members_of(&leadership.borrow());
-        let disconnected = self.disconnected.clone();
+        let mut known = members_of(&term.status());
+        let liveness = self.liveness.clone();
         let closed_node = node_id.clone();
         let open = crate::metrics::Session::open();
         tokio::spawn(async move {
@@ -275,18 +176,15 @@ impl Dispatcher for DispatcherService {
             loop {
                 tokio::select! {
                     _ = tx.closed() => {
-                        disconnected
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(closed_node, Instant::now());
+                        liveness.closed(&closed_node);
                         return;
                     }
-                    changed = leadership.changed() => {
-                        if changed.is_err() || !leadership.borrow().is_leader() {
-                            let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
+                    leading = term.changed() => {
+                        if !leading {
+                            let _ = tx.send(Err(leadership_changed(RECONNECT))).await;
                             return;
                         }
-                        let now = members_of(&leadership.borrow());
+                        let now = members_of(&term.status());
                         if now != known {
                             known = now.clone();
                             let update = SessionMessage { session_id: session_id.clone(), managers: now, ..Default::default() };
@@ -307,7 +205,7 @@ impl Dispatcher for DispatcherService {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = self.not_leader() {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         // A removed node's open connection outlives its certificate check.
@@ -330,8 +228,8 @@ impl Dispatcher for DispatcherService {
                 who.node_id
             )));
         }
-        self.touch(&who.node_id);
-        let period = self.period();
+        self.liveness.touch(&who.node_id);
+        let period = heartbeat_period(&self.ctx.store);
         Ok(Response::new(HeartbeatResponse {
             period: prost_types::Duration::try_from(period).ok(),
         }))
@@ -342,7 +240,7 @@ impl Dispatcher for DispatcherService {
         request: Request<UpdateTaskStatusRequest>,
     ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = self.not_leader() {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let updates = request.into_inner().updates;
@@ -359,7 +257,7 @@ impl Dispatcher for DispatcherService {
         request: Request<AssignmentsRequest>,
     ) -> Result<Response<Self::AssignmentsStream>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = self.not_leader() {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let node_id = who.node_id.clone();
@@ -376,17 +274,14 @@ impl Dispatcher for DispatcherService {
             return Err(Status::cancelled("assignments stream closed"));
         }
         let ctx = self.ctx.clone();
-        let mut leadership = self.ctx.raft.watch_status();
+        let mut term = Term::current(&self.ctx);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,
-                    changed = leadership.changed() => {
-                        if changed.is_err() || !leadership.borrow().is_leader() {
-                            let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
-                            return;
-                        }
-                        continue;
+                    _ = term.lost() => {
+                        let _ = tx.send(Err(leadership_changed(RECONNECT))).await;
+                        return;
                     }
                     _ = inbox.wait() => {}
                 }
@@ -413,7 +308,7 @@ impl Dispatcher for DispatcherService {
         request: Request<NetworksRequest>,
     ) -> Result<Response<Self::NetworksStream>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = self.not_leader() {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let stream = networks::stream(self.ctx.clone(), &self.router, who.node_id.clone()).await?;

@@ -278,19 +278,16 @@ pub async fn stream(
     if !send_parts(&tx, first.clone()).await {
         return Err(Status::cancelled("networks stream closed"));
     }
-    let mut leadership = ctx.raft.watch_status();
+    let mut term = crate::leadership::Term::current(&ctx);
     tracing::debug!(node = %node_id, "networks stream opened");
     tokio::spawn(async move {
         let mut last = first;
         loop {
             tokio::select! {
                 _ = tx.closed() => return,
-                changed = leadership.changed() => {
-                    if changed.is_err() || !leadership.borrow().is_leader() {
-                        let _ = tx.send(Err(Status::unavailable("leadership changed: reconnect to the new leader"))).await;
-                        return;
-                    }
-                    continue;
+                _ = term.lost() => {
+                    let _ = tx.send(Err(crate::grpc_status::leadership_changed(super::RECONNECT))).await;
+                    return;
                 }
                 _ = inbox.inbox.wait() => {}
             }

@@ -6,6 +6,9 @@
 //! Reports are checked: a node may only report its own tasks, a task
 //! never goes back to an earlier state (a late report is dropped), and
 //! every report is cut to [`super::bounds`] before it is stored.
+//!
+//! Errors are typed ([`ReportError`]); the dispatcher's handler turns them
+//! into a status ([`crate::grpc_status`]).
 
 use std::time::Duration;
 
@@ -14,16 +17,25 @@ use shoal_proto::objects::Task;
 use shoal_proto::task_state::observed;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
-use crate::context::ManagerContext;
-use crate::store::MAX_TASK_WRITES;
-use crate::store::Tx;
+use crate::context::{CommitError, Conflict, ManagerContext};
+use crate::store::{MAX_TASK_WRITES, StoreError, Tx};
 
 /// How long the batcher gathers reports after the first one.
 const GATHER: Duration = Duration::from_millis(10);
 /// Attempts at committing a batch that lost a race.
 const ATTEMPTS: usize = 5;
+
+/// Why a report was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// The manager is stopping; the worker reports again to the leader.
+    #[error("the dispatcher is shutting down")]
+    ShuttingDown,
+    /// The batch carrying it did not commit.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
 
 /// One worker's report, waiting for its commit.
 pub struct Report {
@@ -32,7 +44,7 @@ pub struct Report {
     /// Its updates.
     pub updates: Vec<TaskStatusUpdate>,
     /// Answered once committed (or failed).
-    pub done: oneshot::Sender<Result<(), Status>>,
+    pub done: oneshot::Sender<Result<(), ReportError>>,
 }
 
 /// A handle to the batcher.
@@ -54,7 +66,7 @@ impl StatusBatcher {
         &self,
         node_id: String,
         updates: Vec<TaskStatusUpdate>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), ReportError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Report {
@@ -63,9 +75,8 @@ impl StatusBatcher {
                 done,
             })
             .await
-            .map_err(|_| Status::unavailable("the dispatcher is shutting down"))?;
-        wait.await
-            .unwrap_or_else(|_| Err(Status::unavailable("the dispatcher is shutting down")))
+            .map_err(|_| ReportError::ShuttingDown)?;
+        wait.await.unwrap_or(Err(ReportError::ShuttingDown))
     }
 }
 
@@ -85,10 +96,11 @@ async fn run(ctx: ManagerContext, mut rx: mpsc::Receiver<Report>, shutdown: Canc
             result = commit(&ctx, &reports).await;
             match &result {
                 Ok(()) => break,
-                Err(e) if e.code() == tonic::Code::Aborted && attempt + 1 < ATTEMPTS => continue,
+                Err(e) if e.is_conflict() && attempt + 1 < ATTEMPTS => continue,
                 Err(_) => break,
             }
         }
+        let result = result.map_err(ReportError::from);
         for r in reports {
             let _ = r.done.send(result.clone());
         }
@@ -98,7 +110,7 @@ async fn run(ctx: ManagerContext, mut rx: mpsc::Receiver<Report>, shutdown: Canc
 /// Commits the reports' updates in order, at most
 /// [`MAX_TASK_WRITES`] of them per batch (a worker that starts thousands
 /// of tasks reports them at once).
-async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), Status> {
+async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), CommitError> {
     let updates: Vec<(&str, &TaskStatusUpdate)> = reports
         .iter()
         .flat_map(|r| r.updates.iter().map(move |u| (r.node_id.as_str(), u)))
@@ -112,15 +124,15 @@ async fn commit(ctx: &ManagerContext, reports: &[Report]) -> Result<(), Status> 
 async fn commit_part(
     ctx: &ManagerContext,
     updates: &[(&str, &TaskStatusUpdate)],
-) -> Result<(), Status> {
-    ctx.update(|tx| fold(tx, updates)).await
+) -> Result<(), CommitError> {
+    ctx.update(|tx| Ok(fold(tx, updates)?)).await
 }
 
 /// Writes `updates` (each with the node that reported it) into `tx`, as
 /// the checks allow: a report for another node's task, for a task that
 /// is gone, or one that would move a task backwards is dropped, and each
 /// kept one is cut to [`super::bounds`]. Public for the fuzz targets.
-pub fn fold(tx: &mut Tx<'_>, updates: &[(&str, &TaskStatusUpdate)]) -> Result<(), Status> {
+pub fn fold(tx: &mut Tx<'_>, updates: &[(&str, &TaskStatusUpdate)]) -> Result<(), StoreError> {
     // The newest report of a task wins within a batch.
     let mut latest: std::collections::HashMap<&str, Task> = Default::default();
     for &(node_id, u) in updates {

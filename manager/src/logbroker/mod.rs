@@ -14,6 +14,10 @@
 //!    nodes that go quiet for [`IDLE_TIMEOUT`] too). With `follow` it lasts
 //!    until the CLI goes away, picks up new tasks of the services as they
 //!    are scheduled, and its nodes are told `close` at the end.
+//!
+//! The broker has no loop of its own: only the leader serves it, and each
+//! listener and subscription ends with the leadership term it was opened
+//! in ([`crate::leadership::Term`]).
 
 mod api;
 mod registry;
@@ -28,6 +32,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::context::ManagerContext;
+use crate::leadership::Term;
 use crate::store::{Changed, Tables};
 
 pub use api::LogsApi;
@@ -40,23 +45,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines buffered towards one CLI before publishers wait.
 const SUBSCRIBER_BUFFER: usize = 256;
 
-/// `Unavailable` with the leader's address, as the dispatcher answers, so
-/// workers move to the leader.
-pub(crate) fn not_leader(ctx: &ManagerContext) -> Option<Status> {
-    let status = ctx.raft.status();
-    if status.is_leader() {
-        return None;
-    }
-    let mut err = Status::unavailable("this manager is not the leader: listen on the leader");
-    if let Some(addr) = status
-        .members
-        .get(&status.leader)
-        .and_then(|m| m.addr.parse().ok())
-    {
-        err.metadata_mut().insert("shoal-leader", addr);
-    }
-    Some(err)
-}
+/// What a follower tells a worker that listens or publishes there.
+const TO_LEADER: &str = "listen on the leader";
 
 /// The tasks a selector names that have a node (any state: a finished
 /// task may still have logs there).
@@ -155,19 +145,17 @@ async fn watch_over(
     tx: registry::SubscriberTx,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut leadership = ctx.raft.watch_status();
+    let mut term = Term::current(ctx);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = done.cancelled() => return,
             _ = tx.closed() => break,
-            changed = leadership.changed() => {
-                if changed.is_err() || !leadership.borrow().is_leader() {
-                    let _ = tx.try_send(Err(Status::unavailable(
-                        "the leader stepped down while streaming logs: run the command again",
-                    )));
-                    break;
-                }
+            _ = term.lost() => {
+                let _ = tx.try_send(Err(Status::unavailable(
+                    "the leader stepped down while streaming logs: run the command again",
+                )));
+                break;
             }
             commit = commits.recv(), if follow => {
                 let relevant = match commit {

@@ -11,9 +11,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::not_leader;
+use super::TO_LEADER;
 use crate::authz::require_node;
 use crate::context::ManagerContext;
+use crate::grpc_status::{leadership_changed, not_leader};
+use crate::leadership::Term;
 
 /// Announcements queued towards one node before new ones are dropped
 /// (a node that reads nothing has a broken stream anyway).
@@ -41,26 +43,19 @@ impl LogBrokerRpc for LogBrokerService {
         request: Request<ListenSubscriptionsRequest>,
     ) -> Result<Response<Self::ListenSubscriptionsStream>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = not_leader(&self.ctx) {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let (tx, rx) = mpsc::channel(LISTENER_BUFFER);
         let generation = self.ctx.logs.listen(&who.node_id, tx.clone());
         let ctx = self.ctx.clone();
         let node = who.node_id.clone();
+        let mut term = Term::current(&ctx);
         tokio::spawn(async move {
-            let mut leadership = ctx.raft.watch_status();
-            loop {
-                tokio::select! {
-                    _ = tx.closed() => break,
-                    changed = leadership.changed() => {
-                        if changed.is_err() || !leadership.borrow().is_leader() {
-                            let _ = tx.try_send(Err(Status::unavailable(
-                                "leadership changed: listen on the new leader",
-                            )));
-                            break;
-                        }
-                    }
+            tokio::select! {
+                _ = tx.closed() => {}
+                _ = term.lost() => {
+                    let _ = tx.try_send(Err(leadership_changed("listen on the new leader")));
                 }
             }
             ctx.logs.unlisten(&node, generation);
@@ -74,7 +69,7 @@ impl LogBrokerRpc for LogBrokerService {
         request: Request<Streaming<PublishLogsMessage>>,
     ) -> Result<Response<PublishLogsResponse>, Status> {
         let who = require_node(&request)?;
-        if let Some(err) = not_leader(&self.ctx) {
+        if let Some(err) = not_leader(&self.ctx, TO_LEADER) {
             return Err(err);
         }
         let mut stream = request.into_inner();

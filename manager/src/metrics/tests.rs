@@ -62,7 +62,7 @@ async fn a_manager_shows_its_raft_state_its_store_and_its_proposals() {
     };
     leader
         .ctx
-        .update(|tx| Ok(tx.create(secret)?))
+        .update(|tx| Ok::<_, crate::context::CommitError>(tx.create(secret)?))
         .await
         .expect("commit");
 

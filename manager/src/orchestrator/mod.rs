@@ -92,7 +92,7 @@ pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {
             let committed = ctx.commit_parts(batch).await;
             drop(timer);
             if let Err(e) = committed {
-                tracing::debug!(error = %e.message(), "orchestrator commit lost a race; recomputing");
+                tracing::debug!(error = %e, "orchestrator commit lost a race; recomputing");
                 sleep_or_stop(&shutdown, RETRY).await;
                 continue;
             }

@@ -13,6 +13,8 @@ mod flusher;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 pub mod guard;
+#[cfg(test)]
+pub(crate) mod instant;
 pub mod log;
 pub mod node;
 pub mod service;

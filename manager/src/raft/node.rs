@@ -347,6 +347,32 @@ impl RaftHandle {
     }
 }
 
+#[cfg(test)]
+impl RaftHandle {
+    /// A handle whose requests nobody serves yet, with the senders of
+    /// its status and applied index: for [`super::instant`].
+    pub(super) fn detached(
+        status: RaftStatus,
+    ) -> (
+        RaftHandle,
+        mpsc::Receiver<Request>,
+        watch::Sender<RaftStatus>,
+        watch::Sender<u64>,
+    ) {
+        let (requests, inbox) = mpsc::channel(64);
+        let (status_tx, status) = watch::channel(status);
+        let (applied_tx, applied) = watch::channel(0);
+        let handle = RaftHandle {
+            requests,
+            status,
+            applied,
+            progress: Arc::default(),
+            failure: Arc::default(),
+        };
+        (handle, inbox, status_tx, applied_tx)
+    }
+}
+
 /// The members and empty store a brand-new cluster starts from: a
 /// snapshot at index 1 whose only voter is `founder`.
 pub fn bootstrap_snapshot(founder: RaftMember) -> Snapshot {

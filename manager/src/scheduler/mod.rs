@@ -25,14 +25,13 @@ use std::time::{Duration, SystemTime};
 
 use shoal_proto::objects::{Task, TaskState};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use tracing::Instrument;
 
 pub use constraint::node_matches;
 pub use filter::{ConstraintError, parse_constraints};
 pub use pipeline::{Plan, plan};
 
-use crate::context::ManagerContext;
+use crate::context::{CommitError, ManagerContext};
 use crate::passes::{Passes, Timing, drive};
 use crate::raft::node::Applied;
 use crate::store::{Changed, Commit, EventAction, Tables};
@@ -110,7 +109,7 @@ impl Passes for Loop {
     }
 
     /// One pass: plan on a view, record the plan in one update.
-    async fn pass(&mut self) -> Result<(), Status> {
+    async fn pass(&mut self) -> Result<(), CommitError> {
         crate::metrics::METRICS.scheduler_passes.inc();
         let (plan, versions) = self.ctx.store.view(|tables| {
             let plan = plan(tables, &pending_tasks(tables));
@@ -126,7 +125,7 @@ impl Passes for Loop {
         let (batch, written): (_, Written) = self
             .ctx
             .store
-            .build(|tx| write_plan(tx, &plan, &versions, now).map_err(Status::from))?;
+            .build(|tx| write_plan(tx, &plan, &versions, now).map_err(CommitError::from))?;
         if batch.actions.is_empty() {
             return Ok(());
         }

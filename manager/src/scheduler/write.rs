@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use shoal_proto::objects::{Node, Task, TaskState, TaskStatus};
+use shoal_proto::objects::{Node, Task, TaskState};
 
 use super::pipeline::Plan;
 use crate::store::{StoreError, Stored, Tables, Tx};
@@ -80,7 +80,7 @@ pub fn write_plan(
         };
         let mut task = task.clone();
         task.node_id = node_id.clone();
-        let status = task.status.get_or_insert_with(TaskStatus::default);
+        let status = task.status.get_or_insert_default();
         status.set_state(TaskState::Assigned);
         status.message = ASSIGNED_MESSAGE.to_string();
         status.err.clear();
@@ -97,7 +97,7 @@ pub fn write_plan(
             continue;
         }
         let mut task = task.clone();
-        let status = task.status.get_or_insert_with(TaskStatus::default);
+        let status = task.status.get_or_insert_default();
         status.err = why.clone();
         status.timestamp = Some(now.into());
         tx.update(task)?;

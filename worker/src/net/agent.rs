@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dns::{DnsServer, DnsTable};
 use super::lb::{LoadBalancer, mesh_plan, node_plan, vip_plan};
-use super::plane::DataPlane;
+use super::plane::{AttachError, DataPlane};
 use super::{Attachment, NetworkView, Overlay, Sandbox, attachment, parse_cidr};
 
 /// How long an attach waits for the view to name the task's networks.
@@ -100,7 +100,8 @@ impl NetAgent {
         if state.closed {
             return Ok(());
         }
-        overlay(state, view)?
+        overlay(state, view)
+            .map_err(|e| e.to_string())?
             .sync(view)
             .await
             .map_err(|e| e.to_string())?;
@@ -121,7 +122,8 @@ impl NetAgent {
                 .as_ref()
                 .is_none_or(|s| s.ingress_addr != a.ip)
         {
-            let sandbox = overlay(state, view)?
+            let sandbox = overlay(state, view)
+                .map_err(|e| e.to_string())?
                 .sandbox(&a)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -203,7 +205,7 @@ impl NetAgent {
 
     /// A task on no network: its egress link only (the overlay is made
     /// once the node's first view arrives).
-    async fn egress_only(&self, task: &Task, netns: &Path) -> Result<(), String> {
+    async fn egress_only(&self, task: &Task, netns: &Path) -> Result<(), AttachError> {
         let view = self.view_with(&[]).await?;
         let mut state = self.state.lock().await;
         if state.closed {
@@ -211,13 +213,12 @@ impl NetAgent {
         }
         overlay(&mut state, &view)?
             .egress(&task.id, netns, 0)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
 
     /// The newest view naming every network in `ids`, waiting a while.
-    async fn view_with(&self, ids: &[String]) -> Result<NetworkView, String> {
+    async fn view_with(&self, ids: &[String]) -> Result<NetworkView, AttachError> {
         let mut views = self.views.clone();
         let has = |v: &Option<NetworkView>| {
             v.as_ref()
@@ -226,29 +227,31 @@ impl NetAgent {
         let found = tokio::time::timeout(VIEW_WAIT, views.wait_for(has)).await;
         match found {
             Ok(Ok(v)) => Ok(v.clone().unwrap_or_default()),
-            _ => Err(format!(
-                "the managers did not describe networks {ids:?} within {VIEW_WAIT:?}"
-            )),
+            _ => Err(AttachError::NoView {
+                networks: ids.to_vec(),
+                waited: VIEW_WAIT,
+            }),
         }
     }
 }
 
-fn overlay<'a>(state: &'a mut State, view: &NetworkView) -> Result<&'a mut Overlay, String> {
-    if state.overlay.is_none() {
-        let addr: Ipv4Addr = view
-            .node_addr
-            .parse()
-            .map_err(|_| format!("node address {:?} is not IPv4", view.node_addr))?;
-        let port = u16::try_from(view.data_path_port)
-            .ok()
-            .filter(|p| *p != 0)
-            .unwrap_or(4789);
-        state.overlay = Some(Overlay::new(&state.prefix, addr, port).map_err(|e| e.to_string())?);
-    }
-    state
-        .overlay
-        .as_mut()
-        .ok_or_else(|| "no overlay".to_string())
+/// The node's overlay, made from the first view that needs it.
+fn overlay<'a>(state: &'a mut State, view: &NetworkView) -> Result<&'a mut Overlay, AttachError> {
+    let overlay = match state.overlay.take() {
+        Some(overlay) => overlay,
+        None => {
+            let addr: Ipv4Addr = view
+                .node_addr
+                .parse()
+                .map_err(|_| AttachError::NodeAddr(view.node_addr.clone()))?;
+            let port = u16::try_from(view.data_path_port)
+                .ok()
+                .filter(|p| *p != 0)
+                .unwrap_or(4789);
+            Overlay::new(&state.prefix, addr, port)?
+        }
+    };
+    Ok(state.overlay.insert(overlay))
 }
 
 fn attachments(task: &Task) -> Vec<Attachment> {
@@ -265,7 +268,7 @@ fn attachments(task: &Task) -> Vec<Attachment> {
 
 #[tonic::async_trait]
 impl DataPlane for NetAgent {
-    async fn attach(&self, task: &Task, netns: &Path) -> Result<(), String> {
+    async fn attach(&self, task: &Task, netns: &Path) -> Result<(), AttachError> {
         let wanted = attachments(task);
         if wanted.is_empty() {
             return self.egress_only(task, netns).await;
@@ -278,26 +281,15 @@ impl DataPlane for NetAgent {
         // The task's networks (and their peers) must exist; the node's and
         // other tasks' rules are the view loop's (syncing them here made
         // each start redo every local task's rules).
-        overlay.sync(&view).await.map_err(|e| e.to_string())?;
-        overlay
-            .attach(&task.id, netns, &wanted)
-            .await
-            .map_err(|e| e.to_string())?;
-        overlay
-            .egress(&task.id, netns, wanted.len())
-            .await
-            .map_err(|e| e.to_string())?;
+        overlay.sync(&view).await?;
+        overlay.attach(&task.id, netns, &wanted).await?;
+        overlay.egress(&task.id, netns, wanted.len()).await?;
         let (dns, table) = watch::channel(Arc::new(super::dns::table(&view, &ids)));
-        let server = DnsServer::start(netns, table, super::dns::host_upstreams())
-            .await
-            .map_err(|e| e.to_string())?;
+        let server = DnsServer::start(netns, table, super::dns::host_upstreams()).await?;
         let plan = vip_plan(&view, &ids);
         let lb = state.lb.clone();
         let ns = netns.to_path_buf();
-        tokio::task::spawn_blocking(move || lb.sync_task(&ns, &plan))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || lb.sync_task(&ns, &plan)).await??;
         state.tasks.insert(
             task.id.clone(),
             TaskNet {

@@ -18,6 +18,9 @@
 //!   filters forwarding in the daemon's namespace.
 //! - `nsenter`: running code (binding sockets, spawning `nft`) inside a
 //!   pinned namespace from a throwaway thread.
+//! - `agent`: the actor that applies each view and wires tasks in and out;
+//!   `plane`: the seam task actors call it through (`DataPlane`, whose
+//!   `attach` fails with a typed `AttachError`).
 //!
 //! Naming: several daemons share one kernel in tests, so every namespace
 //! and interface this node creates carries a short prefix derived from its

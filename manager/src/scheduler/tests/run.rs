@@ -32,7 +32,7 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
         for i in 0..9 {
             tx.create(task(&format!("web-{i}"), "web"))?;
         }
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("create");
@@ -58,7 +58,7 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
             task("late", "batch"),
             &["node.labels.zone==late"],
         ))?;
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("create");
@@ -75,7 +75,7 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
     // ...until a node that fits joins.
     ctx.update(|tx| {
         tx.create(with_label(node("n4"), "zone", "late"))?;
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("join");
@@ -94,7 +94,7 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
     ctx.update(|tx| {
         tx.update(n1)?;
         tx.create(on(task("g1", "global"), "n1"))?;
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("drain");
@@ -111,7 +111,7 @@ async fn the_loop_places_batches_explains_and_follows_node_changes() {
         .set_availability(Availability::Active);
     ctx.update(|tx| {
         tx.update(n1)?;
-        Ok(())
+        Ok::<_, crate::context::CommitError>(())
     })
     .await
     .expect("activate");
