@@ -100,9 +100,9 @@ struct Args {
     /// Prefix length of the networks the swarm allocates, the ingress
     /// network's included (`swarm init --default-addr-pool-mask-length`).
     /// Docker's 24 gives ingress 254 addresses: a node past that has no
-    /// routing-mesh address and the allocator retries it on every pass;
-    /// 20 gives every node one (and every node's view all their sandboxes).
-    #[arg(long, default_value_t = 24)]
+    /// routing-mesh address (as in Docker, a 1,000-node swarm needs a
+    /// larger ingress network); 20 gives every node one.
+    #[arg(long, default_value_t = 20)]
     ingress_mask: u8,
     /// Where the managers' logs are kept (ANSI colours removed), one
     /// folder per run.
