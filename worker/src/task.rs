@@ -218,6 +218,7 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
         actor.report(TaskState::Shutdown, "shutdown", "", None);
         return false;
     }
+    let began = std::time::Instant::now();
     actor.report(TaskState::Accepted, "accepted", "", None);
     actor.report(TaskState::Preparing, "preparing", "", None);
     if let Err(e) = actor.engine.prepare(&run).await {
@@ -237,6 +238,7 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
         );
         return false;
     }
+    let prepared = began.elapsed();
     actor.report(TaskState::Ready, "prepared", "", None);
     if desired(input).is_none_or(|d| d > TaskState::Complete) {
         actor.report(TaskState::Shutdown, "shutdown", "", None);
@@ -251,6 +253,7 @@ async fn bring_up(actor: &mut Actor, input: &mut Input) -> bool {
         }
     }
     actor.report(TaskState::Running, "started", "", None);
+    tracing::debug!(task = %actor.id, ?prepared, total = ?began.elapsed(), "task running");
     true
 }
 
