@@ -32,8 +32,9 @@ use crate::store::{Changed, EventAction, Tables};
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// Wait after a failed commit before computing again.
 const RETRY: Duration = Duration::from_millis(100);
-/// Default task history per slot (Docker's `--task-history-limit`).
-const DEFAULT_HISTORY: usize = 5;
+/// Default task history per slot (Docker's `--task-history-limit`), for
+/// a cluster that sets none; `swarm init` writes it into the spec.
+pub const DEFAULT_HISTORY: usize = 5;
 
 /// Runs until `shutdown` (the end of this manager's leadership).
 pub async fn run(ctx: ManagerContext, shutdown: CancellationToken) {

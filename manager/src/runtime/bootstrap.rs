@@ -29,9 +29,9 @@ pub use crate::ca::DEFAULT_NODE_CERT_EXPIRY;
 pub use crate::dispatcher::DEFAULT_HEARTBEAT;
 pub use crate::dispatcher::networks::DEFAULT_DATA_PATH_PORT;
 
-/// Tasks kept per slot when `--task-history-limit` is unset (Docker's 5;
-/// the orchestrator falls back to the same for a cluster without one).
-pub const DEFAULT_TASK_HISTORY: i64 = 5;
+/// Tasks kept per slot when `--task-history-limit` is unset: the
+/// orchestrator's own default (Docker's 5).
+pub const DEFAULT_TASK_HISTORY: i64 = crate::orchestrator::DEFAULT_HISTORY as i64;
 
 /// The Raft id of a new cluster's first manager.
 pub const FOUNDER_RAFT_ID: u64 = 1;
