@@ -89,6 +89,13 @@ impl ClusterBuilder {
         netns::sweep_stale();
         let run = netns::new_run_name();
         let dir = std::env::temp_dir().join("shoal-tests").join(&run);
+        // Left by a dead process that had our pid (a failed test keeps its
+        // folder for its logs): its swarm.json would make our fresh
+        // daemons "already part of a swarm".
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear a stale {}", dir.display()))?;
+        }
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let underlay = Underlay::create(&run)?;
         let mut cluster = Cluster {
