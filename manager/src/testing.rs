@@ -1,7 +1,7 @@
 //! Test helpers shared by the leader-only loops' tests: a single-node
 //! Raft leader in process ([`leader`]), one on a Raft stand-in for tests
 //! on paused time whose leadership the test moves ([`instant_leader`]),
-//! and a bounded wait.
+//! a bounded wait, and a seeded random source for model tests ([`Rng`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,5 +126,18 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(Instant::now() < deadline, "not within 10s: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A small xorshift: reproducible random cases without a crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
     }
 }

@@ -195,13 +195,28 @@ impl Streams {
         }
     }
 
+    /// Records that task `id` is on `node` (no allocation when it already
+    /// was); the node it was on before, if another.
+    fn place(&mut self, id: &str, node: &str) -> Option<String> {
+        if node.is_empty() {
+            return None;
+        }
+        match self.placed.get_mut(id) {
+            Some(was) if was == node => None,
+            Some(was) => Some(std::mem::replace(was, node.to_string())),
+            None => self.placed.insert(id.to_string(), node.to_string()),
+        }
+    }
+
     /// Hands what `commit` touched to the streams it concerns.
     pub(super) fn route(&mut self, commit: &Commit, store: &Store) {
         if commit.reset {
             self.relearn(store);
             return self.everything();
         }
-        let mut tasks: HashMap<String, Vec<&str>> = HashMap::new();
+        let mut tasks: HashMap<&str, Vec<&str>> = HashMap::new();
+        // Tasks that left a node: rare (the scheduler never moves one).
+        let mut left_behind: Vec<(String, &str)> = Vec::new();
         let mut files = Touched::default();
         let mut networks = NetworkChanges::default();
         for event in &commit.events {
@@ -209,14 +224,13 @@ impl Streams {
                 Changed::Task(t) => {
                     let left = match event.action {
                         EventAction::Remove => self.placed.remove(&t.id),
-                        _ if t.node_id.is_empty() => None,
-                        _ => self.placed.insert(t.id.clone(), t.node_id.clone()),
+                        _ => self.place(&t.id, &t.node_id),
                     };
                     if let Some(left) = left.filter(|n| *n != t.node_id) {
-                        tasks.entry(left).or_default().push(&t.id);
+                        left_behind.push((left, &t.id));
                     }
                     if !t.node_id.is_empty() {
-                        tasks.entry(t.node_id.clone()).or_default().push(&t.id);
+                        tasks.entry(&t.node_id).or_default().push(&t.id);
                     }
                     networks.task(t);
                 }
@@ -229,8 +243,13 @@ impl Streams {
             }
         }
         for (node, ids) in tasks {
-            for inbox in self.assignments.get(&node).into_iter().flatten() {
+            for inbox in self.assignments.get(node).into_iter().flatten() {
                 inbox.add(|t| ids.iter().for_each(|id| t.task(id)));
+            }
+        }
+        for (node, id) in left_behind {
+            for inbox in self.assignments.get(&node).into_iter().flatten() {
+                inbox.add(|t| t.task(id));
             }
         }
         if !files.is_empty() {

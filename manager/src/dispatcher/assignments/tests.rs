@@ -13,6 +13,7 @@ use shoal_proto::objects::{
 use super::*;
 use crate::dispatcher::router::Streams;
 use crate::store::Store;
+use crate::testing::Rng;
 
 /// What the worker on `node_id` must hold now.
 pub(super) fn current(t: &Tables, node_id: &str) -> (Vec<Task>, Vec<Secret>, Vec<Config>) {
@@ -100,17 +101,6 @@ impl Worker {
                 .map(|x| (x.id.clone(), version(x.meta.as_ref())))
                 .collect(),
         }
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

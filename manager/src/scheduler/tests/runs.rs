@@ -12,18 +12,7 @@ use crate::scheduler::node_info::{Demand, NodeInfo};
 use crate::scheduler::pipeline::choose;
 use crate::scheduler::{pending_tasks, plan};
 use crate::store::Tables;
-
-/// A small xorshift: reproducible clusters without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use crate::testing::Rng;
 
 /// Every task on its own, looking at every node: what the plan must equal.
 fn one_by_one(tables: &Tables, pending: &[&Task]) -> Plan {
