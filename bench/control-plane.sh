@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The control-plane benchmark of issue 28: 1,000 simulated workers and
 # 100,000 tasks on 1 and on 3 managers, Raft on. `cp-bench` (this folder,
-# src/bin/control_plane.rs) does one run; this script builds what it needs
+# src/bin/control_plane/) does one run; this script builds what it needs
 # and runs it for each manager count.
 #
 #   sudo bench/control-plane.sh [MANAGERS="1 3"] [WORKERS=1000] [TASKS=100000] [RUNS=1]
