@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use shoal_manager::ca::{DEFAULT_NODE_CERT_EXPIRY, JoinTokens, RootCa};
 use shoal_manager::controlapi::ManagerSlot;
 use shoal_manager::raft::node::RaftConfig;
-use shoal_manager::runtime::{Bootstrap, Manager, ManagerConfig};
+use shoal_manager::runtime::{Bootstrap, Manager, ManagerConfig, bootstrap};
 use shoal_proto::ca::IssueNodeCertificateRequest;
 use shoal_proto::ca::node_ca_client::NodeCaClient;
 use shoal_proto::control::control_client::ControlClient;
@@ -19,7 +19,7 @@ use shoal_proto::control::{GetNodeRequest, UpdateNodeRequest};
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::identity::{NodeIdentity, NodeKey, NodeRole, new_id, new_node_id};
 use shoal_proto::net::ClientTls;
-use shoal_proto::objects::{self, Cluster, Node, NodeSpec, NodeStatus, node_status};
+use shoal_proto::objects::{self, Node, NodeSpec, NodeStatus, node_status};
 use shoal_proto::raft::JoinRequest;
 use shoal_proto::raft::raft_membership_client::RaftMembershipClient;
 use tonic::transport::Channel;
@@ -74,23 +74,13 @@ impl Port {
         let tokens = JoinTokens::generate(root.digest());
         let node_id = new_node_id();
         let creds = mint(&root, &cluster_id, &node_id, NodeRole::Manager);
-        let cluster = Cluster {
-            id: cluster_id.clone(),
-            root_ca: Some(objects::RootCa {
-                ca_cert: root.cert_pem().as_bytes().to_vec(),
-                ca_key: root.key_pem().into_bytes(),
-                ca_cert_digest: root.digest().to_string(),
-                ..Default::default()
-            }),
-            join_tokens: Some(objects::JoinTokens {
-                worker: tokens.worker.to_string(),
-                manager: tokens.manager.to_string(),
-            }),
-            default_addr_pool: vec!["10.0.0.0/8".into()],
-            subnet_size: 24,
-            data_path_port: 4789,
-            ..Default::default()
-        };
+        let cluster = bootstrap::cluster(
+            &cluster_id,
+            &bootstrap::ClusterSettings::default(),
+            &root,
+            &tokens,
+            None,
+        );
         let node = Node {
             id: node_id.clone(),
             spec: Some(NodeSpec {
