@@ -561,3 +561,22 @@ pub fn shoal_binary() -> anyhow::Result<PathBuf> {
     }
     Ok(bin)
 }
+
+/// `text` without ANSI colour sequences (daemon logs are coloured).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -17,6 +17,7 @@ use shoal_proto::control::CreateConfigRequest;
 use shoal_proto::control::control_client::ControlClient;
 use shoal_proto::credentials::NodeCredentials;
 use shoal_proto::objects::{Annotations, ConfigSpec};
+use shoal_tests::cluster::strip_ansi;
 use shoal_tests::managers::{
     Rng, client_runtime, converged, credentials, managers, spawn_in_netns, store_info,
 };
@@ -132,25 +133,6 @@ async fn write_all(
 }
 
 // ---- 1. snapshot catch-up ----
-
-/// `text` without ANSI colour sequences (daemon logs are coloured).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-byte
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// The index in the daemon log line saying a raft snapshot was restored.
 fn restored_snapshot_index(log: &str) -> Option<u64> {

@@ -68,6 +68,7 @@ use shoal_proto::objects::node_status::State as NodeState;
 use shoal_proto::objects::{EngineDescription, NodeDescription, Platform, Resources};
 use shoal_proto::token::JoinToken;
 use shoal_tests::Cluster;
+use shoal_tests::cluster::strip_ansi;
 use shoal_worker::agent::{AgentConfig, SessionState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};

@@ -97,23 +97,6 @@ impl Phases {
     }
 }
 
-pub(crate) fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `key=<number>` in a log line.
 pub(crate) fn field(line: &str, key: &str) -> Option<u64> {
     line.split_whitespace().find_map(|w| {
