@@ -2,15 +2,8 @@
 //! See `shoal_manager::fuzzing` for the input format and what must hold.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-
-fn scratch() -> &'static std::path::Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir_in(shoal_fuzz::scratch_root()).expect("scratch dir"))
-        .path()
-}
+use shoal_fuzz::scratch;
 
 fuzz_target!(|data: &[u8]| {
     shoal_manager::fuzzing::run("join_token", scratch(), data);

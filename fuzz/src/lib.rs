@@ -15,3 +15,11 @@ pub fn scratch_root() -> std::path::PathBuf {
         std::env::temp_dir()
     }
 }
+
+/// This fuzz target's scratch folder: one per process, under
+/// [`scratch_root`], removed when the process ends normally.
+pub fn scratch() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir_in(scratch_root()).expect("scratch dir"))
+        .path()
+}
